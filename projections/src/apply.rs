@@ -1,0 +1,234 @@
+//! How each record changes a shard: `check` decides (without changing anything)
+//! whether the event can apply; `apply` then changes the state and runs the rules
+//! on exactly what the event touched.
+//!
+//! Decisions: selling more than is held is rejected (accounts are long-only;
+//! shorts are out of scope). Cash may go negative: trades and withdrawals are
+//! facts reported by upstream systems, and a debit balance is reported, not refused.
+
+use std::collections::BTreeSet;
+
+use riskstream_schemas::{
+    AccountOpened, Alert, CashMovement, Event, EventBody, RecordRef, Rejection, Side, TradeExecuted,
+};
+use rust_decimal::Decimal;
+
+use crate::rules::Cause;
+use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Targets};
+
+impl ShardState {
+    /// Stateful checks; stateless ones are `riskstream_schemas::validate`.
+    pub fn check(&self, event: &Event) -> Result<(), Rejection> {
+        match &event.body {
+            EventBody::AccountOpened(e) => match self.accounts.get(&e.account_id) {
+                Some(_) => Err(Rejection::field("account_id", format!("account `{}` is already open", e.account_id))),
+                None => Ok(()),
+            },
+            EventBody::TradeExecuted(e) => self.check_trade(e),
+            EventBody::CashMovement(CashMovement { account_id, user_id, .. }) => self.owned(account_id, user_id).map(drop),
+            EventBody::TargetAllocationSet(e) => self.owned(&e.account_id, &e.user_id).map(drop),
+            EventBody::RiskLimitsSet(e) => self.owned(&e.account_id, &e.user_id).map(drop),
+            EventBody::SecurityListed(_)
+            | EventBody::MarketTick(_)
+            | EventBody::AlertPreferencesSet(_)
+            | EventBody::PriceBatch(_) => Ok(()),
+        }
+    }
+
+    fn owned(&self, account_id: &str, user_id: &str) -> Result<&Account, Rejection> {
+        let a = self.accounts.get(account_id).ok_or_else(|| {
+            Rejection::field("account_id", format!("unknown account `{account_id}` (send AccountOpened first)"))
+        })?;
+        if a.user_id != user_id {
+            return Err(Rejection::field(
+                "user_id",
+                format!("account `{account_id}` belongs to user `{}`, not `{user_id}`", a.user_id),
+            ));
+        }
+        Ok(a)
+    }
+
+    fn check_trade(&self, e: &TradeExecuted) -> Result<(), Rejection> {
+        let a = self.owned(&e.account_id, &e.user_id)?;
+        if !self.securities.contains_key(&e.symbol) {
+            return Err(Rejection::field("symbol", format!("unknown symbol `{}` (send SecurityListed first)", e.symbol)));
+        }
+        if e.side == Side::Sell {
+            let held = a.positions.get(&e.symbol).map_or(Decimal::ZERO, |p| p.quantity);
+            if e.quantity > held {
+                return Err(Rejection::field(
+                    "quantity",
+                    format!("selling {} {} but account `{}` holds {held} (short sales are not supported)", e.quantity, e.symbol, e.account_id),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one record stored at `at`; returns the alerts it raised or cleared.
+    /// Nothing changes when it is rejected.
+    pub fn apply(&mut self, at: RecordRef, event: &Event) -> Result<Vec<Alert>, Rejection> {
+        self.check(event)?;
+        let cause = Cause { at, ts: event.ts };
+        let mut alerts = Vec::new();
+        match &event.body {
+            EventBody::AccountOpened(e) => self.open_account(e, event),
+            EventBody::SecurityListed(e) => {
+                let sec = Security {
+                    symbol: e.symbol.clone(),
+                    asset_class: e.asset_class.clone(),
+                    sector: e.sector.clone(),
+                    wash_group: e.wash_group.clone(),
+                };
+                self.securities.insert(e.symbol.clone(), sec);
+                self.dirty.securities.insert(e.symbol.clone());
+            }
+            EventBody::CashMovement(e) => {
+                let signed = if e.kind.is_inflow() { e.amount } else { -e.amount };
+                self.move_cash(&e.account_id, signed);
+                self.evaluate_account(&e.account_id, cause, &mut alerts);
+            }
+            EventBody::TradeExecuted(e) => {
+                self.trade(e, event);
+                self.evaluate_account(&e.account_id, cause, &mut alerts);
+            }
+            EventBody::MarketTick(t) => {
+                self.reprice(std::iter::once((t.symbol.as_str(), t.price)), cause, &mut alerts)
+            }
+            EventBody::PriceBatch(b) => {
+                self.reprice(b.prices.iter().map(|(s, p)| (s.as_str(), p.0)), cause, &mut alerts)
+            }
+            EventBody::TargetAllocationSet(e) => {
+                let weights = e.targets.iter().map(|(s, w)| (s.clone(), w.0)).collect();
+                let t = Targets { weights, band_abs: e.band_abs, band_rel: e.band_rel };
+                self.account_mut(&e.account_id).targets = Some(t);
+                self.dirty.targets.insert(e.account_id.clone());
+                self.evaluate_account(&e.account_id, cause, &mut alerts);
+            }
+            EventBody::RiskLimitsSet(e) => {
+                self.account_mut(&e.account_id).limits = Limits { max_position_weight: e.max_position_weight };
+                self.dirty.accounts.insert(e.account_id.clone());
+                self.evaluate_account(&e.account_id, cause, &mut alerts);
+            }
+            // Channel preferences belong to the notifier; the record is kept in the log.
+            EventBody::AlertPreferencesSet(_) => {}
+        }
+        Ok(alerts)
+    }
+
+    fn account_mut(&mut self, account_id: &str) -> &mut Account {
+        self.accounts.get_mut(account_id).expect("checked before apply")
+    }
+
+    fn open_account(&mut self, e: &AccountOpened, event: &Event) {
+        let account = Account {
+            account_id: e.account_id.clone(),
+            user_id: e.user_id.clone(),
+            tax_status: e.tax_status,
+            base_currency: e.base_currency.clone(),
+            opened_at: event.ts,
+            limits: Limits::default(),
+            cash: Decimal::ZERO,
+            positions: Default::default(),
+            targets: None,
+            market_value: Decimal::ZERO,
+        };
+        self.accounts.insert(e.account_id.clone(), account);
+        self.dirty.accounts.insert(e.account_id.clone());
+        self.dirty.cash.insert(e.account_id.clone());
+    }
+
+    fn move_cash(&mut self, account_id: &str, signed: Decimal) {
+        let a = self.account_mut(account_id);
+        a.cash += signed;
+        a.market_value += signed;
+        self.dirty.cash.insert(account_id.to_string());
+    }
+
+    fn trade(&mut self, e: &TradeExecuted, event: &Event) {
+        if !self.prices.contains_key(&e.symbol) {
+            // Until the first tick, the trade price is the best price known.
+            let info = PriceInfo { price: e.price, ts: event.ts, prev_close: e.price };
+            self.prices.insert(e.symbol.clone(), info);
+            self.dirty.prices.insert(e.symbol.clone());
+        }
+        let price = self.last_price(&e.symbol);
+        let notional = e.quantity * e.price;
+        let cash_delta = match e.side {
+            Side::Buy => -(notional + e.fees),
+            Side::Sell => notional - e.fees,
+        };
+        let a = self.accounts.get_mut(&e.account_id).expect("checked before apply");
+        let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| Position::new(Decimal::ZERO, Decimal::ZERO));
+        let old_value = p.value;
+        match e.side {
+            Side::Buy => {
+                p.quantity += e.quantity;
+                p.cost_basis += notional + e.fees;
+            }
+            Side::Sell if e.quantity == p.quantity => p.cost_basis = Decimal::ZERO,
+            Side::Sell => p.cost_basis -= p.cost_basis * e.quantity / p.quantity,
+        }
+        if e.side == Side::Sell {
+            p.quantity -= e.quantity;
+        }
+        p.value = p.quantity * price;
+        a.market_value += p.value - old_value + cash_delta;
+        a.cash += cash_delta;
+        let emptied = p.quantity.is_zero();
+        if emptied {
+            a.positions.remove(&e.symbol);
+            if let Some(h) = self.holders.get_mut(&e.symbol) {
+                h.remove(&e.account_id);
+            }
+        } else {
+            self.holders.entry(e.symbol.clone()).or_default().insert(e.account_id.clone());
+        }
+        self.dirty.positions.insert((e.account_id.clone(), e.symbol.clone()));
+        self.dirty.cash.insert(e.account_id.clone());
+    }
+
+    /// New last prices: O(holders) per symbol, then the rules once per touched
+    /// account (account order) after the symbol rules (symbol order).
+    fn reprice<'a>(&mut self, prices: impl Iterator<Item = (&'a str, Decimal)>, cause: Cause, out: &mut Vec<Alert>) {
+        let mut touched = BTreeSet::new();
+        let mut moved = Vec::new();
+        for (symbol, price) in prices {
+            self.set_price(symbol, price, cause);
+            moved.push(symbol);
+            let Some(holders) = self.holders.get(symbol) else { continue };
+            for id in holders {
+                let a = self.accounts.get_mut(id).expect("holders index only names open accounts");
+                let p = a.positions.get_mut(symbol).expect("holders index matches positions");
+                let new_value = p.quantity * price;
+                a.market_value += new_value - p.value;
+                p.value = new_value;
+                touched.insert(id.clone());
+            }
+        }
+        for symbol in moved {
+            self.evaluate_market_move(symbol, cause, out);
+        }
+        for id in touched {
+            self.evaluate_account(&id, cause, out);
+        }
+    }
+
+    fn set_price(&mut self, symbol: &str, price: Decimal, cause: Cause) {
+        let info = match self.prices.get(symbol) {
+            Some(old) if cause.ts.day() > old.ts.day() => PriceInfo { price, ts: cause.ts, prev_close: old.price },
+            Some(old) => PriceInfo { price, ts: cause.ts.max(old.ts), prev_close: old.prev_close },
+            None => PriceInfo { price, ts: cause.ts, prev_close: price },
+        };
+        self.prices.insert(symbol.to_string(), info);
+        self.dirty.prices.insert(symbol.to_string());
+    }
+}
+
+impl ShardState {
+    /// Applies a record and discards its alerts (handy in tests and tools).
+    pub fn apply_quiet(&mut self, at: RecordRef, event: &Event) -> Result<(), Rejection> {
+        self.apply(at, event).map(drop)
+    }
+}
+

@@ -1,0 +1,172 @@
+//! The persisted form of a shard's state: one table per kind of fact, keyed by
+//! strings, valued by canonical JSON. Stores put these rows in their own column
+//! families; loading them back and calling `rebuild_derived` restores the shard.
+
+use riskstream_schemas::Rejection;
+use rust_decimal::Decimal;
+
+use crate::state::{Account, Position, PriceInfo, Security, ShardState, SignalState, Targets};
+
+/// The projection tables (RocksDB column families of the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Accounts,
+    Securities,
+    Positions,
+    Cash,
+    Prices,
+    Targets,
+    Signals,
+}
+
+impl Table {
+    pub const ALL: [Table; 7] = [
+        Table::Accounts,
+        Table::Securities,
+        Table::Positions,
+        Table::Cash,
+        Table::Prices,
+        Table::Targets,
+        Table::Signals,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Accounts => "accounts",
+            Table::Securities => "securities",
+            Table::Positions => "positions",
+            Table::Cash => "cash",
+            Table::Prices => "prices",
+            Table::Targets => "targets",
+            Table::Signals => "signals",
+        }
+    }
+}
+
+/// One row to write (`Some`) or delete (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub table: Table,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Separates the two parts of composite keys; ids cannot contain control characters.
+const SEP: char = '\u{1f}';
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("facts always serialise")
+}
+
+impl ShardState {
+    /// Returns the rows changed since the last call, in table then key order.
+    pub fn drain_changes(&mut self) -> Vec<Change> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut out = Vec::new();
+        let mut put = |table, key: String, value: Option<Vec<u8>>| out.push(Change { table, key, value });
+        for id in dirty.accounts {
+            put(Table::Accounts, id.clone(), self.accounts.get(&id).map(json));
+        }
+        for symbol in dirty.securities {
+            put(Table::Securities, symbol.clone(), self.securities.get(&symbol).map(json));
+        }
+        for (id, symbol) in dirty.positions {
+            let row = self.accounts.get(&id).and_then(|a| a.positions.get(&symbol)).map(json);
+            put(Table::Positions, format!("{id}{SEP}{symbol}"), row);
+        }
+        for id in dirty.cash {
+            put(Table::Cash, id.clone(), self.accounts.get(&id).map(|a| json(&a.cash)));
+        }
+        for symbol in dirty.prices {
+            put(Table::Prices, symbol.clone(), self.prices.get(&symbol).map(json));
+        }
+        for id in dirty.targets {
+            let row = self.accounts.get(&id).and_then(|a| a.targets.as_ref()).map(json);
+            put(Table::Targets, id, row);
+        }
+        for (rule, subject) in dirty.signals {
+            let row = self.signals.get(&(rule.clone(), subject.clone())).map(json);
+            put(Table::Signals, format!("{rule}{SEP}{subject}"), row);
+        }
+        out
+    }
+
+    /// Every fact row of the shard, in table then key order: what a store holds
+    /// after all changes were drained. The state digest is taken over these.
+    pub fn facts(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        let mut put = |table, key: String, value: Vec<u8>| out.push(Change { table, key, value: Some(value) });
+        for (id, a) in &self.accounts {
+            put(Table::Accounts, id.clone(), json(a));
+        }
+        for (s, sec) in &self.securities {
+            put(Table::Securities, s.clone(), json(sec));
+        }
+        for (id, a) in &self.accounts {
+            for (s, p) in &a.positions {
+                put(Table::Positions, format!("{id}{SEP}{s}"), json(p));
+            }
+        }
+        for (id, a) in &self.accounts {
+            put(Table::Cash, id.clone(), json(&a.cash));
+        }
+        for (s, p) in &self.prices {
+            put(Table::Prices, s.clone(), json(p));
+        }
+        for (id, a) in &self.accounts {
+            if let Some(t) = &a.targets {
+                put(Table::Targets, id.clone(), json(t));
+            }
+        }
+        for ((rule, subject), s) in &self.signals {
+            put(Table::Signals, format!("{rule}{SEP}{subject}"), json(s));
+        }
+        out.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+        out
+    }
+
+    /// Loads one stored row. Accounts must be loaded before the rows that hang off
+    /// them, which table order guarantees.
+    pub fn load_fact(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), Rejection> {
+        let bad = |e: serde_json::Error| Rejection::body(format!("stored {} row `{key}` is corrupt: {e}", table.name()));
+        match table {
+            Table::Accounts => {
+                let a: Account = serde_json::from_slice(value).map_err(bad)?;
+                self.accounts.insert(key.to_string(), a);
+            }
+            Table::Securities => {
+                let s: Security = serde_json::from_slice(value).map_err(bad)?;
+                self.securities.insert(key.to_string(), s);
+            }
+            Table::Positions => {
+                let p: Position = serde_json::from_slice(value).map_err(bad)?;
+                let (id, symbol) = key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad position key `{key}`")))?;
+                self.account_for_load(id)?.positions.insert(symbol.to_string(), p);
+            }
+            Table::Cash => {
+                let c: Decimal = serde_json::from_slice(value).map_err(bad)?;
+                self.account_for_load(key)?.cash = c;
+            }
+            Table::Prices => {
+                let p: PriceInfo = serde_json::from_slice(value).map_err(bad)?;
+                self.prices.insert(key.to_string(), p);
+            }
+            Table::Targets => {
+                let t: Targets = serde_json::from_slice(value).map_err(bad)?;
+                self.account_for_load(key)?.targets = Some(t);
+            }
+            Table::Signals => {
+                let s: SignalState = serde_json::from_slice(value).map_err(bad)?;
+                let (rule, subject) = key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad signal key `{key}`")))?;
+                self.signals.insert((rule.to_string(), subject.to_string()), s);
+            }
+        }
+        Ok(())
+    }
+
+    fn account_for_load(&mut self, id: &str) -> Result<&mut Account, Rejection> {
+        self.accounts
+            .get_mut(id)
+            .ok_or_else(|| Rejection::body(format!("stored row refers to unknown account `{id}`")))
+    }
+}

@@ -1,0 +1,27 @@
+//! The pure portfolio domain: the per-shard state (accounts, positions, cash,
+//! targets, prices), how each event changes it, valuation and drift, and the alert
+//! rules. This crate owns the "projections -> signals -> alert rules" steps of the
+//! flow. It does no I/O, reads no clock and draws no random numbers, so replaying
+//! the same records always yields the same state and the same alerts.
+
+mod apply;
+mod config;
+mod facts;
+mod rules;
+mod state;
+mod valuation;
+
+pub use crate::config::RuleConfig;
+pub use crate::facts::{Change, Table};
+pub use crate::rules::alert_id;
+pub use crate::state::{Account, Limits, Position, Security, ShardState, SignalState, Targets};
+pub use crate::valuation::{AccountView, DriftLine, PositionView, CASH};
+
+use rust_decimal::Decimal;
+
+/// `mantissa * 10^-scale`, for constants.
+pub const fn dec(mantissa: i64, scale: u32) -> Decimal {
+    let neg = mantissa < 0;
+    let m = mantissa.unsigned_abs();
+    Decimal::from_parts(m as u32, (m >> 32) as u32, 0, neg, scale)
+}

@@ -1,0 +1,46 @@
+//! `market_move`: a security moved more than the threshold against the previous
+//! event-time day's last price. Raised once per symbol and fanned out to the
+//! shard's accounts holding it.
+
+use riskstream_schemas::{AlertKind, Priority};
+use rust_decimal::Decimal;
+
+use super::{pct, Cause, Finding, Level};
+use crate::state::ShardState;
+
+impl ShardState {
+    fn daily_move(&self, symbol: &str) -> Option<Decimal> {
+        let p = self.prices.get(symbol)?;
+        if p.prev_close.is_zero() {
+            return None;
+        }
+        Some(p.price / p.prev_close - Decimal::ONE)
+    }
+
+    pub(crate) fn evaluate_market_move(&mut self, symbol: &str, cause: Cause, out: &mut Vec<riskstream_schemas::Alert>) {
+        let Some(change) = self.daily_move(symbol) else { return };
+        let threshold = self.config.market_move;
+        let size = change.abs();
+        let level = if size >= threshold {
+            Level::Breach
+        } else if size <= threshold * (Decimal::ONE - self.config.hysteresis) {
+            Level::Clear
+        } else {
+            Level::Hold
+        };
+        let recipients: Vec<(String, String)> = self
+            .holders
+            .get(symbol)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.accounts.get(id).map(|a| (a.account_id.clone(), a.user_id.clone())))
+            .collect();
+        let describe = |_: &ShardState| Finding {
+            value: change.round_dp(6),
+            threshold,
+            priority: if size >= threshold * Decimal::TWO { Priority::High } else { Priority::Medium },
+            message: format!("{symbol} moved {} against the previous close", pct(change)),
+        };
+        self.step_rule(AlertKind::MarketMove, symbol, level, cause, &recipients, describe, out);
+    }
+}

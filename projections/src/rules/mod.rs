@@ -1,0 +1,133 @@
+//! Alert rules and their shared lifecycle: raised when the condition becomes true,
+//! cleared once it is false beyond the hysteresis margin, re-raised only after the
+//! cooldown (event time). Ids derive from (shard, seq, rule, account) so a replay
+//! or a crash recovery reproduces them.
+
+mod concentration;
+mod drift;
+mod market_move;
+
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+use crate::state::{ShardState, SignalState};
+
+/// What a rule sees now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// Beyond the threshold.
+    Breach,
+    /// Inside the threshold but not past the hysteresis margin.
+    Hold,
+    /// Back within `threshold x (1 - hysteresis)`.
+    Clear,
+}
+
+/// The numbers behind an alert, computed only when its state changes.
+#[derive(Debug, Clone)]
+pub(crate) struct Finding {
+    pub value: Decimal,
+    pub threshold: Decimal,
+    pub priority: Priority,
+    pub message: String,
+}
+
+/// The deterministic alert id: hex of the first 16 bytes of
+/// SHA-256(shard || seq || rule || account).
+pub fn alert_id(at: RecordRef, rule: &str, account_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(at.shard.to_be_bytes());
+    h.update(at.seq.to_be_bytes());
+    h.update((rule.len() as u32).to_be_bytes());
+    h.update(rule.as_bytes());
+    h.update(account_id.as_bytes());
+    let digest = h.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn transition(state: &SignalState, level: Level, ts: Timestamp, cooldown_secs: i64) -> Option<AlertState> {
+    match (state.raised, level) {
+        (false, Level::Breach) => {
+            let cooled = state.last_raised_at.is_none_or(|t| ts >= t.plus_seconds(cooldown_secs));
+            cooled.then_some(AlertState::Raised)
+        }
+        (true, Level::Clear) => Some(AlertState::Cleared),
+        _ => None,
+    }
+}
+
+/// Where and when the evaluated record sits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cause {
+    pub at: RecordRef,
+    pub ts: Timestamp,
+}
+
+impl ShardState {
+    /// Steps the lifecycle of `kind` on `subject`; on a state change, emits one
+    /// alert per recipient account (`(account_id, user_id)`).
+    pub(crate) fn step_rule(
+        &mut self,
+        kind: AlertKind,
+        subject: &str,
+        level: Level,
+        cause: Cause,
+        recipients: &[(String, String)],
+        describe: impl FnOnce(&ShardState) -> Finding,
+        out: &mut Vec<Alert>,
+    ) {
+        let key = (kind.as_str().to_string(), subject.to_string());
+        let current = self.signals.get(&key).cloned().unwrap_or_default();
+        let Some(state) = transition(&current, level, cause.ts, self.config.cooldown_secs) else {
+            return;
+        };
+        let finding = describe(self);
+        let mut first_id = None;
+        for (account_id, user_id) in recipients {
+            let id = alert_id(cause.at, kind.as_str(), account_id);
+            first_id.get_or_insert_with(|| id.clone());
+            out.push(Alert {
+                alert_id: id,
+                kind,
+                state,
+                priority: finding.priority,
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                ts: cause.ts,
+                caused_by: cause.at,
+                rule: kind.as_str().to_string(),
+                value: finding.value,
+                threshold: finding.threshold,
+                message: finding.message.clone(),
+            });
+        }
+        let next = match state {
+            AlertState::Raised => SignalState {
+                raised: true,
+                last_raised_at: Some(cause.ts),
+                raised_alert_id: first_id,
+            },
+            AlertState::Cleared => SignalState { raised: false, ..current },
+        };
+        self.signals.insert(key.clone(), next);
+        self.dirty.signals.insert(key);
+    }
+
+    /// Runs the account rules (drift, concentration) on one account.
+    pub(crate) fn evaluate_account(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
+        let Some(a) = self.accounts.get(account_id) else { return };
+        let recipients = [(a.account_id.clone(), a.user_id.clone())];
+        if let Some(level) = self.drift_level(account_id) {
+            self.step_rule(AlertKind::Drift, account_id, level, cause, &recipients, |s| s.drift_finding(account_id), out);
+        }
+        if let Some(level) = self.concentration_level(account_id) {
+            let describe = |s: &ShardState| s.concentration_finding(account_id);
+            self.step_rule(AlertKind::Concentration, account_id, level, cause, &recipients, describe, out);
+        }
+    }
+}
+
+pub(crate) fn pct(weight: Decimal) -> String {
+    format!("{:.2}%", weight * Decimal::ONE_HUNDRED)
+}

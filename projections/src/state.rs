@@ -1,0 +1,186 @@
+//! The per-shard projection: facts (persisted) plus in-memory indexes and running
+//! sums that make a price change cost O(holders of the symbol).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use riskstream_schemas::{TaxStatus, Timestamp};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::config::RuleConfig;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    pub symbol: String,
+    pub asset_class: String,
+    pub sector: String,
+    pub wash_group: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub quantity: Decimal,
+    /// Average-cost basis including fees; tax lots come with the tax issue.
+    pub cost_basis: Decimal,
+    /// Running value at the last price (derived, not persisted).
+    #[serde(skip)]
+    pub(crate) value: Decimal,
+}
+
+impl Position {
+    pub fn new(quantity: Decimal, cost_basis: Decimal) -> Self {
+        Position { quantity, cost_basis, value: Decimal::ZERO }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targets {
+    /// Symbol (or `CASH`) -> target weight.
+    pub weights: BTreeMap<String, Decimal>,
+    pub band_abs: Option<Decimal>,
+    pub band_rel: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_position_weight: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub account_id: String,
+    pub user_id: String,
+    pub tax_status: TaxStatus,
+    pub base_currency: String,
+    pub opened_at: Timestamp,
+    pub limits: Limits,
+    #[serde(skip)]
+    pub cash: Decimal,
+    #[serde(skip)]
+    pub positions: BTreeMap<String, Position>,
+    #[serde(skip)]
+    pub targets: Option<Targets>,
+    /// Running total: positions at last price plus cash (derived, not persisted).
+    #[serde(skip)]
+    pub(crate) market_value: Decimal,
+}
+
+impl Account {
+    /// Market value as maintained incrementally.
+    pub fn market_value(&self) -> Decimal {
+        self.market_value
+    }
+}
+
+/// Last price of a symbol in this shard and the reference for the daily move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceInfo {
+    pub price: Decimal,
+    pub ts: Timestamp,
+    /// Last price of the previous event-time day (the move's reference).
+    pub prev_close: Decimal,
+}
+
+/// Lifecycle of one rule on one subject (account or symbol).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalState {
+    pub raised: bool,
+    pub last_raised_at: Option<Timestamp>,
+    /// Id of the alert that raised it, so the clear can point back.
+    pub raised_alert_id: Option<String>,
+}
+
+/// Keys touched since the last `drain_changes`, to persist with the batch.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty {
+    pub accounts: BTreeSet<String>,
+    pub cash: BTreeSet<String>,
+    pub positions: BTreeSet<(String, String)>,
+    pub targets: BTreeSet<String>,
+    pub securities: BTreeSet<String>,
+    pub prices: BTreeSet<String>,
+    pub signals: BTreeSet<(String, String)>,
+}
+
+/// Everything one shard knows. Iteration is always in key order.
+#[derive(Debug)]
+pub struct ShardState {
+    pub(crate) shard: u32,
+    pub(crate) config: RuleConfig,
+    pub(crate) accounts: BTreeMap<String, Account>,
+    pub(crate) securities: BTreeMap<String, Security>,
+    pub(crate) prices: BTreeMap<String, PriceInfo>,
+    /// Rule name -> subject -> state.
+    pub(crate) signals: BTreeMap<(String, String), SignalState>,
+    /// symbol -> accounts holding it (derived index).
+    pub(crate) holders: HashMap<String, BTreeSet<String>>,
+    pub(crate) dirty: Dirty,
+}
+
+impl ShardState {
+    pub fn new(shard: u32, config: RuleConfig) -> Self {
+        ShardState {
+            shard,
+            config,
+            accounts: BTreeMap::new(),
+            securities: BTreeMap::new(),
+            prices: BTreeMap::new(),
+            signals: BTreeMap::new(),
+            holders: HashMap::new(),
+            dirty: Dirty::default(),
+        }
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    pub fn config(&self) -> &RuleConfig {
+        &self.config
+    }
+
+    pub fn account(&self, account_id: &str) -> Option<&Account> {
+        self.accounts.get(account_id)
+    }
+
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    pub fn security(&self, symbol: &str) -> Option<&Security> {
+        self.securities.get(symbol)
+    }
+
+    pub fn price(&self, symbol: &str) -> Option<&PriceInfo> {
+        self.prices.get(symbol)
+    }
+
+    pub fn signals(&self) -> impl Iterator<Item = (&(String, String), &SignalState)> {
+        self.signals.iter()
+    }
+
+    pub fn position_count(&self) -> usize {
+        self.accounts.values().map(|a| a.positions.len()).sum()
+    }
+
+    pub(crate) fn last_price(&self, symbol: &str) -> Decimal {
+        self.prices.get(symbol).map_or(Decimal::ZERO, |p| p.price)
+    }
+
+    /// Recomputes every derived value from the facts: the holders index and the
+    /// running sums. Used after loading facts from a store.
+    pub fn rebuild_derived(&mut self) {
+        self.holders.clear();
+        let prices = &self.prices;
+        for account in self.accounts.values_mut() {
+            let mut total = account.cash;
+            for (symbol, position) in account.positions.iter_mut() {
+                let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
+                position.value = position.quantity * price;
+                total += position.value;
+                self.holders.entry(symbol.clone()).or_default().insert(account.account_id.clone());
+            }
+            account.market_value = total;
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The Rust form of event contract v1 (DESIGN.md). JSON field names equal the Avro field names.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::time::Timestamp;
+
+/// One input event: the envelope (`event_id`, `ts`) plus its typed body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Idempotency key: an event whose id was already applied is a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Event time (RFC 3339 UTC); every rule runs on it, never on the wall clock.
+    pub ts: Timestamp,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventBody {
+    AccountOpened(AccountOpened),
+    SecurityListed(SecurityListed),
+    CashMovement(CashMovement),
+    TradeExecuted(TradeExecuted),
+    MarketTick(MarketTick),
+    TargetAllocationSet(TargetAllocationSet),
+    RiskLimitsSet(RiskLimitsSet),
+    AlertPreferencesSet(AlertPreferencesSet),
+    /// Internal: ticks conflated per shard (last price per symbol since the previous batch).
+    PriceBatch(PriceBatch),
+}
+
+/// The names of every event type, in contract order.
+pub const EVENT_TYPES: [&str; 9] = [
+    "AccountOpened",
+    "SecurityListed",
+    "CashMovement",
+    "TradeExecuted",
+    "MarketTick",
+    "TargetAllocationSet",
+    "RiskLimitsSet",
+    "AlertPreferencesSet",
+    "PriceBatch",
+];
+
+impl EventBody {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::AccountOpened(_) => "AccountOpened",
+            EventBody::SecurityListed(_) => "SecurityListed",
+            EventBody::CashMovement(_) => "CashMovement",
+            EventBody::TradeExecuted(_) => "TradeExecuted",
+            EventBody::MarketTick(_) => "MarketTick",
+            EventBody::TargetAllocationSet(_) => "TargetAllocationSet",
+            EventBody::RiskLimitsSet(_) => "RiskLimitsSet",
+            EventBody::AlertPreferencesSet(_) => "AlertPreferencesSet",
+            EventBody::PriceBatch(_) => "PriceBatch",
+        }
+    }
+
+    /// The partition key of account-scoped events; `None` for broadcast events
+    /// (securities, ticks), which every shard receives.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            EventBody::AccountOpened(e) => Some(&e.user_id),
+            EventBody::CashMovement(e) => Some(&e.user_id),
+            EventBody::TradeExecuted(e) => Some(&e.user_id),
+            EventBody::TargetAllocationSet(e) => Some(&e.user_id),
+            EventBody::RiskLimitsSet(e) => Some(&e.user_id),
+            EventBody::AlertPreferencesSet(e) => Some(&e.user_id),
+            EventBody::SecurityListed(_) | EventBody::MarketTick(_) | EventBody::PriceBatch(_) => {
+                None
+            }
+        }
+    }
+
+    pub fn account_id(&self) -> Option<&str> {
+        match self {
+            EventBody::AccountOpened(e) => Some(&e.account_id),
+            EventBody::CashMovement(e) => Some(&e.account_id),
+            EventBody::TradeExecuted(e) => Some(&e.account_id),
+            EventBody::TargetAllocationSet(e) => Some(&e.account_id),
+            EventBody::RiskLimitsSet(e) => Some(&e.account_id),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxStatus {
+    Taxable,
+    TraditionalIra,
+    RothIra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountOpened {
+    pub account_id: String,
+    pub user_id: String,
+    pub tax_status: TaxStatus,
+    pub base_currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityListed {
+    pub symbol: String,
+    pub asset_class: String,
+    pub sector: String,
+    /// Symbols of one group are substantially identical (wash-sale rules).
+    pub wash_group: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CashKind {
+    Deposit,
+    Withdrawal,
+    Dividend,
+    Interest,
+    Fee,
+}
+
+impl CashKind {
+    /// Whether the movement adds to (true) or takes from (false) the cash balance.
+    pub fn is_inflow(self) -> bool {
+        matches!(self, CashKind::Deposit | CashKind::Dividend | CashKind::Interest)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashMovement {
+    pub account_id: String,
+    pub user_id: String,
+    pub kind: CashKind,
+    /// Always positive; `kind` gives the direction.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LotMethod {
+    Fifo,
+    Hifo,
+    Specific,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradeExecuted {
+    pub trade_id: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub symbol: String,
+    pub side: Side,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub fees: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot_method: Option<LotMethod>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lot_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketTick {
+    pub symbol: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub volume: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetAllocationSet {
+    pub account_id: String,
+    pub user_id: String,
+    /// Symbol (or `CASH`) -> target weight; weights sum to 1.
+    pub targets: BTreeMap<String, DecimalStr>,
+    /// Absolute band in weight units (0.05 = 5 percentage points); default 0.05.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub band_abs: Option<Decimal>,
+    /// Band relative to the target weight (0.25 = 25%); default 0.25.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub band_rel: Option<Decimal>,
+}
+
+/// v1 body; the risk issue grows it by schema evolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskLimitsSet {
+    pub account_id: String,
+    pub user_id: String,
+    /// Largest allowed weight of one position (concentration rule); default 0.25.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_position_weight: Option<Decimal>,
+}
+
+/// v1 body; the notifier issue grows it by schema evolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertPreferencesSet {
+    pub user_id: String,
+    /// Channels to deliver on: `webhook`, `email`, `in_app`.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceBatch {
+    pub prices: BTreeMap<String, DecimalStr>,
+}
+
+/// A decimal that travels as a string in JSON (used inside maps, where a
+/// field-level `with` cannot reach).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DecimalStr(#[serde(with = "rust_decimal::serde::str")] pub Decimal);
+
+impl From<Decimal> for DecimalStr {
+    fn from(d: Decimal) -> Self {
+        DecimalStr(d)
+    }
+}
+
+impl fmt::Display for DecimalStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    Drift,
+    Concentration,
+    MarketMove,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Drift => "drift",
+            AlertKind::Concentration => "concentration",
+            AlertKind::MarketMove => "market_move",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Raised,
+    Cleared,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// Where a record sits in the event store: the alert's cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordRef {
+    pub shard: u32,
+    pub seq: u64,
+}
+
+/// The output event (topic `riskstream.alerts`, the API, the local alert log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    pub alert_id: String,
+    pub kind: AlertKind,
+    pub state: AlertState,
+    pub priority: Priority,
+    pub account_id: String,
+    pub user_id: String,
+    pub ts: Timestamp,
+    pub caused_by: RecordRef,
+    pub rule: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub value: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub threshold: Decimal,
+    pub message: String,
+}
