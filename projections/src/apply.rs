@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use riskstream_schemas::{
-    AccountOpened, Alert, CashMovement, Event, EventBody, RecordRef, Rejection, Side, TradeExecuted,
+    AccountOpened, Alert, CashMovement, Event, EventBody, RecordRef, Rejection, Side, Timestamp, TradeExecuted,
 };
 use rust_decimal::Decimal;
 
@@ -93,10 +93,11 @@ impl ShardState {
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
             EventBody::MarketTick(t) => {
-                self.reprice(std::iter::once((t.symbol.as_str(), t.price)), cause, &mut alerts)
+                self.reprice(std::iter::once((t.symbol.as_str(), t.price, event.ts)), cause, &mut alerts)
             }
             EventBody::PriceBatch(b) => {
-                self.reprice(b.prices.iter().map(|(s, p)| (s.as_str(), p.0)), cause, &mut alerts)
+                let at = |s: &str| b.times.get(s).copied().unwrap_or(event.ts);
+                self.reprice(b.prices.iter().map(|(s, p)| (s.as_str(), p.0, at(s))), cause, &mut alerts)
             }
             EventBody::TargetAllocationSet(e) => {
                 let weights = e.targets.iter().map(|(s, w)| (s.clone(), w.0)).collect();
@@ -190,11 +191,16 @@ impl ShardState {
 
     /// New last prices: O(holders) per symbol, then the rules once per touched
     /// account (account order) after the symbol rules (symbol order).
-    fn reprice<'a>(&mut self, prices: impl Iterator<Item = (&'a str, Decimal)>, cause: Cause, out: &mut Vec<Alert>) {
+    fn reprice<'a>(
+        &mut self,
+        prices: impl Iterator<Item = (&'a str, Decimal, Timestamp)>,
+        cause: Cause,
+        out: &mut Vec<Alert>,
+    ) {
         let mut touched = BTreeSet::new();
         let mut moved = Vec::new();
-        for (symbol, price) in prices {
-            self.set_price(symbol, price, cause);
+        for (symbol, price, ts) in prices {
+            self.set_price(symbol, price, ts);
             moved.push(symbol);
             let Some(holders) = self.holders.get(symbol) else { continue };
             for id in holders {
@@ -214,11 +220,11 @@ impl ShardState {
         }
     }
 
-    fn set_price(&mut self, symbol: &str, price: Decimal, cause: Cause) {
+    fn set_price(&mut self, symbol: &str, price: Decimal, ts: Timestamp) {
         let info = match self.prices.get(symbol) {
-            Some(old) if cause.ts.day() > old.ts.day() => PriceInfo { price, ts: cause.ts, prev_close: old.price },
-            Some(old) => PriceInfo { price, ts: cause.ts.max(old.ts), prev_close: old.prev_close },
-            None => PriceInfo { price, ts: cause.ts, prev_close: price },
+            Some(old) if ts.day() > old.ts.day() => PriceInfo { price, ts, prev_close: old.price },
+            Some(old) => PriceInfo { price, ts: ts.max(old.ts), prev_close: old.prev_close },
+            None => PriceInfo { price, ts, prev_close: price },
         };
         self.prices.insert(symbol.to_string(), info);
         self.dirty.prices.insert(symbol.to_string());

@@ -14,7 +14,7 @@ mod valuation;
 pub use crate::config::RuleConfig;
 pub use crate::facts::{Change, Table};
 pub use crate::rules::alert_id;
-pub use crate::state::{Account, Limits, Position, Security, ShardState, SignalState, Targets};
+pub use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, SignalState, Targets};
 pub use crate::valuation::{AccountView, DriftLine, PositionView, CASH};
 
 use rust_decimal::Decimal;

@@ -155,6 +155,10 @@ impl ShardState {
         self.prices.get(symbol)
     }
 
+    pub fn prices(&self) -> impl Iterator<Item = (&str, &PriceInfo)> {
+        self.prices.iter().map(|(s, p)| (s.as_str(), p))
+    }
+
     pub fn signals(&self) -> impl Iterator<Item = (&(String, String), &SignalState)> {
         self.signals.iter()
     }

@@ -51,7 +51,7 @@ fn body(step: &Step, state: &ShardState) -> Option<EventBody> {
                 lot_method: None, lot_ids: vec![],
             })
         }
-        Step::Tick(s, p) => EventBody::PriceBatch(PriceBatch { prices: BTreeMap::from([(SYMBOLS[*s].to_string(), cents(*p).into())]) }),
+        Step::Tick(s, p) => EventBody::PriceBatch(PriceBatch { prices: BTreeMap::from([(SYMBOLS[*s].to_string(), cents(*p).into())]), times: Default::default() }),
         Step::Targets(a, w) => {
             let total: u32 = w.iter().map(|&x| u32::from(x)).sum();
             let mut targets = BTreeMap::new();

@@ -247,6 +247,10 @@ pub struct AlertPreferencesSet {
 #[serde(deny_unknown_fields)]
 pub struct PriceBatch {
     pub prices: BTreeMap<String, DecimalStr>,
+    /// Event time of each symbol's last tick (the batch `ts` is the latest of them),
+    /// so a symbol's price time does not depend on how ticks were batched.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub times: BTreeMap<String, Timestamp>,
 }
 
 /// A decimal that travels as a string in JSON (used inside maps, where a

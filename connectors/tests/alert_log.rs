@@ -1,0 +1,75 @@
+//! The alert log sink writes one parseable JSON line per alert, appending.
+
+use riskstream_connectors::{AlertLogSink, AlertSink};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use rust_decimal::Decimal;
+
+fn alert(n: u64) -> Alert {
+    Alert {
+        alert_id: format!("0-{n}-concentration-acc-000001"),
+        kind: AlertKind::Concentration,
+        state: if n % 2 == 0 {
+            AlertState::Raised
+        } else {
+            AlertState::Cleared
+        },
+        priority: Priority::High,
+        account_id: "acc-000001".into(),
+        user_id: "usr-000001".into(),
+        ts: Timestamp(1_767_623_400_000_000 + n as i64),
+        caused_by: RecordRef { shard: 0, seq: n },
+        rule: "concentration".into(),
+        value: Decimal::new(3125, 4),
+        threshold: Decimal::new(25, 2),
+        message: "S0007 is 31.25% of the account (limit 25%)".into(),
+    }
+}
+
+fn read_log(path: &std::path::Path) -> Vec<Alert> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn alerts_are_appended_as_json_lines_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.jsonl");
+    let mut sink = AlertLogSink::open(&path).unwrap();
+    assert_eq!(sink.name(), "alert-log");
+    sink.deliver(&[alert(1), alert(2)]).unwrap();
+    sink.deliver(&[]).unwrap();
+    sink.deliver(&[alert(3)]).unwrap();
+    assert_eq!(read_log(&path), [alert(1), alert(2), alert(3)]);
+    drop(sink);
+
+    let mut reopened = AlertLogSink::open(&path).unwrap();
+    reopened.deliver(&[alert(4)]).unwrap();
+    let logged = read_log(&path);
+    assert_eq!(logged, [alert(1), alert(2), alert(3), alert(4)]);
+    let line = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(line.contains(r#""value":"0.3125""#), "{line}");
+    assert!(
+        line.contains(r#""ts":"2026-01-05T14:30:00.000001Z""#),
+        "{line}"
+    );
+}
+
+#[test]
+fn opening_in_a_missing_directory_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("alerts.jsonl");
+    let err = AlertLogSink::open(&path).err().unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}

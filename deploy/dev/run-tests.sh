@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds every test once (one profile) and runs them in parallel with
+# cargo-nextest when it is installed, else with cargo test. Extra arguments go
+# to the test runner (e.g. a nextest filter).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+  # nextest does not run doctests.
+  cargo test --workspace --doc --quiet
+else
+  echo "cargo-nextest not found; running cargo test" >&2
+  cargo test --workspace --no-fail-fast "$@"
+fi

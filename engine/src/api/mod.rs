@@ -1,0 +1,235 @@
+//! The query and ingest API (REST over axum): the "query API" box of the flow.
+//! Handlers are generic over the store traits; `riskstream query` runs the same
+//! router in-process so offline answers equal online ones.
+
+mod error;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use riskstream_schemas::json::{self, Decoded};
+use riskstream_schemas::{Rejection, Timestamp};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub use error::ApiError;
+
+use crate::pipeline::Engine;
+use crate::store::{hex, EventStore, ProjectionStore};
+
+/// What the handlers share.
+pub struct AppState<S> {
+    pub engine: RwLock<Engine<S>>,
+    /// Wakes the outbox delivery after a commit.
+    pub outbox_wake: Mutex<Option<Sender<()>>>,
+    requests: AtomicU64,
+}
+
+impl<S> AppState<S> {
+    pub fn new(engine: Engine<S>, outbox_wake: Option<Sender<()>>) -> Arc<Self> {
+        Arc::new(AppState { engine: RwLock::new(engine), outbox_wake: Mutex::new(outbox_wake), requests: AtomicU64::new(0) })
+    }
+
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Engine<S>> {
+        self.engine.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Engine<S>> {
+        self.engine.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn wake_outbox(&self) {
+        if let Some(tx) = self.outbox_wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+type Shared<S> = State<Arc<AppState<S>>>;
+
+pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events::<S>))
+        .route("/v1/events/{shard}/{seq}", get(get_record::<S>))
+        .route("/v1/accounts/{id}", get(get_account::<S>))
+        .route("/v1/accounts/{id}/alerts", get(get_account_alerts::<S>))
+        .route("/v1/alerts", get(get_alerts::<S>))
+        .route("/v1/dead-letters", get(get_dead_letters::<S>))
+        .route("/v1/schemas", get(get_schemas::<S>))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Turns a body into items; a body that cannot be split into events becomes one
+/// rejected item, so it is still kept as a dead letter.
+fn decode_body<S>(app: &AppState<S>, kind: &str, body: &[u8]) -> Result<(Vec<Decoded>, bool), ApiError> {
+    let decoded = match kind {
+        "application/json" | "application/x-ndjson" | "application/jsonl" | "text/plain" => json::decode_batch(body),
+        "application/avro" | "avro/binary" => app.read().codec().decode_body(body),
+        other => return Err(ApiError::UnsupportedMediaType(other.to_string())),
+    };
+    Ok(match decoded {
+        Ok(items) => (items, true),
+        Err(rejection) => {
+            let raw = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).into_owned();
+            (vec![Decoded { index: 0, raw, result: Err(rejection) }], false)
+        }
+    })
+}
+
+async fn post_events<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let kind = content_type(&headers);
+    let (items, whole) = decode_body(&app, &kind, &body)?;
+    let source = format!("http:{}", app.requests.fetch_add(1, Ordering::Relaxed));
+    let worker = Arc::clone(&app);
+    let report = tokio::task::spawn_blocking(move || worker.write().ingest(&source, None, items))
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("ingest task failed: {e}")))??;
+    app.wake_outbox();
+    if !whole {
+        let reason = report.rejected.first().map(Rejection::to_string).unwrap_or_default();
+        return Err(ApiError::BadRequest(format!("{reason} (the body is kept as a dead letter)")));
+    }
+    let status = if report.rejected.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let body = json!({
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "stale_ticks": report.stale_ticks,
+        "rejected": report.rejected,
+        "records_appended": report.records_appended,
+        "alerts": report.alerts.len(),
+    });
+    Ok((status, Json(body)))
+}
+
+async fn get_account<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let (shard, seq, view) = app.read().account_view(&id).ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
+    let mut body = serde_json::to_value(view).expect("views serialise");
+    body["shard"] = json!(shard);
+    body["as_of_seq"] = json!(seq);
+    Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+impl Page {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(100).clamp(1, 10_000)
+    }
+}
+
+async fn get_account_alerts<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Path(id): Path<String>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let store = Arc::clone(app.read().store());
+    if app.read().account_view(&id).is_none() {
+        return Err(ApiError::NotFound(format!("no account `{id}`")));
+    }
+    let alerts = store.account_alerts(&id, page.limit())?;
+    Ok(Json(json!({ "account_id": id, "alerts": alerts })))
+}
+
+/// `since` is an alert number (a cursor from `next`) or an RFC 3339 event time.
+async fn get_alerts<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let store = Arc::clone(app.read().store());
+    let since = page.since.as_deref().unwrap_or("0");
+    let alerts = match since.parse::<u64>() {
+        Ok(after) => store.alerts_after(after, page.limit())?,
+        Err(_) => {
+            let ts = Timestamp::parse(since).map_err(|e| ApiError::BadRequest(format!("`since` must be an alert number or an RFC 3339 time: {e}")))?;
+            let mut found = Vec::new();
+            let mut after = 0;
+            while found.len() < page.limit() {
+                let chunk = store.alerts_after(after, 10_000)?;
+                let Some(last) = chunk.last() else { break };
+                after = last.number;
+                found.extend(chunk.into_iter().filter(|a| a.alert.ts >= ts));
+            }
+            found.truncate(page.limit());
+            found
+        }
+    };
+    let next = alerts.last().map(|a| a.number);
+    Ok(Json(json!({ "alerts": alerts, "next": next })))
+}
+
+async fn get_dead_letters<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+    let store = Arc::clone(app.read().store());
+    let after = match page.since.as_deref() {
+        None => 0,
+        Some(s) => s.parse().map_err(|_| ApiError::BadRequest(format!("`since` must be a dead-letter number, got `{s}`")))?,
+    };
+    let letters = store.dead_letters_after(after, page.limit())?;
+    let next = letters.last().map(|d| d.number);
+    Ok(Json(json!({ "dead_letters": letters, "next": next })))
+}
+
+async fn get_record<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Path((shard, seq)): Path<(u32, u64)>) -> Result<Json<Value>, ApiError> {
+    let engine = app.read();
+    let record = engine.store().record(shard, seq)?.ok_or_else(|| ApiError::NotFound(format!("no record ({shard}, {seq})")))?;
+    let event = engine
+        .codec()
+        .decode(record.fingerprint, &record.payload)
+        .map(|e| serde_json::to_value(e).expect("events serialise"))
+        .unwrap_or_else(|e| json!({ "undecodable": e.to_string() }));
+    Ok(Json(json!({
+        "shard": record.shard,
+        "seq": record.seq,
+        "prev_hash": hex(&record.prev_hash),
+        "hash": hex(&record.hash),
+        "source": record.source,
+        "schema_fingerprint": format!("{:016x}", record.fingerprint),
+        "event": event,
+    })))
+}
+
+async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {
+    let engine = app.read();
+    let codec = engine.codec();
+    let schemas: Vec<Value> = codec
+        .schemas()
+        .map(|(name, schema)| {
+            let fp = codec.fingerprint(name).map(|f| format!("{f:016x}"));
+            json!({ "type": name, "fingerprint": fp, "schema": serde_json::from_str::<Value>(schema).unwrap_or(Value::Null) })
+        })
+        .collect();
+    Json(json!({ "schemas": schemas }))
+}
+
+async fn healthz<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {
+    let engine = app.read();
+    let shards: Vec<Value> = (0..engine.shard_count())
+        .map(|s| {
+            let h = engine.head(s);
+            json!({ "shard": s, "seq": h.seq, "hash": hex(&h.hash) })
+        })
+        .collect();
+    Json(json!({ "status": "ok", "accounts": engine.account_count(), "shards": shards }))
+}
+
+async fn metrics<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> impl IntoResponse {
+    let text = app.read().metrics().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+}

@@ -1,0 +1,131 @@
+//! Command-line interface: one module per subcommand.
+
+mod demo;
+mod offline;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use riskstream_engine::metrics::Metrics;
+use riskstream_engine::store::{EventStore, RocksDbStore};
+use riskstream_engine::{Engine, EngineConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "riskstream", version, about = "Event-sourced streaming risk engine: portfolios, drift and alerts from a hash-chained event log")]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the engine: HTTP ingest and query API over the data dir (no simulator).
+    Run(run::RunArgs),
+    /// The main job on embedded defaults: the engine fed by a seeded market and
+    /// portfolio simulator, the API on 127.0.0.1:8080, alerts printed as they fire.
+    Demo(demo::DemoArgs),
+    /// Bulk-load a JSON-lines file into a data dir (offline; resumable).
+    Import(offline::ImportArgs),
+    /// Print what the API would answer for PATH, read from a data dir (offline).
+    Query(offline::QueryArgs),
+    /// Check every shard's hash chain; names the first bad (shard, seq).
+    Verify(offline::VerifyArgs),
+    /// Rebuild projections from the log: `--check` compares with the live state,
+    /// `--until SEQ --out DIR` builds the state as of SEQ.
+    Replay(offline::ReplayArgs),
+}
+
+/// Settings shared by the commands that open a data dir for writing.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// TOML config file; flags and RISKSTREAM_* variables override it.
+    #[arg(long, env = "RISKSTREAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (event store and projections).
+    #[arg(long, env = "RISKSTREAM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of in-process shards (fixed when the data dir is created).
+    #[arg(long, env = "RISKSTREAM_SHARDS")]
+    pub shards: Option<u32>,
+    /// fsync every commit (survives power loss, slower).
+    #[arg(long, env = "RISKSTREAM_SYNC_WRITES")]
+    pub sync_writes: bool,
+}
+
+impl EngineArgs {
+    /// Defaults, then the file, then environment and flags; validated once.
+    pub fn resolve(&self, default_dir: Option<&str>) -> anyhow::Result<EngineConfig> {
+        let mut cfg = EngineConfig::load(self.config.as_deref())?;
+        if let (None, Some(d)) = (&self.config, default_dir) {
+            cfg.data_dir = PathBuf::from(d);
+        }
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        if let Some(s) = self.shards {
+            cfg.shards = s;
+        }
+        cfg.sync_writes |= self.sync_writes;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+pub fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Demo(a) => demo::demo(a),
+        Command::Import(a) => offline::import(a),
+        Command::Query(a) => offline::query(a),
+        Command::Verify(a) => offline::verify(a),
+        Command::Replay(a) => offline::replay(a),
+    }
+}
+
+/// Opens (or creates) a RocksDB data dir and the engine on it. Unless the shard
+/// count was given explicitly, an existing data dir keeps its own.
+pub fn open_engine(cfg: &EngineConfig, explicit_shards: bool) -> anyhow::Result<Engine<RocksDbStore>> {
+    let store = RocksDbStore::open(&cfg.data_dir, cfg.sync_writes)?;
+    let shards = match store.shard_count()? {
+        Some(n) if !explicit_shards => n,
+        _ => cfg.shards,
+    };
+    let metrics = Arc::new(Metrics::new());
+    Ok(Engine::open(Arc::new(store), shards, cfg.rules.clone(), metrics)?)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

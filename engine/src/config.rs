@@ -1,0 +1,111 @@
+//! Engine configuration, layered: built-in defaults, then a TOML file
+//! (`--config`), then `RISKSTREAM_*` environment variables and CLI flags (clap).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use riskstream_projections::RuleConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Where the event store and projections live.
+    pub data_dir: PathBuf,
+    /// In-process shards (fixed for the life of a data dir).
+    pub shards: u32,
+    /// Address of the query and ingest API.
+    pub listen: SocketAddr,
+    /// Wait for fsync on every commit (survives power loss, not just a crash).
+    pub sync_writes: bool,
+    /// Largest number of items a source hands over per batch.
+    pub batch_max: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Append every delivered alert to `<data_dir>/alerts.jsonl`.
+    pub alert_log: bool,
+    pub rules: RuleConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: PathBuf::from("riskstream-data"),
+            shards: 4,
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            sync_writes: false,
+            batch_max: 20_000,
+            max_body_bytes: 16 * 1024 * 1024,
+            alert_log: true,
+            rules: RuleConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file {path} is invalid: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("invalid setting `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl EngineConfig {
+    /// Defaults overlaid with the TOML file at `path`, if given.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.display().to_string(), reason: e.to_string() })
+    }
+
+    /// Checks the final configuration once, after every layer was applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.to_string() });
+        if self.shards == 0 || self.shards > 1024 {
+            return invalid("shards", "must be between 1 and 1024");
+        }
+        if self.batch_max == 0 {
+            return invalid("batch_max", "must be positive");
+        }
+        let r = &self.rules;
+        let unit = |d: rust_decimal::Decimal| d > rust_decimal::Decimal::ZERO && d <= rust_decimal::Decimal::ONE;
+        if !unit(r.band_abs) || !unit(r.band_rel) || !unit(r.max_position_weight) || !unit(r.market_move) {
+            return invalid("rules", "band_abs, band_rel, max_position_weight and market_move must be in (0, 1]");
+        }
+        if r.hysteresis < rust_decimal::Decimal::ZERO || r.hysteresis >= rust_decimal::Decimal::ONE {
+            return invalid("rules.hysteresis", "must be in [0, 1)");
+        }
+        if r.cooldown_secs < 0 {
+            return invalid("rules.cooldown_secs", "must not be negative");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rs.toml");
+        std::fs::write(&path, "shards = 2\n[rules]\ncooldown_secs = 60\n").unwrap();
+        let cfg = EngineConfig::load(Some(&path)).unwrap();
+        assert_eq!(cfg.shards, 2);
+        assert_eq!(cfg.rules.cooldown_secs, 60);
+        assert_eq!(cfg.rules.band_abs, RuleConfig::default().band_abs);
+        std::fs::write(&path, "shard = 2\n").unwrap();
+        let err = EngineConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("unknown field `shard`"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let cfg = EngineConfig { shards: 0, ..Default::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("`shards`"));
+    }
+}

@@ -1,0 +1,22 @@
+//! The riskstream engine: the sequencer, the hash-chained event store and the
+//! RocksDB projections, the pipeline that joins them per batch, alert delivery
+//! through the outbox, verify and replay, and the query API. The domain itself
+//! (state, valuation, rules) is `riskstream-projections`; event sources and alert
+//! sinks are `riskstream-connectors`.
+//!
+//! Flow, one module per step: `sequencer` -> `store` (append) -> `pipeline`
+//! (apply + rules + commit) -> `outbox` (sinks); `api`, `verify`, `replay` read.
+
+pub mod api;
+pub mod config;
+pub mod metrics;
+pub mod outbox;
+pub mod pipeline;
+pub mod replay;
+pub mod runtime;
+pub mod sequencer;
+pub mod store;
+pub mod verify;
+
+pub use config::EngineConfig;
+pub use pipeline::{Engine, EngineError, IngestReport};

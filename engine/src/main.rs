@@ -1,0 +1,21 @@
+//! `riskstream`: the engine's one binary. `run` is the production entry point,
+//! `demo` the main job on embedded defaults; `import`, `query`, `verify` and
+//! `replay` work offline on a data dir.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_tracing(args.verbose);
+    match cli::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The engine pipeline for one batch: sequence (route, dedupe, conflate) ->
+//! append to each shard's chain -> apply to the shard's projection -> rules ->
+//! one atomic commit of records, projection changes, alerts (history + outbox),
+//! dead letters and the source position. Shards of a batch run in parallel.
+//!
+//! Write-ahead (invariant 1): state changes in memory before the commit, but
+//! readers take the engine lock, which a batch holds until its commit is done;
+//! if a commit fails the engine refuses further work (restart reloads from disk).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use riskstream_projections::{AccountView, Change, RuleConfig, ShardState};
+use riskstream_schemas::avro::Codec;
+use riskstream_schemas::json::{self, Decoded};
+use riskstream_schemas::{Alert, Event, EventBody, RecordRef, Rejection};
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::sequencer::{Refused, Routed, Sequencer};
+use crate::store::{ChainHead, CommitBatch, Counters, DeadLetter, EventStore, ProjectionStore, Record, StoreError, StoredAlert};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("the engine stopped after a storage failure; restart it to reload the last committed state")]
+    Poisoned,
+}
+
+/// What happened to a batch, item by item where it matters.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestReport {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub stale_ticks: usize,
+    pub rejected: Vec<Rejection>,
+    pub records_appended: usize,
+    pub alerts: Vec<Alert>,
+}
+
+/// Below this many routed events a batch runs its shards on the calling thread.
+const PARALLEL_MIN: usize = 512;
+
+pub struct Engine<S> {
+    store: Arc<S>,
+    codec: Codec,
+    shards: Vec<ShardState>,
+    heads: Vec<ChainHead>,
+    counters: Counters,
+    sequencer: Sequencer,
+    metrics: Arc<Metrics>,
+    poisoned: bool,
+}
+
+/// What one shard produced for a batch.
+#[derive(Default)]
+struct ShardOutput {
+    records: Vec<Record>,
+    event_ids: Vec<(String, RecordRef)>,
+    alerts: Vec<Alert>,
+    refused: Vec<Refused>,
+    changes: Vec<(u32, Change)>,
+    accepted: usize,
+}
+
+impl<S> Engine<S> {
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    pub fn shard(&self, shard: u32) -> Option<&ShardState> {
+        self.shards.get(shard as usize)
+    }
+
+    pub fn head(&self, shard: u32) -> ChainHead {
+        self.heads.get(shard as usize).copied().unwrap_or_default()
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.shards.iter().map(|s| s.accounts().count()).sum()
+    }
+}
+
+impl<S: EventStore + ProjectionStore> Engine<S> {
+    /// Opens the engine on a store, loading each shard's projection (no log replay).
+    pub fn open(store: Arc<S>, shard_count: u32, rules: RuleConfig, metrics: Arc<Metrics>) -> Result<Self, EngineError> {
+        match store.shard_count()? {
+            None => store.set_shard_count(shard_count)?,
+            Some(n) if n != shard_count => {
+                return Err(StoreError::Mismatch(format!(
+                    "the data dir was created with {n} shards but {shard_count} were asked for; use --shards {n} or a new data dir"
+                ))
+                .into())
+            }
+            Some(_) => {}
+        }
+        let mut shards = Vec::new();
+        let mut heads = Vec::new();
+        let mut sequencer = Sequencer::new(shard_count);
+        for shard in 0..shard_count {
+            let mut state = ShardState::new(shard, rules.clone());
+            for row in store.load_shard(shard)? {
+                let value = row.value.as_deref().unwrap_or_default();
+                state.load_fact(row.table, &row.key, value).map_err(|r| StoreError::Corrupt(r.reason))?;
+            }
+            state.rebuild_derived();
+            for (symbol, p) in state.prices() {
+                sequencer.remember_tick(symbol, p.ts);
+            }
+            let head = store.head(shard)?;
+            metrics.head_seq.with_label_values(&[&shard.to_string()]).set(head.seq as i64);
+            shards.push(state);
+            heads.push(head);
+        }
+        let counters = store.counters()?;
+        Ok(Engine { store, codec: Codec::new(), shards, heads, counters, sequencer, metrics, poisoned: false })
+    }
+
+    /// The account's view with the shard and the seq it reflects.
+    pub fn account_view(&self, account_id: &str) -> Option<(u32, u64, AccountView)> {
+        self.shards.iter().find_map(|s| {
+            let view = s.incremental_view(account_id)?;
+            Some((s.shard(), self.heads[s.shard() as usize].seq, view))
+        })
+    }
+
+    /// Sequences, applies and commits one batch from `source`; `position` is where
+    /// the source resumes after it and is committed with it.
+    pub fn ingest(&mut self, source: &str, position: Option<String>, items: Vec<Decoded>) -> Result<IngestReport, EngineError> {
+        if self.poisoned {
+            return Err(EngineError::Poisoned);
+        }
+        let started = Instant::now();
+        let store = Arc::clone(&self.store);
+        let seq = self.sequencer.route(items, |id| store.event_seen(id).map(|r| r.is_some()))?;
+        let mut report = IngestReport { accepted: seq.ticks, duplicates: seq.duplicates, stale_ticks: seq.stale_ticks, ..Default::default() };
+        let outputs = self.run_shards(source, seq.per_shard)?;
+        let mut batch = CommitBatch::default();
+        let mut refused = seq.refused;
+        for out in outputs {
+            report.accepted += out.accepted;
+            report.records_appended += out.records.len();
+            batch.records.extend(out.records);
+            batch.event_ids.extend(out.event_ids);
+            batch.changes.extend(out.changes);
+            refused.extend(out.refused);
+            report.alerts.extend(out.alerts);
+        }
+        self.number_alerts(&mut batch, &report.alerts);
+        self.number_dead_letters(&mut batch, source, &refused);
+        report.rejected = refused.into_iter().map(|r| r.rejection).collect();
+        report.rejected.sort_by_key(|r| r.index);
+        if let Some(p) = position {
+            batch.positions.push((source.to_string(), p));
+        }
+        batch.heads = self.heads.iter().enumerate().map(|(i, h)| (i as u32, *h)).collect();
+        self.commit(&batch)?;
+        self.observe(&report, &batch, started);
+        Ok(report)
+    }
+
+    fn run_shards(&mut self, source: &str, per_shard: Vec<Vec<Routed>>) -> Result<Vec<ShardOutput>, EngineError> {
+        let codec = &self.codec;
+        let total: usize = per_shard.iter().map(Vec::len).sum();
+        let work = self.shards.iter_mut().zip(self.heads.iter_mut()).zip(per_shard);
+        if total < PARALLEL_MIN {
+            return work.map(|((state, head), list)| process_shard(state, head, list, codec, source)).collect();
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .map(|((state, head), list)| scope.spawn(move || process_shard(state, head, list, codec, source)))
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("shard worker panicked")).collect()
+        })
+    }
+
+    fn number_alerts(&mut self, batch: &mut CommitBatch, alerts: &[Alert]) {
+        for alert in alerts {
+            self.counters.alerts += 1;
+            batch.alerts.push(StoredAlert { number: self.counters.alerts, alert: alert.clone() });
+        }
+    }
+
+    fn number_dead_letters(&mut self, batch: &mut CommitBatch, source: &str, refused: &[Refused]) {
+        let now = riskstream_schemas::Timestamp(wall_clock_micros()).to_rfc3339();
+        for r in refused {
+            self.counters.dead_letters += 1;
+            batch.dead_letters.push(DeadLetter {
+                number: self.counters.dead_letters,
+                received_at: now.clone(),
+                source: source.to_string(),
+                index: r.rejection.index,
+                field: r.rejection.field.clone(),
+                reason: r.rejection.reason.clone(),
+                raw: r.raw.clone(),
+            });
+        }
+    }
+
+    fn commit(&mut self, batch: &CommitBatch) -> Result<(), EngineError> {
+        if let Err(e) = self.store.commit(batch, self.counters) {
+            self.poisoned = true;
+            tracing::error!(error = %e, "commit failed; the engine stops taking events");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn observe(&self, report: &IngestReport, batch: &CommitBatch, started: Instant) {
+        let m = &self.metrics;
+        m.events.with_label_values(&["accepted"]).inc_by(report.accepted as u64);
+        m.events.with_label_values(&["rejected"]).inc_by(report.rejected.len() as u64);
+        m.events.with_label_values(&["duplicate"]).inc_by(report.duplicates as u64);
+        m.events.with_label_values(&["stale_tick"]).inc_by(report.stale_ticks as u64);
+        for r in &batch.records {
+            m.records.with_label_values(&[&r.shard.to_string()]).inc();
+        }
+        for (shard, head) in &batch.heads {
+            m.head_seq.with_label_values(&[&shard.to_string()]).set(head.seq as i64);
+        }
+        for a in &report.alerts {
+            let state = if a.state == riskstream_schemas::AlertState::Raised { "raised" } else { "cleared" };
+            m.alerts.with_label_values(&[a.kind.as_str(), state]).inc();
+        }
+        m.outbox_depth.add(report.alerts.len() as i64);
+        m.batch_seconds.observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Appends an already-stored record (replay): it must extend the chain exactly.
+    pub fn replay(&mut self, records: Vec<(Record, Event)>) -> Result<Vec<Alert>, EngineError> {
+        let mut batch = CommitBatch::default();
+        let mut alerts = Vec::new();
+        for (record, event) in records {
+            let shard = record.shard as usize;
+            let head = self.heads.get(shard).copied().ok_or_else(|| EngineError::Internal(format!("no shard {shard}")))?;
+            if record.seq != head.seq + 1 || record.prev_hash != head.hash {
+                return Err(EngineError::Internal(format!("record ({shard}, {}) does not extend the chain at seq {}", record.seq, head.seq)));
+            }
+            let at = RecordRef { shard: record.shard, seq: record.seq };
+            let out = self.shards[shard]
+                .apply(at, &event)
+                .map_err(|r| EngineError::Internal(format!("record ({shard}, {}) does not apply: {r}", record.seq)))?;
+            alerts.extend(out);
+            if let Some(id) = event.event_id.filter(|_| !matches!(event.body, EventBody::PriceBatch(_))) {
+                batch.event_ids.push((id, at));
+            }
+            self.heads[shard] = record.head();
+            batch.records.push(record);
+        }
+        for state in &mut self.shards {
+            let shard = state.shard();
+            batch.changes.extend(state.drain_changes().into_iter().map(|c| (shard, c)));
+        }
+        self.number_alerts(&mut batch, &alerts);
+        batch.heads = self.heads.iter().enumerate().map(|(i, h)| (i as u32, *h)).collect();
+        self.commit(&batch)?;
+        Ok(alerts)
+    }
+}
+
+fn process_shard(state: &mut ShardState, head: &mut ChainHead, list: Vec<Routed>, codec: &Codec, source: &str) -> Result<ShardOutput, EngineError> {
+    let shard = state.shard();
+    let mut out = ShardOutput::default();
+    for Routed { index, event } in list {
+        if let Err(rejection) = state.check(&event) {
+            let rejection = match index {
+                Some(i) => rejection.at(i),
+                None => rejection,
+            };
+            out.refused.push(Refused { rejection, raw: json::encode(&event) });
+            continue;
+        }
+        let (fingerprint, payload) = codec.encode(&event).map_err(|e| EngineError::Internal(format!("cannot encode a valid event: {e}")))?;
+        let origin = match index {
+            Some(i) => format!("{source}#{i}"),
+            None => source.to_string(),
+        };
+        let record = Record::next(*head, shard, origin, fingerprint, payload);
+        let at = RecordRef { shard, seq: record.seq };
+        let alerts = state.apply(at, &event).map_err(|r| EngineError::Internal(format!("checked event failed to apply: {r}")))?;
+        *head = record.head();
+        out.alerts.extend(alerts);
+        if let Some(id) = &event.event_id {
+            // A broadcast event is stored in every shard; its id points at shard 0's copy.
+            if event.body.user_id().is_some() || shard == 0 {
+                out.event_ids.push((id.clone(), at));
+            }
+        }
+        if index.is_some() && (event.body.user_id().is_some() || shard == 0) {
+            out.accepted += 1;
+        }
+        out.records.push(record);
+    }
+    out.changes = state.drain_changes().into_iter().map(|c| (shard, c)).collect();
+    Ok(out)
+}
+
+fn wall_clock_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}

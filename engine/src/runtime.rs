@@ -1,0 +1,115 @@
+//! Wiring shared by `riskstream run` and `riskstream demo`: the outbox delivery
+//! thread, the source pump and the HTTP server. Built sink-first: sinks, then
+//! the outbox, then the engine, then the sources that feed it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use riskstream_connectors::{AlertSink, EventSource, SourceError};
+
+use crate::api::{self, AppState};
+use crate::metrics::Metrics;
+use crate::outbox::OutboxDelivery;
+use crate::pipeline::EngineError;
+use crate::store::{EventStore, ProjectionStore};
+
+/// Starts alert delivery; dropping the returned sender stops it after a last drain.
+pub fn start_outbox<S>(store: Arc<S>, sinks: Vec<Box<dyn AlertSink>>, metrics: Arc<Metrics>) -> (Sender<()>, JoinHandle<()>)
+where
+    S: ProjectionStore + 'static,
+{
+    if let Ok(pending) = store.outbox(usize::MAX) {
+        metrics.outbox_depth.set(pending.len() as i64);
+    }
+    let (tx, rx) = mpsc::channel();
+    let delivery = OutboxDelivery::new(store, sinks, metrics);
+    let handle = std::thread::Builder::new()
+        .name("outbox".into())
+        .spawn(move || delivery.run(rx))
+        .expect("can spawn the outbox thread");
+    (tx, handle)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PumpError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// How a pump run ended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PumpStats {
+    pub items: u64,
+    pub batches: u64,
+    pub alerts: u64,
+}
+
+/// Feeds `source` into the engine until it ends or `stop` is set, resuming from
+/// the position stored for it. With `rate` (items/s), batches are paced.
+pub fn pump<S>(app: &AppState<S>, source: &mut dyn EventSource, batch_max: usize, rate: Option<f64>, stop: &AtomicBool) -> Result<PumpStats, PumpError>
+where
+    S: EventStore + ProjectionStore,
+{
+    let stored = app.read().store().source_position(source.name()).map_err(EngineError::from)?;
+    if let Some(position) = stored {
+        tracing::info!(source = source.name(), position = %position, "resuming source");
+        source.seek(&position)?;
+    }
+    let started = Instant::now();
+    let mut stats = PumpStats::default();
+    while !stop.load(Ordering::Relaxed) {
+        let max = match rate {
+            Some(r) => batch_max.min(((r / 10.0).ceil() as usize).max(1)),
+            None => batch_max,
+        };
+        let batch = source.next_batch(max)?;
+        let n = batch.items.len() as u64;
+        if n > 0 || batch.position.is_some() {
+            let report = app.write().ingest(source.name(), batch.position, batch.items)?;
+            stats.alerts += report.alerts.len() as u64;
+            app.wake_outbox();
+        }
+        stats.items += n;
+        stats.batches += 1;
+        if batch.end {
+            break;
+        }
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(r) = rate {
+            let due = Duration::from_secs_f64(stats.items as f64 / r);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve<S>(
+    app: Arc<AppState<S>>,
+    listener: tokio::net::TcpListener,
+    max_body_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: EventStore + ProjectionStore + 'static,
+{
+    let router = api::router(app, max_body_bytes);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// Binds `addr`, saying clearly when the port is taken.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e} (pass --listen with another address)"))
+    })
+}

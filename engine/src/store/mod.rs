@@ -1,0 +1,126 @@
+//! The event store and the projection store: the durable side of the flow.
+//! One `commit` writes a batch's records, projection changes, alerts (history and
+//! outbox), dead letters and source positions atomically (invariant 2), so both
+//! traits are implemented by one backing store.
+
+mod memory;
+mod record;
+mod rocks;
+
+use riskstream_projections::Change;
+use riskstream_schemas::{Alert, RecordRef};
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryStore;
+pub use record::{chain_hash, hex, ChainHead, Hash, Record, GENESIS};
+pub use rocks::{RocksDbStore, META_FAMILY, RECORDS_FAMILY};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store failed; the engine stops rather than diverge from disk.
+    #[error("storage failed: {0}")]
+    Io(String),
+    /// Stored bytes do not decode; run `riskstream verify`.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The data dir was made with other settings.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// An alert as kept in the history and the outbox, numbered in commit order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAlert {
+    pub number: u64,
+    #[serde(flatten)]
+    pub alert: Alert,
+}
+
+/// A rejected event, kept with why and where it came from (invariant 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub number: u64,
+    /// Wall-clock time of the rejection (provenance only; no rule reads it).
+    pub received_at: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// Everything one batch writes, committed atomically.
+#[derive(Debug, Default)]
+pub struct CommitBatch {
+    pub records: Vec<Record>,
+    pub event_ids: Vec<(String, RecordRef)>,
+    pub changes: Vec<(u32, Change)>,
+    pub alerts: Vec<StoredAlert>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub positions: Vec<(String, String)>,
+    pub heads: Vec<(u32, ChainHead)>,
+}
+
+impl CommitBatch {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.dead_letters.is_empty() && self.positions.is_empty()
+    }
+}
+
+/// Next numbers to hand out; stored with each commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub alerts: u64,
+    pub dead_letters: u64,
+}
+
+pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<Record, StoreError>> + 'a>;
+
+/// The hash-chained log, per shard.
+pub trait EventStore: Send + Sync {
+    /// Writes the whole batch or nothing.
+    fn commit(&self, batch: &CommitBatch, counters: Counters) -> Result<(), StoreError>;
+    /// The shard count the data dir was created with (`None` when new).
+    fn shard_count(&self) -> Result<Option<u32>, StoreError>;
+    fn set_shard_count(&self, shards: u32) -> Result<(), StoreError>;
+    fn head(&self, shard: u32) -> Result<ChainHead, StoreError>;
+    fn record(&self, shard: u32, seq: u64) -> Result<Option<Record>, StoreError>;
+    /// Records of `shard` with seq >= `from`, in key order, as stored (gaps and all).
+    fn records(&self, shard: u32, from: u64) -> RecordIter<'_>;
+    fn event_seen(&self, event_id: &str) -> Result<Option<RecordRef>, StoreError>;
+    fn source_position(&self, source: &str) -> Result<Option<String>, StoreError>;
+    fn counters(&self) -> Result<Counters, StoreError>;
+}
+
+/// The projections, alert history, outbox and dead letters.
+pub trait ProjectionStore: Send + Sync {
+    /// Every projection row of a shard, in table then key order.
+    fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError>;
+    /// Alerts numbered above `after`, oldest first.
+    fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError>;
+    /// The last `limit` alerts of one account, oldest first.
+    fn account_alerts(&self, account_id: &str, limit: usize) -> Result<Vec<StoredAlert>, StoreError>;
+    fn dead_letters_after(&self, after: u64, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Alerts not yet delivered to every sink, oldest first.
+    fn outbox(&self, limit: usize) -> Result<Vec<StoredAlert>, StoreError>;
+    fn ack_outbox(&self, numbers: &[u64]) -> Result<(), StoreError>;
+}
+
+/// Key of a projection row: shard (u32 BE) then the row key.
+pub(crate) fn projection_key(shard: u32, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key.len());
+    k.extend_from_slice(&shard.to_be_bytes());
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// Key of an account's alert index entry: account id, 0x1f, alert number (u64 BE).
+pub(crate) fn account_alert_key(account_id: &str, number: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(account_id.len() + 9);
+    k.extend_from_slice(account_id.as_bytes());
+    k.push(0x1f);
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}

@@ -1,0 +1,269 @@
+//! `RocksDbStore`: both store traits over one RocksDB, one column family per kind
+//! of data (key layout in ARCHITECTURE.md). A batch is one `WriteBatch`.
+
+use std::path::Path;
+
+use riskstream_projections::{Change, Table};
+use riskstream_schemas::RecordRef;
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+use super::*;
+
+const RECORDS: &str = "records";
+const META: &str = "meta";
+const EVENT_IDS: &str = "event_ids";
+const ALERTS: &str = "alerts";
+const ACCOUNT_ALERTS: &str = "account_alerts";
+const OUTBOX: &str = "outbox";
+const DEAD_LETTERS: &str = "dead_letters";
+const LOG_FAMILIES: [&str; 7] = [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS];
+
+const SHARDS_KEY: &[u8] = b"shards";
+const COUNTERS_KEY: &[u8] = b"counters";
+
+fn head_key(shard: u32) -> Vec<u8> {
+    [b"head/".as_slice(), &shard.to_be_bytes()].concat()
+}
+
+fn position_key(source: &str) -> Vec<u8> {
+    [b"pos/".as_slice(), source.as_bytes()].concat()
+}
+
+fn io(e: rocksdb::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("stored types serialise")
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+pub struct RocksDbStore {
+    db: DB,
+    write: WriteOptions,
+}
+
+impl RocksDbStore {
+    /// Opens (or creates) the store in `dir`. With `sync`, every commit waits for
+    /// fsync; without it a commit survives a process crash but not a power loss.
+    pub fn open(dir: &Path, sync: bool) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let families = LOG_FAMILIES
+            .iter()
+            .copied()
+            .chain(Table::ALL.iter().map(|t| t.name()))
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, dir, families).map_err(|e| {
+            StoreError::Io(format!("cannot open the data dir {} (is another riskstream using it?): {e}", dir.display()))
+        })?;
+        let mut write = WriteOptions::default();
+        write.set_sync(sync);
+        Ok(RocksDbStore { db, write })
+    }
+
+    /// Opens an existing store for reading only, beside a running engine.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        if !dir.join("CURRENT").exists() {
+            return Err(StoreError::Io(format!("no riskstream data dir at {}", dir.display())));
+        }
+        let opts = Options::default();
+        let names = LOG_FAMILIES.iter().copied().chain(Table::ALL.iter().map(|t| t.name()));
+        let db = DB::open_cf_for_read_only(&opts, dir, names, false)
+            .map_err(|e| StoreError::Io(format!("cannot open the data dir {}: {e}", dir.display())))?;
+        Ok(RocksDbStore { db, write: WriteOptions::default() })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is created at open")
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(cf), key).map_err(io)
+    }
+
+    /// Entries of `cf` from `start` while the key starts with `prefix`.
+    fn scan<'a>(&'a self, cf: &str, start: &[u8], prefix: Vec<u8>) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), StoreError>> + 'a {
+        self.db
+            .iterator_cf(self.cf(cf), IteratorMode::From(start, Direction::Forward))
+            .map(|r| r.map_err(io))
+            .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+    }
+
+    /// Deletes a stored key: only for the tamper tests and repair tools.
+    pub fn raw_delete(&self, cf: &str, key: &[u8]) -> Result<(), StoreError> {
+        self.db.delete_cf(self.cf(cf), key).map_err(io)
+    }
+
+    /// Overwrites a stored value: only for the tamper tests and repair tools.
+    pub fn raw_put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.db.put_cf(self.cf(cf), key, value).map_err(io)
+    }
+
+    pub fn raw_get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(cf, key)
+    }
+
+    fn put_changes(&self, wb: &mut WriteBatch, changes: &[(u32, Change)]) {
+        for (shard, c) in changes {
+            let key = projection_key(*shard, &c.key);
+            let cf = self.cf(c.table.name());
+            match &c.value {
+                Some(v) => wb.put_cf(cf, key, v),
+                None => wb.delete_cf(cf, key),
+            }
+        }
+    }
+
+    fn put_alerts(&self, wb: &mut WriteBatch, alerts: &[StoredAlert]) {
+        for a in alerts {
+            let value = json(a);
+            wb.put_cf(self.cf(ALERTS), a.number.to_be_bytes(), &value);
+            wb.put_cf(self.cf(OUTBOX), a.number.to_be_bytes(), &value);
+            wb.put_cf(self.cf(ACCOUNT_ALERTS), account_alert_key(&a.alert.account_id, a.number), []);
+        }
+    }
+}
+
+impl EventStore for RocksDbStore {
+    fn commit(&self, batch: &CommitBatch, counters: Counters) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for r in &batch.records {
+            wb.put_cf(self.cf(RECORDS), Record::key(r.shard, r.seq), r.encode_value());
+        }
+        for (id, at) in &batch.event_ids {
+            wb.put_cf(self.cf(EVENT_IDS), id.as_bytes(), Record::key(at.shard, at.seq));
+        }
+        self.put_changes(&mut wb, &batch.changes);
+        self.put_alerts(&mut wb, &batch.alerts);
+        for d in &batch.dead_letters {
+            wb.put_cf(self.cf(DEAD_LETTERS), d.number.to_be_bytes(), json(d));
+        }
+        for (source, position) in &batch.positions {
+            wb.put_cf(self.cf(META), position_key(source), position.as_bytes());
+        }
+        for (shard, head) in &batch.heads {
+            wb.put_cf(self.cf(META), head_key(*shard), [head.seq.to_be_bytes().as_slice(), &head.hash].concat());
+        }
+        wb.put_cf(self.cf(META), COUNTERS_KEY, [counters.alerts.to_be_bytes(), counters.dead_letters.to_be_bytes()].concat());
+        self.db.write_opt(wb, &self.write).map_err(io)
+    }
+
+    fn shard_count(&self) -> Result<Option<u32>, StoreError> {
+        match self.get(META, SHARDS_KEY)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(u32::from_be_bytes(
+                v.as_slice().try_into().map_err(|_| StoreError::Corrupt("shard count".into()))?,
+            ))),
+        }
+    }
+
+    fn set_shard_count(&self, shards: u32) -> Result<(), StoreError> {
+        self.db.put_cf_opt(self.cf(META), SHARDS_KEY, shards.to_be_bytes(), &self.write).map_err(io)
+    }
+
+    fn head(&self, shard: u32) -> Result<ChainHead, StoreError> {
+        let Some(v) = self.get(META, &head_key(shard))? else { return Ok(ChainHead::default()) };
+        if v.len() != 40 {
+            return Err(StoreError::Corrupt(format!("head of shard {shard}")));
+        }
+        Ok(ChainHead { seq: u64::from_be_bytes(v[..8].try_into().expect("8")), hash: v[8..].try_into().expect("32") })
+    }
+
+    fn record(&self, shard: u32, seq: u64) -> Result<Option<Record>, StoreError> {
+        self.get(RECORDS, &Record::key(shard, seq))?
+            .map(|v| Record::decode_value(shard, seq, &v))
+            .transpose()
+    }
+
+    fn records(&self, shard: u32, from: u64) -> RecordIter<'_> {
+        let it = self.scan(RECORDS, &Record::key(shard, from), shard.to_be_bytes().to_vec()).map(|r| {
+            let (k, v) = r?;
+            let (shard, seq) = Record::parse_key(&k)?;
+            Record::decode_value(shard, seq, &v)
+        });
+        Box::new(it)
+    }
+
+    fn event_seen(&self, event_id: &str) -> Result<Option<RecordRef>, StoreError> {
+        let Some(v) = self.get(EVENT_IDS, event_id.as_bytes())? else { return Ok(None) };
+        let (shard, seq) = Record::parse_key(&v)?;
+        Ok(Some(RecordRef { shard, seq }))
+    }
+
+    fn source_position(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(META, &position_key(source))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn counters(&self) -> Result<Counters, StoreError> {
+        let Some(v) = self.get(META, COUNTERS_KEY)? else { return Ok(Counters::default()) };
+        if v.len() != 16 {
+            return Err(StoreError::Corrupt("counters".into()));
+        }
+        Ok(Counters {
+            alerts: u64::from_be_bytes(v[..8].try_into().expect("8")),
+            dead_letters: u64::from_be_bytes(v[8..].try_into().expect("8")),
+        })
+    }
+}
+
+impl ProjectionStore for RocksDbStore {
+    fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError> {
+        let prefix = shard.to_be_bytes().to_vec();
+        let mut out = Vec::new();
+        for table in Table::ALL {
+            for row in self.scan(table.name(), &prefix, prefix.clone()) {
+                let (k, v) = row?;
+                let key = String::from_utf8(k[4..].to_vec())
+                    .map_err(|_| StoreError::Corrupt(format!("{} key is not UTF-8", table.name())))?;
+                out.push(Change { table, key, value: Some(v.into_vec()) });
+            }
+        }
+        Ok(out)
+    }
+
+    fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.scan(ALERTS, &start, Vec::new()).take(limit).map(|r| parse("alert", &r?.1)).collect()
+    }
+
+    fn account_alerts(&self, account_id: &str, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
+        let prefix = [account_id.as_bytes(), &[0x1f]].concat();
+        let keys: Vec<Box<[u8]>> = self.scan(ACCOUNT_ALERTS, &prefix, prefix.clone()).map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+        let skip = keys.len().saturating_sub(limit);
+        keys[skip..]
+            .iter()
+            .filter_map(|k| {
+                let number = &k[k.len() - 8..];
+                self.get(ALERTS, number).transpose()
+            })
+            .map(|v| parse("alert", &v?))
+            .collect()
+    }
+
+    fn dead_letters_after(&self, after: u64, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.scan(DEAD_LETTERS, &start, Vec::new()).take(limit).map(|r| parse("dead letter", &r?.1)).collect()
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
+        self.scan(OUTBOX, &[], Vec::new()).take(limit).map(|r| parse("outbox entry", &r?.1)).collect()
+    }
+
+    fn ack_outbox(&self, numbers: &[u64]) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for n in numbers {
+            wb.delete_cf(self.cf(OUTBOX), n.to_be_bytes());
+        }
+        self.db.write_opt(wb, &self.write).map_err(io)
+    }
+}
+
+pub const RECORDS_FAMILY: &str = RECORDS;
+pub const META_FAMILY: &str = META;

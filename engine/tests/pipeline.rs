@@ -1,0 +1,187 @@
+//! The pipeline's invariants on real stores: replay == live (3), any split of the
+//! input into batches gives the same state, restart continues without replaying
+//! the log, an event id applies once (6), bad events are dead-lettered while their
+//! neighbours apply (6), and the engine's views equal a full recompute (4).
+
+mod common;
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use riskstream_engine::metrics::Metrics;
+use riskstream_engine::replay::{compare, rebuild, state_digest};
+use riskstream_engine::store::*;
+use riskstream_engine::Engine;
+use riskstream_projections::{RuleConfig, Table};
+use riskstream_schemas::json::Decoded;
+use riskstream_schemas::{Rejection, Side};
+
+fn memory_engine(shards: u32) -> Engine<MemoryStore> {
+    Engine::open(Arc::new(MemoryStore::new()), shards, RuleConfig::default(), Arc::new(Metrics::new())).unwrap()
+}
+
+fn rocks_engine(dir: &std::path::Path, shards: u32) -> Engine<RocksDbStore> {
+    let store = Arc::new(RocksDbStore::open(dir, false).unwrap());
+    Engine::open(store, shards, RuleConfig::default(), Arc::new(Metrics::new())).unwrap()
+}
+
+fn feed<S: EventStore + ProjectionStore>(engine: &mut Engine<S>, events: &[riskstream_schemas::Event], batch: usize) -> usize {
+    let mut alerts = 0;
+    for chunk in events.chunks(batch.max(1)) {
+        alerts += engine.ingest("test", None, common::items(chunk)).unwrap().alerts.len();
+    }
+    alerts
+}
+
+/// Projection rows other than rule state, which legitimately depends on which
+/// intermediate prices conflation kept.
+fn facts<S: ProjectionStore>(store: &S, shards: u32) -> Vec<(u32, Table, String, Vec<u8>)> {
+    (0..shards)
+        .flat_map(|s| store.load_shard(s).unwrap().into_iter().map(move |c| (s, c.table, c.key, c.value.unwrap())))
+        .filter(|(_, t, _, _)| *t != Table::Signals)
+        .collect()
+}
+
+#[test]
+fn replay_reproduces_state_and_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut live = rocks_engine(dir.path(), 3);
+    let alerts = feed(&mut live, &common::workload(12, 400), 37);
+    assert!(alerts > 0, "the workload must raise alerts for this test to mean anything");
+    let mut replayed = memory_engine(3);
+    let records = rebuild(live.store().as_ref(), &mut replayed, None, |_| {}).unwrap();
+    let report = compare(live.store().as_ref(), replayed.store().as_ref(), 3, records).unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.live_alerts, alerts);
+    // And into RocksDB, as `riskstream replay --check` does.
+    let out = tempfile::tempdir().unwrap();
+    let mut on_disk = rocks_engine(&out.path().join("r"), 3);
+    rebuild(live.store().as_ref(), &mut on_disk, None, |_| {}).unwrap();
+    assert!(compare(live.store().as_ref(), on_disk.store().as_ref(), 3, records).unwrap().ok());
+}
+
+#[test]
+fn replay_detects_a_different_state() {
+    let mut live = memory_engine(2);
+    feed(&mut live, &common::workload(6, 100), 50);
+    let mut replayed = memory_engine(2);
+    let records = rebuild(live.store().as_ref(), &mut replayed, None, |_| {}).unwrap();
+    // One more event in the live store only.
+    feed(&mut live, &[common::ev("late", 9_000, common::deposit("acc-0", "user-0", "1"))], 1);
+    let report = compare(live.store().as_ref(), replayed.store().as_ref(), 2, records).unwrap();
+    assert!(report.difference.unwrap().contains("state digest differs"));
+}
+
+#[test]
+fn replay_until_builds_an_earlier_state() {
+    let mut live = memory_engine(1);
+    let events = common::workload(2, 20);
+    feed(&mut live, &events[..10], 10);
+    let early = state_digest(live.store().as_ref(), 1).unwrap();
+    let seq = live.head(0).seq;
+    feed(&mut live, &events[10..], 10);
+    let mut replayed = memory_engine(1);
+    rebuild(live.store().as_ref(), &mut replayed, Some(seq), |_| {}).unwrap();
+    assert_eq!(replayed.head(0).seq, seq);
+    assert_eq!(state_digest(replayed.store().as_ref(), 1).unwrap(), early);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn any_split_into_batches_gives_the_same_state(sizes in proptest::collection::vec(1usize..60, 1..12)) {
+        let events = common::workload(8, 150);
+        let mut whole = memory_engine(2);
+        feed(&mut whole, &events, usize::MAX);
+        let mut split = memory_engine(2);
+        let mut rest = &events[..];
+        for size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at((*size).min(rest.len()));
+            split.ingest("test", None, common::items(now)).unwrap();
+            rest = later;
+        }
+        prop_assert_eq!(facts(split.store().as_ref(), 2), facts(whole.store().as_ref(), 2));
+        for a in 0..8 {
+            let id = format!("acc-{a}");
+            let (s, _, view) = split.account_view(&id).unwrap();
+            let shard = split.shard(s).unwrap();
+            prop_assert_eq!(Some(view), shard.full_view(&id), "incremental == full");
+        }
+    }
+}
+
+#[test]
+fn restart_continues_from_the_last_seq_without_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = common::workload(10, 200);
+    let (first, second) = events.split_at(events.len() / 2);
+    let (heads, view) = {
+        let mut engine = rocks_engine(dir.path(), 2);
+        feed(&mut engine, first, 25);
+        ((0..2).map(|s| engine.head(s)).collect::<Vec<_>>(), engine.account_view("acc-3"))
+    };
+    let mut reopened = rocks_engine(dir.path(), 2);
+    assert_eq!((0..2).map(|s| reopened.head(s)).collect::<Vec<_>>(), heads);
+    assert_eq!(reopened.account_view("acc-3"), view);
+    feed(&mut reopened, second, 25);
+    let mut uninterrupted = memory_engine(2);
+    feed(&mut uninterrupted, first, 25);
+    feed(&mut uninterrupted, second, 25);
+    let a = state_digest(reopened.store().as_ref(), 2).unwrap();
+    let b = state_digest(uninterrupted.store().as_ref(), 2).unwrap();
+    assert_eq!(a, b, "restart changes nothing, rule state included");
+}
+
+#[test]
+fn a_different_shard_count_is_refused_for_an_existing_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(rocks_engine(dir.path(), 2));
+    let store = Arc::new(RocksDbStore::open(dir.path(), false).unwrap());
+    let err = Engine::open(store, 3, RuleConfig::default(), Arc::new(Metrics::new())).err().unwrap().to_string();
+    assert!(err.contains("created with 2 shards"), "{err}");
+}
+
+#[test]
+fn an_event_id_applies_once() {
+    let mut engine = memory_engine(2);
+    let events = common::workload(4, 30);
+    feed(&mut engine, &events, 10);
+    let digest = state_digest(engine.store().as_ref(), 2).unwrap();
+    let heads: Vec<_> = (0..2).map(|s| engine.head(s)).collect();
+    let report = engine.ingest("test", None, common::items(&events)).unwrap();
+    assert_eq!(report.accepted, 0);
+    assert_eq!(report.duplicates + report.stale_ticks, events.len());
+    assert_eq!(report.records_appended, 0);
+    assert_eq!((0..2).map(|s| engine.head(s)).collect::<Vec<_>>(), heads);
+    assert_eq!(state_digest(engine.store().as_ref(), 2).unwrap(), digest);
+    // Twice inside one batch: once.
+    let dep = common::ev("dep-twice", 99, common::deposit("acc-1", "user-0", "5"));
+    let report = engine.ingest("test", None, common::items(&[dep.clone(), dep])).unwrap();
+    assert_eq!((report.accepted, report.duplicates), (1, 1));
+}
+
+#[test]
+fn bad_events_are_dead_lettered_and_their_neighbours_apply() {
+    let mut engine = memory_engine(2);
+    feed(&mut engine, &common::workload(2, 0), 100);
+    let good1 = common::ev("g1", 10, common::deposit("acc-0", "user-0", "100"));
+    let oversell = common::ev("bad", 11, common::trade("acc-0", "user-0", "AAA", Side::Sell, "100000", "1"));
+    let good2 = common::ev("g2", 12, common::deposit("acc-1", "user-0", "100"));
+    let mut items = common::items(&[good1, oversell, good2]);
+    items.insert(1, Decoded { index: 99, raw: "{not json".into(), result: Err(Rejection::body("malformed JSON").at(99)) });
+    let cash_before = engine.account_view("acc-0").unwrap().2.cash;
+    let report = engine.ingest("test", None, items).unwrap();
+    assert_eq!(report.accepted, 2);
+    let rejected: Vec<(Option<usize>, Option<String>)> = report.rejected.iter().map(|r| (r.index, r.field.clone())).collect();
+    assert_eq!(rejected, vec![(Some(1), Some("quantity".into())), (Some(99), None)]);
+    assert_eq!(engine.account_view("acc-0").unwrap().2.cash, cash_before + common::d("100"));
+    let letters = engine.store().dead_letters_after(0, 10).unwrap();
+    assert_eq!(letters.len(), 2);
+    assert!(letters.iter().any(|l| l.raw == "{not json"));
+    assert!(letters.iter().any(|l| l.raw.contains("100000") && l.reason.contains("holds")));
+    assert_eq!(engine.store().event_seen("bad").unwrap(), None, "a rejected event's id stays free for a corrected resend");
+}

@@ -1,0 +1,283 @@
+//! The `.avsc` files: they parse, cover every type, and their fingerprints are
+//! distinct, stable and pinned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use apache_avro::Schema;
+use riskstream_schemas::avro::{canonical_form, schema_fingerprint, Codec, Fingerprint};
+use riskstream_schemas::EVENT_TYPES;
+
+/// (file stem, JSON) of every file in `schemas/avro/`.
+fn avsc_files() -> BTreeMap<String, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "avsc"))
+        .map(|path| {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (stem, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn every_avsc_parses_as_a_documented_riskstream_record() {
+    let files = avsc_files();
+    assert_eq!(files.len(), 10);
+    for (stem, json) in &files {
+        let Schema::Record(record) = Schema::parse_str(json).unwrap() else {
+            panic!("{stem} is not a record")
+        };
+        assert_eq!(record.name.name, *stem);
+        assert_eq!(record.name.namespace.as_deref(), Some("riskstream.v1"));
+        assert!(
+            record.doc.as_deref().is_some_and(|d| !d.is_empty()),
+            "{stem} has no doc"
+        );
+        if stem == "Alert" {
+            continue;
+        }
+        let names: Vec<&str> = record
+            .fields
+            .iter()
+            .take(2)
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["event_id", "ts"], "{stem}");
+        assert_eq!(
+            record.fields[0].default,
+            Some(serde_json::Value::Null),
+            "{stem}"
+        );
+        assert!(
+            matches!(record.fields[1].schema, Schema::TimestampMicros),
+            "{stem}"
+        );
+    }
+}
+
+#[test]
+fn every_event_type_and_the_alert_have_a_schema() {
+    let codec = Codec::new();
+    let expected: BTreeSet<&str> = EVENT_TYPES.iter().copied().chain(["Alert"]).collect();
+    let files = avsc_files();
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        expected
+    );
+    let published: Vec<&str> = codec.schemas().map(|(name, _)| name).collect();
+    assert_eq!(
+        published,
+        EVENT_TYPES
+            .iter()
+            .copied()
+            .chain(["Alert"])
+            .collect::<Vec<_>>()
+    );
+    for (name, json) in codec.schemas() {
+        assert_eq!(
+            json, files[name],
+            "{name}: the embedded schema differs from the file"
+        );
+        assert_eq!(codec.schema_json(name), Some(json));
+        assert_eq!(
+            codec.fingerprint(name),
+            Some(schema_fingerprint(json).unwrap())
+        );
+    }
+    assert_eq!(codec.fingerprint("NoSuchEvent"), None);
+    assert_eq!(codec.schema_json("NoSuchEvent"), None);
+}
+
+#[test]
+fn fingerprints_are_distinct_and_stable() {
+    let (a, b) = (Codec::new(), Codec::new());
+    let fingerprints: Vec<Fingerprint> = a
+        .schemas()
+        .map(|(name, _)| a.fingerprint(name).unwrap())
+        .collect();
+    assert_eq!(fingerprints.iter().collect::<BTreeSet<_>>().len(), 10);
+    for (name, _) in a.schemas() {
+        assert_eq!(a.fingerprint(name), b.fingerprint(name), "{name}");
+    }
+    assert_eq!(a.clone().fingerprint("Alert"), a.fingerprint("Alert"));
+}
+
+/// Stored records name their schema by fingerprint. If one of these changes, a schema's
+/// canonical form changed (a field added, removed, renamed, retyped or moved; docs do
+/// not count): keep the old schema registered as a historical writer schema so stored
+/// data stays readable, then update the pin.
+#[test]
+fn fingerprints_are_pinned() {
+    let codec = Codec::new();
+    let pinned: [(&str, Fingerprint); 10] = [
+        ("AccountOpened", 0x1578_d5e9_9f6d_be6f),
+        ("SecurityListed", 0x57e9_e63d_2657_62e6),
+        ("CashMovement", 0x5017_3b94_5aa1_5a08),
+        ("TradeExecuted", 0x7073_8e1f_60f3_5de1),
+        ("MarketTick", 0x7a1e_610a_0843_198c),
+        ("TargetAllocationSet", 0x9cf7_7160_a488_71f3),
+        ("RiskLimitsSet", 0x6950_e468_391d_1720),
+        ("AlertPreferencesSet", 0x784e_cc9d_b3b9_2cd7),
+        ("PriceBatch", 0xeaa5_4ced_11d3_ce9c), // v1 plus `times` (empty-map default)
+        ("Alert", 0x61a9_92fb_f86f_3f33),
+    ];
+    let actual: Vec<(&str, String)> = codec
+        .schemas()
+        .map(|(name, _)| (name, format!("{:#018x}", codec.fingerprint(name).unwrap())))
+        .collect();
+    let expected: Vec<(&str, String)> = pinned
+        .iter()
+        .map(|&(name, fp)| (name, format!("{fp:#018x}")))
+        .collect();
+    assert_eq!(actual, expected);
+}
+
+/// The Avro project's vectors (share/test/data/schema-tests.txt): input, canonical form,
+/// and fingerprint (signed there).
+const SPEC_VECTORS: [(&str, &str, i64); 34] = [
+    (r#""null""#, r#""null""#, 7195948357588979594),
+    (r#"{"type":"null"}"#, r#""null""#, 7195948357588979594),
+    (r#""boolean""#, r#""boolean""#, -6970731678124411036),
+    (
+        r#"{"type":"boolean"}"#,
+        r#""boolean""#,
+        -6970731678124411036,
+    ),
+    (r#""int""#, r#""int""#, 8247732601305521295),
+    (r#"{"type":"int"}"#, r#""int""#, 8247732601305521295),
+    (r#""long""#, r#""long""#, -3434872931120570953),
+    (r#"{"type":"long"}"#, r#""long""#, -3434872931120570953),
+    (r#""float""#, r#""float""#, 5583340709985441680),
+    (r#"{"type":"float"}"#, r#""float""#, 5583340709985441680),
+    (r#""double""#, r#""double""#, -8181574048448539266),
+    (r#"{"type":"double"}"#, r#""double""#, -8181574048448539266),
+    (r#""bytes""#, r#""bytes""#, 5746618253357095269),
+    (r#"{"type":"bytes"}"#, r#""bytes""#, 5746618253357095269),
+    (r#""string""#, r#""string""#, -8142146995180207161),
+    (r#"{"type":"string"}"#, r#""string""#, -8142146995180207161),
+    (r#"[  ]"#, r#"[]"#, -1241056759729112623),
+    (r#"[ "int"  ]"#, r#"["int"]"#, -5232228896498058493),
+    (
+        r#"[ "int" , {"type":"boolean"} ]"#,
+        r#"["int","boolean"]"#,
+        5392556393470105090,
+    ),
+    (
+        r#"{"fields":[], "type":"record", "name":"foo"}"#,
+        r#"{"name":"foo","type":"record","fields":[]}"#,
+        -4824392279771201922,
+    ),
+    (
+        r#"{"fields":[], "type":"record", "name":"foo", "namespace":"x.y"}"#,
+        r#"{"name":"x.y.foo","type":"record","fields":[]}"#,
+        5916914534497305771,
+    ),
+    (
+        r#"{"fields":[], "type":"record", "name":"a.b.foo", "namespace":"x.y"}"#,
+        r#"{"name":"a.b.foo","type":"record","fields":[]}"#,
+        -4616218487480524110,
+    ),
+    (
+        r#"{"fields":[], "type":"record", "name":"foo", "doc":"Useful info"}"#,
+        r#"{"name":"foo","type":"record","fields":[]}"#,
+        -4824392279771201922,
+    ),
+    (
+        r#"{"fields":[], "type":"record", "name":"foo", "aliases":["foo","bar"]}"#,
+        r#"{"name":"foo","type":"record","fields":[]}"#,
+        -4824392279771201922,
+    ),
+    (
+        r#"{"fields":[], "type":"record", "name":"foo", "doc":"foo", "aliases":["foo","bar"]}"#,
+        r#"{"name":"foo","type":"record","fields":[]}"#,
+        -4824392279771201922,
+    ),
+    (
+        r#"{"fields":[{"type":{"type":"boolean"}, "name":"f1"}], "type":"record", "name":"foo"}"#,
+        r#"{"name":"foo","type":"record","fields":[{"name":"f1","type":"boolean"}]}"#,
+        7843277075252814651,
+    ),
+    (
+        r#"{ "fields":[{"type":"boolean", "aliases":[], "name":"f1", "default":true},
+{"order":"descending","name":"f2","doc":"Hello","type":"int"}],"type":"record", "name":"foo"}"#,
+        r#"{"name":"foo","type":"record","fields":[{"name":"f1","type":"boolean"},{"name":"f2","type":"int"}]}"#,
+        -4860222112080293046,
+    ),
+    (
+        r#"{"type":"enum", "name":"foo", "symbols":["A1"]}"#,
+        r#"{"name":"foo","type":"enum","symbols":["A1"]}"#,
+        -6342190197741309591,
+    ),
+    (
+        r#"{"namespace":"x.y.z", "type":"enum", "name":"foo", "doc":"foo bar", "symbols":["A1", "A2"]}"#,
+        r#"{"name":"x.y.z.foo","type":"enum","symbols":["A1","A2"]}"#,
+        -4448647247586288245,
+    ),
+    (
+        r#"{"name":"foo","type":"fixed","size":15}"#,
+        r#"{"name":"foo","type":"fixed","size":15}"#,
+        1756455273707447556,
+    ),
+    (
+        r#"{"namespace":"x.y.z", "type":"fixed", "name":"foo", "doc":"foo bar", "size":32}"#,
+        r#"{"name":"x.y.z.foo","type":"fixed","size":32}"#,
+        -3064184465700546786,
+    ),
+    (
+        r#"{ "items":{"type":"null"}, "type":"array"}"#,
+        r#"{"type":"array","items":"null"}"#,
+        -589620603366471059,
+    ),
+    (
+        r#"{ "values":"string", "type":"map"}"#,
+        r#"{"type":"map","values":"string"}"#,
+        -8732877298790414990,
+    ),
+    (
+        r#"{"name":"PigValue","type":"record",
+   "fields":[{"name":"value", "type":["null", "int", "long", "PigValue"]}]}"#,
+        r#"{"name":"PigValue","type":"record","fields":[{"name":"value","type":["null","int","long","PigValue"]}]}"#,
+        -1759257747318642341,
+    ),
+];
+
+#[test]
+fn fingerprints_are_crc_64_avro_of_the_spec_canonical_form() {
+    for (i, (input, canonical, fingerprint)) in SPEC_VECTORS.iter().enumerate() {
+        assert_eq!(canonical_form(input).unwrap(), *canonical, "vector {i:03}");
+        assert_eq!(
+            schema_fingerprint(input).unwrap(),
+            *fingerprint as u64,
+            "vector {i:03}"
+        );
+    }
+}
+
+#[test]
+fn canonical_forms_drop_docs_defaults_and_logical_types() {
+    let codec = Codec::new();
+    let form = canonical_form(codec.schema_json("RiskLimitsSet").unwrap()).unwrap();
+    assert_eq!(
+        form,
+        r#"{"name":"riskstream.v1.RiskLimitsSet","type":"record","fields":[{"name":"event_id","type":["null","string"]},{"name":"ts","type":"long"},{"name":"account_id","type":"string"},{"name":"user_id","type":"string"},{"name":"max_position_weight","type":["null","bytes"]}]}"#
+    );
+    let form = canonical_form(codec.schema_json("AccountOpened").unwrap()).unwrap();
+    assert!(form.contains(r#"{"name":"riskstream.v1.TaxStatus","type":"enum","symbols":["taxable","traditional_ira","roth_ira"]}"#), "{form}");
+    // apache-avro 0.21's own form keeps precision and scale, so it is not used.
+    let theirs = Schema::parse_str(codec.schema_json("RiskLimitsSet").unwrap())
+        .unwrap()
+        .canonical_form();
+    assert!(theirs.contains("precision"), "{theirs}");
+}
+
+#[test]
+fn the_codec_can_be_shared_between_threads() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Codec>();
+    let codec = Codec::new();
+    let handle = std::thread::spawn(move || codec.fingerprint("Alert"));
+    assert_eq!(handle.join().unwrap(), Codec::new().fingerprint("Alert"));
+}
