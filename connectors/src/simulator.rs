@@ -196,8 +196,9 @@ impl Simulation {
     }
 }
 
+/// Period 0 means never.
 fn every(step: u64, period: u64) -> bool {
-    period > 0 && step % period == 0
+    step.checked_rem(period) == Some(0)
 }
 
 impl Iterator for Simulation {

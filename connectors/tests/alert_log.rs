@@ -8,11 +8,7 @@ fn alert(n: u64) -> Alert {
     Alert {
         alert_id: format!("0-{n}-concentration-acc-000001"),
         kind: AlertKind::Concentration,
-        state: if n % 2 == 0 {
-            AlertState::Raised
-        } else {
-            AlertState::Cleared
-        },
+        state: [AlertState::Raised, AlertState::Cleared][(n % 2) as usize],
         priority: Priority::High,
         account_id: "acc-000001".into(),
         user_id: "usr-000001".into(),

@@ -113,13 +113,15 @@ impl Sequencer {
         let mut ids_in_batch = HashSet::new();
         let mut pending: Option<Pending> = None;
         for item in items {
-            let event = match item.result {
+            let mut event = match item.result {
                 Ok(e) => e,
                 Err(rejection) => {
                     out.refused.push(Refused { rejection, raw: item.raw });
                     continue;
                 }
             };
+            // Live must apply exactly what replay will read back from the log.
+            event.body.normalize();
             if let EventBody::MarketTick(t) = &event.body {
                 self.conflate(&mut out, &mut pending, event.ts, &t.symbol, t.price);
                 continue;

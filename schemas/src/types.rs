@@ -63,6 +63,39 @@ impl EventBody {
         }
     }
 
+    /// Strips trailing zeros from every decimal, so an event applied live and the
+    /// same event read back from the log (Avro keeps no scale) are byte-identical.
+    pub fn normalize(&mut self) {
+        fn n(d: &mut Decimal) {
+            *d = d.normalize();
+        }
+        fn on(d: &mut Option<Decimal>) {
+            if let Some(d) = d {
+                n(d);
+            }
+        }
+        match self {
+            EventBody::CashMovement(e) => n(&mut e.amount),
+            EventBody::TradeExecuted(e) => {
+                n(&mut e.quantity);
+                n(&mut e.price);
+                n(&mut e.fees);
+            }
+            EventBody::MarketTick(e) => {
+                n(&mut e.price);
+                on(&mut e.volume);
+            }
+            EventBody::TargetAllocationSet(e) => {
+                e.targets.values_mut().for_each(|w| n(&mut w.0));
+                on(&mut e.band_abs);
+                on(&mut e.band_rel);
+            }
+            EventBody::RiskLimitsSet(e) => on(&mut e.max_position_weight),
+            EventBody::PriceBatch(e) => e.prices.values_mut().for_each(|p| n(&mut p.0)),
+            EventBody::AccountOpened(_) | EventBody::SecurityListed(_) | EventBody::AlertPreferencesSet(_) => {}
+        }
+    }
+
     /// The partition key of account-scoped events; `None` for broadcast events
     /// (securities, ticks), which every shard receives.
     pub fn user_id(&self) -> Option<&str> {

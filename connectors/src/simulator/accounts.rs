@@ -75,13 +75,15 @@ impl Accounts {
     /// make every freshly funded (all-cash) account drift and alert.
     pub(super) fn open(&mut self, market: &Market, rng: &mut ChaCha8Rng, out: &mut Vec<EventBody>) {
         let k = self.list.len() + 1;
+        let symbols = draw_symbols(market.len(), self.positions, rng);
+        let (weights, cash_weight) = draw_weights(symbols.len(), rng);
         let account = SimAccount {
             account_id: format!("acc-{k:06}"),
             // Two accounts per taxpayer, so wash-sale rules see cross-account trades.
             user_id: format!("usr-{:06}", k.div_ceil(2)),
-            symbols: draw_symbols(market.len(), self.positions, rng),
-            weights: Vec::new(),
-            holdings: Vec::new(),
+            holdings: vec![0; symbols.len()],
+            symbols,
+            weights,
             cash: Decimal::ZERO,
         };
         out.push(EventBody::AccountOpened(AccountOpened {
@@ -91,15 +93,11 @@ impl Accounts {
             base_currency: "USD".to_string(),
         }));
         self.list.push(account);
-        let a = self.list.len() - 1;
-        let (weights, cash_weight) = draw_weights(self.list[a].symbols.len(), rng);
-        self.list[a].weights = weights;
-        self.list[a].holdings = vec![0; self.list[a].symbols.len()];
         let size = rng
             .gen_range(ACCOUNT_SIZE.0.ln()..=ACCOUNT_SIZE.1.ln())
             .exp();
-        self.fund_and_buy(a, size, cash_weight, market, out);
-        out.push(self.targets(a, cash_weight, market));
+        self.fund_and_buy(k - 1, size, cash_weight, market, out);
+        out.push(self.targets(k - 1, cash_weight, market));
     }
 
     /// Buys whole shares close to `weight x size`, then deposits exactly what the
@@ -383,7 +381,7 @@ mod tests {
 
     #[test]
     fn fees_are_two_basis_points_rounded_up_and_capped() {
-        assert_eq!(fee(Decimal::new(1_000_00, 2)), Decimal::new(20, 2));
+        assert_eq!(fee(Decimal::new(100_000, 2)), Decimal::new(20, 2));
         assert_eq!(fee(Decimal::new(1_01, 2)), Decimal::new(1, 2));
         assert_eq!(fee(Decimal::from(1_000_000)), FEE_CAP);
     }
@@ -391,7 +389,7 @@ mod tests {
     #[test]
     fn affordable_leaves_cash_non_negative() {
         let price = Decimal::new(99_9999, 4);
-        let cash = Decimal::new(1_000_00, 2);
+        let cash = Decimal::new(100_000, 2);
         let qty = affordable(cash, price);
         assert_eq!(qty, 9);
         let notional = Decimal::from(qty) * price;

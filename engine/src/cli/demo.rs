@@ -39,6 +39,10 @@ pub struct DemoArgs {
     /// Events per second fed to the engine (wall clock).
     #[arg(long, default_value_t = 20_000.0)]
     pub rate: f64,
+    /// Event time between two simulated ticks, in milliseconds: with the default
+    /// rate, an event-time hour (the alert cooldown) passes in about 11 s.
+    #[arg(long, default_value_t = 20)]
+    pub tick_interval_ms: i64,
     /// Stop after this many seconds (0 = until Ctrl-C).
     #[arg(long, default_value_t = 0)]
     pub duration: u64,
@@ -138,6 +142,7 @@ fn spawn_pump(app: Arc<AppState<RocksDbStore>>, args: &DemoArgs, batch_max: usiz
         symbols: args.symbols,
         accounts: args.accounts,
         positions_per_account: args.positions,
+        tick_interval_micros: args.tick_interval_ms.max(1) * 1_000,
         ..SimulatorConfig::default()
     };
     let rate = (args.rate > 0.0).then_some(args.rate);

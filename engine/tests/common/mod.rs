@@ -67,10 +67,10 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Event> {
     for a in 0..accounts {
         let (acc, user) = (format!("acc-{a}"), format!("user-{}", a / 2));
         out.push(ev(&format!("open-{a}"), 1, opened(&acc, &user)));
-        out.push(ev(&format!("dep-{a}"), 1, deposit(&acc, &user, "10000")));
+        out.push(ev(&format!("dep-{a}"), 1, deposit(&acc, &user, "10000.00")));
         out.push(ev(&format!("tgt-{a}"), 1, targets(&acc, &user, &[("AAA", "0.5"), ("BBB", "0.3"), ("CCC", "0.2")])));
         for (s, q) in [("AAA", 50 + a % 5), ("BBB", 30), ("CCC", 20)] {
-            out.push(ev(&format!("buy-{a}-{s}"), 2, trade(&acc, &user, s, Side::Buy, &q.to_string(), "100")));
+            out.push(ev(&format!("buy-{a}-{s}"), 2, trade(&acc, &user, s, Side::Buy, &q.to_string(), "100.50")));
         }
     }
     let mut price = [100i64, 100, 100];
@@ -78,7 +78,7 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Event> {
         let s = t % 3;
         price[s] += if t == ticks / 2 { 40 } else if t % 7 < 3 { 1 } else { -1 };
         let minute = 3 + (t as i64) * 37;
-        out.push(ev(&format!("tick-{t}"), minute, tick(syms[s], &format!("{}.25", price[s].max(1)))));
+        out.push(ev(&format!("tick-{t}"), minute, tick(syms[s], &format!("{}.250", price[s].max(1)))));
     }
     out
 }
