@@ -131,6 +131,11 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         Ok(Engine { store, codec: Codec::new(), shards, heads, counters, sequencer, metrics, poisoned: false })
     }
 
+    /// Load-test baseline: revalue touched accounts from scratch (same results).
+    pub fn set_full_recompute(&mut self, on: bool) {
+        self.shards.iter_mut().for_each(|s| s.set_full_recompute(on));
+    }
+
     /// The account's view with the shard and the seq it reflects.
     pub fn account_view(&self, account_id: &str) -> Option<(u32, u64, AccountView)> {
         self.shards.iter().find_map(|s| {

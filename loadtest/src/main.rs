@@ -1,1 +1,235 @@
-fn main() {}
+//! `riskstream-loadtest`: a seeded workload (the simulator) through the embedded
+//! pipeline on a real RocksDB store. Reports sustained events/s of the steady
+//! state (ticks dominating) and tick-to-alert latency percentiles, then runs the
+//! same workload with the full-recompute baseline and reports the ratio.
+//!
+//! Latency of an alert = commit of its batch - creation of the oldest event in
+//! that batch (the generator stamps chunks as it makes them), so it includes
+//! queueing and batching. Unpaced runs saturate the engine and the latency is a
+//! saturation figure; pass `--rate` to measure latency at a given load.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use crossbeam_channel::{bounded, Receiver};
+use hdrhistogram::Histogram;
+use riskstream_connectors::{SimulatorConfig, SimulatorSource};
+use riskstream_engine::metrics::Metrics;
+use riskstream_engine::store::RocksDbStore;
+use riskstream_engine::Engine;
+use riskstream_projections::RuleConfig;
+use riskstream_schemas::json::Decoded;
+use riskstream_schemas::{Event, EventBody};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "riskstream-loadtest", about = "Throughput and tick-to-alert latency of the embedded pipeline")]
+struct Args {
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    #[arg(long, default_value_t = 20)]
+    positions: usize,
+    #[arg(long, default_value_t = 2_000)]
+    symbols: usize,
+    /// In-process shards.
+    #[arg(long, default_value_t = 2)]
+    shards: u32,
+    /// Most events per commit.
+    #[arg(long, default_value_t = 50_000)]
+    batch: usize,
+    /// Steady-state events to measure (after the setup phase).
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// One account event (trade or deposit) per this many ticks.
+    #[arg(long, default_value_t = 20)]
+    trade_every: u64,
+    /// A market shock every this many ticks (moves a symbol or a sector 12-25%).
+    #[arg(long, default_value_t = 100_000)]
+    shock_every: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Offered load in events/s (default: as fast as the engine takes them).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Skip the full-recompute baseline run.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Print the results as one JSON object as well.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Events made together, stamped when made.
+struct Chunk {
+    made: Instant,
+    events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct RunResult {
+    mode: &'static str,
+    setup_events: u64,
+    setup_secs: f64,
+    events: u64,
+    secs: f64,
+    events_per_sec: f64,
+    alerts: u64,
+    records: u64,
+    latency_us_p50: u64,
+    latency_us_p99: u64,
+    latency_us_p999: u64,
+    latency_us_max: u64,
+}
+
+fn simulator(args: &Args) -> SimulatorConfig {
+    SimulatorConfig {
+        seed: args.seed,
+        symbols: args.symbols,
+        accounts: args.accounts,
+        positions_per_account: args.positions,
+        trade_every: args.trade_every,
+        shock_every: args.shock_every,
+        tick_interval_micros: 1_000,
+        ..SimulatorConfig::default()
+    }
+}
+
+/// Makes the steady-state events in chunks of ~1 ms of offered load.
+fn spawn_generator(mut source: SimulatorSource, args: &Args) -> Receiver<Chunk> {
+    let (tx, rx) = bounded::<Chunk>(64);
+    let (total, rate) = (args.events, args.rate);
+    let chunk = rate.map_or(1_000, |r| ((r / 1_000.0).ceil() as usize).max(1));
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while sent < total {
+            if let Some(r) = rate {
+                let due = Duration::from_secs_f64(sent as f64 / r);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            let n = chunk.min((total - sent) as usize);
+            let made = Instant::now();
+            let events: Vec<Event> = (0..n).filter_map(|_| source.next_event()).collect();
+            sent += n as u64;
+            if tx.send(Chunk { made, events }).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn items(events: Vec<Event>) -> Vec<Decoded> {
+    // Decoded events need no raw text here: nothing in this workload is rejected.
+    events.into_iter().enumerate().map(|(index, e)| Decoded { index, raw: String::new(), result: Ok(e) }).collect()
+}
+
+/// Feeds the setup phase (listings, accounts, deposits, buys, targets).
+fn setup(engine: &mut Engine<RocksDbStore>, source: &mut SimulatorSource, args: &Args) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let (mut targets_seen, mut n) = (0usize, 0u64);
+    let mut batch = Vec::with_capacity(args.batch);
+    while targets_seen < args.accounts {
+        let event = source.next_event().context("the simulator ended during setup")?;
+        targets_seen += usize::from(matches!(event.body, EventBody::TargetAllocationSet(_)));
+        batch.push(event);
+        n += 1;
+        if batch.len() == args.batch {
+            engine.ingest("loadtest", None, items(std::mem::take(&mut batch)))?;
+        }
+    }
+    engine.ingest("loadtest", None, items(batch))?;
+    Ok((n, started.elapsed().as_secs_f64()))
+}
+
+fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(RocksDbStore::open(dir.path(), false)?);
+    let mut engine = Engine::open(store, args.shards, RuleConfig::default(), Arc::new(Metrics::new()))?;
+    let mut source = SimulatorSource::new(simulator(args));
+    let (setup_events, setup_secs) = setup(&mut engine, &mut source, args)?;
+    engine.set_full_recompute(full_recompute);
+    let chunks = spawn_generator(source, args);
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let (mut events, mut alerts, mut records) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    while let Ok(first) = chunks.recv() {
+        let oldest = first.made;
+        let mut batch = first.events;
+        while batch.len() < args.batch {
+            match chunks.try_recv() {
+                Ok(c) => batch.extend(c.events),
+                Err(_) => break,
+            }
+        }
+        events += batch.len() as u64;
+        let report = engine.ingest("loadtest", None, items(batch))?;
+        let waited = oldest.elapsed().as_micros() as u64;
+        latency.record_n(waited.max(1), report.alerts.len() as u64)?;
+        alerts += report.alerts.len() as u64;
+        records += report.records_appended as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(RunResult {
+        mode: if full_recompute { "full-recompute" } else { "incremental" },
+        setup_events,
+        setup_secs,
+        events,
+        secs,
+        events_per_sec: events as f64 / secs,
+        alerts,
+        records,
+        latency_us_p50: latency.value_at_quantile(0.5),
+        latency_us_p99: latency.value_at_quantile(0.99),
+        latency_us_p999: latency.value_at_quantile(0.999),
+        latency_us_max: latency.max(),
+    })
+}
+
+fn print(r: &RunResult) {
+    println!(
+        "{:<15} {:>9} events in {:>6.2} s = {:>9.0} events/s | {:>7} alerts, {:>6} records | tick-to-alert p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms (setup: {} events in {:.1} s)",
+        r.mode,
+        r.events,
+        r.secs,
+        r.events_per_sec,
+        r.alerts,
+        r.records,
+        r.latency_us_p50 as f64 / 1e3,
+        r.latency_us_p99 as f64 / 1e3,
+        r.latency_us_p999 as f64 / 1e3,
+        r.setup_events,
+        r.setup_secs
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!(
+        "workload: {} accounts x {} positions over {} symbols, {} shards, batch {}, one account event per {} ticks, seed {}, offered rate {}",
+        args.accounts,
+        args.positions,
+        args.symbols,
+        args.shards,
+        args.batch,
+        args.trade_every,
+        args.seed,
+        args.rate.map_or("unpaced".to_string(), |r| format!("{r:.0}/s"))
+    );
+    let incremental = run(&args, false)?;
+    print(&incremental);
+    let mut results = vec![incremental.clone()];
+    if !args.no_baseline {
+        let full = run(&args, true)?;
+        print(&full);
+        println!("incremental / full-recompute throughput: {:.2}x", incremental.events_per_sec / full.events_per_sec);
+        results.push(full);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+    }
+    Ok(())
+}

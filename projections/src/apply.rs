@@ -6,7 +6,6 @@
 //! shorts are out of scope). Cash may go negative: trades and withdrawals are
 //! facts reported by upstream systems, and a debit balance is reported, not refused.
 
-use std::collections::BTreeSet;
 
 use riskstream_schemas::{
     AccountOpened, Alert, CashMovement, Event, EventBody, RecordRef, Rejection, Side, Timestamp, TradeExecuted,
@@ -133,6 +132,7 @@ impl ShardState {
             positions: Default::default(),
             targets: None,
             market_value: Decimal::ZERO,
+            mark: 0,
         };
         self.accounts.insert(e.account_id.clone(), account);
         self.dirty.accounts.insert(e.account_id.clone());
@@ -197,19 +197,15 @@ impl ShardState {
         cause: Cause,
         out: &mut Vec<Alert>,
     ) {
-        let mut touched = BTreeSet::new();
         let mut moved = Vec::new();
         for (symbol, price, ts) in prices {
             self.set_price(symbol, price, ts);
             moved.push(symbol);
-            let Some(holders) = self.holders.get(symbol) else { continue };
-            for id in holders {
-                let a = self.accounts.get_mut(id).expect("holders index only names open accounts");
-                let p = a.positions.get_mut(symbol).expect("holders index matches positions");
-                let new_value = p.quantity * price;
-                a.market_value += new_value - p.value;
-                p.value = new_value;
-                touched.insert(id.clone());
+        }
+        let touched = self.revalue_holders(&moved);
+        if self.full_recompute {
+            for id in &touched {
+                self.revalue_account(id);
             }
         }
         for symbol in moved {
@@ -220,14 +216,46 @@ impl ShardState {
         }
     }
 
+    /// Moves each holder's running values to the new prices; returns the accounts
+    /// touched, in account order.
+    fn revalue_holders(&mut self, symbols: &[&str]) -> Vec<String> {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let (holders, accounts, prices) = (&self.holders, &mut self.accounts, &self.prices);
+        let mut touched = Vec::new();
+        for symbol in symbols {
+            let (Some(ids), Some(info)) = (holders.get(*symbol), prices.get(*symbol)) else { continue };
+            for id in ids {
+                let a = accounts.get_mut(id).expect("holders index only names open accounts");
+                let p = a.positions.get_mut(*symbol).expect("holders index matches positions");
+                let new_value = p.quantity * info.price;
+                a.market_value += new_value - p.value;
+                p.value = new_value;
+                if a.mark != epoch {
+                    a.mark = epoch;
+                    touched.push(id.as_str());
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.into_iter().map(str::to_string).collect()
+    }
+
     fn set_price(&mut self, symbol: &str, price: Decimal, ts: Timestamp) {
         let info = match self.prices.get(symbol) {
             Some(old) if ts.day() > old.ts.day() => PriceInfo { price, ts, prev_close: old.price },
             Some(old) => PriceInfo { price, ts: ts.max(old.ts), prev_close: old.prev_close },
             None => PriceInfo { price, ts, prev_close: price },
         };
-        self.prices.insert(symbol.to_string(), info);
-        self.dirty.prices.insert(symbol.to_string());
+        match self.prices.get_mut(symbol) {
+            Some(slot) => *slot = info,
+            None => {
+                self.prices.insert(symbol.to_string(), info);
+            }
+        }
+        if !self.dirty.prices.contains(symbol) {
+            self.dirty.prices.insert(symbol.to_string());
+        }
     }
 }
 

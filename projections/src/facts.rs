@@ -85,7 +85,7 @@ impl ShardState {
             put(Table::Targets, id, row);
         }
         for (rule, subject) in dirty.signals {
-            let row = self.signals.get(&(rule.clone(), subject.clone())).map(json);
+            let row = self.signal(&rule, &subject).map(json);
             put(Table::Signals, format!("{rule}{SEP}{subject}"), row);
         }
         out
@@ -118,7 +118,7 @@ impl ShardState {
                 put(Table::Targets, id.clone(), json(t));
             }
         }
-        for ((rule, subject), s) in &self.signals {
+        for (rule, subject, s) in self.signals() {
             put(Table::Signals, format!("{rule}{SEP}{subject}"), json(s));
         }
         out.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
@@ -158,7 +158,7 @@ impl ShardState {
             Table::Signals => {
                 let s: SignalState = serde_json::from_slice(value).map_err(bad)?;
                 let (rule, subject) = key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad signal key `{key}`")))?;
-                self.signals.insert((rule.to_string(), subject.to_string()), s);
+                self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), s);
             }
         }
         Ok(())

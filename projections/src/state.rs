@@ -63,6 +63,9 @@ pub struct Account {
     /// Running total: positions at last price plus cash (derived, not persisted).
     #[serde(skip)]
     pub(crate) market_value: Decimal,
+    /// The last price batch that touched the account (dedupes holders cheaply).
+    #[serde(skip)]
+    pub(crate) mark: u64,
 }
 
 impl Account {
@@ -102,19 +105,25 @@ pub(crate) struct Dirty {
     pub signals: BTreeSet<(String, String)>,
 }
 
-/// Everything one shard knows. Iteration is always in key order.
+/// Everything one shard knows. Accounts sit in a hash map for O(1) lookup on the
+/// tick path; everything that leaves the shard (facts, alerts) is put in key order.
 #[derive(Debug)]
 pub struct ShardState {
     pub(crate) shard: u32,
     pub(crate) config: RuleConfig,
-    pub(crate) accounts: BTreeMap<String, Account>,
+    pub(crate) accounts: HashMap<String, Account>,
     pub(crate) securities: BTreeMap<String, Security>,
     pub(crate) prices: BTreeMap<String, PriceInfo>,
-    /// Rule name -> subject -> state.
-    pub(crate) signals: BTreeMap<(String, String), SignalState>,
+    /// Rule name -> subject -> state (nested so a lookup needs no allocation).
+    pub(crate) signals: BTreeMap<String, BTreeMap<String, SignalState>>,
     /// symbol -> accounts holding it (derived index).
     pub(crate) holders: HashMap<String, BTreeSet<String>>,
     pub(crate) dirty: Dirty,
+    /// Baseline for the load tester: revalue every position of each touched
+    /// account from scratch instead of by running sums.
+    pub(crate) full_recompute: bool,
+    /// Counts price batches; see `Account::mark`.
+    pub(crate) epoch: u64,
 }
 
 impl ShardState {
@@ -122,12 +131,32 @@ impl ShardState {
         ShardState {
             shard,
             config,
-            accounts: BTreeMap::new(),
+            accounts: HashMap::new(),
             securities: BTreeMap::new(),
             prices: BTreeMap::new(),
             signals: BTreeMap::new(),
             holders: HashMap::new(),
             dirty: Dirty::default(),
+            full_recompute: false,
+            epoch: 0,
+        }
+    }
+
+    /// Switches to the naive baseline (same results, more work per tick).
+    pub fn set_full_recompute(&mut self, on: bool) {
+        self.full_recompute = on;
+    }
+
+    /// Recomputes one account's position values and total from facts.
+    pub(crate) fn revalue_account(&mut self, account_id: &str) {
+        let prices = &self.prices;
+        if let Some(a) = self.accounts.get_mut(account_id) {
+            let mut total = a.cash;
+            for (symbol, p) in a.positions.iter_mut() {
+                p.value = p.quantity * prices.get(symbol).map_or(Decimal::ZERO, |x| x.price);
+                total += p.value;
+            }
+            a.market_value = total;
         }
     }
 
@@ -143,6 +172,7 @@ impl ShardState {
         self.accounts.get(account_id)
     }
 
+    /// All accounts, in no particular order.
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
         self.accounts.values()
     }
@@ -159,8 +189,13 @@ impl ShardState {
         self.prices.iter().map(|(s, p)| (s.as_str(), p))
     }
 
-    pub fn signals(&self) -> impl Iterator<Item = (&(String, String), &SignalState)> {
-        self.signals.iter()
+    /// Every (rule, subject, state), in rule then subject order.
+    pub fn signals(&self) -> impl Iterator<Item = (&str, &str, &SignalState)> {
+        self.signals.iter().flat_map(|(rule, m)| m.iter().map(move |(s, st)| (rule.as_str(), s.as_str(), st)))
+    }
+
+    pub(crate) fn signal(&self, rule: &str, subject: &str) -> Option<&SignalState> {
+        self.signals.get(rule)?.get(subject)
     }
 
     pub fn position_count(&self) -> usize {

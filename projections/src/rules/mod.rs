@@ -73,27 +73,30 @@ impl ShardState {
         subject: &str,
         level: Level,
         cause: Cause,
-        recipients: &[(String, String)],
+        recipients: impl FnOnce(&ShardState) -> Vec<(String, String)>,
         describe: impl FnOnce(&ShardState) -> Finding,
         out: &mut Vec<Alert>,
     ) {
-        let key = (kind.as_str().to_string(), subject.to_string());
-        let current = self.signals.get(&key).cloned().unwrap_or_default();
-        let Some(state) = transition(&current, level, cause.ts, self.config.cooldown_secs) else {
+        let rule = kind.as_str();
+        let unset = SignalState::default();
+        let current = self.signal(rule, subject).unwrap_or(&unset);
+        // The common case (no change) allocates nothing.
+        let Some(state) = transition(current, level, cause.ts, self.config.cooldown_secs) else {
             return;
         };
+        let current = current.clone();
         let finding = describe(self);
         let mut first_id = None;
-        for (account_id, user_id) in recipients {
-            let id = alert_id(cause.at, kind.as_str(), account_id);
+        for (account_id, user_id) in recipients(self) {
+            let id = alert_id(cause.at, kind.as_str(), &account_id);
             first_id.get_or_insert_with(|| id.clone());
             out.push(Alert {
                 alert_id: id,
                 kind,
                 state,
                 priority: finding.priority,
-                account_id: account_id.clone(),
-                user_id: user_id.clone(),
+                account_id,
+                user_id,
                 ts: cause.ts,
                 caused_by: cause.at,
                 rule: kind.as_str().to_string(),
@@ -110,20 +113,22 @@ impl ShardState {
             },
             AlertState::Cleared => SignalState { raised: false, ..current },
         };
-        self.signals.insert(key.clone(), next);
-        self.dirty.signals.insert(key);
+        self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), next);
+        self.dirty.signals.insert((rule.to_string(), subject.to_string()));
     }
 
     /// Runs the account rules (drift, concentration) on one account.
     pub(crate) fn evaluate_account(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let Some(a) = self.accounts.get(account_id) else { return };
-        let recipients = [(a.account_id.clone(), a.user_id.clone())];
+        let owner = |s: &ShardState| {
+            let a = &s.accounts[account_id];
+            vec![(a.account_id.clone(), a.user_id.clone())]
+        };
         if let Some(level) = self.drift_level(account_id) {
-            self.step_rule(AlertKind::Drift, account_id, level, cause, &recipients, |s| s.drift_finding(account_id), out);
+            self.step_rule(AlertKind::Drift, account_id, level, cause, owner, |s| s.drift_finding(account_id), out);
         }
         if let Some(level) = self.concentration_level(account_id) {
             let describe = |s: &ShardState| s.concentration_finding(account_id);
-            self.step_rule(AlertKind::Concentration, account_id, level, cause, &recipients, describe, out);
+            self.step_rule(AlertKind::Concentration, account_id, level, cause, owner, describe, out);
         }
     }
 }
