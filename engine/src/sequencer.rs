@@ -10,7 +10,9 @@
 //! other events of the same day; a tick from a later day first flushes the earlier
 //! day's prices, so the previous close is exact whatever the batch boundaries.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use ahash::AHashMap;
 
 use riskstream_schemas::json::Decoded;
 use riskstream_schemas::{DecimalStr, Event, EventBody, PriceBatch, Rejection, Timestamp};
@@ -82,19 +84,21 @@ pub struct Sequenced {
 #[derive(Debug, Default)]
 pub struct Sequencer {
     shards: u32,
-    last_tick: HashMap<String, Timestamp>,
+    last_tick: AHashMap<String, Timestamp>,
 }
 
+/// Ticks of the current batch and day: last price and tick time per symbol.
+/// A hash map while filling (no allocation for a symbol seen before), sorted once
+/// into the record at flush.
 struct Pending {
     day: i64,
     ts: Timestamp,
-    prices: BTreeMap<String, DecimalStr>,
-    times: BTreeMap<String, Timestamp>,
+    last: AHashMap<String, (Decimal, Timestamp)>,
 }
 
 impl Sequencer {
     pub fn new(shards: u32) -> Self {
-        Sequencer { shards, last_tick: HashMap::new() }
+        Sequencer { shards, last_tick: AHashMap::new() }
     }
 
     /// Seeds the stale-tick check after a restart.
@@ -143,25 +147,40 @@ impl Sequencer {
     }
 
     fn conflate(&mut self, out: &mut Sequenced, pending: &mut Option<Pending>, ts: Timestamp, symbol: &str, price: Decimal) {
-        if self.last_tick.get(symbol).is_some_and(|last| ts <= *last) {
-            out.stale_ticks += 1;
-            return;
+        match self.last_tick.get_mut(symbol) {
+            Some(last) if ts <= *last => {
+                out.stale_ticks += 1;
+                return;
+            }
+            Some(last) => *last = ts,
+            None => {
+                self.last_tick.insert(symbol.to_string(), ts);
+            }
         }
-        self.last_tick.insert(symbol.to_string(), ts);
         out.ticks += 1;
         if pending.as_ref().is_some_and(|p| p.day != ts.day()) {
             flush(out, pending.take());
         }
-        let p = pending.get_or_insert_with(|| Pending { day: ts.day(), ts, prices: BTreeMap::new(), times: BTreeMap::new() });
+        let p = pending.get_or_insert_with(|| Pending { day: ts.day(), ts, last: AHashMap::default() });
         p.ts = p.ts.max(ts);
-        p.prices.insert(symbol.to_string(), price.into());
-        p.times.insert(symbol.to_string(), ts);
+        match p.last.get_mut(symbol) {
+            Some(slot) => *slot = (price, ts),
+            None => {
+                p.last.insert(symbol.to_string(), (price, ts));
+            }
+        }
     }
 }
 
 fn flush(out: &mut Sequenced, pending: Option<Pending>) {
     let Some(p) = pending else { return };
-    let event = Event { event_id: None, ts: p.ts, body: EventBody::PriceBatch(PriceBatch { prices: p.prices, times: p.times }) };
+    let mut prices = BTreeMap::new();
+    let mut times = BTreeMap::new();
+    for (symbol, (price, ts)) in p.last {
+        prices.insert(symbol.clone(), DecimalStr(price));
+        times.insert(symbol, ts);
+    }
+    let event = Event { event_id: None, ts: p.ts, body: EventBody::PriceBatch(PriceBatch { prices, times }) };
     for shard in &mut out.per_shard {
         shard.push(Routed { index: None, event: event.clone() });
     }

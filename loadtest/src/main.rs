@@ -97,9 +97,10 @@ fn simulator(args: &Args) -> SimulatorConfig {
 
 /// Makes the steady-state events in chunks of ~1 ms of offered load.
 fn spawn_generator(mut source: SimulatorSource, args: &Args) -> Receiver<Chunk> {
-    let (tx, rx) = bounded::<Chunk>(64);
     let (total, rate) = (args.events, args.rate);
     let chunk = rate.map_or(1_000, |r| ((r / 1_000.0).ceil() as usize).max(1));
+    // Room for two full batches, so a backlog can form and batches can grow.
+    let (tx, rx) = bounded::<Chunk>((2 * args.batch / chunk).max(64));
     std::thread::spawn(move || {
         let started = Instant::now();
         let mut sent = 0u64;

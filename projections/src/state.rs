@@ -1,7 +1,9 @@
 //! The per-shard projection: facts (persisted) plus in-memory indexes and running
 //! sums that make a price change cost O(holders of the symbol).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use ahash::AHashMap as HashMap;
 
 use riskstream_schemas::{TaxStatus, Timestamp};
 use rust_decimal::Decimal;
@@ -131,11 +133,11 @@ impl ShardState {
         ShardState {
             shard,
             config,
-            accounts: HashMap::new(),
+            accounts: HashMap::default(),
             securities: BTreeMap::new(),
             prices: BTreeMap::new(),
             signals: BTreeMap::new(),
-            holders: HashMap::new(),
+            holders: HashMap::default(),
             dirty: Dirty::default(),
             full_recompute: false,
             epoch: 0,

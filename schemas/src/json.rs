@@ -1,6 +1,7 @@
 //! JSON codec: a JSON array of events or JSON lines, one event per line.
 
-use crate::types::Event;
+use crate::types::{Event, EventBody};
+use crate::Timestamp;
 use crate::{validate, Rejection};
 
 /// One decoded item of a request body: the event, or why item `index` was rejected
@@ -51,22 +52,61 @@ fn decode_value(index: usize, value: serde_json::Value) -> Decoded {
 }
 
 /// Turns a JSON value into an event, naming the offending field on failure.
+/// The envelope is read by hand and the body deserialised on its own, because
+/// serde reports no field path through a flattened, tagged enum.
 pub fn event_from_value(value: serde_json::Value) -> Result<Event, Rejection> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| Rejection::body("an event must be a JSON object"))?;
-    let ty = match obj.get("type") {
+    let serde_json::Value::Object(mut obj) = value else {
+        return Err(Rejection::body("an event must be a JSON object"));
+    };
+    let ty = match obj.remove("type") {
         None => return Err(Rejection::field("type", "is missing")),
-        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::String(s)) => s,
         Some(_) => return Err(Rejection::field("type", "must be a string")),
     };
-    if !crate::EVENT_TYPES.contains(&ty.as_str()) {
-        return Err(Rejection::field("type", format!("unknown event type `{ty}`")));
-    }
-    if ty == "PriceBatch" {
-        return Err(Rejection::field("type", "`PriceBatch` is internal; send `MarketTick` events"));
-    }
-    serde_json::from_value::<Event>(value).map_err(|e| Rejection::from_serde(&e.to_string()))
+    let event_id = match obj.remove("event_id") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err(Rejection::field("event_id", "must be a string")),
+    };
+    let ts = match obj.remove("ts") {
+        None => return Err(Rejection::field("ts", "is missing")),
+        Some(serde_json::Value::String(s)) => Timestamp::parse(&s).map_err(|e| Rejection::field("ts", e))?,
+        Some(_) => return Err(Rejection::field("ts", "must be an RFC 3339 string")),
+    };
+    let body = body_from_object(&ty, obj)?;
+    Ok(Event { event_id, ts, body })
+}
+
+fn body_from_object(ty: &str, obj: serde_json::Map<String, serde_json::Value>) -> Result<EventBody, Rejection> {
+    Ok(match ty {
+        "AccountOpened" => EventBody::AccountOpened(typed(obj)?),
+        "SecurityListed" => EventBody::SecurityListed(typed(obj)?),
+        "CashMovement" => EventBody::CashMovement(typed(obj)?),
+        "TradeExecuted" => EventBody::TradeExecuted(typed(obj)?),
+        "MarketTick" => EventBody::MarketTick(typed(obj)?),
+        "TargetAllocationSet" => EventBody::TargetAllocationSet(typed(obj)?),
+        "RiskLimitsSet" => EventBody::RiskLimitsSet(typed(obj)?),
+        "AlertPreferencesSet" => EventBody::AlertPreferencesSet(typed(obj)?),
+        "PriceBatch" => {
+            return Err(Rejection::field("type", "`PriceBatch` is internal; send `MarketTick` events"))
+        }
+        other => return Err(Rejection::field("type", format!("unknown event type `{other}`"))),
+    })
+}
+
+/// Deserialises one body, naming the field serde failed on.
+fn typed<T: serde::de::DeserializeOwned>(obj: serde_json::Map<String, serde_json::Value>) -> Result<T, Rejection> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(obj)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let mut rejection = Rejection::from_serde(&message);
+        if path != "." {
+            // Type errors quote the value, not the field: the path is the field.
+            rejection.field = Some(path);
+            rejection.reason = rejection.reason.replace("a Decimal type representing a fixed-point number", "a decimal string");
+        }
+        rejection
+    })
 }
 
 pub fn encode(event: &Event) -> String {

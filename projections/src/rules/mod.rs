@@ -134,5 +134,6 @@ impl ShardState {
 }
 
 pub(crate) fn pct(weight: Decimal) -> String {
-    format!("{:.2}%", weight * Decimal::ONE_HUNDRED)
+    // `{:.2}` alone truncates a Decimal; round first.
+    format!("{:.2}%", (weight * Decimal::ONE_HUNDRED).round_dp(2))
 }
