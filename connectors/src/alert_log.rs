@@ -24,24 +24,11 @@ impl AlertLogSink {
     /// Opens (creating if needed) the log for appending.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let context = |e: io::Error| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open alert log `{}`: {e}", path.display()),
-            )
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(context)?;
+        let context =
+            |e: io::Error| io::Error::new(e.kind(), format!("cannot open alert log `{}`: {e}", path.display()));
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(context)?;
         let len = file.metadata().map_err(context)?.len();
-        Ok(AlertLogSink {
-            path,
-            file,
-            len,
-            buf: Vec::new(),
-        })
+        Ok(AlertLogSink { path, file, len, buf: Vec::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -50,10 +37,7 @@ impl AlertLogSink {
 
     fn retry(&self, what: &str, err: &dyn std::fmt::Display) -> SinkError {
         let reason = format!("{what} `{}`: {err}", self.path.display());
-        SinkError::Retry {
-            sink: SINK_NAME.to_string(),
-            reason,
-        }
+        SinkError::Retry { sink: SINK_NAME.to_string(), reason }
     }
 
     /// One `write_all` per delivery, then to disk: the outbox forgets alerts once
@@ -76,8 +60,7 @@ impl AlertSink for AlertLogSink {
         }
         self.buf.clear();
         for alert in alerts {
-            serde_json::to_writer(&mut self.buf, alert)
-                .map_err(|e| self.retry("cannot encode for", &e))?;
+            serde_json::to_writer(&mut self.buf, alert).map_err(|e| self.retry("cannot encode for", &e))?;
             self.buf.push(b'\n');
         }
         if let Err(e) = self.append() {

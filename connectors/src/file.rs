@@ -28,13 +28,7 @@ impl JsonLinesFileSource {
         let path = path.as_ref().to_path_buf();
         let name = format!("file:{}", path.display());
         let reader = open_reader(&name, &path)?;
-        Ok(JsonLinesFileSource {
-            name,
-            path,
-            reader,
-            lines: 0,
-            line: Vec::new(),
-        })
+        Ok(JsonLinesFileSource { name, path, reader, lines: 0, line: Vec::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -44,10 +38,7 @@ impl JsonLinesFileSource {
     /// Reads the next line into `self.line`, terminator removed; false at EOF.
     fn read_line(&mut self) -> Result<bool, SourceError> {
         self.line.clear();
-        let read = self
-            .reader
-            .read_until(b'\n', &mut self.line)
-            .map_err(|e| io_error(&self.name, &e))?;
+        let read = self.reader.read_until(b'\n', &mut self.line).map_err(|e| io_error(&self.name, &e))?;
         if read == 0 {
             return Ok(false);
         }
@@ -62,10 +53,7 @@ impl JsonLinesFileSource {
     }
 
     fn at_eof(&mut self) -> Result<bool, SourceError> {
-        let buffered = self
-            .reader
-            .fill_buf()
-            .map_err(|e| io_error(&self.name, &e))?;
+        let buffered = self.reader.fill_buf().map_err(|e| io_error(&self.name, &e))?;
         Ok(buffered.is_empty())
     }
 }
@@ -84,16 +72,11 @@ fn decode(index: usize, line: &[u8]) -> Option<Decoded> {
 }
 
 fn open_reader(name: &str, path: &Path) -> Result<BufReader<File>, SourceError> {
-    File::open(path)
-        .map(BufReader::new)
-        .map_err(|e| io_error(name, &e))
+    File::open(path).map(BufReader::new).map_err(|e| io_error(name, &e))
 }
 
 fn io_error(name: &str, err: &std::io::Error) -> SourceError {
-    SourceError::Io {
-        source_name: name.to_string(),
-        reason: err.to_string(),
-    }
+    SourceError::Io { source_name: name.to_string(), reason: err.to_string() }
 }
 
 impl EventSource for JsonLinesFileSource {
@@ -108,10 +91,7 @@ impl EventSource for JsonLinesFileSource {
         self.reader = open_reader(&self.name, &self.path)?;
         self.lines = 0;
         while self.lines < n {
-            let skipped = self
-                .reader
-                .skip_until(b'\n')
-                .map_err(|e| io_error(&self.name, &e))?;
+            let skipped = self.reader.skip_until(b'\n').map_err(|e| io_error(&self.name, &e))?;
             if skipped == 0 {
                 let reason = format!("the file has only {} lines", self.lines);
                 return Err(bad_position(&self.name, position, reason));
@@ -128,10 +108,6 @@ impl EventSource for JsonLinesFileSource {
             items.extend(decode(index, &self.line));
         }
         let end = self.at_eof()?;
-        Ok(SourceBatch {
-            items,
-            position: Some(self.lines.to_string()),
-            end,
-        })
+        Ok(SourceBatch { items, position: Some(self.lines.to_string()), end })
     }
 }

@@ -36,11 +36,7 @@ pub enum SourceError {
     Unavailable { source_name: String, reason: String },
     /// The stored position cannot be used with this source; an operator must look.
     #[error("source `{source_name}` cannot resume from `{position}`: {reason}")]
-    BadPosition {
-        source_name: String,
-        position: String,
-        reason: String,
-    },
+    BadPosition { source_name: String, position: String, reason: String },
     #[error("source `{source_name}`: {reason}")]
     Io { source_name: String, reason: String },
 }

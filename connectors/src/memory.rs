@@ -23,24 +23,14 @@ impl MemoryEventSource {
 
     /// Two memory sources in one engine need distinct names (the position key).
     pub fn named(name: impl Into<String>, events: Vec<Event>) -> Self {
-        MemoryEventSource {
-            name: name.into(),
-            events,
-            next: 0,
-        }
+        MemoryEventSource { name: name.into(), events, next: 0 }
     }
 
     /// Validates like the decoders of the real sources, so an invalid event put in
     /// a test arrives as a rejected item, not as a trusted one.
     fn decoded(index: usize, event: &Event) -> Decoded {
-        let result = validate(event)
-            .map(|()| event.clone())
-            .map_err(|r| r.at(index));
-        Decoded {
-            index,
-            raw: json::encode(event),
-            result,
-        }
+        let result = validate(event).map(|()| event.clone()).map_err(|r| r.at(index));
+        Decoded { index, raw: json::encode(event), result }
     }
 }
 
@@ -65,15 +55,9 @@ impl EventSource for MemoryEventSource {
 
     fn next_batch(&mut self, max: usize) -> Result<SourceBatch, SourceError> {
         let end = self.events.len().min(self.next.saturating_add(max));
-        let items = (self.next..end)
-            .map(|i| Self::decoded(i, &self.events[i]))
-            .collect();
+        let items = (self.next..end).map(|i| Self::decoded(i, &self.events[i])).collect();
         self.next = end;
-        Ok(SourceBatch {
-            items,
-            position: Some(end.to_string()),
-            end: end == self.events.len(),
-        })
+        Ok(SourceBatch { items, position: Some(end.to_string()), end: end == self.events.len() })
     }
 }
 
@@ -121,10 +105,7 @@ impl AlertSink for MemoryAlertSink {
         if inner.failures_left > 0 {
             inner.failures_left -= 1;
             let reason = format!("injected failure ({} more to come)", inner.failures_left);
-            return Err(SinkError::Retry {
-                sink: "memory".to_string(),
-                reason,
-            });
+            return Err(SinkError::Retry { sink: "memory".to_string(), reason });
         }
         inner.alerts.extend_from_slice(alerts);
         Ok(())
@@ -134,22 +115,12 @@ impl AlertSink for MemoryAlertSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use riskstream_schemas::{
-        AlertKind, AlertState, EventBody, MarketTick, Priority, RecordRef, Timestamp,
-    };
+    use riskstream_schemas::{AlertKind, AlertState, EventBody, MarketTick, Priority, RecordRef, Timestamp};
     use rust_decimal::Decimal;
 
     fn tick(n: i64, price: i64) -> Event {
-        let body = MarketTick {
-            symbol: "S0001".into(),
-            price: Decimal::from(price),
-            volume: None,
-        };
-        Event {
-            event_id: Some(format!("e{n}")),
-            ts: Timestamp(n),
-            body: EventBody::MarketTick(body),
-        }
+        let body = MarketTick { symbol: "S0001".into(), price: Decimal::from(price), volume: None };
+        Event { event_id: Some(format!("e{n}")), ts: Timestamp(n), body: EventBody::MarketTick(body) }
     }
 
     fn alert(id: &str) -> Alert {
@@ -173,18 +144,12 @@ mod tests {
     fn batches_positions_and_end() {
         let mut src = MemoryEventSource::new((0..5).map(|n| tick(n, 10)).collect());
         let first = src.next_batch(2).unwrap();
-        assert_eq!(
-            first.items.iter().map(|d| d.index).collect::<Vec<_>>(),
-            [0, 1]
-        );
+        assert_eq!(first.items.iter().map(|d| d.index).collect::<Vec<_>>(), [0, 1]);
         assert_eq!((first.position.as_deref(), first.end), (Some("2"), false));
         let rest = src.next_batch(10).unwrap();
         assert_eq!(rest.items.len(), 3);
         assert_eq!((rest.position.as_deref(), rest.end), (Some("5"), true));
-        assert_eq!(
-            rest.items[2].result.as_ref().unwrap().event_id.as_deref(),
-            Some("e4")
-        );
+        assert_eq!(rest.items[2].result.as_ref().unwrap().event_id.as_deref(), Some("e4"));
         let empty = src.next_batch(10).unwrap();
         assert!(empty.items.is_empty() && empty.end);
     }
@@ -194,20 +159,11 @@ mod tests {
         let mut src = MemoryEventSource::new((0..5).map(|n| tick(n, 10)).collect());
         src.seek("3").unwrap();
         let batch = src.next_batch(10).unwrap();
-        assert_eq!(
-            batch.items[0].result.as_ref().unwrap().event_id.as_deref(),
-            Some("e3")
-        );
+        assert_eq!(batch.items[0].result.as_ref().unwrap().event_id.as_deref(), Some("e3"));
         src.seek("0").unwrap();
         assert_eq!(src.next_batch(1).unwrap().items[0].index, 0);
-        assert!(matches!(
-            src.seek("6"),
-            Err(SourceError::BadPosition { .. })
-        ));
-        assert!(matches!(
-            src.seek("abc"),
-            Err(SourceError::BadPosition { .. })
-        ));
+        assert!(matches!(src.seek("6"), Err(SourceError::BadPosition { .. })));
+        assert!(matches!(src.seek("abc"), Err(SourceError::BadPosition { .. })));
     }
 
     #[test]
@@ -216,10 +172,7 @@ mod tests {
         let batch = src.next_batch(10).unwrap();
         assert!(batch.items[0].result.is_ok());
         let rejection = batch.items[1].result.as_ref().unwrap_err();
-        assert_eq!(
-            (rejection.index, rejection.field.as_deref()),
-            (Some(1), Some("price"))
-        );
+        assert_eq!((rejection.index, rejection.field.as_deref()), (Some(1), Some("price")));
         assert!(batch.items[1].raw.contains("\"-3\""));
     }
 

@@ -72,10 +72,7 @@ impl SimulatorConfig {
     /// The config actually simulated: out-of-range values clamped as documented.
     fn normalized(mut self) -> Self {
         self.symbols = self.symbols.max(1);
-        self.positions_per_account = self
-            .positions_per_account
-            .min(self.symbols)
-            .min(MAX_POSITIONS);
+        self.positions_per_account = self.positions_per_account.min(self.symbols).min(MAX_POSITIONS);
         self.tick_interval_micros = self.tick_interval_micros.max(1);
         self
     }
@@ -152,10 +149,8 @@ impl Simulation {
     fn refill(&mut self) {
         match self.stage {
             Stage::Securities(i) if i < self.market.len() => {
-                self.queue
-                    .push_back((None, EventBody::SecurityListed(self.market.listing(i))));
-                self.queue
-                    .push_back((None, EventBody::MarketTick(self.market.opening_tick(i))));
+                self.queue.push_back((None, EventBody::SecurityListed(self.market.listing(i))));
+                self.queue.push_back((None, EventBody::MarketTick(self.market.opening_tick(i))));
                 self.stage = Stage::Securities(i + 1);
             }
             Stage::Securities(_) => self.stage = Stage::Accounts(0),
@@ -166,28 +161,20 @@ impl Simulation {
                 self.stage = Stage::Accounts(k + 1);
             }
             // The queue is empty here, so `last_ts` is the last emitted event's.
-            Stage::Accounts(_) => {
-                self.stage = Stage::Steady {
-                    start: self.last_ts,
-                    step: 0,
-                }
-            }
+            Stage::Accounts(_) => self.stage = Stage::Steady { start: self.last_ts, step: 0 },
             Stage::Steady { start, step } => self.steady_step(start, step + 1),
         }
     }
 
     fn steady_step(&mut self, start: i64, step: u64) {
         self.stage = Stage::Steady { start, step };
-        let offset = i64::try_from(step)
-            .unwrap_or(i64::MAX)
-            .saturating_mul(self.config.tick_interval_micros);
+        let offset = i64::try_from(step).unwrap_or(i64::MAX).saturating_mul(self.config.tick_interval_micros);
         let now = start.saturating_add(offset);
         if every(step, self.config.shock_every) {
             self.market.shock(&mut self.rng);
         }
         let tick = self.market.tick(now, &mut self.rng);
-        self.queue
-            .push_back((Some(now), EventBody::MarketTick(tick)));
+        self.queue.push_back((Some(now), EventBody::MarketTick(tick)));
         if every(step, self.config.trade_every) {
             if let Some(body) = self.accounts.steady_event(&self.market, &mut self.rng) {
                 self.queue.push_back((Some(now), body));
@@ -213,17 +200,11 @@ impl Iterator for Simulation {
         }
         let (scheduled, body) = self.queue.pop_front()?;
         // Strictly increasing: an account event shares its tick's scheduled time.
-        let ts = scheduled
-            .unwrap_or(self.last_ts + SETUP_STEP_MICROS)
-            .max(self.last_ts + 1);
+        let ts = scheduled.unwrap_or(self.last_ts + SETUP_STEP_MICROS).max(self.last_ts + 1);
         self.last_ts = ts;
         let n = self.emitted;
         self.emitted += 1;
-        Some(Event {
-            event_id: Some(format!("sim-{}-{n}", self.config.seed)),
-            ts: Timestamp(ts),
-            body,
-        })
+        Some(Event { event_id: Some(format!("sim-{}-{n}", self.config.seed)), ts: Timestamp(ts), body })
     }
 }
 
@@ -234,9 +215,7 @@ pub struct SimulatorSource {
 
 impl SimulatorSource {
     pub fn new(config: SimulatorConfig) -> Self {
-        SimulatorSource {
-            sim: Simulation::new(config),
-        }
+        SimulatorSource { sim: Simulation::new(config) }
     }
 
     /// The next event without the JSON form `next_batch` adds.
@@ -261,11 +240,7 @@ impl EventSource for SimulatorSource {
     fn seek(&mut self, position: &str) -> Result<(), SourceError> {
         let n = parse_count(SOURCE_NAME, position)?;
         if let Some(limit) = self.sim.config.limit.filter(|&limit| n > limit) {
-            return Err(bad_position(
-                SOURCE_NAME,
-                position,
-                format!("the simulation ends after {limit} events"),
-            ));
+            return Err(bad_position(SOURCE_NAME, position, format!("the simulation ends after {limit} events")));
         }
         // Only the seed's stream exists: going back means starting over.
         if n < self.sim.emitted() {
@@ -281,16 +256,8 @@ impl EventSource for SimulatorSource {
         while items.len() < max {
             let index = self.sim.emitted() as usize;
             let Some(event) = self.sim.next() else { break };
-            items.push(Decoded {
-                index,
-                raw: json::encode(&event),
-                result: Ok(event),
-            });
+            items.push(Decoded { index, raw: json::encode(&event), result: Ok(event) });
         }
-        Ok(SourceBatch {
-            items,
-            position: Some(self.sim.emitted().to_string()),
-            end: self.sim.is_finished(),
-        })
+        Ok(SourceBatch { items, position: Some(self.sim.emitted().to_string()), end: self.sim.is_finished() })
     }
 }

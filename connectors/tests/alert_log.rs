@@ -24,9 +24,7 @@ fn alert(n: u64) -> Alert {
 fn read_log(path: &std::path::Path) -> Vec<Alert> {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.ends_with('\n'));
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 #[test]
@@ -45,17 +43,9 @@ fn alerts_are_appended_as_json_lines_across_reopens() {
     reopened.deliver(&[alert(4)]).unwrap();
     let logged = read_log(&path);
     assert_eq!(logged, [alert(1), alert(2), alert(3), alert(4)]);
-    let line = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
+    let line = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().to_string();
     assert!(line.contains(r#""value":"0.3125""#), "{line}");
-    assert!(
-        line.contains(r#""ts":"2026-01-05T14:30:00.000001Z""#),
-        "{line}"
-    );
+    assert!(line.contains(r#""ts":"2026-01-05T14:30:00.000001Z""#), "{line}");
 }
 
 #[test]
@@ -64,8 +54,5 @@ fn opening_in_a_missing_directory_names_the_path() {
     let path = dir.path().join("missing").join("alerts.jsonl");
     let err = AlertLogSink::open(&path).err().unwrap();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
-    assert!(
-        err.to_string().contains(&path.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
 }

@@ -6,9 +6,9 @@ use riskstream_connectors::{EventSource, JsonLinesFileSource, SourceError};
 use riskstream_schemas::EventBody;
 use tempfile::NamedTempFile;
 
-const TICK: &str = r#"{"type":"MarketTick","event_id":"t1","ts":"2026-01-05T14:30:00Z","symbol":"S0001","price":"101.25"}"#;
-const NEGATIVE: &str =
-    r#"{"type":"MarketTick","ts":"2026-01-05T14:30:01Z","symbol":"S0001","price":"-1"}"#;
+const TICK: &str =
+    r#"{"type":"MarketTick","event_id":"t1","ts":"2026-01-05T14:30:00Z","symbol":"S0001","price":"101.25"}"#;
+const NEGATIVE: &str = r#"{"type":"MarketTick","ts":"2026-01-05T14:30:01Z","symbol":"S0001","price":"-1"}"#;
 const OPENED: &str = r#"{"type":"AccountOpened","ts":"2026-01-05T14:30:02Z","account_id":"acc-1","user_id":"usr-1","tax_status":"roth_ira","base_currency":"USD"}"#;
 
 /// Lines 0-4: a tick, a blank line, malformed JSON, an invalid tick (CRLF), an
@@ -37,25 +37,15 @@ fn bad_lines_are_items_and_positions_count_lines() {
     assert_eq!(tick.event_id.as_deref(), Some("t1"));
     let malformed = first.items[1].result.as_ref().unwrap_err();
     assert_eq!(malformed.index, Some(2));
-    assert!(
-        malformed.reason.starts_with("malformed JSON"),
-        "{}",
-        malformed.reason
-    );
+    assert!(malformed.reason.starts_with("malformed JSON"), "{}", malformed.reason);
     assert_eq!(first.items[1].raw, "{not json");
 
     let second = source.next_batch(10).unwrap();
     assert_eq!(indices(&second), [3, 4]);
     assert_eq!((second.position.as_deref(), second.end), (Some("5"), true));
     let negative = second.items[0].result.as_ref().unwrap_err();
-    assert_eq!(
-        (negative.index, negative.field.as_deref()),
-        (Some(3), Some("price"))
-    );
-    assert!(matches!(
-        second.items[1].result.as_ref().unwrap().body,
-        EventBody::AccountOpened(_)
-    ));
+    assert_eq!((negative.index, negative.field.as_deref()), (Some(3), Some("price")));
+    assert!(matches!(second.items[1].result.as_ref().unwrap().body, EventBody::AccountOpened(_)));
 
     let after = source.next_batch(10).unwrap();
     assert!(after.items.is_empty());
@@ -78,10 +68,7 @@ fn seek_resumes_after_the_stored_line() {
     assert!(none.items.is_empty() && none.end);
     for bad in ["6", "x", "-1", ""] {
         let err = source.seek(bad).unwrap_err();
-        assert!(
-            matches!(err, SourceError::BadPosition { ref position, .. } if position == bad),
-            "{bad:?}"
-        );
+        assert!(matches!(err, SourceError::BadPosition { ref position, .. } if position == bad), "{bad:?}");
     }
 }
 
@@ -108,11 +95,7 @@ fn a_line_that_is_not_utf8_is_rejected_not_dropped() {
     let batch = source.next_batch(10).unwrap();
     assert_eq!(indices(&batch), [0, 1]);
     let rejection = batch.items[0].result.as_ref().unwrap_err();
-    assert!(
-        rejection.reason.contains("not UTF-8"),
-        "{}",
-        rejection.reason
-    );
+    assert!(rejection.reason.contains("not UTF-8"), "{}", rejection.reason);
     assert!(batch.items[1].result.is_ok());
 }
 

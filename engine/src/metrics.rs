@@ -1,7 +1,9 @@
 //! Every metric the engine exports, in one place. Labels take bounded values only
 //! (result, shard, alert kind), never an account id.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -20,17 +22,30 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("riskstream".into()), None).expect("static prefix is valid");
-        let events = IntCounterVec::new(Opts::new("events_total", "Input events by result"), &["result"]).expect("valid");
-        let records = IntCounterVec::new(Opts::new("records_appended_total", "Records appended to the event store"), &["shard"]).expect("valid");
-        let alerts = IntCounterVec::new(Opts::new("alerts_total", "Alerts raised and cleared"), &["kind", "state"]).expect("valid");
+        let events =
+            IntCounterVec::new(Opts::new("events_total", "Input events by result"), &["result"]).expect("valid");
+        let records =
+            IntCounterVec::new(Opts::new("records_appended_total", "Records appended to the event store"), &["shard"])
+                .expect("valid");
+        let alerts = IntCounterVec::new(Opts::new("alerts_total", "Alerts raised and cleared"), &["kind", "state"])
+            .expect("valid");
         let batch_seconds = Histogram::with_opts(
             HistogramOpts::new("batch_seconds", "Time to sequence, apply and commit one batch")
                 .buckets(prometheus::exponential_buckets(0.0001, 2.0, 18).expect("valid")),
         )
         .expect("valid");
-        let outbox_depth = IntGauge::new("outbox_depth", "Alerts committed but not yet delivered to every sink").expect("valid");
-        let head_seq = IntGaugeVec::new(Opts::new("head_seq", "Last applied sequence number"), &["shard"]).expect("valid");
-        for c in [Box::new(events.clone()) as Box<dyn prometheus::core::Collector>, Box::new(records.clone()), Box::new(alerts.clone()), Box::new(batch_seconds.clone()), Box::new(outbox_depth.clone()), Box::new(head_seq.clone())] {
+        let outbox_depth =
+            IntGauge::new("outbox_depth", "Alerts committed but not yet delivered to every sink").expect("valid");
+        let head_seq =
+            IntGaugeVec::new(Opts::new("head_seq", "Last applied sequence number"), &["shard"]).expect("valid");
+        for c in [
+            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(records.clone()),
+            Box::new(alerts.clone()),
+            Box::new(batch_seconds.clone()),
+            Box::new(outbox_depth.clone()),
+            Box::new(head_seq.clone()),
+        ] {
             registry.register(c).expect("each metric is registered once");
         }
         Metrics { registry, events, records, alerts, batch_seconds, outbox_depth, head_seq }

@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use crate::metrics::Metrics;
 use crate::sequencer::{Refused, Routed, Sequencer};
-use crate::store::{ChainHead, CommitBatch, Counters, DeadLetter, EventStore, ProjectionStore, Record, StoreError, StoredAlert};
+use crate::store::{
+    ChainHead, CommitBatch, Counters, DeadLetter, EventStore, ProjectionStore, Record, StoreError, StoredAlert,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -98,7 +100,12 @@ impl<S> Engine<S> {
 
 impl<S: EventStore + ProjectionStore> Engine<S> {
     /// Opens the engine on a store, loading each shard's projection (no log replay).
-    pub fn open(store: Arc<S>, shard_count: u32, rules: RuleConfig, metrics: Arc<Metrics>) -> Result<Self, EngineError> {
+    pub fn open(
+        store: Arc<S>,
+        shard_count: u32,
+        rules: RuleConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, EngineError> {
         match store.shard_count()? {
             None => store.set_shard_count(shard_count)?,
             Some(n) if n != shard_count => {
@@ -146,14 +153,24 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
 
     /// Sequences, applies and commits one batch from `source`; `position` is where
     /// the source resumes after it and is committed with it.
-    pub fn ingest(&mut self, source: &str, position: Option<String>, items: Vec<Decoded>) -> Result<IngestReport, EngineError> {
+    pub fn ingest(
+        &mut self,
+        source: &str,
+        position: Option<String>,
+        items: Vec<Decoded>,
+    ) -> Result<IngestReport, EngineError> {
         if self.poisoned {
             return Err(EngineError::Poisoned);
         }
         let started = Instant::now();
         let store = Arc::clone(&self.store);
         let seq = self.sequencer.route(items, |id| store.event_seen(id).map(|r| r.is_some()))?;
-        let mut report = IngestReport { accepted: seq.ticks, duplicates: seq.duplicates, stale_ticks: seq.stale_ticks, ..Default::default() };
+        let mut report = IngestReport {
+            accepted: seq.ticks,
+            duplicates: seq.duplicates,
+            stale_ticks: seq.stale_ticks,
+            ..Default::default()
+        };
         let outputs = self.run_shards(source, seq.per_shard)?;
         let mut batch = CommitBatch::default();
         let mut refused = seq.refused;
@@ -252,9 +269,13 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         let mut alerts = Vec::new();
         for (record, event) in records {
             let shard = record.shard as usize;
-            let head = self.heads.get(shard).copied().ok_or_else(|| EngineError::Internal(format!("no shard {shard}")))?;
+            let head =
+                self.heads.get(shard).copied().ok_or_else(|| EngineError::Internal(format!("no shard {shard}")))?;
             if record.seq != head.seq + 1 || record.prev_hash != head.hash {
-                return Err(EngineError::Internal(format!("record ({shard}, {}) does not extend the chain at seq {}", record.seq, head.seq)));
+                return Err(EngineError::Internal(format!(
+                    "record ({shard}, {}) does not extend the chain at seq {}",
+                    record.seq, head.seq
+                )));
             }
             let at = RecordRef { shard: record.shard, seq: record.seq };
             let out = self.shards[shard]
@@ -278,7 +299,13 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     }
 }
 
-fn process_shard(state: &mut ShardState, head: &mut ChainHead, list: Vec<Routed>, codec: &Codec, source: &str) -> Result<ShardOutput, EngineError> {
+fn process_shard(
+    state: &mut ShardState,
+    head: &mut ChainHead,
+    list: Vec<Routed>,
+    codec: &Codec,
+    source: &str,
+) -> Result<ShardOutput, EngineError> {
     let shard = state.shard();
     let mut out = ShardOutput::default();
     for Routed { index, event } in list {
@@ -290,14 +317,17 @@ fn process_shard(state: &mut ShardState, head: &mut ChainHead, list: Vec<Routed>
             out.refused.push(Refused { rejection, raw: json::encode(&event) });
             continue;
         }
-        let (fingerprint, payload) = codec.encode(&event).map_err(|e| EngineError::Internal(format!("cannot encode a valid event: {e}")))?;
+        let (fingerprint, payload) =
+            codec.encode(&event).map_err(|e| EngineError::Internal(format!("cannot encode a valid event: {e}")))?;
         let origin = match index {
             Some(i) => format!("{source}#{i}"),
             None => source.to_string(),
         };
         let record = Record::next(*head, shard, origin, fingerprint, payload);
         let at = RecordRef { shard, seq: record.seq };
-        let alerts = state.apply(at, &event).map_err(|r| EngineError::Internal(format!("checked event failed to apply: {r}")))?;
+        let alerts = state
+            .apply(at, &event)
+            .map_err(|r| EngineError::Internal(format!("checked event failed to apply: {r}")))?;
         *head = record.head();
         out.alerts.extend(alerts);
         if let Some(id) = &event.event_id {
@@ -316,8 +346,5 @@ fn process_shard(state: &mut ShardState, head: &mut ChainHead, list: Vec<Routed>
 }
 
 fn wall_clock_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or_default()
 }

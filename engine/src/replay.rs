@@ -15,7 +15,12 @@ const CHUNK: usize = 5_000;
 
 /// Copies every record of `live` with seq <= `until` into `target`, applying each.
 /// Returns the number of records replayed.
-pub fn rebuild<L, T>(live: &L, target: &mut Engine<T>, until: Option<u64>, mut progress: impl FnMut(u64)) -> Result<u64, EngineError>
+pub fn rebuild<L, T>(
+    live: &L,
+    target: &mut Engine<T>,
+    until: Option<u64>,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, EngineError>
 where
     L: EventStore + ?Sized,
     T: EventStore + ProjectionStore,
@@ -28,9 +33,10 @@ where
             if until.is_some_and(|u| record.seq > u) {
                 break;
             }
-            let event = target.codec().decode(record.fingerprint, &record.payload).map_err(|e| {
-                EngineError::Internal(format!("record ({shard}, {}) does not decode: {e}", record.seq))
-            })?;
+            let event = target
+                .codec()
+                .decode(record.fingerprint, &record.payload)
+                .map_err(|e| EngineError::Internal(format!("record ({shard}, {}) does not decode: {e}", record.seq)))?;
             chunk.push((record, event));
             if chunk.len() == CHUNK {
                 total += chunk.len() as u64;

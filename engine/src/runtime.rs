@@ -18,7 +18,11 @@ use crate::pipeline::EngineError;
 use crate::store::{EventStore, ProjectionStore};
 
 /// Starts alert delivery; dropping the returned sender stops it after a last drain.
-pub fn start_outbox<S>(store: Arc<S>, sinks: Vec<Box<dyn AlertSink>>, metrics: Arc<Metrics>) -> (Sender<()>, JoinHandle<()>)
+pub fn start_outbox<S>(
+    store: Arc<S>,
+    sinks: Vec<Box<dyn AlertSink>>,
+    metrics: Arc<Metrics>,
+) -> (Sender<()>, JoinHandle<()>)
 where
     S: ProjectionStore + 'static,
 {
@@ -52,7 +56,13 @@ pub struct PumpStats {
 
 /// Feeds `source` into the engine until it ends or `stop` is set, resuming from
 /// the position stored for it. With `rate` (items/s), batches are paced.
-pub fn pump<S>(app: &AppState<S>, source: &mut dyn EventSource, batch_max: usize, rate: Option<f64>, stop: &AtomicBool) -> Result<PumpStats, PumpError>
+pub fn pump<S>(
+    app: &AppState<S>,
+    source: &mut dyn EventSource,
+    batch_max: usize,
+    rate: Option<f64>,
+    stop: &AtomicBool,
+) -> Result<PumpStats, PumpError>
 where
     S: EventStore + ProjectionStore,
 {

@@ -146,7 +146,14 @@ impl Sequencer {
         Ok(out)
     }
 
-    fn conflate(&mut self, out: &mut Sequenced, pending: &mut Option<Pending>, ts: Timestamp, symbol: &str, price: Decimal) {
+    fn conflate(
+        &mut self,
+        out: &mut Sequenced,
+        pending: &mut Option<Pending>,
+        ts: Timestamp,
+        symbol: &str,
+        price: Decimal,
+    ) {
         match self.last_tick.get_mut(symbol) {
             Some(last) if ts <= *last => {
                 out.stale_ticks += 1;

@@ -23,7 +23,10 @@ pub struct VerifyReport {
 }
 
 /// Checks every shard; `progress` is called with each shard's record count.
-pub fn verify<S: EventStore + ?Sized>(store: &S, mut progress: impl FnMut(u32, u64)) -> Result<VerifyReport, StoreError> {
+pub fn verify<S: EventStore + ?Sized>(
+    store: &S,
+    mut progress: impl FnMut(u32, u64),
+) -> Result<VerifyReport, StoreError> {
     let shards = store.shard_count()?.unwrap_or(0);
     let mut report = VerifyReport { shards, records: 0, heads: Vec::new(), first_bad: None };
     for shard in 0..shards {

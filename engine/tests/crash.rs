@@ -138,7 +138,11 @@ fn load_batch(b: usize) -> Batch {
     for (n, symbol) in SYMBOLS.iter().enumerate() {
         let (acc, user) = account((b + 3 * n) % ACCOUNTS);
         let price = Decimal::from(10 + (b + n) % 7);
-        events.push(ev(&format!("buy-{b}-{symbol}"), minute, trade(&acc, &user, symbol, Side::Buy, "1", &price.to_string())));
+        events.push(ev(
+            &format!("buy-{b}-{symbol}"),
+            minute,
+            trade(&acc, &user, symbol, Side::Buy, "1", &price.to_string()),
+        ));
         *cash.get_mut(&acc).unwrap() -= price + Decimal::ONE;
         events.push(ev("", minute, tick(symbol, &format!("{price}.25"))));
     }
@@ -151,7 +155,12 @@ fn client() -> reqwest::blocking::Client {
 
 /// Posts `body`; the status and the report, or `None` once the server is gone.
 fn post(http: &reqwest::blocking::Client, base: &str, body: &str) -> Option<(u16, Value)> {
-    let response = http.post(format!("{base}/v1/events")).header("content-type", "application/json").body(body.to_string()).send().ok()?;
+    let response = http
+        .post(format!("{base}/v1/events"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .ok()?;
     let status = response.status().as_u16();
     Some((status, response.json().ok()?))
 }
@@ -265,7 +274,11 @@ fn resend_all(dir: &Path, plan: &[Batch], in_log: &[usize]) {
     assert_eq!(totals, [all_items - logged_ids - logged_ticks, logged_ids, logged_ticks]);
     for (acc, cash) in expected_cash(plan.iter()) {
         let view: Value = http.get(format!("{}/v1/accounts/{acc}", child.base)).send().unwrap().json().unwrap();
-        assert_eq!(view["cash"].as_str().unwrap().parse::<Decimal>().unwrap(), cash, "{acc} after re-sending everything");
+        assert_eq!(
+            view["cash"].as_str().unwrap().parse::<Decimal>().unwrap(),
+            cash,
+            "{acc} after re-sending everything"
+        );
     }
     child.kill();
 }
@@ -288,7 +301,12 @@ fn crash_once(iteration: usize, plan: &Arc<Vec<Batch>>) {
 
     run_ok(&["verify"], &dir);
     let in_log = check_after_crash(&dir, plan, &acked);
-    eprintln!("iteration {iteration}: killed after {:?}, {} batches acknowledged, {} logged", kill_delay(iteration), acked.len(), in_log.len());
+    eprintln!(
+        "iteration {iteration}: killed after {:?}, {} batches acknowledged, {} logged",
+        kill_delay(iteration),
+        acked.len(),
+        in_log.len()
+    );
     resend_all(&dir, plan, &in_log);
     run_ok(&["verify"], &dir);
     run_ok(&["replay", "--check"], &dir);

@@ -101,7 +101,13 @@ impl Drop for Server {
 
 /// Runs the engine, its outbox and the API until `stopped`, then stops the outbox
 /// and drops the store: RocksDB must not be in use when the test process exits.
-fn serve_until(dir: &Path, sink: MemoryAlertSink, max_body_bytes: usize, addr: std::sync::mpsc::Sender<SocketAddr>, stopped: oneshot::Receiver<()>) {
+fn serve_until(
+    dir: &Path,
+    sink: MemoryAlertSink,
+    max_body_bytes: usize,
+    addr: std::sync::mpsc::Sender<SocketAddr>,
+    stopped: oneshot::Receiver<()>,
+) {
     let store = Arc::new(RocksDbStore::open(dir, false).unwrap());
     let engine = Engine::open(store, SHARDS, RuleConfig::default(), Arc::new(Metrics::new())).unwrap();
     let sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(sink)];
@@ -134,7 +140,11 @@ fn ds(xs: &[&str]) -> Vec<Decimal> {
 }
 
 fn limits(account: &str, user: &str, max_weight: &str) -> EventBody {
-    EventBody::RiskLimitsSet(RiskLimitsSet { account_id: account.into(), user_id: user.into(), max_position_weight: Some(d(max_weight)) })
+    EventBody::RiskLimitsSet(RiskLimitsSet {
+        account_id: account.into(),
+        user_id: user.into(),
+        max_position_weight: Some(d(max_weight)),
+    })
 }
 
 /// Two securities and one account holding them; the concentration limit is 100%
@@ -204,7 +214,11 @@ fn assert_drift(view: &Value, expected: &[(&str, &str, &str)]) {
     for (line, (symbol, target, weight)) in lines.iter().zip(expected) {
         assert_eq!(line["symbol"], *symbol);
         let drift = d(weight) - d(target);
-        assert_eq!(decs(line, &["target", "weight", "drift", "band"]), vec![d(target), d(weight), drift, d("0.05")], "{line}");
+        assert_eq!(
+            decs(line, &["target", "weight", "drift", "band"]),
+            vec![d(target), d(weight), drift, d("0.05")],
+            "{line}"
+        );
         assert_eq!(line["in_band"], drift.abs() <= d("0.05"), "{line}");
     }
 }
@@ -230,7 +244,10 @@ async fn json_array_book_then_ticks_raise_a_delivered_drift_alert() {
     // Two ticks -> one PriceBatch per shard (2 records); both ticks count as accepted.
     let (status, report) = server.post(JSON, json_array(&ticks())).await;
     assert_eq!(status, StatusCode::OK, "{report}");
-    assert_eq!((report["accepted"].clone(), report["records_appended"].clone(), report["alerts"].clone()), (json!(2), json!(2), json!(2)));
+    assert_eq!(
+        (report["accepted"].clone(), report["records_appended"].clone(), report["alerts"].clone()),
+        (json!(2), json!(2), json!(2))
+    );
 
     // AAA at 125: V = 50 x 125 + 3000 + 1998 = 11248; AAA 6250/11248 = 0.55565434 is
     // 0.05565434 above its 0.5 target, outside the 0.05 band (Medium: not beyond 2 x band).
@@ -244,8 +261,17 @@ async fn json_array_book_then_ticks_raise_a_delivered_drift_alert() {
     let alerts = server.get("/v1/alerts?since=0").await;
     let list = alerts["alerts"].as_array().unwrap();
     // Symbol rules run before account rules: AAA moved 125/100 - 1 = 25% >= 10% (High: >= 2 x 10%).
-    let kinds: Vec<_> = list.iter().map(|a| (a["number"].clone(), a["kind"].clone(), a["state"].clone(), a["priority"].clone())).collect();
-    assert_eq!(kinds, [(json!(1), json!("market_move"), json!("raised"), json!("high")), (json!(2), json!("drift"), json!("raised"), json!("medium"))]);
+    let kinds: Vec<_> = list
+        .iter()
+        .map(|a| (a["number"].clone(), a["kind"].clone(), a["state"].clone(), a["priority"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (json!(1), json!("market_move"), json!("raised"), json!("high")),
+            (json!(2), json!("drift"), json!("raised"), json!("medium"))
+        ]
+    );
     assert_eq!(alerts["next"], 2);
     let drift = &list[1];
     assert_eq!((drift["account_id"].clone(), drift["user_id"].clone()), (json!(ACC), json!(USER)));
@@ -278,7 +304,10 @@ async fn assert_cause_record(server: &Server, alert: &Value) {
     assert!(is_hash(&record["hash"]) && is_hash(&record["prev_hash"]), "{record}");
     assert_eq!(record["prev_hash"], previous["hash"]);
     assert_ne!(record["hash"], record["prev_hash"]);
-    assert_eq!((record["shard"].clone(), record["seq"].clone(), record["source"].clone()), (shard, seq, json!("http:1")));
+    assert_eq!(
+        (record["shard"].clone(), record["seq"].clone(), record["source"].clone()),
+        (shard, seq, json!("http:1"))
+    );
     assert_eq!(record["schema_fingerprint"].as_str().unwrap().len(), 16);
     let event = &record["event"];
     assert_eq!(event["type"], "PriceBatch");
@@ -293,7 +322,8 @@ async fn assert_health_metrics_and_docs(server: &Server) {
     let health = server.get("/healthz").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["accounts"], 1);
-    let seqs: Vec<_> = health["shards"].as_array().unwrap().iter().map(|s| (s["shard"].clone(), s["seq"].clone())).collect();
+    let seqs: Vec<_> =
+        health["shards"].as_array().unwrap().iter().map(|s| (s["shard"].clone(), s["seq"].clone())).collect();
     let mine = account_shard();
     let expected: Vec<_> = (0..SHARDS).map(|s| (json!(s), json!(if s == mine { 9 } else { 3 }))).collect();
     assert_eq!(seqs, expected);
@@ -326,7 +356,8 @@ async fn assert_health_metrics_and_docs(server: &Server) {
     }
 
     let schemas = server.get("/v1/schemas").await;
-    let names: Vec<_> = schemas["schemas"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> =
+        schemas["schemas"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap().to_string()).collect();
     let mut expected: Vec<String> = riskstream_schemas::EVENT_TYPES.iter().map(|s| s.to_string()).collect();
     expected.push("Alert".into());
     assert_eq!(names, expected);
@@ -395,18 +426,48 @@ fn bad_cases() -> Vec<BadCase> {
             field: None,
             reason: "malformed JSON",
         },
-        case("unknown type", json!({"type": "Teleport", "event_id": "bad-type", "ts": "2026-04-01T14:05:00Z"}), "type", "unknown event type `Teleport`"),
-        case("missing quantity", edited(sell_aaa("bad-missing", "1"), |m| drop(m.remove("quantity"))), "quantity", "missing field `quantity`"),
-        case("negative quantity", edited(sell_aaa("bad-negative", "1"), |m| drop(m.insert("quantity".into(), json!("-5")))), "quantity", "must be positive, got -5"),
-        case("short sale", serde_json::to_value(sell_aaa("bad-short", "51")).unwrap(), "quantity", "holds 50 (short sales are not supported)"),
+        case(
+            "unknown type",
+            json!({"type": "Teleport", "event_id": "bad-type", "ts": "2026-04-01T14:05:00Z"}),
+            "type",
+            "unknown event type `Teleport`",
+        ),
+        case(
+            "missing quantity",
+            edited(sell_aaa("bad-missing", "1"), |m| drop(m.remove("quantity"))),
+            "quantity",
+            "missing field `quantity`",
+        ),
+        case(
+            "negative quantity",
+            edited(sell_aaa("bad-negative", "1"), |m| drop(m.insert("quantity".into(), json!("-5")))),
+            "quantity",
+            "must be positive, got -5",
+        ),
+        case(
+            "short sale",
+            serde_json::to_value(sell_aaa("bad-short", "51")).unwrap(),
+            "quantity",
+            "holds 50 (short sales are not supported)",
+        ),
         case(
             "weights not summing to 1",
             serde_json::to_value(ev("bad-weights", 5, targets(ACC, USER, &[("AAA", "0.5"), ("BBB", "0.4")]))).unwrap(),
             "targets",
             "weights must sum to 1, they sum to 0.9",
         ),
-        case("unknown account", serde_json::to_value(ev("bad-account", 5, deposit("acc-404", USER, "7"))).unwrap(), "account_id", "unknown account `acc-404`"),
-        case("user not owning the account", serde_json::to_value(ev("bad-user", 5, deposit(ACC, &other, "7"))).unwrap(), "user_id", "belongs to user `u-1`"),
+        case(
+            "unknown account",
+            serde_json::to_value(ev("bad-account", 5, deposit("acc-404", USER, "7"))).unwrap(),
+            "account_id",
+            "unknown account `acc-404`",
+        ),
+        case(
+            "user not owning the account",
+            serde_json::to_value(ev("bad-user", 5, deposit(ACC, &other, "7"))).unwrap(),
+            "user_id",
+            "belongs to user `u-1`",
+        ),
     ]
 }
 
@@ -475,7 +536,10 @@ async fn wrongly_typed_field_is_refused_naming_the_field() {
     assert_book_accepted(status, &report);
     let number = edited(ev("bad-number", 5, deposit(ACC, USER, "7")), |m| drop(m.insert("amount".into(), json!(7))));
     let side = edited(sell_aaa("bad-side", "1"), |m| drop(m.insert("side".into(), json!("short"))));
-    let cases = [case("decimal as a JSON number", number, "amount", "invalid type: integer `7`"), case("unknown side", side, "side", "unknown variant `short`")];
+    let cases = [
+        case("decimal as a JSON number", number, "amount", "invalid type: integer `7`"),
+        case("unknown side", side, "side", "unknown variant `short`"),
+    ];
     for (n, c) in cases.iter().enumerate() {
         assert_bad_case(&server, c, n, n as u64).await;
     }
@@ -533,7 +597,11 @@ async fn resending_a_batch_changes_nothing() {
     let server = Server::start(1 << 20);
     let batch = json_array(&[book(), ticks()].concat());
     let (status, first) = server.post(JSON, batch.clone()).await;
-    assert_eq!((status, first["accepted"].clone(), first["duplicates"].clone()), (StatusCode::OK, json!(10), json!(0)), "{first}");
+    assert_eq!(
+        (status, first["accepted"].clone(), first["duplicates"].clone()),
+        (StatusCode::OK, json!(10), json!(0)),
+        "{first}"
+    );
     let view = server.get(&format!("/v1/accounts/{ACC}")).await;
     let health = server.get("/healthz").await;
     let alerts = server.get("/v1/alerts?since=0").await;

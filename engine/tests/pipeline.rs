@@ -25,7 +25,11 @@ fn rocks_engine(dir: &std::path::Path, shards: u32) -> Engine<RocksDbStore> {
     Engine::open(store, shards, RuleConfig::default(), Arc::new(Metrics::new())).unwrap()
 }
 
-fn feed<S: EventStore + ProjectionStore>(engine: &mut Engine<S>, events: &[riskstream_schemas::Event], batch: usize) -> usize {
+fn feed<S: EventStore + ProjectionStore>(
+    engine: &mut Engine<S>,
+    events: &[riskstream_schemas::Event],
+    batch: usize,
+) -> usize {
     let mut alerts = 0;
     for chunk in events.chunks(batch.max(1)) {
         alerts += engine.ingest("test", None, common::items(chunk)).unwrap().alerts.len();
@@ -172,16 +176,24 @@ fn bad_events_are_dead_lettered_and_their_neighbours_apply() {
     let oversell = common::ev("bad", 11, common::trade("acc-0", "user-0", "AAA", Side::Sell, "100000", "1"));
     let good2 = common::ev("g2", 12, common::deposit("acc-1", "user-0", "100"));
     let mut items = common::items(&[good1, oversell, good2]);
-    items.insert(1, Decoded { index: 99, raw: "{not json".into(), result: Err(Rejection::body("malformed JSON").at(99)) });
+    items.insert(
+        1,
+        Decoded { index: 99, raw: "{not json".into(), result: Err(Rejection::body("malformed JSON").at(99)) },
+    );
     let cash_before = engine.account_view("acc-0").unwrap().2.cash;
     let report = engine.ingest("test", None, items).unwrap();
     assert_eq!(report.accepted, 2);
-    let rejected: Vec<(Option<usize>, Option<String>)> = report.rejected.iter().map(|r| (r.index, r.field.clone())).collect();
+    let rejected: Vec<(Option<usize>, Option<String>)> =
+        report.rejected.iter().map(|r| (r.index, r.field.clone())).collect();
     assert_eq!(rejected, vec![(Some(1), Some("quantity".into())), (Some(99), None)]);
     assert_eq!(engine.account_view("acc-0").unwrap().2.cash, cash_before + common::d("100"));
     let letters = engine.store().dead_letters_after(0, 10).unwrap();
     assert_eq!(letters.len(), 2);
     assert!(letters.iter().any(|l| l.raw == "{not json"));
     assert!(letters.iter().any(|l| l.raw.contains("100000") && l.reason.contains("holds")));
-    assert_eq!(engine.store().event_seen("bad").unwrap(), None, "a rejected event's id stays free for a corrected resend");
+    assert_eq!(
+        engine.store().event_seen("bad").unwrap(),
+        None,
+        "a rejected event's id stays free for a corrected resend"
+    );
 }

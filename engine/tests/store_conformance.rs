@@ -45,7 +45,15 @@ fn conformance<S: EventStore + ProjectionStore>(store: &S) {
             (0, Change { table: Table::Cash, key: "z".into(), value: Some(b"\"9\"".to_vec()) }),
         ],
         alerts: vec![alert(1, "acc-x"), alert(2, "acc-y"), alert(3, "acc-x")],
-        dead_letters: vec![DeadLetter { number: 1, received_at: "now".into(), source: "t".into(), index: Some(4), field: Some("quantity".into()), reason: "must be positive".into(), raw: "{}".into() }],
+        dead_letters: vec![DeadLetter {
+            number: 1,
+            received_at: "now".into(),
+            source: "t".into(),
+            index: Some(4),
+            field: Some("quantity".into()),
+            reason: "must be positive".into(),
+            raw: "{}".into(),
+        }],
         positions: vec![("file:x".into(), "17".into())],
         heads: vec![(0, other.head()), (1, r2.head())],
     };
@@ -78,7 +86,10 @@ fn conformance<S: EventStore + ProjectionStore>(store: &S) {
     assert_eq!(store.outbox(10).unwrap().iter().map(|a| a.number).collect::<Vec<_>>(), vec![2]);
     assert_eq!(store.alerts_after(0, 10).unwrap().len(), 3, "acking leaves the history");
 
-    let delete = CommitBatch { changes: vec![(1, Change { table: Table::Cash, key: "b".into(), value: None })], ..Default::default() };
+    let delete = CommitBatch {
+        changes: vec![(1, Change { table: Table::Cash, key: "b".into(), value: None })],
+        ..Default::default()
+    };
     store.commit(&delete, Counters { alerts: 3, dead_letters: 1 }).unwrap();
     assert_eq!(store.load_shard(1).unwrap().len(), 1);
 }

@@ -24,29 +24,71 @@ fn book() -> (ShardState, u64) {
     };
     for s in 0..SYMBOLS {
         let symbol = format!("S{s:04}");
-        apply(&mut state, EventBody::SecurityListed(SecurityListed { symbol: symbol.clone(), asset_class: "equity".into(), sector: "x".into(), wash_group: symbol }));
+        apply(
+            &mut state,
+            EventBody::SecurityListed(SecurityListed {
+                symbol: symbol.clone(),
+                asset_class: "equity".into(),
+                sector: "x".into(),
+                wash_group: symbol,
+            }),
+        );
     }
     for a in 0..ACCOUNTS {
         let (account_id, user_id) = (format!("acc-{a:06}"), format!("u-{a}"));
-        apply(&mut state, EventBody::AccountOpened(AccountOpened { account_id: account_id.clone(), user_id: user_id.clone(), tax_status: TaxStatus::Taxable, base_currency: "USD".into() }));
+        apply(
+            &mut state,
+            EventBody::AccountOpened(AccountOpened {
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                tax_status: TaxStatus::Taxable,
+                base_currency: "USD".into(),
+            }),
+        );
         let mut targets = BTreeMap::new();
         for p in 0..POSITIONS {
             let symbol = format!("S{:04}", (a * 7 + p * 50) % SYMBOLS);
             targets.insert(symbol.clone(), Decimal::new(5, 2).into());
-            apply(&mut state, EventBody::TradeExecuted(TradeExecuted {
-                trade_id: format!("{a}-{p}"), account_id: account_id.clone(), user_id: user_id.clone(), symbol,
-                side: Side::Buy, quantity: Decimal::from(10), price: Decimal::from(100), fees: Decimal::ZERO, lot_method: None, lot_ids: vec![],
-            }));
+            apply(
+                &mut state,
+                EventBody::TradeExecuted(TradeExecuted {
+                    trade_id: format!("{a}-{p}"),
+                    account_id: account_id.clone(),
+                    user_id: user_id.clone(),
+                    symbol,
+                    side: Side::Buy,
+                    quantity: Decimal::from(10),
+                    price: Decimal::from(100),
+                    fees: Decimal::ZERO,
+                    lot_method: None,
+                    lot_ids: vec![],
+                }),
+            );
         }
-        apply(&mut state, EventBody::TargetAllocationSet(TargetAllocationSet { account_id, user_id, targets, band_abs: None, band_rel: None }));
+        apply(
+            &mut state,
+            EventBody::TargetAllocationSet(TargetAllocationSet {
+                account_id,
+                user_id,
+                targets,
+                band_abs: None,
+                band_rel: None,
+            }),
+        );
     }
     state.drain_changes();
     (state, seq)
 }
 
 fn batch(step: i64) -> Event {
-    let prices = (0..SYMBOLS).map(|s| (format!("S{s:04}"), Decimal::new(10_000 + step * 3 + (s as i64 % 11), 2).into())).collect();
-    Event { event_id: None, ts: Timestamp(step * 1_000_000), body: EventBody::PriceBatch(PriceBatch { prices, times: BTreeMap::new() }) }
+    let prices = (0..SYMBOLS)
+        .map(|s| (format!("S{s:04}"), Decimal::new(10_000 + step * 3 + (s as i64 % 11), 2).into()))
+        .collect();
+    Event {
+        event_id: None,
+        ts: Timestamp(step * 1_000_000),
+        body: EventBody::PriceBatch(PriceBatch { prices, times: BTreeMap::new() }),
+    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -6,7 +6,6 @@
 //! shorts are out of scope). Cash may go negative: trades and withdrawals are
 //! facts reported by upstream systems, and a debit balance is reported, not refused.
 
-
 use riskstream_schemas::{
     AccountOpened, Alert, CashMovement, Event, EventBody, RecordRef, Rejection, Side, Timestamp, TradeExecuted,
 };
@@ -24,7 +23,9 @@ impl ShardState {
                 None => Ok(()),
             },
             EventBody::TradeExecuted(e) => self.check_trade(e),
-            EventBody::CashMovement(CashMovement { account_id, user_id, .. }) => self.owned(account_id, user_id).map(drop),
+            EventBody::CashMovement(CashMovement { account_id, user_id, .. }) => {
+                self.owned(account_id, user_id).map(drop)
+            }
             EventBody::TargetAllocationSet(e) => self.owned(&e.account_id, &e.user_id).map(drop),
             EventBody::RiskLimitsSet(e) => self.owned(&e.account_id, &e.user_id).map(drop),
             EventBody::SecurityListed(_)
@@ -50,14 +51,20 @@ impl ShardState {
     fn check_trade(&self, e: &TradeExecuted) -> Result<(), Rejection> {
         let a = self.owned(&e.account_id, &e.user_id)?;
         if !self.securities.contains_key(&e.symbol) {
-            return Err(Rejection::field("symbol", format!("unknown symbol `{}` (send SecurityListed first)", e.symbol)));
+            return Err(Rejection::field(
+                "symbol",
+                format!("unknown symbol `{}` (send SecurityListed first)", e.symbol),
+            ));
         }
         if e.side == Side::Sell {
             let held = a.positions.get(&e.symbol).map_or(Decimal::ZERO, |p| p.quantity);
             if e.quantity > held {
                 return Err(Rejection::field(
                     "quantity",
-                    format!("selling {} {} but account `{}` holds {held} (short sales are not supported)", e.quantity, e.symbol, e.account_id),
+                    format!(
+                        "selling {} {} but account `{}` holds {held} (short sales are not supported)",
+                        e.quantity, e.symbol, e.account_id
+                    ),
                 ));
             }
         }
@@ -265,4 +272,3 @@ impl ShardState {
         self.apply(at, event).map(drop)
     }
 }
-

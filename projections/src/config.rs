@@ -1,7 +1,7 @@
 //! Rule settings. Defaults follow the references in REFERENCES.md where one exists.
 
-use rust_decimal::Decimal;
 use crate::dec;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the alert rules, shared by every shard of an engine.

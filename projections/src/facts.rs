@@ -128,7 +128,8 @@ impl ShardState {
     /// Loads one stored row. Accounts must be loaded before the rows that hang off
     /// them, which table order guarantees.
     pub fn load_fact(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), Rejection> {
-        let bad = |e: serde_json::Error| Rejection::body(format!("stored {} row `{key}` is corrupt: {e}", table.name()));
+        let bad =
+            |e: serde_json::Error| Rejection::body(format!("stored {} row `{key}` is corrupt: {e}", table.name()));
         match table {
             Table::Accounts => {
                 let a: Account = serde_json::from_slice(value).map_err(bad)?;
@@ -140,7 +141,8 @@ impl ShardState {
             }
             Table::Positions => {
                 let p: Position = serde_json::from_slice(value).map_err(bad)?;
-                let (id, symbol) = key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad position key `{key}`")))?;
+                let (id, symbol) =
+                    key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad position key `{key}`")))?;
                 self.account_for_load(id)?.positions.insert(symbol.to_string(), p);
             }
             Table::Cash => {
@@ -157,7 +159,8 @@ impl ShardState {
             }
             Table::Signals => {
                 let s: SignalState = serde_json::from_slice(value).map_err(bad)?;
-                let (rule, subject) = key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad signal key `{key}`")))?;
+                let (rule, subject) =
+                    key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad signal key `{key}`")))?;
                 self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), s);
             }
         }
@@ -165,8 +168,6 @@ impl ShardState {
     }
 
     fn account_for_load(&mut self, id: &str) -> Result<&mut Account, Rejection> {
-        self.accounts
-            .get_mut(id)
-            .ok_or_else(|| Rejection::body(format!("stored row refers to unknown account `{id}`")))
+        self.accounts.get_mut(id).ok_or_else(|| Rejection::body(format!("stored row refers to unknown account `{id}`")))
     }
 }

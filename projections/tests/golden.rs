@@ -54,11 +54,8 @@ fn check(case: &str) {
         let view = state.full_view(id).unwrap();
         assert_eq!(Some(&view), state.incremental_view(id).as_ref(), "{case}: incremental == full");
         let mut got = serde_json::to_value(&view).unwrap();
-        let positions: serde_json::Map<String, Value> = view
-            .positions
-            .iter()
-            .map(|p| (p.symbol.clone(), serde_json::to_value(p).unwrap()))
-            .collect();
+        let positions: serde_json::Map<String, Value> =
+            view.positions.iter().map(|p| (p.symbol.clone(), serde_json::to_value(p).unwrap())).collect();
         got["positions"] = Value::Object(positions);
         assert_subset(&format!("{case}/{id}"), want, &got);
     }

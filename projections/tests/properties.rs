@@ -40,28 +40,50 @@ fn cents(v: i64) -> Decimal {
 fn body(step: &Step, state: &ShardState) -> Option<EventBody> {
     let acc = |a: usize| (ACCOUNTS[a].to_string(), format!("u{a}"));
     Some(match step {
-        Step::Deposit(a, c) => EventBody::CashMovement(CashMovement { account_id: acc(*a).0, user_id: acc(*a).1, kind: CashKind::Deposit, amount: cents(*c) }),
+        Step::Deposit(a, c) => EventBody::CashMovement(CashMovement {
+            account_id: acc(*a).0,
+            user_id: acc(*a).1,
+            kind: CashKind::Deposit,
+            amount: cents(*c),
+        }),
         Step::Buy(a, s, q, p) | Step::Sell(a, s, q, p) => {
             let sell = matches!(step, Step::Sell(..));
             let held = state.account(ACCOUNTS[*a]).and_then(|x| x.positions.get(SYMBOLS[*s])).map(|p| p.quantity);
             let quantity = if sell { held?.min(Decimal::from(*q)) } else { Decimal::from(*q) };
             EventBody::TradeExecuted(TradeExecuted {
-                trade_id: "t".into(), account_id: acc(*a).0, user_id: acc(*a).1, symbol: SYMBOLS[*s].into(),
-                side: if sell { Side::Sell } else { Side::Buy }, quantity, price: cents(*p), fees: cents(*q % 7),
-                lot_method: None, lot_ids: vec![],
+                trade_id: "t".into(),
+                account_id: acc(*a).0,
+                user_id: acc(*a).1,
+                symbol: SYMBOLS[*s].into(),
+                side: if sell { Side::Sell } else { Side::Buy },
+                quantity,
+                price: cents(*p),
+                fees: cents(*q % 7),
+                lot_method: None,
+                lot_ids: vec![],
             })
         }
-        Step::Tick(s, p) => EventBody::PriceBatch(PriceBatch { prices: BTreeMap::from([(SYMBOLS[*s].to_string(), cents(*p).into())]), times: Default::default() }),
+        Step::Tick(s, p) => EventBody::PriceBatch(PriceBatch {
+            prices: BTreeMap::from([(SYMBOLS[*s].to_string(), cents(*p).into())]),
+            times: Default::default(),
+        }),
         Step::Targets(a, w) => {
             let total: u32 = w.iter().map(|&x| u32::from(x)).sum();
             let mut targets = BTreeMap::new();
             let mut left = Decimal::ONE;
             for (i, &x) in w.iter().enumerate() {
-                let weight = if i + 1 == w.len() { left } else { (Decimal::from(x) / Decimal::from(total)).round_dp(4) };
+                let weight =
+                    if i + 1 == w.len() { left } else { (Decimal::from(x) / Decimal::from(total)).round_dp(4) };
                 left -= weight;
                 targets.insert(SYMBOLS[i].to_string(), weight.into());
             }
-            EventBody::TargetAllocationSet(TargetAllocationSet { account_id: acc(*a).0, user_id: acc(*a).1, targets, band_abs: None, band_rel: None })
+            EventBody::TargetAllocationSet(TargetAllocationSet {
+                account_id: acc(*a).0,
+                user_id: acc(*a).1,
+                targets,
+                band_abs: None,
+                band_rel: None,
+            })
         }
         Step::NextDay => return None,
     })
@@ -75,10 +97,26 @@ fn setup() -> (ShardState, u64) {
         state.apply(RecordRef { shard: 0, seq }, &Event { event_id: None, ts: Timestamp(0), body }).unwrap();
     };
     for s in SYMBOLS {
-        apply(&mut state, EventBody::SecurityListed(SecurityListed { symbol: s.into(), asset_class: "equity".into(), sector: "x".into(), wash_group: s.into() }));
+        apply(
+            &mut state,
+            EventBody::SecurityListed(SecurityListed {
+                symbol: s.into(),
+                asset_class: "equity".into(),
+                sector: "x".into(),
+                wash_group: s.into(),
+            }),
+        );
     }
     for (i, a) in ACCOUNTS.iter().enumerate() {
-        apply(&mut state, EventBody::AccountOpened(AccountOpened { account_id: a.to_string(), user_id: format!("u{i}"), tax_status: TaxStatus::Taxable, base_currency: "USD".into() }));
+        apply(
+            &mut state,
+            EventBody::AccountOpened(AccountOpened {
+                account_id: a.to_string(),
+                user_id: format!("u{i}"),
+                tax_status: TaxStatus::Taxable,
+                base_currency: "USD".into(),
+            }),
+        );
     }
     (state, seq)
 }

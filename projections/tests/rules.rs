@@ -19,16 +19,50 @@ struct Script {
 
 impl Script {
     fn new() -> Self {
-        let mut s = Script { state: ShardState::new(0, RuleConfig::default()), seq: 0, ts: Timestamp::parse("2026-03-02T09:00:00Z").unwrap() };
-        s.run(EventBody::SecurityListed(SecurityListed { symbol: "AAA".into(), asset_class: "equity".into(), sector: "tech".into(), wash_group: "AAA".into() }));
-        s.run(EventBody::SecurityListed(SecurityListed { symbol: "BBB".into(), asset_class: "bond".into(), sector: "govt".into(), wash_group: "BBB".into() }));
-        s.run(EventBody::AccountOpened(AccountOpened { account_id: "a".into(), user_id: "u".into(), tax_status: TaxStatus::Taxable, base_currency: "USD".into() }));
-        s.run(EventBody::RiskLimitsSet(RiskLimitsSet { account_id: "a".into(), user_id: "u".into(), max_position_weight: Some(d("0.9")) }));
-        s.run(EventBody::CashMovement(CashMovement { account_id: "a".into(), user_id: "u".into(), kind: CashKind::Deposit, amount: d("10000") }));
+        let mut s = Script {
+            state: ShardState::new(0, RuleConfig::default()),
+            seq: 0,
+            ts: Timestamp::parse("2026-03-02T09:00:00Z").unwrap(),
+        };
+        s.run(EventBody::SecurityListed(SecurityListed {
+            symbol: "AAA".into(),
+            asset_class: "equity".into(),
+            sector: "tech".into(),
+            wash_group: "AAA".into(),
+        }));
+        s.run(EventBody::SecurityListed(SecurityListed {
+            symbol: "BBB".into(),
+            asset_class: "bond".into(),
+            sector: "govt".into(),
+            wash_group: "BBB".into(),
+        }));
+        s.run(EventBody::AccountOpened(AccountOpened {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            tax_status: TaxStatus::Taxable,
+            base_currency: "USD".into(),
+        }));
+        s.run(EventBody::RiskLimitsSet(RiskLimitsSet {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            max_position_weight: Some(d("0.9")),
+        }));
+        s.run(EventBody::CashMovement(CashMovement {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            kind: CashKind::Deposit,
+            amount: d("10000"),
+        }));
         s.trade("AAA", "50", "100");
         s.trade("BBB", "50", "100");
         let targets = BTreeMap::from([("AAA".to_string(), d("0.5").into()), ("BBB".to_string(), d("0.5").into())]);
-        s.run(EventBody::TargetAllocationSet(TargetAllocationSet { account_id: "a".into(), user_id: "u".into(), targets, band_abs: None, band_rel: None }));
+        s.run(EventBody::TargetAllocationSet(TargetAllocationSet {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            targets,
+            band_abs: None,
+            band_rel: None,
+        }));
         s
     }
 
@@ -40,15 +74,24 @@ impl Script {
 
     fn trade(&mut self, symbol: &str, qty: &str, price: &str) -> Vec<Alert> {
         self.run(EventBody::TradeExecuted(TradeExecuted {
-            trade_id: format!("t{}", self.seq), account_id: "a".into(), user_id: "u".into(), symbol: symbol.into(),
-            side: Side::Buy, quantity: d(qty), price: d(price), fees: Decimal::ZERO, lot_method: None, lot_ids: vec![],
+            trade_id: format!("t{}", self.seq),
+            account_id: "a".into(),
+            user_id: "u".into(),
+            symbol: symbol.into(),
+            side: Side::Buy,
+            quantity: d(qty),
+            price: d(price),
+            fees: Decimal::ZERO,
+            lot_method: None,
+            lot_ids: vec![],
         }))
     }
 
     /// A tick `minutes` after the previous event.
     fn tick(&mut self, minutes: i64, price: &str) -> Vec<(AlertKind, AlertState)> {
         self.ts = self.ts.plus_seconds(minutes * 60);
-        let alerts = self.run(EventBody::MarketTick(MarketTick { symbol: "AAA".into(), price: d(price), volume: None }));
+        let alerts =
+            self.run(EventBody::MarketTick(MarketTick { symbol: "AAA".into(), price: d(price), volume: None }));
         alerts.iter().filter(|a| a.kind == AlertKind::Drift).map(|a| (a.kind, a.state)).collect()
     }
 }
@@ -63,18 +106,37 @@ fn bands_follow_the_5_25_rule() {
         seq += 1;
         state.apply(RecordRef { shard: 0, seq }, &Event { event_id: None, ts: Timestamp(0), body }).unwrap();
     };
-    apply(EventBody::AccountOpened(AccountOpened { account_id: "a".into(), user_id: "u".into(), tax_status: TaxStatus::Taxable, base_currency: "USD".into() }));
+    apply(EventBody::AccountOpened(AccountOpened {
+        account_id: "a".into(),
+        user_id: "u".into(),
+        tax_status: TaxStatus::Taxable,
+        base_currency: "USD".into(),
+    }));
     let targets = BTreeMap::from([
         ("A".to_string(), d("0.60").into()),
         ("B".to_string(), d("0.10").into()),
         ("C".to_string(), d("0.05").into()),
         ("D".to_string(), d("0.25").into()),
     ]);
-    apply(EventBody::TargetAllocationSet(TargetAllocationSet { account_id: "a".into(), user_id: "u".into(), targets, band_abs: None, band_rel: None }));
-    apply(EventBody::CashMovement(CashMovement { account_id: "a".into(), user_id: "u".into(), kind: CashKind::Deposit, amount: d("1") }));
+    apply(EventBody::TargetAllocationSet(TargetAllocationSet {
+        account_id: "a".into(),
+        user_id: "u".into(),
+        targets,
+        band_abs: None,
+        band_rel: None,
+    }));
+    apply(EventBody::CashMovement(CashMovement {
+        account_id: "a".into(),
+        user_id: "u".into(),
+        kind: CashKind::Deposit,
+        amount: d("1"),
+    }));
     let view = state.full_view("a").unwrap();
     let bands: Vec<(String, Decimal)> = view.drift.iter().map(|l| (l.symbol.clone(), l.band)).collect();
-    assert_eq!(bands, vec![("A".into(), d("0.05")), ("B".into(), d("0.025")), ("C".into(), d("0.0125")), ("D".into(), d("0.05"))]);
+    assert_eq!(
+        bands,
+        vec![("A".into(), d("0.05")), ("B".into(), d("0.025")), ("C".into(), d("0.0125")), ("D".into(), d("0.05"))]
+    );
 }
 
 #[test]
@@ -118,17 +180,54 @@ fn alert_ids_are_deterministic_and_distinct() {
 fn rejected_events_change_nothing() {
     let mut s = Script::new();
     let before = s.state.facts();
-    let sell_too_much = Event { event_id: None, ts: s.ts, body: EventBody::TradeExecuted(TradeExecuted {
-        trade_id: "x".into(), account_id: "a".into(), user_id: "u".into(), symbol: "AAA".into(), side: Side::Sell,
-        quantity: d("51"), price: d("100"), fees: Decimal::ZERO, lot_method: None, lot_ids: vec![] }) };
+    let sell_too_much = Event {
+        event_id: None,
+        ts: s.ts,
+        body: EventBody::TradeExecuted(TradeExecuted {
+            trade_id: "x".into(),
+            account_id: "a".into(),
+            user_id: "u".into(),
+            symbol: "AAA".into(),
+            side: Side::Sell,
+            quantity: d("51"),
+            price: d("100"),
+            fees: Decimal::ZERO,
+            lot_method: None,
+            lot_ids: vec![],
+        }),
+    };
     let err = s.state.apply(RecordRef { shard: 0, seq: 99 }, &sell_too_much).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("quantity"));
     assert!(err.reason.contains("holds 50"), "{err}");
-    let wrong_user = Event { event_id: None, ts: s.ts, body: EventBody::CashMovement(CashMovement {
-        account_id: "a".into(), user_id: "someone-else".into(), kind: CashKind::Deposit, amount: d("1") }) };
-    assert_eq!(s.state.apply(RecordRef { shard: 0, seq: 100 }, &wrong_user).unwrap_err().field.as_deref(), Some("user_id"));
-    let unknown = Event { event_id: None, ts: s.ts, body: EventBody::CashMovement(CashMovement {
-        account_id: "nope".into(), user_id: "u".into(), kind: CashKind::Deposit, amount: d("1") }) };
-    assert!(s.state.apply(RecordRef { shard: 0, seq: 101 }, &unknown).unwrap_err().reason.contains("unknown account `nope`"));
+    let wrong_user = Event {
+        event_id: None,
+        ts: s.ts,
+        body: EventBody::CashMovement(CashMovement {
+            account_id: "a".into(),
+            user_id: "someone-else".into(),
+            kind: CashKind::Deposit,
+            amount: d("1"),
+        }),
+    };
+    assert_eq!(
+        s.state.apply(RecordRef { shard: 0, seq: 100 }, &wrong_user).unwrap_err().field.as_deref(),
+        Some("user_id")
+    );
+    let unknown = Event {
+        event_id: None,
+        ts: s.ts,
+        body: EventBody::CashMovement(CashMovement {
+            account_id: "nope".into(),
+            user_id: "u".into(),
+            kind: CashKind::Deposit,
+            amount: d("1"),
+        }),
+    };
+    assert!(s
+        .state
+        .apply(RecordRef { shard: 0, seq: 101 }, &unknown)
+        .unwrap_err()
+        .reason
+        .contains("unknown account `nope`"));
     assert_eq!(s.state.facts(), before);
 }

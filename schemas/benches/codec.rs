@@ -14,15 +14,23 @@ fn trade() -> Event {
         event_id: Some("oms-1".into()),
         ts: Timestamp::parse("2026-03-02T14:31:07.125Z").unwrap(),
         body: EventBody::TradeExecuted(TradeExecuted {
-            trade_id: "T-1".into(), account_id: "acc-000001".into(), user_id: "usr-000001".into(), symbol: "VTI".into(),
-            side: Side::Buy, quantity: Decimal::from(12), price: Decimal::new(25137, 2), fees: Decimal::new(99, 2),
-            lot_method: None, lot_ids: vec![],
+            trade_id: "T-1".into(),
+            account_id: "acc-000001".into(),
+            user_id: "usr-000001".into(),
+            symbol: "VTI".into(),
+            side: Side::Buy,
+            quantity: Decimal::from(12),
+            price: Decimal::new(25137, 2),
+            fees: Decimal::new(99, 2),
+            lot_method: None,
+            lot_ids: vec![],
         }),
     }
 }
 
 fn price_batch() -> Event {
-    let prices: BTreeMap<String, DecimalStr> = (0..2_000).map(|s| (format!("S{s:04}"), Decimal::new(10_000 + s, 2).into())).collect();
+    let prices: BTreeMap<String, DecimalStr> =
+        (0..2_000).map(|s| (format!("S{s:04}"), Decimal::new(10_000 + s, 2).into())).collect();
     let times = prices.keys().map(|s| (s.clone(), Timestamp(1_000))).collect();
     Event { event_id: None, ts: Timestamp(1_000), body: EventBody::PriceBatch(PriceBatch { prices, times }) }
 }

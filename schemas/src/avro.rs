@@ -84,22 +84,13 @@ pub const SINGLE_OBJECT_MARKER: [u8; 2] = [0xC3, 0x01];
 /// The embedded current schemas, in contract order, the alert last.
 const SCHEMA_FILES: [(&str, &str); 10] = [
     ("AccountOpened", include_str!("../avro/AccountOpened.avsc")),
-    (
-        "SecurityListed",
-        include_str!("../avro/SecurityListed.avsc"),
-    ),
+    ("SecurityListed", include_str!("../avro/SecurityListed.avsc")),
     ("CashMovement", include_str!("../avro/CashMovement.avsc")),
     ("TradeExecuted", include_str!("../avro/TradeExecuted.avsc")),
     ("MarketTick", include_str!("../avro/MarketTick.avsc")),
-    (
-        "TargetAllocationSet",
-        include_str!("../avro/TargetAllocationSet.avsc"),
-    ),
+    ("TargetAllocationSet", include_str!("../avro/TargetAllocationSet.avsc")),
     ("RiskLimitsSet", include_str!("../avro/RiskLimitsSet.avsc")),
-    (
-        "AlertPreferencesSet",
-        include_str!("../avro/AlertPreferencesSet.avsc"),
-    ),
+    ("AlertPreferencesSet", include_str!("../avro/AlertPreferencesSet.avsc")),
     ("PriceBatch", include_str!("../avro/PriceBatch.avsc")),
     (ALERT, include_str!("../avro/Alert.avsc")),
 ];
@@ -120,16 +111,9 @@ pub enum AvroError {
     #[error("bad datum for `{type_name}`: {reason}")]
     BadDatum { type_name: String, reason: String },
     #[error("bad datum for `{type_name}`: field `{field}` {reason}")]
-    BadField {
-        type_name: String,
-        field: String,
-        reason: String,
-    },
+    BadField { type_name: String, field: String, reason: String },
     #[error("field `{field}`: decimal {value} has more than {DECIMAL_SCALE} decimal places")]
-    DecimalScale {
-        field: String,
-        value: rust_decimal::Decimal,
-    },
+    DecimalScale { field: String, value: rust_decimal::Decimal },
     #[error("field `{field}`: decimal {value} is out of range for decimal(28, 10)")]
     DecimalRange { field: String, value: String },
     #[error("datum for `{type_name}` has {extra} trailing bytes")]
@@ -143,14 +127,12 @@ impl AvroError {
     pub fn to_rejection(&self) -> Rejection {
         match self {
             AvroError::BadField { field, reason, .. } => Rejection::field(field, reason),
-            AvroError::DecimalScale { field, value } => Rejection::field(
-                field,
-                format!("decimal {value} has more than {DECIMAL_SCALE} decimal places"),
-            ),
-            AvroError::DecimalRange { field, value } => Rejection::field(
-                field,
-                format!("decimal {value} is out of range for decimal(28, 10)"),
-            ),
+            AvroError::DecimalScale { field, value } => {
+                Rejection::field(field, format!("decimal {value} has more than {DECIMAL_SCALE} decimal places"))
+            }
+            AvroError::DecimalRange { field, value } => {
+                Rejection::field(field, format!("decimal {value} is out of range for decimal(28, 10)"))
+            }
             other => Rejection::body(other.to_string()),
         }
     }
@@ -213,32 +195,19 @@ impl Codec {
             .iter()
             .map(|&(type_name, json)| {
                 let schema = parse(json).unwrap_or_else(|e| panic!("{type_name}.avsc: {e}"));
-                let fingerprint =
-                    schema_fingerprint(json).unwrap_or_else(|e| panic!("{type_name}.avsc: {e}"));
-                Current {
-                    type_name,
-                    json,
-                    schema,
-                    fingerprint,
-                }
+                let fingerprint = schema_fingerprint(json).unwrap_or_else(|e| panic!("{type_name}.avsc: {e}"));
+                Current { type_name, json, schema, fingerprint }
             })
             .collect();
         let writers = current
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let writer = Writer {
-                    reader: i,
-                    schema: Arc::new(c.schema.clone()),
-                    resolve: false,
-                };
+                let writer = Writer { reader: i, schema: Arc::new(c.schema.clone()), resolve: false };
                 (c.fingerprint, writer)
             })
             .collect();
-        Codec {
-            current: Arc::new(current),
-            writers,
-        }
+        Codec { current: Arc::new(current), writers }
     }
 
     /// The fingerprint of the current schema of `type_name` (an event type or `Alert`).
@@ -288,8 +257,7 @@ impl Codec {
     /// The binary datum of `alert` with the current `Alert` schema (no header; consumers
     /// find the schema by `fingerprint("Alert")`).
     pub fn encode_alert(&self, alert: &Alert) -> Result<Vec<u8>, AvroError> {
-        self.current_for(ALERT)?
-            .write(value::alert_to_value(alert)?)
+        self.current_for(ALERT)?.write(value::alert_to_value(alert)?)
     }
 
     /// Reads an alert datum written with the current `Alert` schema.
@@ -333,14 +301,11 @@ impl Codec {
     }
 
     fn current_for(&self, type_name: &str) -> Result<&Current, AvroError> {
-        self.current_named(type_name)
-            .ok_or_else(|| AvroError::UnknownType(type_name.to_string()))
+        self.current_named(type_name).ok_or_else(|| AvroError::UnknownType(type_name.to_string()))
     }
 
     fn writer(&self, fingerprint: Fingerprint) -> Result<&Writer, AvroError> {
-        self.writers
-            .get(&fingerprint)
-            .ok_or(AvroError::UnknownFingerprint(fingerprint))
+        self.writers.get(&fingerprint).ok_or(AvroError::UnknownFingerprint(fingerprint))
     }
 
     fn type_name_of(&self, writer: &Writer) -> &'static str {
@@ -364,21 +329,13 @@ impl Codec {
         let fingerprint = schema_fingerprint(schema_json)?;
         let reader = self.reader_index(&schema)?;
         let type_name = self.current[reader].type_name;
-        let incompatible = |reason: String| AvroError::Incompatible {
-            type_name: type_name.to_string(),
-            reason,
-        };
+        let incompatible = |reason: String| AvroError::Incompatible { type_name: type_name.to_string(), reason };
         let writer_bytes = without_decimals(&schema).map_err(incompatible)?;
         let reader_bytes = without_decimals(&self.current[reader].schema).map_err(incompatible)?;
-        SchemaCompatibility::can_read(&writer_bytes, &reader_bytes)
-            .map_err(|e| incompatible(e.to_string()))?;
+        SchemaCompatibility::can_read(&writer_bytes, &reader_bytes).map_err(|e| incompatible(e.to_string()))?;
         let writer = match self.writers.get(&fingerprint) {
             Some(known) => known.clone(),
-            None => Writer {
-                reader,
-                schema: Arc::new(schema),
-                resolve: true,
-            },
+            None => Writer { reader, schema: Arc::new(schema), resolve: true },
         };
         Ok((fingerprint, writer))
     }
@@ -387,15 +344,9 @@ impl Codec {
     fn reader_index(&self, schema: &Schema) -> Result<usize, AvroError> {
         let name = match schema {
             Schema::Record(record) => record.name.fullname(None),
-            other => {
-                return Err(AvroError::InvalidSchema(format!(
-                    "expected a record schema, got {other:?}"
-                )))
-            }
+            other => return Err(AvroError::InvalidSchema(format!("expected a record schema, got {other:?}"))),
         };
-        let short = name
-            .strip_prefix(NAMESPACE)
-            .and_then(|n| n.strip_prefix('.'));
+        let short = name.strip_prefix(NAMESPACE).and_then(|n| n.strip_prefix('.'));
         short
             .and_then(|short| self.current.iter().position(|c| c.type_name == short))
             .ok_or(AvroError::UnknownType(name))
@@ -412,19 +363,14 @@ impl Codec {
         if !writer.resolve {
             return Ok(value);
         }
-        value::widen_decimals(value)
-            .resolve(&current.schema)
-            .map_err(bad)
+        value::widen_decimals(value).resolve(&current.schema).map_err(bad)
     }
 
     /// Splits one single-object encoded datum off the front of `bytes`: its writer, the
     /// resolved value and the number of bytes it took.
     fn split_single_object(&self, bytes: &[u8]) -> Result<(&Writer, Value, usize), AvroError> {
         if bytes.len() < 10 {
-            return Err(AvroError::SingleObject(format!(
-                "{} bytes, the header alone takes 10",
-                bytes.len()
-            )));
+            return Err(AvroError::SingleObject(format!("{} bytes, the header alone takes 10", bytes.len())));
         }
         if bytes[..2] != SINGLE_OBJECT_MARKER {
             return Err(AvroError::SingleObject(format!(
@@ -445,13 +391,8 @@ impl Current {
     /// Resolves a loosely built value (enums as strings, unions as their inner value,
     /// fields in any order) against this schema and writes the binary datum.
     fn write(&self, loose: Value) -> Result<Vec<u8>, AvroError> {
-        let bad = |reason: String| AvroError::BadDatum {
-            type_name: self.type_name.to_string(),
-            reason,
-        };
-        let value = loose
-            .resolve(&self.schema)
-            .map_err(|e| bad(e.to_string()))?;
+        let bad = |reason: String| AvroError::BadDatum { type_name: self.type_name.to_string(), reason };
+        let value = loose.resolve(&self.schema).map_err(|e| bad(e.to_string()))?;
         let mut out = Vec::new();
         binary::write(&value, &self.schema, &mut out).map_err(bad)?;
         Ok(out)
@@ -461,10 +402,7 @@ impl Current {
 fn ensure_consumed(type_name: &str, len: usize, used: u64) -> Result<(), AvroError> {
     let extra = len.saturating_sub(used as usize);
     if extra > 0 {
-        return Err(AvroError::TrailingBytes {
-            type_name: type_name.to_string(),
-            extra,
-        });
+        return Err(AvroError::TrailingBytes { type_name: type_name.to_string(), extra });
     }
     Ok(())
 }
@@ -476,10 +414,7 @@ fn ensure_consumed(type_name: &str, len: usize, used: u64) -> Result<(), AvroErr
 fn without_decimals(schema: &Schema) -> Result<Schema, String> {
     Ok(match schema {
         Schema::Decimal(d) if d.scale != DECIMAL_SCALE as usize => {
-            return Err(format!(
-                "a decimal has scale {}, expected {DECIMAL_SCALE}",
-                d.scale
-            ));
+            return Err(format!("a decimal has scale {}, expected {DECIMAL_SCALE}", d.scale));
         }
         Schema::Decimal(d) => (*d.inner).clone(),
         Schema::Record(r) => {
@@ -490,11 +425,7 @@ fn without_decimals(schema: &Schema) -> Result<Schema, String> {
             Schema::Record(record)
         }
         Schema::Union(u) => {
-            let variants = u
-                .variants()
-                .iter()
-                .map(without_decimals)
-                .collect::<Result<_, _>>()?;
+            let variants = u.variants().iter().map(without_decimals).collect::<Result<_, _>>()?;
             Schema::Union(UnionSchema::new(variants).map_err(|e| e.to_string())?)
         }
         Schema::Array(a) => Schema::array(without_decimals(&a.items)?),

@@ -16,20 +16,14 @@ pub struct Decoded {
 /// Decodes and validates a body. A body that starts with `[` is a JSON array;
 /// anything else is JSON lines (blank lines are skipped, they do not count as items).
 pub fn decode_batch(body: &[u8]) -> Result<Vec<Decoded>, Rejection> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| Rejection::body(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body).map_err(|e| Rejection::body(format!("body is not UTF-8: {e}")))?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        let items: Vec<serde_json::Value> = serde_json::from_str(trimmed)
-            .map_err(|e| Rejection::body(format!("malformed JSON array: {e}")))?;
+        let items: Vec<serde_json::Value> =
+            serde_json::from_str(trimmed).map_err(|e| Rejection::body(format!("malformed JSON array: {e}")))?;
         Ok(items.into_iter().enumerate().map(|(i, v)| decode_value(i, v)).collect())
     } else {
-        Ok(text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-            .map(|(i, line)| decode_line(i, line))
-            .collect())
+        Ok(text.lines().filter(|l| !l.trim().is_empty()).enumerate().map(|(i, line)| decode_line(i, line)).collect())
     }
 }
 
@@ -87,9 +81,7 @@ fn body_from_object(ty: &str, obj: serde_json::Map<String, serde_json::Value>) -
         "TargetAllocationSet" => EventBody::TargetAllocationSet(typed(obj)?),
         "RiskLimitsSet" => EventBody::RiskLimitsSet(typed(obj)?),
         "AlertPreferencesSet" => EventBody::AlertPreferencesSet(typed(obj)?),
-        "PriceBatch" => {
-            return Err(Rejection::field("type", "`PriceBatch` is internal; send `MarketTick` events"))
-        }
+        "PriceBatch" => return Err(Rejection::field("type", "`PriceBatch` is internal; send `MarketTick` events")),
         other => return Err(Rejection::field("type", format!("unknown event type `{other}`"))),
     })
 }
@@ -103,7 +95,8 @@ fn typed<T: serde::de::DeserializeOwned>(obj: serde_json::Map<String, serde_json
         if path != "." {
             // Type errors quote the value, not the field: the path is the field.
             rejection.field = Some(path);
-            rejection.reason = rejection.reason.replace("a Decimal type representing a fixed-point number", "a decimal string");
+            rejection.reason =
+                rejection.reason.replace("a Decimal type representing a fixed-point number", "a decimal string");
         }
         rejection
     })

@@ -31,12 +31,9 @@ impl Timestamp {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let t = OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?;
+        let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?;
         let nanos = t.unix_timestamp_nanos();
-        i64::try_from(nanos / 1_000)
-            .map(Timestamp)
-            .map_err(|_| format!("`{text}` is out of range"))
+        i64::try_from(nanos / 1_000).map(Timestamp).map_err(|_| format!("`{text}` is out of range"))
     }
 
     pub fn to_rfc3339(self) -> String {

@@ -106,9 +106,7 @@ impl EventBody {
             EventBody::TargetAllocationSet(e) => Some(&e.user_id),
             EventBody::RiskLimitsSet(e) => Some(&e.user_id),
             EventBody::AlertPreferencesSet(e) => Some(&e.user_id),
-            EventBody::SecurityListed(_) | EventBody::MarketTick(_) | EventBody::PriceBatch(_) => {
-                None
-            }
+            EventBody::SecurityListed(_) | EventBody::MarketTick(_) | EventBody::PriceBatch(_) => None,
         }
     }
 
@@ -220,11 +218,7 @@ pub struct MarketTick {
     pub symbol: String,
     #[serde(with = "rust_decimal::serde::str")]
     pub price: Decimal,
-    #[serde(
-        default,
-        with = "rust_decimal::serde::str_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
     pub volume: Option<Decimal>,
 }
 
@@ -236,18 +230,10 @@ pub struct TargetAllocationSet {
     /// Symbol (or `CASH`) -> target weight; weights sum to 1.
     pub targets: BTreeMap<String, DecimalStr>,
     /// Absolute band in weight units (0.05 = 5 percentage points); default 0.05.
-    #[serde(
-        default,
-        with = "rust_decimal::serde::str_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
     pub band_abs: Option<Decimal>,
     /// Band relative to the target weight (0.25 = 25%); default 0.25.
-    #[serde(
-        default,
-        with = "rust_decimal::serde::str_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
     pub band_rel: Option<Decimal>,
 }
 
@@ -258,11 +244,7 @@ pub struct RiskLimitsSet {
     pub account_id: String,
     pub user_id: String,
     /// Largest allowed weight of one position (concentration rule); default 0.25.
-    #[serde(
-        default,
-        with = "rust_decimal::serde::str_option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
     pub max_position_weight: Option<Decimal>,
 }
 

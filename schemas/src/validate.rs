@@ -87,9 +87,7 @@ fn validate_trade(e: &TradeExecuted) -> Result<(), Rejection> {
     positive("price", e.price)?;
     non_negative("fees", e.fees)?;
     match (e.lot_method, e.lot_ids.is_empty()) {
-        (Some(LotMethod::Specific), true) => {
-            Err(Rejection::field("lot_ids", "required when lot_method is `specific`"))
-        }
+        (Some(LotMethod::Specific), true) => Err(Rejection::field("lot_ids", "required when lot_method is `specific`")),
         (Some(LotMethod::Specific), false) | (_, true) => Ok(()),
         (_, false) => Err(Rejection::field("lot_ids", "only allowed with lot_method `specific`")),
     }

@@ -47,74 +47,41 @@ fn an_unknown_fingerprint_is_named() {
     let codec = Codec::new();
     let (_, datum) = codec.encode(&trade()).unwrap();
     let err = codec.decode(0x0123_4567_89ab_cdef, &datum).unwrap_err();
-    assert!(matches!(
-        err,
-        AvroError::UnknownFingerprint(0x0123_4567_89ab_cdef)
-    ));
-    assert_eq!(
-        err.to_string(),
-        "unknown schema fingerprint 0x0123456789abcdef"
-    );
+    assert!(matches!(err, AvroError::UnknownFingerprint(0x0123_4567_89ab_cdef)));
+    assert_eq!(err.to_string(), "unknown schema fingerprint 0x0123456789abcdef");
 }
 
 #[test]
 fn a_truncated_or_padded_datum_is_refused() {
     let codec = Codec::new();
     let (fingerprint, datum) = codec.encode(&trade()).unwrap();
-    let err = codec
-        .decode(fingerprint, &datum[..datum.len() - 3])
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("bad datum for `TradeExecuted`: "),
-        "{err}"
-    );
+    let err = codec.decode(fingerprint, &datum[..datum.len() - 3]).unwrap_err();
+    assert!(err.to_string().starts_with("bad datum for `TradeExecuted`: "), "{err}");
     let mut padded = datum.clone();
     padded.push(0);
     let err = codec.decode(fingerprint, &padded).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "datum for `TradeExecuted` has 1 trailing bytes"
-    );
+    assert_eq!(err.to_string(), "datum for `TradeExecuted` has 1 trailing bytes");
 }
 
 #[test]
 fn a_decimal_with_eleven_places_is_refused_not_rounded() {
     let codec = Codec::new();
-    let err = codec
-        .encode(&cash("0.00000000001".parse().unwrap()))
-        .unwrap_err();
+    let err = codec.encode(&cash("0.00000000001".parse().unwrap())).unwrap_err();
     assert!(matches!(&err, AvroError::DecimalScale { field, .. } if field == "amount"));
-    assert_eq!(
-        err.to_string(),
-        "field `amount`: decimal 0.00000000001 has more than 10 decimal places"
-    );
+    assert_eq!(err.to_string(), "field `amount`: decimal 0.00000000001 has more than 10 decimal places");
     let rejection = err.to_rejection();
     assert_eq!(rejection.field.as_deref(), Some("amount"));
-    assert_eq!(
-        rejection.reason,
-        "decimal 0.00000000001 has more than 10 decimal places"
-    );
+    assert_eq!(rejection.reason, "decimal 0.00000000001 has more than 10 decimal places");
     // Eleven places of which the last is a trailing zero are ten places.
-    let (fingerprint, datum) = codec
-        .encode(&cash("1.50000000000".parse().unwrap()))
-        .unwrap();
-    assert_eq!(
-        codec.decode(fingerprint, &datum).unwrap(),
-        cash(Decimal::new(15, 1))
-    );
+    let (fingerprint, datum) = codec.encode(&cash("1.50000000000".parse().unwrap())).unwrap();
+    assert_eq!(codec.decode(fingerprint, &datum).unwrap(), cash(Decimal::new(15, 1)));
 }
 
 #[test]
 fn decimals_beyond_precision_28_are_refused_both_ways() {
     let codec = Codec::new();
-    let err = codec
-        .encode(&cash(Decimal::from(1_000_000_000_000_000_000u64)))
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "field `amount`: decimal 1000000000000000000 is out of range for decimal(28, 10)"
-    );
+    let err = codec.encode(&cash(Decimal::from(1_000_000_000_000_000_000u64))).unwrap_err();
+    assert_eq!(err.to_string(), "field `amount`: decimal 1000000000000000000 is out of range for decimal(28, 10)");
 
     // A foreign writer may send 10^28 (unscaled) in 13 bytes: read, but refused.
     let (fingerprint, datum) = codec.encode(&cash(Decimal::ONE)).unwrap();
@@ -124,15 +91,8 @@ fn decimals_beyond_precision_28_are_refused_both_ways() {
     big.push(13 * 2); // zig-zag length 13
     big.extend_from_slice(&unscaled[3..]);
     let err = codec.decode(fingerprint, &big).unwrap_err();
-    assert!(
-        matches!(&err, AvroError::DecimalRange { field, .. } if field == "amount"),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .contains("is out of range for decimal(28, 10)"),
-        "{err}"
-    );
+    assert!(matches!(&err, AvroError::DecimalRange { field, .. } if field == "amount"), "{err}");
+    assert!(err.to_string().contains("is out of range for decimal(28, 10)"), "{err}");
 }
 
 #[test]
@@ -146,29 +106,21 @@ fn alerts_are_not_events() {
 #[test]
 fn a_container_of_price_batches_is_refused_item_by_item() {
     let codec = Codec::new();
-    let prices = [("AAPL".to_string(), DecimalStr(Decimal::new(1905, 1)))]
-        .into_iter()
-        .collect();
+    let prices = [("AAPL".to_string(), DecimalStr(Decimal::new(1905, 1)))].into_iter().collect();
     let batch = Event {
         event_id: None,
         ts: Timestamp::from_micros(0),
         body: EventBody::PriceBatch(PriceBatch { prices, times: Default::default() }),
     };
     let (_, datum) = codec.encode(&batch).unwrap();
-    let body = common::container(
-        codec.schema_json("PriceBatch").unwrap(),
-        &[datum.clone(), datum],
-    );
+    let body = common::container(codec.schema_json("PriceBatch").unwrap(), &[datum.clone(), datum]);
     let items = codec.decode_body(&body).unwrap();
     assert_eq!(items.len(), 2);
     for (i, item) in items.iter().enumerate() {
         let rejection = item.result.clone().unwrap_err();
         assert_eq!(rejection.index, Some(i));
         assert_eq!(rejection.field.as_deref(), Some("type"));
-        assert_eq!(
-            rejection.reason,
-            "`PriceBatch` is internal; send `MarketTick` events"
-        );
+        assert_eq!(rejection.reason, "`PriceBatch` is internal; send `MarketTick` events");
         assert_eq!(item.raw, json::encode(&batch));
     }
 }
@@ -184,13 +136,7 @@ fn a_container_of_foreign_records_is_refused_as_a_whole() {
         "Avro container schema refused: unknown record `shop.Order`: not one of the riskstream.v1 records"
     );
     let rejection = Codec::new().decode_body(b"Obj\x01\x02").unwrap_err();
-    assert!(
-        rejection
-            .reason
-            .starts_with("malformed Avro container header: "),
-        "{}",
-        rejection.reason
-    );
+    assert!(rejection.reason.starts_with("malformed Avro container header: "), "{}", rejection.reason);
 }
 
 #[test]
@@ -206,9 +152,7 @@ fn a_truncated_container_ends_with_a_rejection_at_the_cut() {
     let rejection = items[0].result.clone().unwrap_err();
     assert_eq!(rejection.index, Some(0));
     assert!(
-        rejection.reason.starts_with(&format!(
-            "cannot read the body from byte {block_start} on: a block of"
-        )),
+        rejection.reason.starts_with(&format!("cannot read the body from byte {block_start} on: a block of")),
         "{}",
         rejection.reason
     );
@@ -219,26 +163,15 @@ fn a_truncated_container_ends_with_a_rejection_at_the_cut() {
 fn a_single_object_stream_keeps_the_items_before_the_garbage() {
     let codec = Codec::new();
     let good = codec.encode_single_object(&trade()).unwrap();
-    let invalid = codec
-        .encode_single_object(&cash(Decimal::new(-5, 0)))
-        .unwrap();
+    let invalid = codec.encode_single_object(&cash(Decimal::new(-5, 0))).unwrap();
     let garbage = [0xC3, 0x02, 0xFF];
-    let body = [
-        good.clone(),
-        invalid.clone(),
-        good.clone(),
-        garbage.to_vec(),
-    ]
-    .concat();
+    let body = [good.clone(), invalid.clone(), good.clone(), garbage.to_vec()].concat();
     let items = codec.decode_body(&body).unwrap();
     assert_eq!(items.len(), 4);
     assert_eq!(items[0].result, Ok(trade()));
     // Decodable but invalid: refused by validation, the stream goes on.
     let rejection = items[1].result.clone().unwrap_err();
-    assert_eq!(
-        (rejection.index, rejection.field.as_deref()),
-        (Some(1), Some("amount"))
-    );
+    assert_eq!((rejection.index, rejection.field.as_deref()), (Some(1), Some("amount")));
     assert_eq!(rejection.reason, "must be positive, got -5");
     assert_eq!(items[1].raw, json::encode(&cash(Decimal::new(-5, 0))));
     assert_eq!(items[2].result, Ok(trade()));
@@ -258,43 +191,27 @@ fn a_single_object_stream_stops_at_an_unknown_fingerprint_or_bad_marker() {
     let good = codec.encode_single_object(&trade()).unwrap();
     let mut unknown = good.clone();
     unknown[2..10].copy_from_slice(&42u64.to_le_bytes());
-    let items = codec
-        .decode_body(&[good.clone(), unknown.clone(), good.clone()].concat())
-        .unwrap();
+    let items = codec.decode_body(&[good.clone(), unknown.clone(), good.clone()].concat()).unwrap();
     assert_eq!(items.len(), 2);
     let reason = items[1].result.clone().unwrap_err().reason;
     assert_eq!(
         reason,
-        format!(
-            "cannot read the body from byte {} on: unknown schema fingerprint 0x000000000000002a",
-            good.len()
-        )
+        format!("cannot read the body from byte {} on: unknown schema fingerprint 0x000000000000002a", good.len())
     );
     assert_eq!(items[1].raw, hex(&[unknown, good.clone()].concat()));
 
-    let items = codec
-        .decode_body(&[b"{\"type\":1}".to_vec(), good].concat())
-        .unwrap();
+    let items = codec.decode_body(&[b"{\"type\":1}".to_vec(), good].concat()).unwrap();
     assert_eq!(items.len(), 1);
     let reason = items[0].result.clone().unwrap_err().reason;
-    assert!(
-        reason.ends_with("starts with 7b 22 instead of the marker c3 01"),
-        "{reason}"
-    );
+    assert!(reason.ends_with("starts with 7b 22 instead of the marker c3 01"), "{reason}");
 }
 
 #[test]
 fn a_truncated_single_object_is_refused() {
     let codec = Codec::new();
     let bytes = codec.encode_single_object(&trade()).unwrap();
-    let err = codec
-        .decode_single_object(&bytes[..bytes.len() - 1])
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("bad datum for `TradeExecuted`: "),
-        "{err}"
-    );
+    let err = codec.decode_single_object(&bytes[..bytes.len() - 1]).unwrap_err();
+    assert!(err.to_string().starts_with("bad datum for `TradeExecuted`: "), "{err}");
     assert_eq!(codec.decode_body(&[]).unwrap().len(), 0);
 }
 
@@ -321,10 +238,7 @@ fn an_alert_in_a_body_is_refused_but_does_not_stop_the_stream() {
     body.extend(codec.encode_single_object(&trade()).unwrap());
     let items = codec.decode_body(&body).unwrap();
     assert_eq!(items.len(), 2);
-    assert_eq!(
-        items[0].result.clone().unwrap_err().reason,
-        "`Alert` is not an event type"
-    );
+    assert_eq!(items[0].result.clone().unwrap_err().reason, "`Alert` is not an event type");
     let raw: serde_json::Value = serde_json::from_str(&items[0].raw).unwrap();
     assert_eq!(raw["type"], "Alert");
     assert_eq!(raw["value"], "0.12");
@@ -343,30 +257,19 @@ fn an_alert_seq_beyond_a_long_is_refused() {
         account_id: "a-1".into(),
         user_id: "u-1".into(),
         ts: Timestamp::from_micros(5),
-        caused_by: RecordRef {
-            shard: u32::MAX,
-            seq: u64::MAX,
-        },
+        caused_by: RecordRef { shard: u32::MAX, seq: u64::MAX },
         rule: "market_move".into(),
         value: Decimal::ONE,
         threshold: Decimal::ONE,
         message: String::new(),
     };
     let err = codec.encode_alert(&alert).unwrap_err();
-    assert_eq!(err.to_string(), "bad datum for `Alert`: field `caused_by.seq` 18446744073709551615 does not fit an Avro long");
-    let ok = Alert {
-        caused_by: RecordRef {
-            shard: u32::MAX,
-            seq: i64::MAX as u64,
-        },
-        ..alert
-    };
     assert_eq!(
-        codec
-            .decode_alert(&codec.encode_alert(&ok).unwrap())
-            .unwrap(),
-        ok
+        err.to_string(),
+        "bad datum for `Alert`: field `caused_by.seq` 18446744073709551615 does not fit an Avro long"
     );
+    let ok = Alert { caused_by: RecordRef { shard: u32::MAX, seq: i64::MAX as u64 }, ..alert };
+    assert_eq!(codec.decode_alert(&codec.encode_alert(&ok).unwrap()).unwrap(), ok);
 }
 
 /// Zig-zag varint of `n`.
@@ -384,18 +287,10 @@ fn varint(n: i64) -> Vec<u8> {
 #[test]
 fn a_tiny_body_declaring_a_huge_array_is_refused_not_allocated() {
     let codec = Codec::new();
-    assert_eq!(
-        apache_avro::util::max_allocation_bytes(usize::MAX),
-        MAX_ALLOCATION_BYTES
-    );
+    assert_eq!(apache_avro::util::max_allocation_bytes(usize::MAX), MAX_ALLOCATION_BYTES);
     // AlertPreferencesSet: no event_id, ts 0, user_id "u", then 500 million channels.
     let mut body = vec![0xC3, 0x01];
-    body.extend(
-        codec
-            .fingerprint("AlertPreferencesSet")
-            .unwrap()
-            .to_le_bytes(),
-    );
+    body.extend(codec.fingerprint("AlertPreferencesSet").unwrap().to_le_bytes());
     body.extend([0x00, 0x00, 0x02, b'u']);
     body.extend(varint(500_000_000));
     body.extend([0x02, b'x']);
@@ -404,15 +299,10 @@ fn a_tiny_body_declaring_a_huge_array_is_refused_not_allocated() {
     assert_eq!(items.len(), 1);
     let reason = items[0].result.clone().unwrap_err().reason;
     assert!(
-        reason.starts_with(
-            "cannot read the body from byte 0 on: bad datum for `AlertPreferencesSet`: "
-        ),
+        reason.starts_with("cannot read the body from byte 0 on: bad datum for `AlertPreferencesSet`: "),
         "{reason}"
     );
-    assert!(
-        reason.contains(&MAX_ALLOCATION_BYTES.to_string()),
-        "{reason}"
-    );
+    assert!(reason.contains(&MAX_ALLOCATION_BYTES.to_string()), "{reason}");
 }
 
 #[test]
@@ -422,14 +312,9 @@ fn a_deflate_bomb_is_refused_at_the_inflate_limit() {
     let schema = codec.schema_json("TradeExecuted").unwrap();
     let good = miniz_oxide::deflate::compress_to_vec(&[datum.clone(), datum].concat(), 6);
     let bomb = miniz_oxide::deflate::compress_to_vec(&vec![0u8; MAX_INFLATED_BYTES + 1], 9);
-    assert!(
-        bomb.len() * 100 < MAX_INFLATED_BYTES,
-        "{} bytes",
-        bomb.len()
-    );
+    assert!(bomb.len() * 100 < MAX_INFLATED_BYTES, "{} bytes", bomb.len());
     let header_len = common::container_blocks(schema, "deflate", &[]).len();
-    let bomb_start =
-        header_len + varint(2).len() + varint(good.len() as i64).len() + good.len() + 16;
+    let bomb_start = header_len + varint(2).len() + varint(good.len() as i64).len() + good.len() + 16;
     let body = common::container_blocks(schema, "deflate", &[(2, good), (1, bomb)]);
     let items = codec.decode_body(&body).unwrap();
     assert_eq!(items.len(), 3);
@@ -448,10 +333,7 @@ fn an_unsupported_container_codec_is_refused_as_a_whole() {
     let codec = Codec::new();
     let body = common::container_blocks(codec.schema_json("TradeExecuted").unwrap(), "snappy", &[]);
     let rejection = codec.decode_body(&body).unwrap_err();
-    assert_eq!(
-        rejection.reason,
-        "malformed Avro container header: unsupported codec `snappy` (null and deflate are)"
-    );
+    assert_eq!(rejection.reason, "malformed Avro container header: unsupported codec `snappy` (null and deflate are)");
 }
 
 /// A body's items are numbered 0.., and only the last one may say the body cannot be
@@ -461,11 +343,7 @@ fn assert_well_formed(result: &Result<Vec<json::Decoded>, Rejection>) {
     for (i, item) in items.iter().enumerate() {
         assert_eq!(item.index, i);
         let stuck = matches!(&item.result, Err(r) if r.reason.starts_with("cannot read the body"));
-        assert!(
-            !stuck || i + 1 == items.len(),
-            "item {i} of {} is a dead end",
-            items.len()
-        );
+        assert!(!stuck || i + 1 == items.len(), "item {i} of {} is a dead end", items.len());
     }
 }
 

@@ -27,34 +27,17 @@ fn every_avsc_parses_as_a_documented_riskstream_record() {
     let files = avsc_files();
     assert_eq!(files.len(), 10);
     for (stem, json) in &files {
-        let Schema::Record(record) = Schema::parse_str(json).unwrap() else {
-            panic!("{stem} is not a record")
-        };
+        let Schema::Record(record) = Schema::parse_str(json).unwrap() else { panic!("{stem} is not a record") };
         assert_eq!(record.name.name, *stem);
         assert_eq!(record.name.namespace.as_deref(), Some("riskstream.v1"));
-        assert!(
-            record.doc.as_deref().is_some_and(|d| !d.is_empty()),
-            "{stem} has no doc"
-        );
+        assert!(record.doc.as_deref().is_some_and(|d| !d.is_empty()), "{stem} has no doc");
         if stem == "Alert" {
             continue;
         }
-        let names: Vec<&str> = record
-            .fields
-            .iter()
-            .take(2)
-            .map(|f| f.name.as_str())
-            .collect();
+        let names: Vec<&str> = record.fields.iter().take(2).map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["event_id", "ts"], "{stem}");
-        assert_eq!(
-            record.fields[0].default,
-            Some(serde_json::Value::Null),
-            "{stem}"
-        );
-        assert!(
-            matches!(record.fields[1].schema, Schema::TimestampMicros),
-            "{stem}"
-        );
+        assert_eq!(record.fields[0].default, Some(serde_json::Value::Null), "{stem}");
+        assert!(matches!(record.fields[1].schema, Schema::TimestampMicros), "{stem}");
     }
 }
 
@@ -63,29 +46,13 @@ fn every_event_type_and_the_alert_have_a_schema() {
     let codec = Codec::new();
     let expected: BTreeSet<&str> = EVENT_TYPES.iter().copied().chain(["Alert"]).collect();
     let files = avsc_files();
-    assert_eq!(
-        files.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-        expected
-    );
+    assert_eq!(files.keys().map(String::as_str).collect::<BTreeSet<_>>(), expected);
     let published: Vec<&str> = codec.schemas().map(|(name, _)| name).collect();
-    assert_eq!(
-        published,
-        EVENT_TYPES
-            .iter()
-            .copied()
-            .chain(["Alert"])
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(published, EVENT_TYPES.iter().copied().chain(["Alert"]).collect::<Vec<_>>());
     for (name, json) in codec.schemas() {
-        assert_eq!(
-            json, files[name],
-            "{name}: the embedded schema differs from the file"
-        );
+        assert_eq!(json, files[name], "{name}: the embedded schema differs from the file");
         assert_eq!(codec.schema_json(name), Some(json));
-        assert_eq!(
-            codec.fingerprint(name),
-            Some(schema_fingerprint(json).unwrap())
-        );
+        assert_eq!(codec.fingerprint(name), Some(schema_fingerprint(json).unwrap()));
     }
     assert_eq!(codec.fingerprint("NoSuchEvent"), None);
     assert_eq!(codec.schema_json("NoSuchEvent"), None);
@@ -94,10 +61,7 @@ fn every_event_type_and_the_alert_have_a_schema() {
 #[test]
 fn fingerprints_are_distinct_and_stable() {
     let (a, b) = (Codec::new(), Codec::new());
-    let fingerprints: Vec<Fingerprint> = a
-        .schemas()
-        .map(|(name, _)| a.fingerprint(name).unwrap())
-        .collect();
+    let fingerprints: Vec<Fingerprint> = a.schemas().map(|(name, _)| a.fingerprint(name).unwrap()).collect();
     assert_eq!(fingerprints.iter().collect::<BTreeSet<_>>().len(), 10);
     for (name, _) in a.schemas() {
         assert_eq!(a.fingerprint(name), b.fingerprint(name), "{name}");
@@ -124,14 +88,9 @@ fn fingerprints_are_pinned() {
         ("PriceBatch", 0xeaa5_4ced_11d3_ce9c), // v1 plus `times` (empty-map default)
         ("Alert", 0x61a9_92fb_f86f_3f33),
     ];
-    let actual: Vec<(&str, String)> = codec
-        .schemas()
-        .map(|(name, _)| (name, format!("{:#018x}", codec.fingerprint(name).unwrap())))
-        .collect();
-    let expected: Vec<(&str, String)> = pinned
-        .iter()
-        .map(|&(name, fp)| (name, format!("{fp:#018x}")))
-        .collect();
+    let actual: Vec<(&str, String)> =
+        codec.schemas().map(|(name, _)| (name, format!("{:#018x}", codec.fingerprint(name).unwrap()))).collect();
+    let expected: Vec<(&str, String)> = pinned.iter().map(|&(name, fp)| (name, format!("{fp:#018x}"))).collect();
     assert_eq!(actual, expected);
 }
 
@@ -141,11 +100,7 @@ const SPEC_VECTORS: [(&str, &str, i64); 34] = [
     (r#""null""#, r#""null""#, 7195948357588979594),
     (r#"{"type":"null"}"#, r#""null""#, 7195948357588979594),
     (r#""boolean""#, r#""boolean""#, -6970731678124411036),
-    (
-        r#"{"type":"boolean"}"#,
-        r#""boolean""#,
-        -6970731678124411036,
-    ),
+    (r#"{"type":"boolean"}"#, r#""boolean""#, -6970731678124411036),
     (r#""int""#, r#""int""#, 8247732601305521295),
     (r#"{"type":"int"}"#, r#""int""#, 8247732601305521295),
     (r#""long""#, r#""long""#, -3434872931120570953),
@@ -160,11 +115,7 @@ const SPEC_VECTORS: [(&str, &str, i64); 34] = [
     (r#"{"type":"string"}"#, r#""string""#, -8142146995180207161),
     (r#"[  ]"#, r#"[]"#, -1241056759729112623),
     (r#"[ "int"  ]"#, r#"["int"]"#, -5232228896498058493),
-    (
-        r#"[ "int" , {"type":"boolean"} ]"#,
-        r#"["int","boolean"]"#,
-        5392556393470105090,
-    ),
+    (r#"[ "int" , {"type":"boolean"} ]"#, r#"["int","boolean"]"#, 5392556393470105090),
     (
         r#"{"fields":[], "type":"record", "name":"foo"}"#,
         r#"{"name":"foo","type":"record","fields":[]}"#,
@@ -216,26 +167,14 @@ const SPEC_VECTORS: [(&str, &str, i64); 34] = [
         r#"{"name":"x.y.z.foo","type":"enum","symbols":["A1","A2"]}"#,
         -4448647247586288245,
     ),
-    (
-        r#"{"name":"foo","type":"fixed","size":15}"#,
-        r#"{"name":"foo","type":"fixed","size":15}"#,
-        1756455273707447556,
-    ),
+    (r#"{"name":"foo","type":"fixed","size":15}"#, r#"{"name":"foo","type":"fixed","size":15}"#, 1756455273707447556),
     (
         r#"{"namespace":"x.y.z", "type":"fixed", "name":"foo", "doc":"foo bar", "size":32}"#,
         r#"{"name":"x.y.z.foo","type":"fixed","size":32}"#,
         -3064184465700546786,
     ),
-    (
-        r#"{ "items":{"type":"null"}, "type":"array"}"#,
-        r#"{"type":"array","items":"null"}"#,
-        -589620603366471059,
-    ),
-    (
-        r#"{ "values":"string", "type":"map"}"#,
-        r#"{"type":"map","values":"string"}"#,
-        -8732877298790414990,
-    ),
+    (r#"{ "items":{"type":"null"}, "type":"array"}"#, r#"{"type":"array","items":"null"}"#, -589620603366471059),
+    (r#"{ "values":"string", "type":"map"}"#, r#"{"type":"map","values":"string"}"#, -8732877298790414990),
     (
         r#"{"name":"PigValue","type":"record",
    "fields":[{"name":"value", "type":["null", "int", "long", "PigValue"]}]}"#,
@@ -248,11 +187,7 @@ const SPEC_VECTORS: [(&str, &str, i64); 34] = [
 fn fingerprints_are_crc_64_avro_of_the_spec_canonical_form() {
     for (i, (input, canonical, fingerprint)) in SPEC_VECTORS.iter().enumerate() {
         assert_eq!(canonical_form(input).unwrap(), *canonical, "vector {i:03}");
-        assert_eq!(
-            schema_fingerprint(input).unwrap(),
-            *fingerprint as u64,
-            "vector {i:03}"
-        );
+        assert_eq!(schema_fingerprint(input).unwrap(), *fingerprint as u64, "vector {i:03}");
     }
 }
 
@@ -265,11 +200,14 @@ fn canonical_forms_drop_docs_defaults_and_logical_types() {
         r#"{"name":"riskstream.v1.RiskLimitsSet","type":"record","fields":[{"name":"event_id","type":["null","string"]},{"name":"ts","type":"long"},{"name":"account_id","type":"string"},{"name":"user_id","type":"string"},{"name":"max_position_weight","type":["null","bytes"]}]}"#
     );
     let form = canonical_form(codec.schema_json("AccountOpened").unwrap()).unwrap();
-    assert!(form.contains(r#"{"name":"riskstream.v1.TaxStatus","type":"enum","symbols":["taxable","traditional_ira","roth_ira"]}"#), "{form}");
+    assert!(
+        form.contains(
+            r#"{"name":"riskstream.v1.TaxStatus","type":"enum","symbols":["taxable","traditional_ira","roth_ira"]}"#
+        ),
+        "{form}"
+    );
     // apache-avro 0.21's own form keeps precision and scale, so it is not used.
-    let theirs = Schema::parse_str(codec.schema_json("RiskLimitsSet").unwrap())
-        .unwrap()
-        .canonical_form();
+    let theirs = Schema::parse_str(codec.schema_json("RiskLimitsSet").unwrap()).unwrap().canonical_form();
     assert!(theirs.contains("precision"), "{theirs}");
 }
 

@@ -19,14 +19,7 @@ fn schema_of(type_name: &str) -> Schema {
 
 /// The events of decoded items, failing on the first rejection.
 fn events(items: &[json::Decoded]) -> Vec<Event> {
-    items
-        .iter()
-        .map(|d| {
-            d.result
-                .clone()
-                .unwrap_or_else(|r| panic!("item {}: {r}", d.index))
-        })
-        .collect()
+    items.iter().map(|d| d.result.clone().unwrap_or_else(|r| panic!("item {}: {r}", d.index))).collect()
 }
 
 /// An Object Container File written by apache-avro's own writer.
@@ -139,20 +132,10 @@ proptest! {
 #[test]
 fn decimals_read_back_normalised() {
     let price = "101.5000000000".parse().unwrap();
-    let body = EventBody::MarketTick(MarketTick {
-        symbol: "AAPL".into(),
-        price,
-        volume: None,
-    });
-    let event = Event {
-        event_id: Some("t-1".into()),
-        ts: Timestamp::from_micros(0),
-        body,
-    };
+    let body = EventBody::MarketTick(MarketTick { symbol: "AAPL".into(), price, volume: None });
+    let event = Event { event_id: Some("t-1".into()), ts: Timestamp::from_micros(0), body };
     let (fingerprint, datum) = CODEC.encode(&event).unwrap();
-    let EventBody::MarketTick(tick) = CODEC.decode(fingerprint, &datum).unwrap().body else {
-        panic!()
-    };
+    let EventBody::MarketTick(tick) = CODEC.decode(fingerprint, &datum).unwrap().body else { panic!() };
     assert_eq!(tick.price.to_string(), "101.5");
     assert_eq!(tick.volume, None);
 }
@@ -164,11 +147,7 @@ fn an_event_has_the_exact_bytes_of_the_spec() {
         user_id: "u".into(),
         max_position_weight: Some("0.25".parse().unwrap()),
     });
-    let event = Event {
-        event_id: None,
-        ts: Timestamp::from_micros(1_000_000),
-        body,
-    };
+    let event = Event { event_id: None, ts: Timestamp::from_micros(1_000_000), body };
     let (_, datum) = CODEC.encode(&event).unwrap();
     let mut expected = vec![
         0x00, // event_id: union branch 0 (null)
@@ -196,10 +175,7 @@ fn maps_are_written_in_key_order() {
     };
     let (_, datum) = CODEC.encode(&event).unwrap();
     let text = String::from_utf8_lossy(&datum);
-    let positions: Vec<usize> = ["AAPL", "GOOG", "MSFT"]
-        .iter()
-        .map(|s| text.find(s).unwrap())
-        .collect();
+    let positions: Vec<usize> = ["AAPL", "GOOG", "MSFT"].iter().map(|s| text.find(s).unwrap()).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
     // Two codecs (two processes' worth of HashMap seeds) agree byte for byte.
     assert_eq!(Codec::new().encode(&event).unwrap().1, datum);

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use riskstream_schemas::{
-    AccountOpened, CashKind, CashMovement, DecimalStr, EventBody, Side, TargetAllocationSet,
-    TaxStatus, TradeExecuted,
+    AccountOpened, CashKind, CashMovement, DecimalStr, EventBody, Side, TargetAllocationSet, TaxStatus, TradeExecuted,
 };
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -47,10 +46,7 @@ struct SimAccount {
 impl SimAccount {
     fn value(&self, market: &Market) -> Decimal {
         let held = self.symbols.iter().zip(&self.holdings);
-        self.cash
-            + held
-                .map(|(&s, &q)| Decimal::from(q) * market.price(s))
-                .sum::<Decimal>()
+        self.cash + held.map(|(&s, &q)| Decimal::from(q) * market.price(s)).sum::<Decimal>()
     }
 }
 
@@ -63,12 +59,7 @@ pub(super) struct Accounts {
 
 impl Accounts {
     pub(super) fn new(seed: u64, positions: usize) -> Self {
-        Accounts {
-            seed,
-            positions,
-            list: Vec::new(),
-            trades: 0,
-        }
+        Accounts { seed, positions, list: Vec::new(), trades: 0 }
     }
 
     /// Opens the next account. Targets come last: set before the buys, they would
@@ -93,23 +84,14 @@ impl Accounts {
             base_currency: "USD".to_string(),
         }));
         self.list.push(account);
-        let size = rng
-            .gen_range(ACCOUNT_SIZE.0.ln()..=ACCOUNT_SIZE.1.ln())
-            .exp();
+        let size = rng.gen_range(ACCOUNT_SIZE.0.ln()..=ACCOUNT_SIZE.1.ln()).exp();
         self.fund_and_buy(k - 1, size, cash_weight, market, out);
         out.push(self.targets(k - 1, cash_weight, market));
     }
 
     /// Buys whole shares close to `weight x size`, then deposits exactly what the
     /// buys cost grossed up by the cash weight (deposit first in the stream).
-    fn fund_and_buy(
-        &mut self,
-        a: usize,
-        size: f64,
-        cash_weight: Decimal,
-        market: &Market,
-        out: &mut Vec<EventBody>,
-    ) {
+    fn fund_and_buy(&mut self, a: usize, size: f64, cash_weight: Decimal, market: &Market, out: &mut Vec<EventBody>) {
         let mut buys = Vec::new();
         let mut cost = Decimal::ZERO;
         for j in 0..self.list[a].symbols.len() {
@@ -128,8 +110,7 @@ impl Accounts {
         let amount = if cost.is_zero() {
             Decimal::from(size.round() as i64)
         } else {
-            (cost / (Decimal::ONE - cash_weight))
-                .round_dp_with_strategy(2, RoundingStrategy::ToPositiveInfinity)
+            (cost / (Decimal::ONE - cash_weight)).round_dp_with_strategy(2, RoundingStrategy::ToPositiveInfinity)
         };
         self.list[a].cash = amount - cost;
         out.push(self.deposit_event(a, amount));
@@ -156,11 +137,7 @@ impl Accounts {
 
     /// One steady-state event for a random account: a deposit, a partial sale of
     /// one holding, or a rebalancing trade; a deposit when no trade is possible.
-    pub(super) fn steady_event(
-        &mut self,
-        market: &Market,
-        rng: &mut ChaCha8Rng,
-    ) -> Option<EventBody> {
+    pub(super) fn steady_event(&mut self, market: &Market, rng: &mut ChaCha8Rng) -> Option<EventBody> {
         if self.list.is_empty() {
             return None;
         }
@@ -187,9 +164,7 @@ impl Accounts {
 
     /// Sells 10-40% (at least one share) of a random holding.
     fn trim(&mut self, a: usize, market: &Market, rng: &mut ChaCha8Rng) -> Option<EventBody> {
-        let held: Vec<usize> = (0..self.list[a].holdings.len())
-            .filter(|&j| self.list[a].holdings[j] > 0)
-            .collect();
+        let held: Vec<usize> = (0..self.list[a].holdings.len()).filter(|&j| self.list[a].holdings[j] > 0).collect();
         if held.is_empty() {
             return None;
         }
@@ -204,9 +179,7 @@ impl Accounts {
     fn rebalance(&mut self, a: usize, market: &Market) -> Option<EventBody> {
         let acc = &self.list[a];
         let total = acc.value(market);
-        let gap = |j: usize| {
-            Decimal::from(acc.holdings[j]) * market.price(acc.symbols[j]) - acc.weights[j] * total
-        };
+        let gap = |j: usize| Decimal::from(acc.holdings[j]) * market.price(acc.symbols[j]) - acc.weights[j] * total;
         let j = (0..acc.symbols.len()).max_by_key(|&j| gap(j).abs())?;
         let price = market.price(acc.symbols[j]);
         let wanted = (gap(j).abs() / price).floor().to_u64().unwrap_or(0);
@@ -267,9 +240,7 @@ impl Accounts {
 }
 
 fn fee(notional: Decimal) -> Decimal {
-    (notional * FEE_RATE)
-        .round_dp_with_strategy(2, RoundingStrategy::ToPositiveInfinity)
-        .min(FEE_CAP)
+    (notional * FEE_RATE).round_dp_with_strategy(2, RoundingStrategy::ToPositiveInfinity).min(FEE_CAP)
 }
 
 /// The most whole shares `cash` pays for, fees included.
@@ -277,10 +248,7 @@ fn affordable(cash: Decimal, price: Decimal) -> u64 {
     if cash <= Decimal::ZERO {
         return 0;
     }
-    let mut qty = (cash / (price * (Decimal::ONE + FEE_RATE)))
-        .floor()
-        .to_u64()
-        .unwrap_or(0);
+    let mut qty = (cash / (price * (Decimal::ONE + FEE_RATE))).floor().to_u64().unwrap_or(0);
     // The fee rounds up to a cent, which the estimate above does not see.
     while qty > 0 && Decimal::from(qty) * price + fee(Decimal::from(qty) * price) > cash {
         qty -= 1;
@@ -315,13 +283,9 @@ fn draw_weights(count: usize, rng: &mut ChaCha8Rng) -> (Vec<Decimal>, Decimal) {
     }
     let cash_bp: i64 = rng.gen_range(100..=400);
     let budget = BASIS_POINTS - cash_bp;
-    let core_bp = (count >= CORE_MIN_POSITIONS && rng.gen_bool(CORE_SHARE))
-        .then(|| rng.gen_range(CORE_BP.0..=CORE_BP.1));
-    let mut bp = spread(
-        count - usize::from(core_bp.is_some()),
-        budget - core_bp.unwrap_or(0),
-        rng,
-    );
+    let core_bp =
+        (count >= CORE_MIN_POSITIONS && rng.gen_bool(CORE_SHARE)).then(|| rng.gen_range(CORE_BP.0..=CORE_BP.1));
+    let mut bp = spread(count - usize::from(core_bp.is_some()), budget - core_bp.unwrap_or(0), rng);
     if let Some(core) = core_bp {
         let at = rng.gen_range(0..=bp.len());
         bp.insert(at, core);
@@ -335,10 +299,7 @@ fn draw_weights(count: usize, rng: &mut ChaCha8Rng) -> (Vec<Decimal>, Decimal) {
 fn spread(count: usize, budget: i64, rng: &mut ChaCha8Rng) -> Vec<i64> {
     let raw: Vec<f64> = (0..count).map(|_| rng.gen_range(0.6..1.4)).collect();
     let total: f64 = raw.iter().sum();
-    let mut bp: Vec<i64> = raw
-        .iter()
-        .map(|r| (r / total * budget as f64).floor() as i64)
-        .collect();
+    let mut bp: Vec<i64> = raw.iter().map(|r| (r / total * budget as f64).floor() as i64).collect();
     bp[0] += budget - bp.iter().sum::<i64>();
     bp
 }
@@ -354,10 +315,7 @@ mod tests {
         for count in [1, 3, 10, 57] {
             let (w, cash) = draw_weights(count, &mut rng);
             assert_eq!(w.iter().sum::<Decimal>() + cash, Decimal::ONE);
-            assert!(w
-                .iter()
-                .chain([&cash])
-                .all(|d| d.scale() == 4 && *d > Decimal::ZERO));
+            assert!(w.iter().chain([&cash]).all(|d| d.scale() == 4 && *d > Decimal::ZERO));
         }
         assert_eq!(draw_weights(0, &mut rng), (Vec::new(), Decimal::ONE));
     }
@@ -365,17 +323,9 @@ mod tests {
     #[test]
     fn some_accounts_get_a_core_holding_under_the_concentration_limit() {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let largest: Vec<Decimal> = (0..200)
-            .map(|_| draw_weights(10, &mut rng).0.into_iter().max().unwrap())
-            .collect();
-        let core = largest
-            .iter()
-            .filter(|w| **w >= Decimal::new(2_000, 4))
-            .count();
-        assert!(
-            (10..=60).contains(&core),
-            "{core} of 200 accounts have a core holding"
-        );
+        let largest: Vec<Decimal> = (0..200).map(|_| draw_weights(10, &mut rng).0.into_iter().max().unwrap()).collect();
+        let core = largest.iter().filter(|w| **w >= Decimal::new(2_000, 4)).count();
+        assert!((10..=60).contains(&core), "{core} of 200 accounts have a core holding");
         assert!(largest.iter().all(|w| *w <= Decimal::new(2_300, 4)));
     }
 

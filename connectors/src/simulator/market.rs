@@ -13,26 +13,11 @@ use riskstream_schemas::{MarketTick, SecurityListed, MICROS_PER_DAY};
 use rust_decimal::Decimal;
 
 /// Six equity sectors, then one each for bonds and commodities: eight factors.
-const EQUITY_SECTORS: [&str; 6] = [
-    "technology",
-    "healthcare",
-    "financials",
-    "energy",
-    "industrials",
-    "consumer",
-];
+const EQUITY_SECTORS: [&str; 6] = ["technology", "healthcare", "financials", "energy", "industrials", "consumer"];
 const BOND_SECTOR: usize = 6;
 const COMMODITY_SECTOR: usize = 7;
-const SECTOR_NAMES: [&str; 8] = [
-    "technology",
-    "healthcare",
-    "financials",
-    "energy",
-    "industrials",
-    "consumer",
-    "fixed_income",
-    "commodities",
-];
+const SECTOR_NAMES: [&str; 8] =
+    ["technology", "healthcare", "financials", "energy", "industrials", "consumer", "fixed_income", "commodities"];
 
 const MARKET_DAILY_VOL: f64 = 0.010;
 /// Every this many symbols, the next symbol is a twin sharing the wash group
@@ -53,24 +38,10 @@ struct Profile {
     price: (f64, f64),
 }
 
-const EQUITY: Profile = Profile {
-    class: "equity",
-    beta: (0.7, 1.3),
-    idio_daily_vol: 0.012,
-    price: (10.0, 400.0),
-};
-const BOND: Profile = Profile {
-    class: "bond",
-    beta: (0.05, 0.2),
-    idio_daily_vol: 0.002,
-    price: (80.0, 120.0),
-};
-const COMMODITY: Profile = Profile {
-    class: "commodity",
-    beta: (0.2, 0.6),
-    idio_daily_vol: 0.015,
-    price: (15.0, 150.0),
-};
+const EQUITY: Profile = Profile { class: "equity", beta: (0.7, 1.3), idio_daily_vol: 0.012, price: (10.0, 400.0) };
+const BOND: Profile = Profile { class: "bond", beta: (0.05, 0.2), idio_daily_vol: 0.002, price: (80.0, 120.0) };
+const COMMODITY: Profile =
+    Profile { class: "commodity", beta: (0.2, 0.6), idio_daily_vol: 0.015, price: (15.0, 150.0) };
 
 fn sector_daily_vol(sector: usize) -> f64 {
     match sector {
@@ -90,11 +61,7 @@ struct Factor {
 impl Factor {
     fn new(daily_vol: f64, start: i64) -> Self {
         let vol_per_sqrt_micro = daily_vol / (MICROS_PER_DAY as f64).sqrt();
-        Factor {
-            level: 0.0,
-            vol_per_sqrt_micro,
-            last: start,
-        }
+        Factor { level: 0.0, vol_per_sqrt_micro, last: start }
     }
 
     fn advance(&mut self, now: i64, rng: &mut ChaCha8Rng) -> f64 {
@@ -153,14 +120,8 @@ impl Market {
             let security = new_security(i, twin_of, start, rng);
             securities.push(security);
         }
-        let sectors = (0..SECTOR_NAMES.len())
-            .map(|s| Factor::new(sector_daily_vol(s), start))
-            .collect();
-        Market {
-            securities,
-            market: Factor::new(MARKET_DAILY_VOL, start),
-            sectors,
-        }
+        let sectors = (0..SECTOR_NAMES.len()).map(|s| Factor::new(sector_daily_vol(s), start)).collect();
+        Market { securities, market: Factor::new(MARKET_DAILY_VOL, start), sectors }
     }
 
     pub(super) fn len(&self) -> usize {
@@ -183,11 +144,7 @@ impl Market {
     /// The opening tick, published right after the listing so every position
     /// bought during setup has a price to be valued at.
     pub(super) fn opening_tick(&self, i: usize) -> MarketTick {
-        MarketTick {
-            symbol: self.symbol(i).to_string(),
-            price: self.price(i),
-            volume: None,
-        }
+        MarketTick { symbol: self.symbol(i).to_string(), price: self.price(i), volume: None }
     }
 
     /// Moves a random symbol to time `now` and publishes its price.
@@ -201,22 +158,14 @@ impl Market {
         s.last_tick = now;
         s.price = to_price((s.log_p0 + s.beta * market + sector + idio + s.shock).exp());
         let volume = Decimal::from(rng.gen_range(1..=50u32) * 100);
-        MarketTick {
-            symbol: s.listing.symbol.clone(),
-            price: s.price,
-            volume: Some(volume),
-        }
+        MarketTick { symbol: s.listing.symbol.clone(), price: s.price, volume: Some(volume) }
     }
 
     /// Starts a 12-25% drop or jump of one symbol or of a whole sector (the sector
     /// of a random symbol, so a shock always hits something).
     pub(super) fn shock(&mut self, rng: &mut ChaCha8Rng) {
         let size: f64 = rng.gen_range(0.12..=0.25);
-        let log_move = if rng.gen_bool(0.5) {
-            (1.0 - size).ln()
-        } else {
-            (1.0 + size).ln()
-        };
+        let log_move = if rng.gen_bool(0.5) { (1.0 - size).ln() } else { (1.0 + size).ln() };
         let target = rng.gen_range(0..self.securities.len());
         if rng.gen_bool(0.5) {
             self.securities[target].add_shock(log_move);
@@ -229,12 +178,7 @@ impl Market {
     }
 }
 
-fn new_security(
-    i: usize,
-    twin_of: Option<&Security>,
-    start: i64,
-    rng: &mut ChaCha8Rng,
-) -> Security {
+fn new_security(i: usize, twin_of: Option<&Security>, start: i64, rng: &mut ChaCha8Rng) -> Security {
     let symbol = format!("S{:04}", i + 1);
     let (profile, sector) = match twin_of {
         Some(t) => (profile_of(t.sector), t.sector),
@@ -289,9 +233,7 @@ fn profile_of(sector: usize) -> &'static Profile {
 /// Rounds to 4 places, never below one ten-thousandth (prices must be positive)
 /// and far below the contract's 18 integer digits.
 fn to_price(value: f64) -> Decimal {
-    let units = (value * 10f64.powi(PRICE_SCALE as i32))
-        .round()
-        .clamp(1.0, 1e15);
+    let units = (value * 10f64.powi(PRICE_SCALE as i32)).round().clamp(1.0, 1e15);
     Decimal::new(units as i64, PRICE_SCALE)
 }
 
@@ -304,10 +246,7 @@ mod tests {
     fn prices_round_to_four_places_and_stay_positive() {
         assert_eq!(to_price(12.345_678), Decimal::new(123_457, 4));
         assert_eq!(to_price(0.0), Decimal::new(1, 4));
-        assert_eq!(
-            to_price(f64::INFINITY),
-            Decimal::new(1_000_000_000_000_000, 4)
-        );
+        assert_eq!(to_price(f64::INFINITY), Decimal::new(1_000_000_000_000_000, 4));
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub struct AppState<S> {
 
 impl<S> AppState<S> {
     pub fn new(engine: Engine<S>, outbox_wake: Option<Sender<()>>) -> Arc<Self> {
-        Arc::new(AppState { engine: RwLock::new(engine), outbox_wake: Mutex::new(outbox_wake), requests: AtomicU64::new(0) })
+        Arc::new(AppState {
+            engine: RwLock::new(engine),
+            outbox_wake: Mutex::new(outbox_wake),
+            requests: AtomicU64::new(0),
+        })
     }
 
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Engine<S>> {
@@ -92,7 +96,11 @@ fn decode_body<S>(app: &AppState<S>, kind: &str, body: &[u8]) -> Result<(Vec<Dec
     })
 }
 
-async fn post_events<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+async fn post_events<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let kind = content_type(&headers);
     let (items, whole) = decode_body(&app, &kind, &body)?;
     let source = format!("http:{}", app.requests.fetch_add(1, Ordering::Relaxed));
@@ -117,8 +125,12 @@ async fn post_events<S: EventStore + ProjectionStore + 'static>(State(app): Shar
     Ok((status, Json(body)))
 }
 
-async fn get_account<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let (shard, seq, view) = app.read().account_view(&id).ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
+async fn get_account<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (shard, seq, view) =
+        app.read().account_view(&id).ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
     let mut body = serde_json::to_value(view).expect("views serialise");
     body["shard"] = json!(shard);
     body["as_of_seq"] = json!(seq);
@@ -138,7 +150,11 @@ impl Page {
     }
 }
 
-async fn get_account_alerts<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Path(id): Path<String>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+async fn get_account_alerts<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
     let store = Arc::clone(app.read().store());
     if app.read().account_view(&id).is_none() {
         return Err(ApiError::NotFound(format!("no account `{id}`")));
@@ -148,13 +164,18 @@ async fn get_account_alerts<S: EventStore + ProjectionStore + 'static>(State(app
 }
 
 /// `since` is an alert number (a cursor from `next`) or an RFC 3339 event time.
-async fn get_alerts<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+async fn get_alerts<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
     let store = Arc::clone(app.read().store());
     let since = page.since.as_deref().unwrap_or("0");
     let alerts = match since.parse::<u64>() {
         Ok(after) => store.alerts_after(after, page.limit())?,
         Err(_) => {
-            let ts = Timestamp::parse(since).map_err(|e| ApiError::BadRequest(format!("`since` must be an alert number or an RFC 3339 time: {e}")))?;
+            let ts = Timestamp::parse(since).map_err(|e| {
+                ApiError::BadRequest(format!("`since` must be an alert number or an RFC 3339 time: {e}"))
+            })?;
             let mut found = Vec::new();
             let mut after = 0;
             while found.len() < page.limit() {
@@ -171,20 +192,29 @@ async fn get_alerts<S: EventStore + ProjectionStore + 'static>(State(app): Share
     Ok(Json(json!({ "alerts": alerts, "next": next })))
 }
 
-async fn get_dead_letters<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Query(page): Query<Page>) -> Result<Json<Value>, ApiError> {
+async fn get_dead_letters<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
     let store = Arc::clone(app.read().store());
     let after = match page.since.as_deref() {
         None => 0,
-        Some(s) => s.parse().map_err(|_| ApiError::BadRequest(format!("`since` must be a dead-letter number, got `{s}`")))?,
+        Some(s) => {
+            s.parse().map_err(|_| ApiError::BadRequest(format!("`since` must be a dead-letter number, got `{s}`")))?
+        }
     };
     let letters = store.dead_letters_after(after, page.limit())?;
     let next = letters.last().map(|d| d.number);
     Ok(Json(json!({ "dead_letters": letters, "next": next })))
 }
 
-async fn get_record<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>, Path((shard, seq)): Path<(u32, u64)>) -> Result<Json<Value>, ApiError> {
+async fn get_record<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path((shard, seq)): Path<(u32, u64)>,
+) -> Result<Json<Value>, ApiError> {
     let engine = app.read();
-    let record = engine.store().record(shard, seq)?.ok_or_else(|| ApiError::NotFound(format!("no record ({shard}, {seq})")))?;
+    let record =
+        engine.store().record(shard, seq)?.ok_or_else(|| ApiError::NotFound(format!("no record ({shard}, {seq})")))?;
     let event = engine
         .codec()
         .decode(record.fingerprint, &record.payload)

@@ -107,7 +107,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let listener = rt.block_on(runtime::bind(args.listen))?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let server = rt.spawn(runtime::serve(Arc::clone(&app), listener, cfg.max_body_bytes, wait_for_stop(Arc::clone(&stop))));
+    let server =
+        rt.spawn(runtime::serve(Arc::clone(&app), listener, cfg.max_body_bytes, wait_for_stop(Arc::clone(&stop))));
     banner(&args, addr, &cfg.data_dir);
     let pump = spawn_pump(Arc::clone(&app), &args, cfg.batch_max, Arc::clone(&stop));
     let progress = spawn_progress(Arc::clone(&app), Arc::clone(&stop));
@@ -136,7 +137,12 @@ async fn wait_for_stop(stop: Arc<AtomicBool>) {
     }
 }
 
-fn spawn_pump(app: Arc<AppState<RocksDbStore>>, args: &DemoArgs, batch_max: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<anyhow::Result<runtime::PumpStats>> {
+fn spawn_pump(
+    app: Arc<AppState<RocksDbStore>>,
+    args: &DemoArgs,
+    batch_max: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<runtime::PumpStats>> {
     let config = SimulatorConfig {
         seed: args.seed,
         symbols: args.symbols,
@@ -167,7 +173,10 @@ fn spawn_progress(app: Arc<AppState<RocksDbStore>>, stop: Arc<AtomicBool>) -> st
             }
             let (events, alerts, accounts) = totals(&app);
             let rate = (events - last.1) as f64 / last.0.elapsed().as_secs_f64();
-            eprintln!("[{:>4}s] {events} events ({rate:.0}/s), {accounts} accounts, {alerts} alerts", started.elapsed().as_secs());
+            eprintln!(
+                "[{:>4}s] {events} events ({rate:.0}/s), {accounts} accounts, {alerts} alerts",
+                started.elapsed().as_secs()
+            );
             last = (Instant::now(), events);
         }
     })
@@ -184,15 +193,27 @@ fn totals(app: &AppState<RocksDbStore>) -> (u64, u64, usize) {
 }
 
 fn banner(args: &DemoArgs, addr: SocketAddr, dir: &Path) {
-    eprintln!("riskstream demo: {} symbols, {} accounts x {} positions, seed {}, {} events/s", args.symbols, args.accounts, args.positions, args.seed, args.rate);
+    eprintln!(
+        "riskstream demo: {} symbols, {} accounts x {} positions, seed {}, {} events/s",
+        args.symbols, args.accounts, args.positions, args.seed, args.rate
+    );
     eprintln!("  data dir   {}", dir.display());
     eprintln!("  API        http://{addr}  (try: curl http://{addr}/v1/accounts/acc-000001)");
     eprintln!("  alerts     curl 'http://{addr}/v1/alerts?since=0&limit=20'");
-    eprintln!("  stop with Ctrl-C{}", if args.duration > 0 { format!(" (or after {} s)", args.duration) } else { String::new() });
+    eprintln!(
+        "  stop with Ctrl-C{}",
+        if args.duration > 0 { format!(" (or after {} s)", args.duration) } else { String::new() }
+    );
 }
 
 fn summary(app: &AppState<RocksDbStore>, stats: runtime::PumpStats, dir: &Path) {
     let (events, alerts, accounts) = totals(app);
-    eprintln!("demo stopped: {} items fed this run, {events} events accepted, {accounts} accounts, {alerts} alerts raised", stats.items);
-    eprintln!("check it:  riskstream verify --data-dir {0}  and  riskstream replay --data-dir {0} --check", dir.display());
+    eprintln!(
+        "demo stopped: {} items fed this run, {events} events accepted, {accounts} accounts, {alerts} alerts raised",
+        stats.items
+    );
+    eprintln!(
+        "check it:  riskstream verify --data-dir {0}  and  riskstream replay --data-dir {0} --check",
+        dir.display()
+    );
 }

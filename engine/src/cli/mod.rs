@@ -15,7 +15,11 @@ use riskstream_engine::store::{EventStore, RocksDbStore};
 use riskstream_engine::{Engine, EngineConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "riskstream", version, about = "Event-sourced streaming risk engine: portfolios, drift and alerts from a hash-chained event log")]
+#[command(
+    name = "riskstream",
+    version,
+    about = "Event-sourced streaming risk engine: portfolios, drift and alerts from a hash-chained event log"
+)]
 pub struct Cli {
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -84,7 +88,8 @@ pub fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 

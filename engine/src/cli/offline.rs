@@ -40,7 +40,8 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
-    let mut source = JsonLinesFileSource::open(&args.file).with_context(|| format!("cannot import {}", args.file.display()))?;
+    let mut source =
+        JsonLinesFileSource::open(&args.file).with_context(|| format!("cannot import {}", args.file.display()))?;
     let started = Instant::now();
     let stats = runtime::pump(&app, &mut source, args.batch.max(1), None, &AtomicBool::new(false))?;
     let rejected = app.read().store().counters()?.dead_letters - dead_before;

@@ -89,7 +89,8 @@ impl EventStore for MemoryStore {
     }
 
     fn records(&self, shard: u32, from: u64) -> RecordIter<'_> {
-        let rows: Vec<_> = self.lock().records.range((shard, from)..=(shard, u64::MAX)).map(|(_, r)| Ok(r.clone())).collect();
+        let rows: Vec<_> =
+            self.lock().records.range((shard, from)..=(shard, u64::MAX)).map(|(_, r)| Ok(r.clone())).collect();
         Box::new(rows.into_iter())
     }
 
@@ -109,11 +110,11 @@ impl EventStore for MemoryStore {
 impl ProjectionStore for MemoryStore {
     fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError> {
         let s = self.lock();
-        let rows = s
-            .projections
-            .iter()
-            .filter(|((_, sh, _), _)| *sh == shard)
-            .map(|((table, _, key), v)| Change { table: *table, key: key.clone(), value: Some(v.clone()) });
+        let rows = s.projections.iter().filter(|((_, sh, _), _)| *sh == shard).map(|((table, _, key), v)| Change {
+            table: *table,
+            key: key.clone(),
+            value: Some(v.clone()),
+        });
         Ok(rows.collect())
     }
 

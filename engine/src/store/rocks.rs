@@ -89,7 +89,12 @@ impl RocksDbStore {
     }
 
     /// Entries of `cf` from `start` while the key starts with `prefix`.
-    fn scan<'a>(&'a self, cf: &str, start: &[u8], prefix: Vec<u8>) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), StoreError>> + 'a {
+    fn scan<'a>(
+        &'a self,
+        cf: &str,
+        start: &[u8],
+        prefix: Vec<u8>,
+    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), StoreError>> + 'a {
         self.db
             .iterator_cf(self.cf(cf), IteratorMode::From(start, Direction::Forward))
             .map(|r| r.map_err(io))
@@ -151,7 +156,11 @@ impl EventStore for RocksDbStore {
         for (shard, head) in &batch.heads {
             wb.put_cf(self.cf(META), head_key(*shard), [head.seq.to_be_bytes().as_slice(), &head.hash].concat());
         }
-        wb.put_cf(self.cf(META), COUNTERS_KEY, [counters.alerts.to_be_bytes(), counters.dead_letters.to_be_bytes()].concat());
+        wb.put_cf(
+            self.cf(META),
+            COUNTERS_KEY,
+            [counters.alerts.to_be_bytes(), counters.dead_letters.to_be_bytes()].concat(),
+        );
         self.db.write_opt(wb, &self.write).map_err(io)
     }
 
@@ -177,9 +186,7 @@ impl EventStore for RocksDbStore {
     }
 
     fn record(&self, shard: u32, seq: u64) -> Result<Option<Record>, StoreError> {
-        self.get(RECORDS, &Record::key(shard, seq))?
-            .map(|v| Record::decode_value(shard, seq, &v))
-            .transpose()
+        self.get(RECORDS, &Record::key(shard, seq))?.map(|v| Record::decode_value(shard, seq, &v)).transpose()
     }
 
     fn records(&self, shard: u32, from: u64) -> RecordIter<'_> {
@@ -235,7 +242,8 @@ impl ProjectionStore for RocksDbStore {
 
     fn account_alerts(&self, account_id: &str, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
         let prefix = [account_id.as_bytes(), &[0x1f]].concat();
-        let keys: Vec<Box<[u8]>> = self.scan(ACCOUNT_ALERTS, &prefix, prefix.clone()).map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+        let keys: Vec<Box<[u8]>> =
+            self.scan(ACCOUNT_ALERTS, &prefix, prefix.clone()).map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
         let skip = keys.len().saturating_sub(limit);
         keys[skip..]
             .iter()

@@ -24,15 +24,30 @@ pub fn items(events: &[Event]) -> Vec<Decoded> {
 }
 
 pub fn listed(symbol: &str) -> EventBody {
-    EventBody::SecurityListed(SecurityListed { symbol: symbol.into(), asset_class: "equity".into(), sector: "tech".into(), wash_group: symbol.into() })
+    EventBody::SecurityListed(SecurityListed {
+        symbol: symbol.into(),
+        asset_class: "equity".into(),
+        sector: "tech".into(),
+        wash_group: symbol.into(),
+    })
 }
 
 pub fn opened(account: &str, user: &str) -> EventBody {
-    EventBody::AccountOpened(AccountOpened { account_id: account.into(), user_id: user.into(), tax_status: TaxStatus::Taxable, base_currency: "USD".into() })
+    EventBody::AccountOpened(AccountOpened {
+        account_id: account.into(),
+        user_id: user.into(),
+        tax_status: TaxStatus::Taxable,
+        base_currency: "USD".into(),
+    })
 }
 
 pub fn deposit(account: &str, user: &str, amount: &str) -> EventBody {
-    EventBody::CashMovement(CashMovement { account_id: account.into(), user_id: user.into(), kind: CashKind::Deposit, amount: d(amount) })
+    EventBody::CashMovement(CashMovement {
+        account_id: account.into(),
+        user_id: user.into(),
+        kind: CashKind::Deposit,
+        amount: d(amount),
+    })
 }
 
 pub fn trade(account: &str, user: &str, symbol: &str, side: Side, qty: &str, price: &str) -> EventBody {
@@ -56,7 +71,13 @@ pub fn tick(symbol: &str, price: &str) -> EventBody {
 
 pub fn targets(account: &str, user: &str, weights: &[(&str, &str)]) -> EventBody {
     let targets: BTreeMap<String, DecimalStr> = weights.iter().map(|(s, w)| (s.to_string(), d(w).into())).collect();
-    EventBody::TargetAllocationSet(TargetAllocationSet { account_id: account.into(), user_id: user.into(), targets, band_abs: None, band_rel: None })
+    EventBody::TargetAllocationSet(TargetAllocationSet {
+        account_id: account.into(),
+        user_id: user.into(),
+        targets,
+        band_abs: None,
+        band_rel: None,
+    })
 }
 
 /// A small book: 3 symbols, `accounts` accounts (two per user) with targets and
@@ -76,7 +97,13 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Event> {
     let mut price = [100i64, 100, 100];
     for t in 0..ticks {
         let s = t % 3;
-        price[s] += if t == ticks / 2 { 40 } else if t % 7 < 3 { 1 } else { -1 };
+        price[s] += if t == ticks / 2 {
+            40
+        } else if t % 7 < 3 {
+            1
+        } else {
+            -1
+        };
         let minute = 3 + (t as i64) * 37;
         out.push(ev(&format!("tick-{t}"), minute, tick(syms[s], &format!("{}.250", price[s].max(1)))));
     }

@@ -35,7 +35,11 @@ impl ShardState {
         let comps = components(a, targets, &self.config, |_, p| p.value);
         let score = |drift: Decimal, band: Decimal| {
             if band.is_zero() {
-                if drift.is_zero() { Decimal::ZERO } else { Decimal::MAX }
+                if drift.is_zero() {
+                    Decimal::ZERO
+                } else {
+                    Decimal::MAX
+                }
             } else {
                 drift / band
             }
@@ -55,13 +59,7 @@ impl ShardState {
             value: drift,
             threshold: c.band,
             priority,
-            message: format!(
-                "{} weight {} vs target {} (band ±{})",
-                c.symbol,
-                pct(w),
-                pct(c.target),
-                pct(c.band)
-            ),
+            message: format!("{} weight {} vs target {} (band ±{})", c.symbol, pct(w), pct(c.target), pct(c.band)),
         }
     }
 }

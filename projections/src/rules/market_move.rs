@@ -17,7 +17,12 @@ impl ShardState {
         Some(p.price / p.prev_close - Decimal::ONE)
     }
 
-    pub(crate) fn evaluate_market_move(&mut self, symbol: &str, cause: Cause, out: &mut Vec<riskstream_schemas::Alert>) {
+    pub(crate) fn evaluate_market_move(
+        &mut self,
+        symbol: &str,
+        cause: Cause,
+        out: &mut Vec<riskstream_schemas::Alert>,
+    ) {
         let Some(change) = self.daily_move(symbol) else { return };
         let threshold = self.config.market_move;
         let size = change.abs();

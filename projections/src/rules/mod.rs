@@ -106,11 +106,9 @@ impl ShardState {
             });
         }
         let next = match state {
-            AlertState::Raised => SignalState {
-                raised: true,
-                last_raised_at: Some(cause.ts),
-                raised_alert_id: first_id,
-            },
+            AlertState::Raised => {
+                SignalState { raised: true, last_raised_at: Some(cause.ts), raised_alert_id: first_id }
+            }
             AlertState::Cleared => SignalState { raised: false, ..current },
         };
         self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), next);

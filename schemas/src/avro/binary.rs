@@ -27,19 +27,14 @@ pub(super) fn write(value: &Value, schema: &Schema, out: &mut Vec<u8>) -> Result
         }
         (Value::Enum(i, _), Schema::Enum(_)) => long(i64::from(*i), out),
         (Value::Union(i, inner), Schema::Union(u)) => {
-            let variant = u
-                .variants()
-                .get(*i as usize)
-                .ok_or(format!("no union branch {i}"))?;
+            let variant = u.variants().get(*i as usize).ok_or(format!("no union branch {i}"))?;
             long(i64::from(*i), out);
             write(inner, variant, out)?;
         }
         (Value::Array(items), Schema::Array(a)) => {
             if !items.is_empty() {
                 long(items.len() as i64, out);
-                items
-                    .iter()
-                    .try_for_each(|item| write(item, &a.items, out))?;
+                items.iter().try_for_each(|item| write(item, &a.items, out))?;
             }
             out.push(0);
         }
@@ -50,11 +45,7 @@ pub(super) fn write(value: &Value, schema: &Schema, out: &mut Vec<u8>) -> Result
     Ok(())
 }
 
-fn write_map(
-    entries: &HashMap<String, Value>,
-    values: &Schema,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
+fn write_map(entries: &HashMap<String, Value>, values: &Schema, out: &mut Vec<u8>) -> Result<(), String> {
     if !entries.is_empty() {
         let mut sorted: Vec<_> = entries.iter().collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -68,24 +59,13 @@ fn write_map(
     Ok(())
 }
 
-fn write_record(
-    values: &[(String, Value)],
-    fields: &[RecordField],
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
+fn write_record(values: &[(String, Value)], fields: &[RecordField], out: &mut Vec<u8>) -> Result<(), String> {
     if values.len() != fields.len() {
-        return Err(format!(
-            "{} values for {} fields",
-            values.len(),
-            fields.len()
-        ));
+        return Err(format!("{} values for {} fields", values.len(), fields.len()));
     }
     for ((name, value), field) in values.iter().zip(fields) {
         if *name != field.name {
-            return Err(format!(
-                "value `{name}` where field `{}` belongs",
-                field.name
-            ));
+            return Err(format!("value `{name}` where field `{}` belongs", field.name));
         }
         write(value, &field.schema, out).map_err(|e| format!("field `{name}`: {e}"))?;
     }
@@ -141,10 +121,7 @@ mod tests {
         assert_eq!(encode(1), [0x02]);
         assert_eq!(encode(-64), [0x7f]);
         assert_eq!(encode(64), [0x80, 0x01]);
-        assert_eq!(
-            encode(i64::MIN),
-            [0xff; 9].iter().copied().chain([0x01]).collect::<Vec<_>>()
-        );
+        assert_eq!(encode(i64::MIN), [0xff; 9].iter().copied().chain([0x01]).collect::<Vec<_>>());
     }
 
     #[test]
@@ -156,8 +133,6 @@ mod tests {
         expected.extend([0x01, 0x2C]);
         assert_eq!(decimal_bytes(&wide).unwrap(), expected);
         let too_big = apache_avro::Decimal::from((1i128 << 100).to_be_bytes());
-        assert!(decimal_bytes(&too_big)
-            .unwrap_err()
-            .contains("more than 12 bytes"));
+        assert!(decimal_bytes(&too_big).unwrap_err().contains("more than 12 bytes"));
     }
 }

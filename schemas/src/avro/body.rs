@@ -59,35 +59,22 @@ fn item(index: usize, type_name: &str, value: &Value) -> Decoded {
             if let serde_json::Value::Object(fields) = &mut raw {
                 fields.insert("type".to_string(), type_name.into());
             }
-            Decoded {
-                index,
-                raw: raw.to_string(),
-                result: Err(e.to_rejection().at(index)),
-            }
+            Decoded { index, raw: raw.to_string(), result: Err(e.to_rejection().at(index)) }
         }
     }
 }
 
 fn admit(event: &Event) -> Result<(), Rejection> {
     if let EventBody::PriceBatch(_) = event.body {
-        return Err(Rejection::field(
-            "type",
-            "`PriceBatch` is internal; send `MarketTick` events",
-        ));
+        return Err(Rejection::field("type", "`PriceBatch` is internal; send `MarketTick` events"));
     }
     validate(event)
 }
 
 /// The final item of a body that cannot be split further.
 fn stuck(index: usize, body: &[u8], offset: usize, reason: &str) -> Decoded {
-    let rejection = Rejection::body(format!(
-        "cannot read the body from byte {offset} on: {reason}"
-    ));
-    Decoded {
-        index,
-        raw: hex(&body[offset.min(body.len())..]),
-        result: Err(rejection.at(index)),
-    }
+    let rejection = Rejection::body(format!("cannot read the body from byte {offset} on: {reason}"));
+    Decoded { index, raw: hex(&body[offset.min(body.len())..]), result: Err(rejection.at(index)) }
 }
 
 /// A JSON rendering of a datum that did not convert to an event (for the dead letters).
@@ -104,15 +91,8 @@ fn render(value: &Value) -> serde_json::Value {
         Value::Decimal(d) => J::String(value::decimal_text(d)),
         Value::Union(_, inner) => render(inner),
         Value::Array(items) => J::Array(items.iter().map(render).collect()),
-        Value::Map(entries) => J::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.clone(), render(v)))
-                .collect(),
-        ),
-        Value::Record(fields) => {
-            J::Object(fields.iter().map(|(k, v)| (k.clone(), render(v))).collect())
-        }
+        Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.clone(), render(v))).collect()),
+        Value::Record(fields) => J::Object(fields.iter().map(|(k, v)| (k.clone(), render(v))).collect()),
         other => J::String(format!("{other:?}")),
     }
 }
@@ -132,20 +112,15 @@ struct Header {
 
 fn container(codec: &Codec, body: &[u8]) -> Result<Vec<Decoded>, Rejection> {
     let mut cursor = Cursor::new(body);
-    let header = read_header(&mut cursor)
-        .map_err(|e| Rejection::body(format!("malformed Avro container header: {e}")))?;
+    let header =
+        read_header(&mut cursor).map_err(|e| Rejection::body(format!("malformed Avro container header: {e}")))?;
     let (_, writer) = codec
         .writer_from_json(&header.schema_json)
         .map_err(|e| Rejection::body(format!("Avro container schema refused: {e}")))?;
     let mut out = Vec::new();
     let mut inflate_budget = MAX_INFLATED_BYTES;
     while (cursor.position() as usize) < body.len() {
-        let block = Block {
-            codec,
-            writer: &writer,
-            header: &header,
-            inflate_budget: &mut inflate_budget,
-        };
+        let block = Block { codec, writer: &writer, header: &header, inflate_budget: &mut inflate_budget };
         if let Err((offset, reason)) = block.read(&mut cursor, &mut out) {
             out.push(stuck(out.len(), body, offset, &reason));
             break;
@@ -169,18 +144,10 @@ fn read_header(cursor: &mut Cursor<&[u8]>) -> Result<Header, String> {
     let codec = match text("avro.codec").as_deref() {
         None | Some("null") => BlockCodec::Null,
         Some("deflate") => BlockCodec::Deflate,
-        Some(other) => {
-            return Err(format!(
-                "unsupported codec `{other}` (null and deflate are)"
-            ))
-        }
+        Some(other) => return Err(format!("unsupported codec `{other}` (null and deflate are)")),
     };
     let sync = read_sync(cursor).ok_or("truncated sync marker")?;
-    Ok(Header {
-        schema_json,
-        codec,
-        sync,
-    })
+    Ok(Header { schema_json, codec, sync })
 }
 
 fn read_sync(cursor: &mut Cursor<&[u8]>) -> Option<[u8; SYNC_LEN]> {
@@ -208,11 +175,7 @@ struct Block<'a> {
 impl Block<'_> {
     /// Reads the block at the cursor and pushes its items; on failure, the byte offset
     /// where reading stopped and why.
-    fn read(
-        mut self,
-        cursor: &mut Cursor<&[u8]>,
-        out: &mut Vec<Decoded>,
-    ) -> Result<(), (usize, String)> {
+    fn read(mut self, cursor: &mut Cursor<&[u8]>, out: &mut Vec<Decoded>) -> Result<(), (usize, String)> {
         let start = cursor.position() as usize;
         let (count, data_start, data) = read_frame(cursor, self.header).map_err(|e| (start, e))?;
         let data = self.inflate(data).map_err(|e| (start, e))?;
@@ -229,18 +192,12 @@ impl Block<'_> {
         let mut items = Cursor::new(data.as_slice());
         for _ in 0..count {
             let offset = at(&items);
-            let value = self
-                .codec
-                .read_value(self.writer, &mut items)
-                .map_err(|e| (offset, e.to_string()))?;
+            let value = self.codec.read_value(self.writer, &mut items).map_err(|e| (offset, e.to_string()))?;
             out.push(item(out.len(), type_name, &value));
         }
         let extra = data.len() - items.position() as usize;
         if extra > 0 {
-            return Err((
-                at(&items),
-                format!("the block has {extra} bytes after its {count} items"),
-            ));
+            return Err((at(&items), format!("the block has {extra} bytes after its {count} items")));
         }
         Ok(())
     }
@@ -250,13 +207,14 @@ impl Block<'_> {
             return Ok(data);
         }
         let inflated =
-            miniz_oxide::inflate::decompress_to_vec_with_limit(&data, *self.inflate_budget)
-                .map_err(|e| match e.status {
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&data, *self.inflate_budget).map_err(|e| {
+                match e.status {
                     miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
                         format!("the container inflates to more than {MAX_INFLATED_BYTES} bytes")
                     }
                     status => format!("cannot inflate the block: {status:?}"),
-                })?;
+                }
+            })?;
         *self.inflate_budget -= inflated.len();
         Ok(inflated)
     }
@@ -264,10 +222,7 @@ impl Block<'_> {
 
 /// The item count, data offset and (still compressed) data of the block at the cursor,
 /// which is left after the block's sync marker.
-fn read_frame(
-    cursor: &mut Cursor<&[u8]>,
-    header: &Header,
-) -> Result<(u64, usize, Vec<u8>), String> {
+fn read_frame(cursor: &mut Cursor<&[u8]>, header: &Header) -> Result<(u64, usize, Vec<u8>), String> {
     let count = read_long(cursor).map_err(|e| format!("bad block count: {e}"))?;
     let size = read_long(cursor).map_err(|e| format!("bad block size: {e}"))?;
     let (count, size) = match (u64::try_from(count), usize::try_from(size)) {
@@ -279,9 +234,7 @@ fn read_frame(
     let data_end = data_start
         .checked_add(size)
         .filter(|end| end.saturating_add(SYNC_LEN) <= body.len())
-        .ok_or(format!(
-            "a block of {size} bytes runs past the end of the body"
-        ))?;
+        .ok_or(format!("a block of {size} bytes runs past the end of the body"))?;
     cursor.set_position(data_end as u64);
     if read_sync(cursor) != Some(header.sync) {
         return Err("the block's sync marker differs from the header's".to_string());

@@ -8,9 +8,7 @@
 
 use serde_json::{Map, Value as Json};
 
-const PRIMITIVES: [&str; 8] = [
-    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
-];
+const PRIMITIVES: [&str; 8] = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
 
 /// The CRC-64-AVRO "empty" value, which is also its polynomial.
 const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
@@ -33,9 +31,7 @@ const TABLE: [u64; 256] = {
 
 /// CRC-64-AVRO (Rabin) of `bytes`.
 pub(super) fn crc64_avro(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(EMPTY, |fp, &b| {
-        (fp >> 8) ^ TABLE[((fp ^ u64::from(b)) & 0xff) as usize]
-    })
+    bytes.iter().fold(EMPTY, |fp, &b| (fp >> 8) ^ TABLE[((fp ^ u64::from(b)) & 0xff) as usize])
 }
 
 /// The Parsing Canonical Form of a schema given as JSON.
@@ -90,15 +86,10 @@ fn write_name(name: &str, namespace: Option<&str>, out: &mut String) {
 }
 
 fn get<'a>(map: &'a Map<String, Json>, key: &str) -> Result<&'a Json, String> {
-    map.get(key)
-        .ok_or_else(|| format!("a schema object lacks `{key}`"))
+    map.get(key).ok_or_else(|| format!("a schema object lacks `{key}`"))
 }
 
-fn write_object(
-    map: &Map<String, Json>,
-    namespace: Option<&str>,
-    out: &mut String,
-) -> Result<(), String> {
+fn write_object(map: &Map<String, Json>, namespace: Option<&str>, out: &mut String) -> Result<(), String> {
     let ty = match get(map, "type")? {
         Json::String(ty) => ty.as_str(),
         nested => return write_schema(nested, namespace, out),
@@ -121,25 +112,11 @@ fn write_object(
 }
 
 /// [ORDER]: name, type, then fields, symbols or size.
-fn write_named(
-    map: &Map<String, Json>,
-    ty: &str,
-    namespace: Option<&str>,
-    out: &mut String,
-) -> Result<(), String> {
-    let name = get(map, "name")?
-        .as_str()
-        .ok_or("`name` must be a string")?;
-    let full = fullname(
-        name,
-        map.get("namespace").and_then(Json::as_str).or(namespace),
-    );
+fn write_named(map: &Map<String, Json>, ty: &str, namespace: Option<&str>, out: &mut String) -> Result<(), String> {
+    let name = get(map, "name")?.as_str().ok_or("`name` must be a string")?;
+    let full = fullname(name, map.get("namespace").and_then(Json::as_str).or(namespace));
     let inner = full.rsplit_once('.').map(|(ns, _)| ns);
-    out.push_str(&format!(
-        r#"{{"name":{},"type":{}"#,
-        quote(&full),
-        quote(ty)
-    ));
+    out.push_str(&format!(r#"{{"name":{},"type":{}"#, quote(&full), quote(ty)));
     match ty {
         "enum" => out.push_str(&format!(r#","symbols":{}"#, get(map, "symbols")?)),
         "fixed" => out.push_str(&format!(r#","size":{}"#, size(get(map, "size")?)?)),
@@ -154,9 +131,7 @@ fn write_fields(fields: &Json, namespace: Option<&str>, out: &mut String) -> Res
     out.push_str(r#","fields":["#);
     for (i, field) in fields.iter().enumerate() {
         let field = field.as_object().ok_or("a field must be an object")?;
-        let name = get(field, "name")?
-            .as_str()
-            .ok_or("a field `name` must be a string")?;
+        let name = get(field, "name")?.as_str().ok_or("a field `name` must be a string")?;
         if i > 0 {
             out.push(',');
         }
@@ -190,8 +165,7 @@ mod tests {
 
     #[test]
     fn logical_types_reduce_to_their_underlying_type() {
-        let decimal =
-            r#"{"type": "bytes", "logicalType": "decimal", "precision": 28, "scale": 10}"#;
+        let decimal = r#"{"type": "bytes", "logicalType": "decimal", "precision": 28, "scale": 10}"#;
         assert_eq!(canonical_form(decimal).unwrap(), r#""bytes""#);
         let ts = r#"{"type": "long", "logicalType": "timestamp-micros"}"#;
         assert_eq!(canonical_form(ts).unwrap(), r#""long""#);

@@ -44,33 +44,20 @@ fn symbol<T: Serialize>(value: &T) -> Value {
 /// The unscaled integer of `d` at scale 10, refusing extra decimal places and values
 /// beyond decimal(28, 10).
 pub(super) fn unscaled(field: &str, d: Decimal) -> Result<i128, AvroError> {
-    let n = if d.scale() > DECIMAL_SCALE {
-        d.normalize()
-    } else {
-        d
-    };
+    let n = if d.scale() > DECIMAL_SCALE { d.normalize() } else { d };
     if n.scale() > DECIMAL_SCALE {
-        return Err(AvroError::DecimalScale {
-            field: field.to_string(),
-            value: d,
-        });
+        return Err(AvroError::DecimalScale { field: field.to_string(), value: d });
     }
     10i128
         .pow(DECIMAL_SCALE - n.scale())
         .checked_mul(n.mantissa())
         .filter(|u| u.unsigned_abs() < UNSCALED_LIMIT)
-        .ok_or_else(|| AvroError::DecimalRange {
-            field: field.to_string(),
-            value: d.to_string(),
-        })
+        .ok_or_else(|| AvroError::DecimalRange { field: field.to_string(), value: d.to_string() })
 }
 
 fn decimal(name: &str, d: Decimal) -> Result<Field, AvroError> {
     let bytes = unscaled(name, d)?.to_be_bytes();
-    Ok(field(
-        name,
-        Value::Decimal(apache_avro::Decimal::from(bytes)),
-    ))
+    Ok(field(name, Value::Decimal(apache_avro::Decimal::from(bytes))))
 }
 
 fn opt_decimal(name: &str, d: Option<Decimal>) -> Result<Field, AvroError> {
@@ -94,18 +81,12 @@ fn time_map(name: &str, map: &BTreeMap<String, Timestamp>) -> Field {
 }
 
 fn strings(name: &str, items: &[String]) -> Field {
-    field(
-        name,
-        Value::Array(items.iter().cloned().map(Value::String).collect()),
-    )
+    field(name, Value::Array(items.iter().cloned().map(Value::String).collect()))
 }
 
 pub(super) fn event_to_value(event: &Event) -> Result<Value, AvroError> {
     let mut fields = vec![
-        field(
-            "event_id",
-            optional(event.event_id.clone().map(Value::String)),
-        ),
+        field("event_id", optional(event.event_id.clone().map(Value::String))),
         field("ts", Value::TimestampMicros(event.ts.micros())),
     ];
     fields.extend(body_fields(&event.body)?);
@@ -133,11 +114,9 @@ fn body_fields(body: &EventBody) -> Result<Vec<Field>, AvroError> {
             decimal("amount", e.amount)?,
         ],
         EventBody::TradeExecuted(e) => trade_fields(e)?,
-        EventBody::MarketTick(e) => vec![
-            string("symbol", &e.symbol),
-            decimal("price", e.price)?,
-            opt_decimal("volume", e.volume)?,
-        ],
+        EventBody::MarketTick(e) => {
+            vec![string("symbol", &e.symbol), decimal("price", e.price)?, opt_decimal("volume", e.volume)?]
+        }
         EventBody::TargetAllocationSet(e) => vec![
             string("account_id", &e.account_id),
             string("user_id", &e.user_id),
@@ -151,10 +130,7 @@ fn body_fields(body: &EventBody) -> Result<Vec<Field>, AvroError> {
             opt_decimal("max_position_weight", e.max_position_weight)?,
         ],
         EventBody::AlertPreferencesSet(e) => {
-            vec![
-                string("user_id", &e.user_id),
-                strings("channels", &e.channels),
-            ]
+            vec![string("user_id", &e.user_id), strings("channels", &e.channels)]
         }
         EventBody::PriceBatch(e) => vec![decimal_map("prices", &e.prices)?, time_map("times", &e.times)],
     })
@@ -181,10 +157,8 @@ pub(super) fn alert_to_value(a: &Alert) -> Result<Value, AvroError> {
         field: "caused_by.seq".to_string(),
         reason: format!("{} does not fit an Avro long", a.caused_by.seq),
     })?;
-    let caused_by = Value::Record(vec![
-        field("shard", Value::Long(a.caused_by.shard.into())),
-        field("seq", Value::Long(seq)),
-    ]);
+    let caused_by =
+        Value::Record(vec![field("shard", Value::Long(a.caused_by.shard.into())), field("seq", Value::Long(seq))]);
     Ok(Value::Record(vec![
         string("alert_id", &a.alert_id),
         field("kind", symbol(&a.kind)),
@@ -208,19 +182,9 @@ pub(super) fn widen_decimals(value: Value) -> Value {
     match value {
         Value::Decimal(d) => Value::Decimal(widen(d)),
         Value::Union(i, inner) => Value::Union(i, Box::new(widen_decimals(*inner))),
-        Value::Record(fields) => Value::Record(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k, widen_decimals(v)))
-                .collect(),
-        ),
+        Value::Record(fields) => Value::Record(fields.into_iter().map(|(k, v)| (k, widen_decimals(v))).collect()),
         Value::Array(items) => Value::Array(items.into_iter().map(widen_decimals).collect()),
-        Value::Map(entries) => Value::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k, widen_decimals(v)))
-                .collect(),
-        ),
+        Value::Map(entries) => Value::Map(entries.into_iter().map(|(k, v)| (k, widen_decimals(v))).collect()),
         other => other,
     }
 }
@@ -228,11 +192,7 @@ pub(super) fn widen_decimals(value: Value) -> Value {
 fn widen(d: apache_avro::Decimal) -> apache_avro::Decimal {
     match Vec::<u8>::try_from(&d) {
         Ok(bytes) if bytes.len() < 16 => {
-            let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
-                0xFF
-            } else {
-                0
-            };
+            let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0 };
             let mut wide = vec![fill; 16 - bytes.len()];
             wide.extend_from_slice(&bytes);
             apache_avro::Decimal::from(wide)
@@ -288,20 +248,13 @@ impl<'a> Fields<'a> {
     }
 
     fn bad(&self, field: &str, reason: impl Into<String>) -> AvroError {
-        let (type_name, field, reason) =
-            (self.type_name.to_string(), field.to_string(), reason.into());
-        AvroError::BadField {
-            type_name,
-            field,
-            reason,
-        }
+        let (type_name, field, reason) = (self.type_name.to_string(), field.to_string(), reason.into());
+        AvroError::BadField { type_name, field, reason }
     }
 
     fn get(&self, name: &str) -> Result<&'a Value, AvroError> {
         let found = self.fields.iter().find(|(k, _)| k == name);
-        found
-            .map(|(_, v)| v)
-            .ok_or_else(|| self.bad(name, "is missing"))
+        found.map(|(_, v)| v).ok_or_else(|| self.bad(name, "is missing"))
     }
 
     /// The value of a `["null", T]` field, `None` for null.
@@ -326,9 +279,7 @@ impl<'a> Fields<'a> {
     }
 
     fn opt_string(&self, name: &str) -> Result<Option<String>, AvroError> {
-        self.optional(name)?
-            .map(|v| self.string_of(name, v))
-            .transpose()
+        self.optional(name)?.map(|v| self.string_of(name, v)).transpose()
     }
 
     fn long(&self, name: &str) -> Result<i64, AvroError> {
@@ -356,17 +307,14 @@ impl<'a> Fields<'a> {
     }
 
     fn opt_symbol<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, AvroError> {
-        self.optional(name)?
-            .map(|v| self.symbol_of(name, v))
-            .transpose()
+        self.optional(name)?.map(|v| self.symbol_of(name, v)).transpose()
     }
 
     fn decimal_of(&self, name: &str, value: &Value) -> Result<Decimal, AvroError> {
         match value {
-            Value::Decimal(d) => decimal_from_avro(d).map_err(|value| AvroError::DecimalRange {
-                field: name.to_string(),
-                value,
-            }),
+            Value::Decimal(d) => {
+                decimal_from_avro(d).map_err(|value| AvroError::DecimalRange { field: name.to_string(), value })
+            }
             other => Err(self.bad(name, format!("must be a decimal, got {other:?}"))),
         }
     }
@@ -376,9 +324,7 @@ impl<'a> Fields<'a> {
     }
 
     fn opt_decimal(&self, name: &str) -> Result<Option<Decimal>, AvroError> {
-        self.optional(name)?
-            .map(|v| self.decimal_of(name, v))
-            .transpose()
+        self.optional(name)?.map(|v| self.decimal_of(name, v)).transpose()
     }
 
     fn strings(&self, name: &str) -> Result<Vec<String>, AvroError> {
@@ -407,15 +353,7 @@ impl<'a> Fields<'a> {
             Value::Map(entries) => entries,
             other => return Err(self.bad(name, format!("must be a map, got {other:?}"))),
         };
-        entries
-            .iter()
-            .map(|(k, v)| {
-                Ok((
-                    k.clone(),
-                    DecimalStr(self.decimal_of(&format!("{name}.{k}"), v)?),
-                ))
-            })
-            .collect()
+        entries.iter().map(|(k, v)| Ok((k.clone(), DecimalStr(self.decimal_of(&format!("{name}.{k}"), v)?)))).collect()
     }
 }
 
@@ -423,11 +361,7 @@ impl<'a> Fields<'a> {
 pub(super) fn event_from_value(type_name: &str, value: &Value) -> Result<Event, AvroError> {
     let f = Fields::new(type_name, value)?;
     let body = body_from(type_name, &f)?;
-    Ok(Event {
-        event_id: f.opt_string("event_id")?,
-        ts: f.timestamp("ts")?,
-        body,
-    })
+    Ok(Event { event_id: f.opt_string("event_id")?, ts: f.timestamp("ts")?, body })
 }
 
 fn body_from(type_name: &str, f: &Fields) -> Result<EventBody, AvroError> {
@@ -478,10 +412,9 @@ fn account_body_from(type_name: &str, f: &Fields) -> Result<EventBody, AvroError
             user_id: f.string("user_id")?,
             channels: f.strings("channels")?,
         }),
-        "PriceBatch" => EventBody::PriceBatch(PriceBatch {
-            prices: f.decimal_map("prices")?,
-            times: f.time_map("times")?,
-        }),
+        "PriceBatch" => {
+            EventBody::PriceBatch(PriceBatch { prices: f.decimal_map("prices")?, times: f.time_map("times")? })
+        }
         ALERT => return Err(AvroError::NotAnEvent(ALERT.to_string())),
         other => return Err(AvroError::UnknownType(other.to_string())),
     })
@@ -508,10 +441,8 @@ pub(super) fn alert_from_value(value: &Value) -> Result<Alert, AvroError> {
     let shard = cause.long("shard")?;
     let seq = cause.long("seq")?;
     let caused_by = RecordRef {
-        shard: u32::try_from(shard)
-            .map_err(|_| f.bad("caused_by.shard", format!("{shard} is not a u32")))?,
-        seq: u64::try_from(seq)
-            .map_err(|_| f.bad("caused_by.seq", format!("{seq} is negative")))?,
+        shard: u32::try_from(shard).map_err(|_| f.bad("caused_by.shard", format!("{shard} is not a u32")))?,
+        seq: u64::try_from(seq).map_err(|_| f.bad("caused_by.seq", format!("{seq} is negative")))?,
     };
     Ok(Alert {
         alert_id: f.string("alert_id")?,

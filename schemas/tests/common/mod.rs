@@ -50,9 +50,7 @@ pub fn targets() -> impl Strategy<Value = BTreeMap<String, DecimalStr>> {
             cuts.push(0);
             cuts.push(10_000);
             cuts.sort_unstable();
-            let weights = cuts
-                .windows(2)
-                .map(|w| DecimalStr(Decimal::new(w[1] - w[0], 4)));
+            let weights = cuts.windows(2).map(|w| DecimalStr(Decimal::new(w[1] - w[0], 4)));
             symbols.iter().cloned().zip(weights).collect()
         })
     })
@@ -67,29 +65,15 @@ fn lots() -> impl Strategy<Value = (Option<LotMethod>, Vec<String>)> {
 }
 
 fn account_opened() -> impl Strategy<Value = EventBody> {
-    let tax = prop_oneof![
-        Just(TaxStatus::Taxable),
-        Just(TaxStatus::TraditionalIra),
-        Just(TaxStatus::RothIra)
-    ];
+    let tax = prop_oneof![Just(TaxStatus::Taxable), Just(TaxStatus::TraditionalIra), Just(TaxStatus::RothIra)];
     (id(), id(), tax, "[A-Z]{3}").prop_map(|(account_id, user_id, tax_status, base_currency)| {
-        EventBody::AccountOpened(AccountOpened {
-            account_id,
-            user_id,
-            tax_status,
-            base_currency,
-        })
+        EventBody::AccountOpened(AccountOpened { account_id, user_id, tax_status, base_currency })
     })
 }
 
 fn security_listed() -> impl Strategy<Value = EventBody> {
     (symbol(), id(), id(), id()).prop_map(|(symbol, asset_class, sector, wash_group)| {
-        EventBody::SecurityListed(SecurityListed {
-            symbol,
-            asset_class,
-            sector,
-            wash_group,
-        })
+        EventBody::SecurityListed(SecurityListed { symbol, asset_class, sector, wash_group })
     })
 }
 
@@ -102,12 +86,7 @@ fn cash_movement() -> impl Strategy<Value = EventBody> {
         Just(CashKind::Fee),
     ];
     (id(), id(), kind, positive()).prop_map(|(account_id, user_id, kind, amount)| {
-        EventBody::CashMovement(CashMovement {
-            account_id,
-            user_id,
-            kind,
-            amount,
-        })
+        EventBody::CashMovement(CashMovement { account_id, user_id, kind, amount })
     })
 }
 
@@ -115,82 +94,53 @@ fn trade_executed() -> impl Strategy<Value = EventBody> {
     let side = prop_oneof![Just(Side::Buy), Just(Side::Sell)];
     let ids = (id(), id(), id(), symbol());
     let numbers = (side, positive(), positive(), non_negative(), lots());
-    (ids, numbers).prop_map(
-        |((trade_id, account_id, user_id, symbol), (side, quantity, price, fees, lots))| {
-            EventBody::TradeExecuted(TradeExecuted {
-                trade_id,
-                account_id,
-                user_id,
-                symbol,
-                side,
-                quantity,
-                price,
-                fees,
-                lot_method: lots.0,
-                lot_ids: lots.1,
-            })
-        },
-    )
-}
-
-fn market_tick() -> impl Strategy<Value = EventBody> {
-    (symbol(), positive(), proptest::option::of(non_negative())).prop_map(
-        |(symbol, price, volume)| {
-            EventBody::MarketTick(MarketTick {
-                symbol,
-                price,
-                volume,
-            })
-        },
-    )
-}
-
-fn target_allocation_set() -> impl Strategy<Value = EventBody> {
-    let bands = (
-        proptest::option::of(fraction()),
-        proptest::option::of(fraction()),
-    );
-    (id(), id(), targets(), bands).prop_map(
-        |(account_id, user_id, targets, (band_abs, band_rel))| {
-            EventBody::TargetAllocationSet(TargetAllocationSet {
-                account_id,
-                user_id,
-                targets,
-                band_abs,
-                band_rel,
-            })
-        },
-    )
-}
-
-fn risk_limits_set() -> impl Strategy<Value = EventBody> {
-    (id(), id(), proptest::option::of(fraction())).prop_map(
-        |(account_id, user_id, max_position_weight)| {
-            EventBody::RiskLimitsSet(RiskLimitsSet {
-                account_id,
-                user_id,
-                max_position_weight,
-            })
-        },
-    )
-}
-
-fn alert_preferences_set() -> impl Strategy<Value = EventBody> {
-    let channel =
-        prop_oneof![Just("webhook"), Just("email"), Just("in_app")].prop_map(String::from);
-    (id(), vec(channel, 0..4)).prop_map(|(user_id, channels)| {
-        EventBody::AlertPreferencesSet(AlertPreferencesSet { user_id, channels })
+    (ids, numbers).prop_map(|((trade_id, account_id, user_id, symbol), (side, quantity, price, fees, lots))| {
+        EventBody::TradeExecuted(TradeExecuted {
+            trade_id,
+            account_id,
+            user_id,
+            symbol,
+            side,
+            quantity,
+            price,
+            fees,
+            lot_method: lots.0,
+            lot_ids: lots.1,
+        })
     })
 }
 
+fn market_tick() -> impl Strategy<Value = EventBody> {
+    (symbol(), positive(), proptest::option::of(non_negative()))
+        .prop_map(|(symbol, price, volume)| EventBody::MarketTick(MarketTick { symbol, price, volume }))
+}
+
+fn target_allocation_set() -> impl Strategy<Value = EventBody> {
+    let bands = (proptest::option::of(fraction()), proptest::option::of(fraction()));
+    (id(), id(), targets(), bands).prop_map(|(account_id, user_id, targets, (band_abs, band_rel))| {
+        EventBody::TargetAllocationSet(TargetAllocationSet { account_id, user_id, targets, band_abs, band_rel })
+    })
+}
+
+fn risk_limits_set() -> impl Strategy<Value = EventBody> {
+    (id(), id(), proptest::option::of(fraction())).prop_map(|(account_id, user_id, max_position_weight)| {
+        EventBody::RiskLimitsSet(RiskLimitsSet { account_id, user_id, max_position_weight })
+    })
+}
+
+fn alert_preferences_set() -> impl Strategy<Value = EventBody> {
+    let channel = prop_oneof![Just("webhook"), Just("email"), Just("in_app")].prop_map(String::from);
+    (id(), vec(channel, 0..4))
+        .prop_map(|(user_id, channels)| EventBody::AlertPreferencesSet(AlertPreferencesSet { user_id, channels }))
+}
+
 fn price_batch() -> impl Strategy<Value = EventBody> {
-    proptest::collection::btree_map(symbol(), (positive().prop_map(DecimalStr), 0i64..4_000_000_000_000_000), 0..8).prop_map(
-        |entries| {
+    proptest::collection::btree_map(symbol(), (positive().prop_map(DecimalStr), 0i64..4_000_000_000_000_000), 0..8)
+        .prop_map(|entries| {
             let prices = entries.iter().map(|(s, (p, _))| (s.clone(), *p)).collect();
             let times = entries.iter().map(|(s, (_, t))| (s.clone(), riskstream_schemas::Timestamp(*t))).collect();
             EventBody::PriceBatch(PriceBatch { prices, times })
-        },
-    )
+        })
 }
 
 /// The body strategy of event type `EVENT_TYPES[i]`.
@@ -210,11 +160,7 @@ pub fn body_of(i: usize) -> BoxedStrategy<EventBody> {
 }
 
 pub fn event_with(body: impl Strategy<Value = EventBody>) -> impl Strategy<Value = Event> {
-    (proptest::option::of(id()), ts(), body).prop_map(|(event_id, ts, body)| Event {
-        event_id,
-        ts,
-        body,
-    })
+    (proptest::option::of(id()), ts(), body).prop_map(|(event_id, ts, body)| Event { event_id, ts, body })
 }
 
 /// Index of `PriceBatch` in `EVENT_TYPES`: internal, refused from producers.
@@ -231,29 +177,15 @@ pub fn any_event() -> impl Strategy<Value = Event> {
 }
 
 pub fn alert() -> impl Strategy<Value = Alert> {
-    let kind = prop_oneof![
-        Just(AlertKind::Drift),
-        Just(AlertKind::Concentration),
-        Just(AlertKind::MarketMove)
-    ];
+    let kind = prop_oneof![Just(AlertKind::Drift), Just(AlertKind::Concentration), Just(AlertKind::MarketMove)];
     let state = prop_oneof![Just(AlertState::Raised), Just(AlertState::Cleared)];
-    let priority = prop_oneof![
-        Just(Priority::Low),
-        Just(Priority::Medium),
-        Just(Priority::High),
-        Just(Priority::Critical)
-    ];
-    let cause =
-        (any::<u32>(), 0..=i64::MAX as u64).prop_map(|(shard, seq)| RecordRef { shard, seq });
+    let priority =
+        prop_oneof![Just(Priority::Low), Just(Priority::Medium), Just(Priority::High), Just(Priority::Critical)];
+    let cause = (any::<u32>(), 0..=i64::MAX as u64).prop_map(|(shard, seq)| RecordRef { shard, seq });
     let enums = (kind, state, priority, cause, ts());
     let texts = (id(), id(), id(), id(), ".{0,40}");
     (enums, texts, full_range_decimal(), full_range_decimal()).prop_map(
-        |(
-            (kind, state, priority, caused_by, ts),
-            (alert_id, account_id, user_id, rule, message),
-            value,
-            threshold,
-        )| {
+        |((kind, state, priority, caused_by, ts), (alert_id, account_id, user_id, rule, message), value, threshold)| {
             Alert {
                 alert_id,
                 kind,
@@ -275,11 +207,7 @@ pub fn alert() -> impl Strategy<Value = Alert> {
 /// Wraps datums of one schema in an Object Container File (null codec), built by hand
 /// so the reader is not tested against itself.
 pub fn container(schema_json: &str, datums: &[Vec<u8>]) -> Vec<u8> {
-    let blocks: &[(usize, Vec<u8>)] = if datums.is_empty() {
-        &[]
-    } else {
-        &[(datums.len(), datums.concat())]
-    };
+    let blocks: &[(usize, Vec<u8>)] = if datums.is_empty() { &[] } else { &[(datums.len(), datums.concat())] };
     container_blocks(schema_json, "null", blocks)
 }
 
@@ -290,14 +218,8 @@ pub fn container_blocks(schema_json: &str, codec: &str, blocks: &[(usize, Vec<u8
     let sync = [0x5Au8; 16];
     let meta = Value::Map(
         [
-            (
-                "avro.schema".to_string(),
-                Value::Bytes(schema_json.as_bytes().to_vec()),
-            ),
-            (
-                "avro.codec".to_string(),
-                Value::Bytes(codec.as_bytes().to_vec()),
-            ),
+            ("avro.schema".to_string(), Value::Bytes(schema_json.as_bytes().to_vec())),
+            ("avro.codec".to_string(), Value::Bytes(codec.as_bytes().to_vec())),
         ]
         .into_iter()
         .collect(),
