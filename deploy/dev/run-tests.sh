@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 if cargo nextest --version >/dev/null 2>&1; then
+  # nextest does not run doctests; run them first so its summary closes the output.
+  cargo test --workspace --doc --quiet >/dev/null
   cargo nextest run --workspace --no-fail-fast "$@"
-  # nextest does not run doctests.
-  cargo test --workspace --doc --quiet
 else
   echo "cargo-nextest not found; running cargo test" >&2
   cargo test --workspace --no-fail-fast "$@"
