@@ -223,10 +223,22 @@ impl ShardState {
         }
     }
 
-    /// Moves each holder's running values to the new prices; returns the accounts
-    /// touched, in account order.
+    /// Moves the running values of every account holding a moved symbol to the new
+    /// prices; returns the accounts touched, in account order.
     fn revalue_holders(&mut self, symbols: &[&str]) -> Vec<String> {
         self.epoch += 1;
+        // A conflated batch usually moves most symbols: then walking each account's
+        // positions once beats one account lookup per (symbol, holder).
+        let mut touched = if symbols.len() * 4 >= self.holders.len() {
+            self.revalue_account_major(symbols)
+        } else {
+            self.revalue_symbol_major(symbols)
+        };
+        touched.sort_unstable();
+        touched
+    }
+
+    fn revalue_symbol_major(&mut self, symbols: &[&str]) -> Vec<String> {
         let epoch = self.epoch;
         let (holders, accounts, prices) = (&self.holders, &mut self.accounts, &self.prices);
         let mut touched = Vec::new();
@@ -240,12 +252,32 @@ impl ShardState {
                 p.value = new_value;
                 if a.mark != epoch {
                     a.mark = epoch;
-                    touched.push(id.as_str());
+                    touched.push(id.clone());
                 }
             }
         }
-        touched.sort_unstable();
-        touched.into_iter().map(str::to_string).collect()
+        touched
+    }
+
+    fn revalue_account_major(&mut self, symbols: &[&str]) -> Vec<String> {
+        let moved: ahash::AHashMap<&str, Decimal> =
+            symbols.iter().filter_map(|s| self.prices.get(*s).map(|p| (*s, p.price))).collect();
+        let mut touched = Vec::new();
+        for a in self.accounts.values_mut() {
+            let mut hit = false;
+            for (symbol, p) in a.positions.iter_mut() {
+                if let Some(price) = moved.get(symbol.as_str()) {
+                    let new_value = p.quantity * *price;
+                    a.market_value += new_value - p.value;
+                    p.value = new_value;
+                    hit = true;
+                }
+            }
+            if hit {
+                touched.push(a.account_id.clone());
+            }
+        }
+        touched
     }
 
     fn set_price(&mut self, symbol: &str, price: Decimal, ts: Timestamp) {

@@ -116,8 +116,9 @@ pub struct ShardState {
     pub(crate) accounts: HashMap<String, Account>,
     pub(crate) securities: BTreeMap<String, Security>,
     pub(crate) prices: BTreeMap<String, PriceInfo>,
-    /// Rule name -> subject -> state (nested so a lookup needs no allocation).
-    pub(crate) signals: BTreeMap<String, BTreeMap<String, SignalState>>,
+    /// Rule name -> subject -> state (nested so a lookup needs no allocation;
+    /// hashed, as `facts` sorts what it writes).
+    pub(crate) signals: BTreeMap<String, HashMap<String, SignalState>>,
     /// symbol -> accounts holding it (derived index).
     pub(crate) holders: HashMap<String, BTreeSet<String>>,
     pub(crate) dirty: Dirty,
@@ -191,7 +192,7 @@ impl ShardState {
         self.prices.iter().map(|(s, p)| (s.as_str(), p))
     }
 
-    /// Every (rule, subject, state), in rule then subject order.
+    /// Every (rule, subject, state), in no particular order.
     pub fn signals(&self) -> impl Iterator<Item = (&str, &str, &SignalState)> {
         self.signals.iter().flat_map(|(rule, m)| m.iter().map(move |(s, st)| (rule.as_str(), s.as_str(), st)))
     }

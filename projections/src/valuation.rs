@@ -43,31 +43,32 @@ impl Component<'_> {
     }
 }
 
-/// Drift components of an account, in symbol order; `value_of` gives a position's value.
+/// Drift components of an account, in symbol order (a merge of the held and the
+/// target symbols, lazily: the tick path stops at the first breach and allocates
+/// nothing); `value_of` gives a position's value.
 pub(crate) fn components<'a>(
     account: &'a Account,
     targets: &'a Targets,
-    config: &RuleConfig,
-    value_of: impl Fn(&str, &Position) -> Decimal,
-) -> Vec<Component<'a>> {
-    let mut out = Vec::with_capacity(targets.weights.len() + account.positions.len());
+    config: &'a RuleConfig,
+    value_of: impl Fn(&str, &Position) -> Decimal + 'a,
+) -> impl Iterator<Item = Component<'a>> + 'a {
     let mut held = account.positions.iter().peekable();
     let mut wanted = targets.weights.iter().peekable();
-    loop {
+    std::iter::from_fn(move || {
         let next_held = held.peek().map(|(s, _)| s.as_str());
         let next_wanted = wanted.peek().map(|(s, _)| s.as_str());
         let (symbol, position, target) = match (next_held, next_wanted) {
-            (None, None) => break,
+            (None, None) => return None,
             (Some(h), Some(w)) if h == w => {
-                let (s, p) = held.next().unwrap();
-                (s.as_str(), Some(p), *wanted.next().unwrap().1)
+                let (s, p) = held.next().expect("peeked");
+                (s.as_str(), Some(p), *wanted.next().expect("peeked").1)
             }
             (Some(h), w) if w.is_none_or(|w| h < w) => {
-                let (s, p) = held.next().unwrap();
+                let (s, p) = held.next().expect("peeked");
                 (s.as_str(), Some(p), Decimal::ZERO)
             }
             _ => {
-                let (s, t) = wanted.next().unwrap();
+                let (s, t) = wanted.next().expect("peeked");
                 (s.as_str(), None, *t)
             }
         };
@@ -76,9 +77,8 @@ pub(crate) fn components<'a>(
             (CASH, None) => account.cash,
             (_, None) => Decimal::ZERO,
         };
-        out.push(Component { symbol, value, target, band: band(target, targets, config) });
-    }
-    out
+        Some(Component { symbol, value, target, band: band(target, targets, config) })
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,7 +155,6 @@ impl ShardState {
         let drift: Vec<DriftLine> = match &a.targets {
             None => Vec::new(),
             Some(t) => components(a, t, &self.config, &value_of)
-                .iter()
                 .map(|c| DriftLine {
                     symbol: c.symbol.to_string(),
                     target: c.target,

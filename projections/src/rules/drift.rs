@@ -17,14 +17,16 @@ impl ShardState {
             return None;
         }
         let shrink = Decimal::ONE - self.config.hysteresis;
-        let comps = components(a, targets, &self.config, |_, p| p.value);
-        if comps.iter().any(|c| !c.in_band(total, Decimal::ONE)) {
-            Some(Level::Breach)
-        } else if comps.iter().all(|c| c.in_band(total, shrink)) {
-            Some(Level::Clear)
-        } else {
-            Some(Level::Hold)
+        let mut clear = true;
+        for c in components(a, targets, &self.config, |_, p| p.value) {
+            let off = (c.value - c.target * total).abs();
+            let band = c.band * total;
+            if off > band {
+                return Some(Level::Breach);
+            }
+            clear &= off <= band * shrink;
         }
+        Some(if clear { Level::Clear } else { Level::Hold })
     }
 
     /// The component furthest outside its band, relative to the band.
@@ -32,7 +34,7 @@ impl ShardState {
         let a = &self.accounts[account_id];
         let total = a.market_value;
         let targets = a.targets.as_ref().expect("drift is only evaluated with targets");
-        let comps = components(a, targets, &self.config, |_, p| p.value);
+        let comps: Vec<_> = components(a, targets, &self.config, |_, p| p.value).collect();
         let score = |drift: Decimal, band: Decimal| {
             if band.is_zero() {
                 if drift.is_zero() {
