@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# The domain crate stays pure (STYLE.md): no I/O runtime, store, broker or web dependency.
+impure=$(cargo tree -q -p riskstream-projections -e normal --prefix none | grep -E '^(tokio|rocksdb|librocksdb-sys|rdkafka|sqlx|axum) ' || true)
+if [ -n "$impure" ]; then
+  echo "error: riskstream-projections depends on: $impure" >&2
+  exit 1
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doctests; run them first so its summary closes the output.
   cargo test --workspace --doc --quiet >/dev/null
