@@ -212,8 +212,8 @@ fn summary(app: &AppState<RocksDbStore>, stats: runtime::PumpStats, dir: &Path) 
         "demo stopped: {} items fed this run, {events} events accepted, {accounts} accounts, {alerts} alerts raised",
         stats.items
     );
-    eprintln!(
-        "check it:  riskstream verify --data-dir {0}  and  riskstream replay --data-dir {0} --check",
-        dir.display()
-    );
+    // After `make demo` the binary is not on PATH: name the one that ran.
+    let exe = std::env::current_exe().map_or_else(|_| "riskstream".to_string(), |p| p.display().to_string());
+    eprintln!("check it:  {exe} verify --data-dir {0}", dir.display());
+    eprintln!("           {exe} replay --data-dir {0} --check", dir.display());
 }
