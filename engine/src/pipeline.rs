@@ -249,8 +249,12 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         m.events.with_label_values(&["rejected"]).inc_by(report.rejected.len() as u64);
         m.events.with_label_values(&["duplicate"]).inc_by(report.duplicates as u64);
         m.events.with_label_values(&["stale_tick"]).inc_by(report.stale_ticks as u64);
+        let mut per_shard = vec![0u64; self.shards.len()];
         for r in &batch.records {
-            m.records.with_label_values(&[&r.shard.to_string()]).inc();
+            per_shard[r.shard as usize] += 1;
+        }
+        for (shard, n) in per_shard.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+            m.records.with_label_values(&[&shard.to_string()]).inc_by(n);
         }
         for (shard, head) in &batch.heads {
             m.head_seq.with_label_values(&[&shard.to_string()]).set(head.seq as i64);
