@@ -162,6 +162,21 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         if self.poisoned {
             return Err(EngineError::Poisoned);
         }
+        // Memory may have moved ahead of the store by the time anything fails.
+        let result = self.ingest_batch(source, position, items);
+        if let Err(e) = &result {
+            self.poisoned = true;
+            tracing::error!(error = %e, "batch failed; the engine stops taking events");
+        }
+        result
+    }
+
+    fn ingest_batch(
+        &mut self,
+        source: &str,
+        position: Option<String>,
+        items: Vec<Decoded>,
+    ) -> Result<IngestReport, EngineError> {
         let started = Instant::now();
         let store = Arc::clone(&self.store);
         let seq = self.sequencer.route(items, |id| store.event_seen(id).map(|r| r.is_some()))?;
@@ -235,12 +250,11 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     }
 
     fn commit(&mut self, batch: &CommitBatch) -> Result<(), EngineError> {
-        if let Err(e) = self.store.commit(batch, self.counters) {
+        self.store.commit(batch, self.counters).map_err(|e| {
+            // Replay calls this directly; ingest also poisons on its own errors.
             self.poisoned = true;
-            tracing::error!(error = %e, "commit failed; the engine stops taking events");
-            return Err(e.into());
-        }
-        Ok(())
+            e.into()
+        })
     }
 
     fn observe(&self, report: &IngestReport, batch: &CommitBatch, started: Instant) {
@@ -269,6 +283,9 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
 
     /// Appends an already-stored record (replay): it must extend the chain exactly.
     pub fn replay(&mut self, records: Vec<(Record, Event)>) -> Result<Vec<Alert>, EngineError> {
+        if self.poisoned {
+            return Err(EngineError::Poisoned);
+        }
         let mut batch = CommitBatch::default();
         let mut alerts = Vec::new();
         for (record, event) in records {
