@@ -1,15 +1,21 @@
 //! Golden tests: `tests/golden/<case>/events.jsonl` applied to one shard must give
 //! `expected.json`, whose `_source` says how each number was computed by hand.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use riskstream_projections::{RuleConfig, ShardState};
 use riskstream_schemas::{json, Alert, RecordRef};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+/// The crate's directory as the test runner reports it at run time: a binary built
+/// from another checkout sharing the target dir must not read that checkout's files.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 fn run(case: &str) -> (ShardState, Vec<Alert>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case);
+    let dir = manifest_dir().join("tests/golden").join(case);
     let body = std::fs::read(dir.join("events.jsonl")).unwrap();
     let mut state = ShardState::new(0, RuleConfig::default());
     let mut alerts = Vec::new();
@@ -22,7 +28,7 @@ fn run(case: &str) -> (ShardState, Vec<Alert>) {
 }
 
 fn expected(case: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case).join("expected.json");
+    let path = manifest_dir().join("tests/golden").join(case).join("expected.json");
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 

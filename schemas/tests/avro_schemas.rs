@@ -2,15 +2,21 @@
 //! distinct, stable and pinned.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::PathBuf;
 
 use apache_avro::Schema;
 use riskstream_schemas::avro::{canonical_form, schema_fingerprint, Codec, Fingerprint};
 use riskstream_schemas::EVENT_TYPES;
 
+/// The crate's directory as the test runner reports it at run time: a binary built
+/// from another checkout sharing the target dir must not read that checkout's files.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 /// (file stem, JSON) of every file in `schemas/avro/`.
 fn avsc_files() -> BTreeMap<String, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("avro");
+    let dir = manifest_dir().join("avro");
     std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
