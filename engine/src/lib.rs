@@ -19,4 +19,4 @@ pub mod store;
 pub mod verify;
 
 pub use config::EngineConfig;
-pub use pipeline::{Engine, EngineError, IngestReport};
+pub use pipeline::{stored_rules, Engine, EngineError, IngestReport};

@@ -68,6 +68,14 @@ struct ShardOutput {
     accepted: usize,
 }
 
+/// The rule settings a data dir was created with, if it recorded them.
+pub fn stored_rules<S: EventStore + ?Sized>(store: &S) -> Result<Option<RuleConfig>, StoreError> {
+    store
+        .rules()?
+        .map(|json| serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("stored rule settings: {e}"))))
+        .transpose()
+}
+
 impl<S> Engine<S> {
     pub fn store(&self) -> &Arc<S> {
         &self.store
@@ -107,7 +115,10 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         metrics: Arc<Metrics>,
     ) -> Result<Self, EngineError> {
         match store.shard_count()? {
-            None => store.set_shard_count(shard_count)?,
+            None => {
+                store.set_shard_count(shard_count)?;
+                store.set_rules(&serde_json::to_string(&rules).expect("rules serialise"))?;
+            }
             Some(n) if n != shard_count => {
                 return Err(StoreError::Mismatch(format!(
                     "the data dir was created with {n} shards but {shard_count} were asked for; use --shards {n} or a new data dir"

@@ -101,3 +101,22 @@ fn errors_are_clear_and_exit_non_zero() {
     let out = riskstream(&["replay", "--data-dir", tmp.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "--check or --until is required");
 }
+
+#[test]
+fn replay_uses_the_rules_the_data_dir_was_created_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, dir) = (tmp.path().join("events.jsonl"), tmp.path().join("data"));
+    write_events(&file);
+    let (custom, defaults) = (tmp.path().join("tight.toml"), tmp.path().join("defaults.toml"));
+    std::fs::write(&custom, "[rules]\nband_abs = \"0.01\"\nmarket_move = \"0.02\"\ncooldown_secs = 60\n").unwrap();
+    std::fs::write(&defaults, "").unwrap();
+    let d = dir.to_str().unwrap();
+    let import = riskstream(&["import", file.to_str().unwrap(), "--data-dir", d, "--config", custom.to_str().unwrap()]);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+
+    let check = riskstream(&["replay", "--data-dir", d, "--check"]);
+    assert!(check.status.success(), "stored rules reproduce the alerts: {}", stdout(&check));
+    let wrong = riskstream(&["replay", "--data-dir", d, "--check", "--config", defaults.to_str().unwrap()]);
+    assert_eq!(wrong.status.code(), Some(1), "other rules give other alerts: {}", stdout(&wrong));
+    assert!(stdout(&wrong).contains("differ"), "{}", stdout(&wrong));
+}

@@ -33,6 +33,12 @@ impl EventStore for FlakyStore {
     fn set_shard_count(&self, shards: u32) -> Result<(), StoreError> {
         self.inner.set_shard_count(shards)
     }
+    fn rules(&self) -> Result<Option<String>, StoreError> {
+        self.inner.rules()
+    }
+    fn set_rules(&self, rules_json: &str) -> Result<(), StoreError> {
+        self.inner.set_rules(rules_json)
+    }
     fn head(&self, shard: u32) -> Result<ChainHead, StoreError> {
         self.inner.head(shard)
     }

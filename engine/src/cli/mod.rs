@@ -112,6 +112,13 @@ pub fn open_engine(cfg: &EngineConfig, explicit_shards: bool) -> anyhow::Result<
         Some(n) if !explicit_shards => n,
         _ => cfg.shards,
     };
+    if let Some(stored) = riskstream_engine::stored_rules(&store)?.filter(|r| *r != cfg.rules) {
+        eprintln!(
+            "warning: the rule settings differ from those {} was created with ({stored:?}); \
+             alerts from now on follow the new ones, and `replay --check` from the start will differ",
+            cfg.data_dir.display()
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     Ok(Engine::open(Arc::new(store), shards, cfg.rules.clone(), metrics)?)
 }

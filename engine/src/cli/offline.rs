@@ -75,7 +75,8 @@ pub struct QueryArgs {
 fn open_read_only(dir: &std::path::Path) -> anyhow::Result<Engine<RocksDbStore>> {
     let store = RocksDbStore::open_read_only(dir)?;
     let shards = store.shard_count()?.context("the data dir holds no shards yet")?;
-    Ok(Engine::open(Arc::new(store), shards, EngineConfig::default().rules, Arc::new(Metrics::new()))?)
+    let rules = riskstream_engine::stored_rules(&store)?.unwrap_or_default();
+    Ok(Engine::open(Arc::new(store), shards, rules, Arc::new(Metrics::new()))?)
 }
 
 pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
@@ -143,14 +144,20 @@ pub struct ReplayArgs {
     /// Where to build the replayed data dir (must not exist yet; a temp dir for --check).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Rule settings of the live engine, if it did not run on the defaults.
+    /// Rule settings to replay with (default: those the data dir recorded when it
+    /// was created).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let rules = EngineConfig::load(args.config.as_deref())?.rules;
     let live = RocksDbStore::open_read_only(&args.data_dir)?;
+    // The rules the data dir recorded at creation, unless --config overrides them.
+    let rules = match (&args.config, riskstream_engine::stored_rules(&live)?) {
+        (Some(path), _) => EngineConfig::load(Some(path))?.rules,
+        (None, Some(stored)) => stored,
+        (None, None) => EngineConfig::default().rules,
+    };
     let shards = live.shard_count()?.context("the data dir holds no shards yet")?;
     let temp = tempfile::tempdir()?;
     let out = args.out.clone().unwrap_or_else(|| temp.path().join("replay"));

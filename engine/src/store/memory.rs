@@ -12,6 +12,7 @@ use super::*;
 #[derive(Default)]
 struct Inner {
     shards: Option<u32>,
+    rules: Option<String>,
     records: BTreeMap<(u32, u64), Record>,
     heads: HashMap<u32, ChainHead>,
     event_ids: HashMap<String, RecordRef>,
@@ -77,6 +78,15 @@ impl EventStore for MemoryStore {
 
     fn set_shard_count(&self, shards: u32) -> Result<(), StoreError> {
         self.lock().shards = Some(shards);
+        Ok(())
+    }
+
+    fn rules(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().rules.clone())
+    }
+
+    fn set_rules(&self, rules_json: &str) -> Result<(), StoreError> {
+        self.lock().rules = Some(rules_json.to_string());
         Ok(())
     }
 

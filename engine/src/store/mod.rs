@@ -85,6 +85,10 @@ pub trait EventStore: Send + Sync {
     /// The shard count the data dir was created with (`None` when new).
     fn shard_count(&self) -> Result<Option<u32>, StoreError>;
     fn set_shard_count(&self, shards: u32) -> Result<(), StoreError>;
+    /// The rule settings (JSON) the data dir was created with, so a replay applies
+    /// the same rules (`None` when new).
+    fn rules(&self) -> Result<Option<String>, StoreError>;
+    fn set_rules(&self, rules_json: &str) -> Result<(), StoreError>;
     fn head(&self, shard: u32) -> Result<ChainHead, StoreError>;
     fn record(&self, shard: u32, seq: u64) -> Result<Option<Record>, StoreError>;
     /// Records of `shard` with seq >= `from`, in key order, as stored (gaps and all).

@@ -20,6 +20,7 @@ const LOG_FAMILIES: [&str; 7] = [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERT
 
 const SHARDS_KEY: &[u8] = b"shards";
 const COUNTERS_KEY: &[u8] = b"counters";
+const RULES_KEY: &[u8] = b"rules";
 
 fn head_key(shard: u32) -> Vec<u8> {
     [b"head/".as_slice(), &shard.to_be_bytes()].concat()
@@ -175,6 +176,14 @@ impl EventStore for RocksDbStore {
 
     fn set_shard_count(&self, shards: u32) -> Result<(), StoreError> {
         self.db.put_cf_opt(self.cf(META), SHARDS_KEY, shards.to_be_bytes(), &self.write).map_err(io)
+    }
+
+    fn rules(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.get(META, RULES_KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn set_rules(&self, rules_json: &str) -> Result<(), StoreError> {
+        self.db.put_cf_opt(self.cf(META), RULES_KEY, rules_json.as_bytes(), &self.write).map_err(io)
     }
 
     fn head(&self, shard: u32) -> Result<ChainHead, StoreError> {
