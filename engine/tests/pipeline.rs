@@ -229,3 +229,19 @@ proptest! {
         prop_assert!(report.ok(), "{:?}", report.difference);
     }
 }
+
+#[test]
+fn every_alert_has_its_own_id() {
+    // Shocks move several symbols in one price batch, so one record raises market
+    // moves on several subjects for the same account.
+    let mut engine = memory_engine(2);
+    let mut ids = std::collections::HashSet::new();
+    let mut total = 0;
+    for chunk in simulated(7, 3_000).chunks(500) {
+        for a in engine.ingest("test", None, common::items(chunk)).unwrap().alerts {
+            total += 1;
+            assert!(ids.insert(a.alert_id.clone()), "alert id {} given twice: {a:?}", a.alert_id);
+        }
+    }
+    assert!(total > 50, "the workload must raise many alerts ({total})");
+}

@@ -167,13 +167,18 @@ fn cooldown_holds_back_a_second_raise_in_event_time() {
 
 #[test]
 fn alert_ids_are_deterministic_and_distinct() {
+    use riskstream_projections::alert_id;
     let at = RecordRef { shard: 3, seq: 42 };
-    let id = riskstream_projections::alert_id(at, "drift", "acc-1");
-    assert_eq!(id, riskstream_projections::alert_id(at, "drift", "acc-1"));
+    let id = alert_id(at, "drift", "acc-1", "acc-1");
+    assert_eq!(id, alert_id(at, "drift", "acc-1", "acc-1"));
     assert_eq!(id.len(), 32);
-    assert_ne!(id, riskstream_projections::alert_id(at, "drift", "acc-2"));
-    assert_ne!(id, riskstream_projections::alert_id(RecordRef { shard: 3, seq: 43 }, "drift", "acc-1"));
-    assert_ne!(id, riskstream_projections::alert_id(at, "concentration", "acc-1"));
+    assert_ne!(id, alert_id(at, "drift", "acc-2", "acc-2"));
+    assert_ne!(id, alert_id(RecordRef { shard: 3, seq: 43 }, "drift", "acc-1", "acc-1"));
+    assert_ne!(id, alert_id(at, "concentration", "acc-1", "acc-1"));
+    // One price batch can move two symbols an account holds: two alerts, two ids.
+    assert_ne!(alert_id(at, "market_move", "AAA", "acc-1"), alert_id(at, "market_move", "BBB", "acc-1"));
+    // Length prefixes: moving a byte between fields changes the id.
+    assert_ne!(alert_id(at, "market_move", "AB", "C"), alert_id(at, "market_move", "A", "BC"));
 }
 
 #[test]

@@ -34,13 +34,17 @@ pub(crate) struct Finding {
 }
 
 /// The deterministic alert id: hex of the first 16 bytes of
-/// SHA-256(shard || seq || rule || account).
-pub fn alert_id(at: RecordRef, rule: &str, account_id: &str) -> String {
+/// SHA-256(shard || seq || rule || subject || account), strings length-prefixed. The
+/// subject (the symbol of a market move, the account of a drift) is part of it because
+/// one record can raise one rule on several subjects for the same account.
+pub fn alert_id(at: RecordRef, rule: &str, subject: &str, account_id: &str) -> String {
     let mut h = Sha256::new();
     h.update(at.shard.to_be_bytes());
     h.update(at.seq.to_be_bytes());
-    h.update((rule.len() as u32).to_be_bytes());
-    h.update(rule.as_bytes());
+    for part in [rule, subject] {
+        h.update((part.len() as u32).to_be_bytes());
+        h.update(part.as_bytes());
+    }
     h.update(account_id.as_bytes());
     let digest = h.finalize();
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
@@ -88,7 +92,7 @@ impl ShardState {
         let finding = describe(self);
         let mut first_id = None;
         for (account_id, user_id) in recipients(self) {
-            let id = alert_id(cause.at, kind.as_str(), &account_id);
+            let id = alert_id(cause.at, kind.as_str(), subject, &account_id);
             first_id.get_or_insert_with(|| id.clone());
             out.push(Alert {
                 alert_id: id,
