@@ -1,10 +1,11 @@
 //! The edges of the flow: where events come from (`EventSource`: file, simulator,
-//! memory; Kafka comes later) and where alerts leave (`AlertSink`: the local alert
-//! log, memory; Kafka later). The engine is generic over both traits; only the
+//! memory, Kafka) and where alerts leave (`AlertSink`: the local alert
+//! log, memory, Kafka). The engine is generic over both traits; only the
 //! binary names concrete types.
 
 pub mod alert_log;
 pub mod file;
+pub mod kafka;
 pub mod memory;
 mod position;
 pub mod simulator;

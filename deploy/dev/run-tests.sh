@@ -12,6 +12,9 @@ if [ -n "$impure" ]; then
   exit 1
 fi
 
+# The brokers the Kafka tests start (they are never assumed to be running).
+deploy/dev/install-test-brokers.sh
+
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doctests; run them first so its summary closes the output.
   cargo test --workspace --doc --quiet >/dev/null

@@ -25,6 +25,10 @@ pub struct EngineConfig {
     /// Append every delivered alert to `<data_dir>/alerts.jsonl`.
     pub alert_log: bool,
     pub rules: RuleConfig,
+    /// Distributed mode: run as one of N instances over Kafka (section `[kafka]`).
+    pub kafka: Option<riskstream_connectors::kafka::KafkaConfig>,
+    /// The API address other instances and clients reach this one at (default: `listen`).
+    pub advertised_url: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,8 @@ impl Default for EngineConfig {
             max_body_bytes: 16 * 1024 * 1024,
             alert_log: true,
             rules: RuleConfig::default(),
+            kafka: None,
+            advertised_url: None,
         }
     }
 }

@@ -6,9 +6,11 @@
 //!
 //! Flow, one module per step: `sequencer` -> `store` (append) -> `pipeline`
 //! (apply + rules + commit) -> `outbox` (sinks); `api`, `verify`, `replay` read.
+//! `distributed` drives the same pipeline from Kafka, one shard per partition.
 
 pub mod api;
 pub mod config;
+pub mod distributed;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
@@ -19,4 +21,4 @@ pub mod store;
 pub mod verify;
 
 pub use config::EngineConfig;
-pub use pipeline::{stored_rules, Engine, EngineError, IngestReport};
+pub use pipeline::{stored_rules, Engine, EngineError, IngestReport, ShardBatch};

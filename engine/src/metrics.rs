@@ -17,6 +17,16 @@ pub struct Metrics {
     pub outbox_depth: IntGauge,
     /// Last applied seq per shard.
     pub head_seq: IntGaugeVec,
+    /// Distributed mode: messages not yet applied, per input partition.
+    pub consumer_lag: IntGaugeVec,
+    /// Distributed mode: audit records read back per shard while restoring, and
+    /// whether the shard is restoring (1) or live (0).
+    pub restored_records: IntCounterVec,
+    pub restoring: IntGaugeVec,
+    /// Distributed mode: partition assignments and revocations seen.
+    pub rebalances: IntGauge,
+    /// Distributed mode: last seq per shard on the audit topic.
+    pub published_seq: IntGaugeVec,
 }
 
 impl Metrics {
@@ -38,6 +48,23 @@ impl Metrics {
             IntGauge::new("outbox_depth", "Alerts committed but not yet delivered to every sink").expect("valid");
         let head_seq =
             IntGaugeVec::new(Opts::new("head_seq", "Last applied sequence number"), &["shard"]).expect("valid");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new("consumer_lag", "Messages not yet applied, per input partition"),
+            &["topic", "partition"],
+        )
+        .expect("valid");
+        let restored_records = IntCounterVec::new(
+            Opts::new("restored_records_total", "Audit records applied while restoring a shard"),
+            &["shard"],
+        )
+        .expect("valid");
+        let restoring =
+            IntGaugeVec::new(Opts::new("shard_restoring", "1 while a shard restores from the audit topic"), &["shard"])
+                .expect("valid");
+        let rebalances = IntGauge::new("rebalances", "Partition assignments and revocations seen").expect("valid");
+        let published_seq =
+            IntGaugeVec::new(Opts::new("published_seq", "Last seq per shard published to the audit topic"), &["shard"])
+                .expect("valid");
         for c in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(records.clone()),
@@ -45,10 +72,28 @@ impl Metrics {
             Box::new(batch_seconds.clone()),
             Box::new(outbox_depth.clone()),
             Box::new(head_seq.clone()),
+            Box::new(consumer_lag.clone()),
+            Box::new(restored_records.clone()),
+            Box::new(restoring.clone()),
+            Box::new(rebalances.clone()),
+            Box::new(published_seq.clone()),
         ] {
             registry.register(c).expect("each metric is registered once");
         }
-        Metrics { registry, events, records, alerts, batch_seconds, outbox_depth, head_seq }
+        Metrics {
+            registry,
+            events,
+            records,
+            alerts,
+            batch_seconds,
+            outbox_depth,
+            head_seq,
+            consumer_lag,
+            restored_records,
+            restoring,
+            rebalances,
+            published_seq,
+        }
     }
 
     /// The Prometheus text exposition.

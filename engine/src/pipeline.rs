@@ -43,6 +43,18 @@ pub struct IngestReport {
     pub alerts: Vec<Alert>,
 }
 
+/// One shard's share of a distributed-mode batch.
+#[derive(Debug, Default)]
+pub struct ShardBatch {
+    pub shard: u32,
+    /// In merge order; `origin` set to the position after each.
+    pub events: Vec<Routed>,
+    /// Messages refused before reaching the shard (undecodable, misplaced).
+    pub refused: Vec<Refused>,
+    /// Where the shard's inputs resume after this batch.
+    pub position: String,
+}
+
 /// Below this many routed events a batch runs its shards on the calling thread.
 const PARALLEL_MIN: usize = 512;
 
@@ -222,6 +234,82 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         Ok(report)
     }
 
+    /// Applies and commits batches already ordered per shard (distributed mode: each
+    /// shard's merged Kafka inputs), with each shard's resume position. Item indexes
+    /// are the caller's, so a rejection can be traced back to its message.
+    pub fn ingest_shards(&mut self, source: &str, batches: Vec<ShardBatch>) -> Result<IngestReport, EngineError> {
+        if self.poisoned {
+            return Err(EngineError::Poisoned);
+        }
+        let result = self.ingest_shard_batches(source, batches);
+        if let Err(e) = &result {
+            self.poisoned = true;
+            tracing::error!(error = %e, "batch failed; the engine stops taking events");
+        }
+        result
+    }
+
+    fn ingest_shard_batches(&mut self, source: &str, batches: Vec<ShardBatch>) -> Result<IngestReport, EngineError> {
+        let started = Instant::now();
+        let mut report = IngestReport::default();
+        let mut per_shard: Vec<Vec<Routed>> = vec![Vec::new(); self.shards.len()];
+        let mut refused = Vec::new();
+        let mut positions = Vec::new();
+        let mut ids_in_batch = std::collections::HashSet::new();
+        for b in batches {
+            let slot = per_shard
+                .get_mut(b.shard as usize)
+                .ok_or_else(|| EngineError::Internal(format!("no shard {}", b.shard)))?;
+            for routed in b.events {
+                // A broadcast event reaches every shard through its own input position;
+                // only account events are deduplicated by id.
+                let account_scoped = routed.event.body.user_id().is_some();
+                if let Some(id) = routed.event.event_id.as_deref().filter(|_| account_scoped) {
+                    if !ids_in_batch.insert((b.shard, id.to_string())) || self.store.event_seen(id)?.is_some() {
+                        report.duplicates += 1;
+                        continue;
+                    }
+                }
+                slot.push(routed);
+            }
+            refused.extend(b.refused);
+            positions.push((format!("{source}/shard/{}", b.shard), b.position));
+        }
+        let outputs = self.run_shards(source, per_shard)?;
+        let mut batch = CommitBatch::default();
+        for out in outputs {
+            report.accepted += out.accepted;
+            report.records_appended += out.records.len();
+            batch.records.extend(out.records);
+            batch.event_ids.extend(out.event_ids);
+            batch.changes.extend(out.changes);
+            refused.extend(out.refused);
+            report.alerts.extend(out.alerts);
+        }
+        self.number_alerts(&mut batch, &report.alerts);
+        self.number_dead_letters(&mut batch, source, &refused);
+        report.rejected = refused.into_iter().map(|r| r.rejection).collect();
+        batch.positions = positions;
+        batch.heads = self.heads.iter().enumerate().map(|(i, h)| (i as u32, *h)).collect();
+        self.commit(&batch)?;
+        self.observe(&report, &batch, started);
+        Ok(report)
+    }
+
+    /// Appends one shard's records read back from the audit topic (a new owner
+    /// restoring it): each must extend the chain. Their alerts were published with
+    /// them, so they go to the history, not the outbox. `positions` are committed
+    /// with them (where the shard's inputs resume).
+    pub fn restore(
+        &mut self,
+        records: Vec<(Record, Event)>,
+        positions: Vec<(String, String)>,
+    ) -> Result<usize, EngineError> {
+        let n = records.len();
+        self.apply_stored(records, positions, true)?;
+        Ok(n)
+    }
+
     fn run_shards(&mut self, source: &str, per_shard: Vec<Vec<Routed>>) -> Result<Vec<ShardOutput>, EngineError> {
         let codec = &self.codec;
         let total: usize = per_shard.iter().map(Vec::len).sum();
@@ -294,6 +382,15 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
 
     /// Appends an already-stored record (replay): it must extend the chain exactly.
     pub fn replay(&mut self, records: Vec<(Record, Event)>) -> Result<Vec<Alert>, EngineError> {
+        self.apply_stored(records, Vec::new(), false)
+    }
+
+    fn apply_stored(
+        &mut self,
+        records: Vec<(Record, Event)>,
+        positions: Vec<(String, String)>,
+        alerts_delivered: bool,
+    ) -> Result<Vec<Alert>, EngineError> {
         if self.poisoned {
             return Err(EngineError::Poisoned);
         }
@@ -326,6 +423,8 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         }
         self.number_alerts(&mut batch, &alerts);
         batch.heads = self.heads.iter().enumerate().map(|(i, h)| (i as u32, *h)).collect();
+        batch.positions = positions;
+        batch.alerts_delivered = alerts_delivered;
         self.commit(&batch)?;
         Ok(alerts)
     }
@@ -340,7 +439,7 @@ fn process_shard(
 ) -> Result<ShardOutput, EngineError> {
     let shard = state.shard();
     let mut out = ShardOutput::default();
-    for Routed { index, event } in list {
+    for Routed { index, event, origin } in list {
         if let Err(rejection) = state.check(&event) {
             let rejection = match index {
                 Some(i) => rejection.at(i),
@@ -351,9 +450,10 @@ fn process_shard(
         }
         let (fingerprint, payload) =
             codec.encode(&event).map_err(|e| EngineError::Internal(format!("cannot encode a valid event: {e}")))?;
-        let origin = match index {
-            Some(i) => format!("{source}#{i}"),
-            None => source.to_string(),
+        let origin = match (origin, index) {
+            (Some(o), _) => o,
+            (None, Some(i)) => format!("{source}#{i}"),
+            (None, None) => source.to_string(),
         };
         let record = Record::next(*head, shard, origin, fingerprint, payload);
         let at = RecordRef { shard, seq: record.seq };

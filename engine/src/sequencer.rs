@@ -15,45 +15,9 @@ use std::collections::{BTreeMap, HashSet};
 use ahash::AHashMap;
 
 use riskstream_schemas::json::Decoded;
+pub use riskstream_schemas::placement::{murmur2, shard_for};
 use riskstream_schemas::{DecimalStr, Event, EventBody, PriceBatch, Rejection, Timestamp};
 use rust_decimal::Decimal;
-
-/// Kafka's murmur2 (the Java client's `Utils.murmur2`).
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    let len = data.len();
-    let mut h: u32 = SEED ^ len as u32;
-    let chunks = data.chunks_exact(4);
-    let tail = chunks.remainder();
-    for c in chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= u32::from(tail[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
-/// The shard of a user, as Kafka's default partitioner places key `user_id`.
-pub fn shard_for(user_id: &str, shards: u32) -> u32 {
-    ((murmur2(user_id.as_bytes()) & 0x7fff_ffff) as u32) % shards
-}
 
 /// One event bound for a shard, with the item index it came from (`None` for
 /// conflated prices, which come from several items).
@@ -61,6 +25,9 @@ pub fn shard_for(user_id: &str, shards: u32) -> u32 {
 pub struct Routed {
     pub index: Option<usize>,
     pub event: Event,
+    /// Where the record came from, when the source says it per event (a Kafka
+    /// shard's position after it); otherwise `source#index`.
+    pub origin: Option<String>,
 }
 
 /// A rejected item with its raw text, bound for the dead-letter store.
@@ -136,7 +103,7 @@ impl Sequencer {
                     continue;
                 }
             }
-            let routed = Routed { index: Some(item.index), event };
+            let routed = Routed { index: Some(item.index), event, origin: None };
             match routed.event.body.user_id() {
                 Some(user) => out.per_shard[shard_for(user, self.shards) as usize].push(routed),
                 None => out.per_shard.iter_mut().for_each(|s| s.push(routed.clone())),
@@ -189,29 +156,6 @@ fn flush(out: &mut Sequenced, pending: Option<Pending>) {
     }
     let event = Event { event_id: None, ts: p.ts, body: EventBody::PriceBatch(PriceBatch { prices, times }) };
     for shard in &mut out.per_shard {
-        shard.push(Routed { index: None, event: event.clone() });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Values from Kafka's UtilsTest.testMurmur2 (clients/src/test/.../UtilsTest.java).
-        assert_eq!(murmur2(b"21"), -973932308);
-        assert_eq!(murmur2(b"foobar"), -790332482);
-        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
-        assert_eq!(murmur2(b"abc"), 479470107);
-    }
-
-    #[test]
-    fn shards_stay_in_range() {
-        for i in 0..1000 {
-            assert!(shard_for(&format!("user-{i}"), 7) < 7);
-        }
+        shard.push(Routed { index: None, event: event.clone(), origin: None });
     }
 }

@@ -56,6 +56,7 @@ fn conformance<S: EventStore + ProjectionStore>(store: &S) {
         }],
         positions: vec![("file:x".into(), "17".into())],
         heads: vec![(0, other.head()), (1, r2.head())],
+        alerts_delivered: false,
     };
     store.commit(&batch, Counters { alerts: 3, dead_letters: 1 }).unwrap();
 
@@ -92,6 +93,12 @@ fn conformance<S: EventStore + ProjectionStore>(store: &S) {
     };
     store.commit(&delete, Counters { alerts: 3, dead_letters: 1 }).unwrap();
     assert_eq!(store.load_shard(1).unwrap().len(), 1);
+
+    // Alerts restored with their records (already published) skip the outbox.
+    let restored = CommitBatch { alerts: vec![alert(4, "acc-z")], alerts_delivered: true, ..Default::default() };
+    store.commit(&restored, Counters { alerts: 4, dead_letters: 1 }).unwrap();
+    assert_eq!(store.alerts_after(3, 10).unwrap().iter().map(|a| a.number).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(store.outbox(10).unwrap().iter().map(|a| a.number).collect::<Vec<_>>(), vec![2]);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 pub mod avro;
 pub mod json;
+pub mod placement;
 mod time;
 mod types;
 mod validate;

@@ -29,6 +29,8 @@ pub struct AppState<S> {
     pub engine: RwLock<Engine<S>>,
     /// Wakes the outbox delivery after a commit.
     pub outbox_wake: Mutex<Option<Sender<()>>>,
+    /// Distributed mode: the shards this instance owns (set once, when it joins).
+    pub cluster: std::sync::OnceLock<Arc<Mutex<crate::distributed::ClusterView>>>,
     requests: AtomicU64,
 }
 
@@ -37,6 +39,7 @@ impl<S> AppState<S> {
         Arc::new(AppState {
             engine: RwLock::new(engine),
             outbox_wake: Mutex::new(outbox_wake),
+            cluster: std::sync::OnceLock::new(),
             requests: AtomicU64::new(0),
         })
     }
@@ -252,7 +255,13 @@ async fn healthz<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S
             json!({ "shard": s, "seq": h.seq, "hash": hex(&h.hash) })
         })
         .collect();
-    Json(json!({ "status": "ok", "accounts": engine.account_count(), "shards": shards }))
+    let mut body = json!({ "status": "ok", "accounts": engine.account_count(), "shards": shards });
+    if let Some(view) = app.cluster.get() {
+        let v = view.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        body["cluster"] =
+            json!({ "me": v.me, "owned": v.owned, "restoring": v.restoring, "published": v.published, "lag": v.lag });
+    }
+    Json(body)
 }
 
 async fn metrics<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> impl IntoResponse {

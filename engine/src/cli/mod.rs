@@ -2,7 +2,9 @@
 
 mod demo;
 mod offline;
+mod produce;
 mod run;
+mod topics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,10 @@ pub enum Command {
     /// Rebuild projections from the log: `--check` compares with the live state,
     /// `--until SEQ --out DIR` builds the state as of SEQ.
     Replay(offline::ReplayArgs),
+    /// Publish events (a JSON-lines file or the simulator) to the Kafka input topics.
+    Produce(produce::ProduceArgs),
+    /// Kafka topics of distributed mode: `topics create` prints or applies the layout.
+    Topics(topics::TopicsArgs),
 }
 
 /// Settings shared by the commands that open a data dir for writing.
@@ -101,6 +107,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(a) => offline::query(a),
         Command::Verify(a) => offline::verify(a),
         Command::Replay(a) => offline::replay(a),
+        Command::Topics(a) => topics::topics(a),
+        Command::Produce(a) => produce::produce(a),
     }
 }
 

@@ -57,7 +57,9 @@ impl EventStore for MemoryStore {
         }
         for a in &batch.alerts {
             s.alerts.insert(a.number, a.clone());
-            s.outbox.insert(a.number, a.clone());
+            if !batch.alerts_delivered {
+                s.outbox.insert(a.number, a.clone());
+            }
         }
         for d in &batch.dead_letters {
             s.dead_letters.insert(d.number, d.clone());

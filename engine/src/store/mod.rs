@@ -61,6 +61,9 @@ pub struct CommitBatch {
     pub dead_letters: Vec<DeadLetter>,
     pub positions: Vec<(String, String)>,
     pub heads: Vec<(u32, ChainHead)>,
+    /// The alerts already left (a shard restored from the audit topic, whose alerts
+    /// were published with its records): history only, not the outbox.
+    pub alerts_delivered: bool,
 }
 
 impl CommitBatch {

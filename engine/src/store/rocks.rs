@@ -127,11 +127,13 @@ impl RocksDbStore {
         }
     }
 
-    fn put_alerts(&self, wb: &mut WriteBatch, alerts: &[StoredAlert]) {
+    fn put_alerts(&self, wb: &mut WriteBatch, alerts: &[StoredAlert], delivered: bool) {
         for a in alerts {
             let value = json(a);
             wb.put_cf(self.cf(ALERTS), a.number.to_be_bytes(), &value);
-            wb.put_cf(self.cf(OUTBOX), a.number.to_be_bytes(), &value);
+            if !delivered {
+                wb.put_cf(self.cf(OUTBOX), a.number.to_be_bytes(), &value);
+            }
             wb.put_cf(self.cf(ACCOUNT_ALERTS), account_alert_key(&a.alert.account_id, a.number), []);
         }
     }
@@ -147,7 +149,7 @@ impl EventStore for RocksDbStore {
             wb.put_cf(self.cf(EVENT_IDS), id.as_bytes(), Record::key(at.shard, at.seq));
         }
         self.put_changes(&mut wb, &batch.changes);
-        self.put_alerts(&mut wb, &batch.alerts);
+        self.put_alerts(&mut wb, &batch.alerts, batch.alerts_delivered);
         for d in &batch.dead_letters {
             wb.put_cf(self.cf(DEAD_LETTERS), d.number.to_be_bytes(), json(d));
         }
