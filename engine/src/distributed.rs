@@ -61,6 +61,9 @@ pub struct ClusterView {
     pub me: String,
     /// Last seq on the audit topic, per owned shard.
     pub published: BTreeMap<u32, u64>,
+    /// The API address of each shard's owner, as the group describes it (refreshed
+    /// every few seconds; may lag a rebalance briefly).
+    pub owners: BTreeMap<u32, String>,
     /// Messages of the owned shards' inputs not yet applied (refreshed every second
     /// and after each shard opens; -1 until first measured).
     pub lag: i64,
@@ -149,6 +152,10 @@ impl<S: EventStore + ProjectionStore + 'static> Distributed<S> {
             stats.alerts += alerts;
             if last_lag.elapsed() > Duration::from_secs(1) {
                 self.export_lag();
+                match self.membership.owners(&self.config.group_id) {
+                    Ok(owners) => self.view.lock().expect("view lock").owners = owners,
+                    Err(e) => tracing::debug!(error = %e, "cannot describe the group"),
+                }
                 last_lag = Instant::now();
             }
         }

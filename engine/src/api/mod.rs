@@ -128,16 +128,68 @@ async fn post_events<S: EventStore + ProjectionStore + 'static>(
     Ok((status, Json(body)))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AccountQuery {
+    /// Answer from this instance only (no forwarding); used between instances.
+    local: Option<bool>,
+    /// The account's user: lets a non-owner forward straight to the owner of its shard.
+    user_id: Option<String>,
+}
+
 async fn get_account<S: EventStore + ProjectionStore + 'static>(
     State(app): Shared<S>,
     Path(id): Path<String>,
+    Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (shard, seq, view) =
-        app.read().account_view(&id).ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
-    let mut body = serde_json::to_value(view).expect("views serialise");
-    body["shard"] = json!(shard);
-    body["as_of_seq"] = json!(seq);
-    Ok(Json(body))
+    let found = app.read().account_view(&id);
+    let Some(cluster) = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone()) else {
+        let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
+        let mut body = serde_json::to_value(view).expect("views serialise");
+        body["shard"] = json!(shard);
+        body["as_of_seq"] = json!(seq);
+        return Ok(Json(body));
+    };
+    // Distributed mode: answer for owned shards, forward the rest to their owners.
+    if let Some((shard, seq, view)) = found.filter(|(s, _, _)| cluster.owned.contains(s)) {
+        let mut body = serde_json::to_value(view).expect("views serialise");
+        body["shard"] = json!(shard);
+        body["as_of_seq"] = json!(seq);
+        body["restoring"] = json!(cluster.restoring.contains(&shard));
+        body["served_by"] = json!(cluster.me);
+        return Ok(Json(body));
+    }
+    if q.local == Some(true) {
+        return Err(ApiError::NotFound(format!("no account `{id}` in the shards this instance owns")));
+    }
+    let mut peers: Vec<String> = match &q.user_id {
+        Some(user) => {
+            let shard = riskstream_schemas::placement::shard_for(user, app.read().shard_count());
+            cluster.owners.get(&shard).cloned().into_iter().collect()
+        }
+        None => cluster.owners.values().cloned().collect(),
+    };
+    peers.sort();
+    peers.dedup();
+    peers.retain(|p| *p != cluster.me);
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().expect("client");
+    for peer in &peers {
+        let Ok(mut url) = reqwest::Url::parse(peer) else { continue };
+        let Ok(mut path) = url.path_segments_mut() else { continue };
+        path.extend(["v1", "accounts", &id]);
+        drop(path);
+        url.set_query(Some("local=true"));
+        match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => {
+                if let Ok(body) = r.json::<Value>().await {
+                    return Ok(Json(body));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(peer = %peer, error = %e, "cannot forward an account query"),
+        }
+    }
+    Err(ApiError::NotFound(format!("no account `{id}` on this instance or on {} other(s) asked", peers.len())))
 }
 
 #[derive(Deserialize)]

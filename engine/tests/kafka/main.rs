@@ -316,6 +316,24 @@ fn scale_out_from_one_instance_to_two_and_restore_on_an_empty_data_dir() {
     assert!(a.owned().len() < SHARDS as usize, "the first instance gave shards up");
     assert_same_as_reference(&broker, &reference, false);
 
+    // Query routing: either instance answers for any account, forwarding to the owner.
+    let mut forwarded = 0;
+    for n in 1..=20 {
+        let account = format!("acc-{n:06}");
+        let (status, via_a) = a.get(&format!("/v1/accounts/{account}"));
+        assert_eq!(status, 200, "{account} via A: {via_a}");
+        let (_, via_b) = b.get(&format!("/v1/accounts/{account}"));
+        assert_eq!(via_a, via_b, "{account}: the same answer from both instances");
+        let shard = via_a["shard"].as_u64().unwrap();
+        let owner = if a.owned().contains(&shard) { &a } else { &b };
+        assert_eq!(via_a["served_by"], owner.url.as_str(), "{account}: answered by its shard's owner");
+        assert_eq!(via_a["restoring"], false);
+        let other = if owner.url == a.url { &b } else { &a };
+        assert_eq!(other.get(&format!("/v1/accounts/{account}?local=true")).0, 404, "not owned there");
+        forwarded += usize::from(owner.url == b.url);
+    }
+    assert!(forwarded > 0, "some queries to A were forwarded to B");
+
     // A replacement machine: both stop, a new instance with an empty data dir
     // restores every shard from the audit topic alone.
     let heads: Vec<serde_json::Value> = [&a, &b].iter().map(|i| i.health().unwrap()["shards"].clone()).collect();
