@@ -7,6 +7,11 @@
 //! that batch (the generator stamps chunks as it makes them), so it includes
 //! queueing and batching. Unpaced runs saturate the engine and the latency is a
 //! saturation figure; pass `--rate` to measure latency at a given load.
+//!
+//! With `--kafka BROKERS` the same workload goes through a broker to `riskstream run`
+//! instances instead (see `kafka.rs`).
+
+mod kafka;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +63,14 @@ struct Args {
     /// Print the results as one JSON object as well.
     #[arg(long)]
     json: bool,
+    /// Produce the workload to these Kafka brokers and measure `riskstream run`
+    /// instances consuming it (distributed mode) instead of the embedded pipeline.
+    /// `--events` then counts every event, setup included.
+    #[arg(long)]
+    kafka: Option<String>,
+    /// Distributed mode: the instance counts to measure, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    instances: Vec<usize>,
 }
 
 /// Events made together, stamped when made.
@@ -234,6 +247,21 @@ fn main() -> anyhow::Result<()> {
         args.seed,
         args.rate.map_or("unpaced".to_string(), |r| format!("{r:.0}/s"))
     );
+    if let Some(brokers) = &args.kafka {
+        let mut results = Vec::new();
+        for &n in &args.instances {
+            let r = kafka::run(&args, brokers, n)?;
+            println!(
+                "kafka, {} instance(s), {} shards: {} events in {:.1} s ({:.1} s to produce) = {:.0} events/s end to end; {} alerts, produce-to-alert latency p50 {} ms, p99 {} ms, p99.9 {} ms",
+                r.instances, r.shards, r.events, r.secs, r.produce_secs, r.events_per_sec, r.alerts, r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999
+            );
+            results.push(r);
+        }
+        if args.json {
+            println!("{}", serde_json::to_string(&results)?);
+        }
+        return Ok(());
+    }
     let incremental = run(&args, false)?;
     print(&incremental);
     let mut results = vec![incremental.clone()];
