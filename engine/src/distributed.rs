@@ -35,6 +35,12 @@ use crate::store::{EventStore, ProjectionStore, Record, StoreError};
 /// Source name of the Kafka inputs; a shard's position is stored as `kafka/shard/<n>`.
 pub const SOURCE: &str = "kafka";
 
+/// Messages moved from one input's fetch queue into the merge per fill.
+const FILL_BUDGET: usize = 10_000;
+
+/// Longest a shard keeps reading its inputs within one round.
+const FILL_TIME: Duration = Duration::from_millis(100);
+
 /// Records per audit transaction.
 const PUBLISH_CHUNK: usize = 5_000;
 
@@ -176,8 +182,17 @@ impl<S: EventStore + ProjectionStore + 'static> Distributed<S> {
         let mut letters: Vec<(Merged, Option<Rejection>)> = Vec::new();
         let mut sources: Vec<Merged> = Vec::new();
         for (&shard, owned) in &mut self.owned {
-            owned.input.fill(per_shard)?;
-            let items = owned.input.pull(per_shard);
+            // Ticks conflate into few items: keep reading while fetched messages
+            // remain, so a round is not one fetch budget of ticks per transaction.
+            let until = Instant::now() + FILL_TIME;
+            let mut items = Vec::new();
+            loop {
+                let got = owned.input.fill(FILL_BUDGET)?;
+                items.extend(owned.input.pull(per_shard - items.len()));
+                if items.len() >= per_shard || got == 0 || Instant::now() > until {
+                    break;
+                }
+            }
             if items.is_empty() {
                 continue;
             }

@@ -2,10 +2,13 @@
 //! and every partition of the ticks topic, merged the way Kafka Streams synchronises
 //! a task's partitions. The head with the smallest event time goes next (ties: the
 //! input order, account topics before ticks); while an input has nothing buffered
-//! and has not reached its end, the merge waits for it. Runs of ticks between two
-//! other events are conflated into one `PriceBatch` (last price per symbol, one UTC
-//! day at most, [`MAX_TICKS_PER_BATCH`] at most), flushed before the next event or
-//! when every input has reached its end.
+//! and has not reached its end, the merge waits for it. Ticks are conflated per
+//! [`CONFLATION_WINDOW_MICROS`] of event time into one `PriceBatch` (last price per
+//! symbol, [`MAX_TICKS_PER_BATCH`] at most), emitted once the merge passes the end of
+//! its window (or every input has reached its end): account events inside a window are
+//! applied before that window's prices, as the embedded sequencer applies a batch's
+//! events before its conflated prices. Flushing before every account event instead
+//! revalued the book once per trade and ran 20 times slower on the load test.
 //!
 //! So the merged sequence, conflation included, depends only on the topics' contents,
 //! not on fetch sizes, batch boundaries, restarts or which instance owns the shard:
@@ -19,6 +22,14 @@ use rust_decimal::Decimal;
 
 /// The most ticks conflated into one `PriceBatch`.
 pub const MAX_TICKS_PER_BATCH: usize = 10_000;
+
+/// Event time covered by one conflated `PriceBatch` (windows align to UTC seconds,
+/// so none spans two days).
+pub const CONFLATION_WINDOW_MICROS: i64 = 1_000_000;
+
+fn window(ts: Timestamp) -> i64 {
+    ts.0.div_euclid(CONFLATION_WINDOW_MICROS)
+}
 
 /// One input partition of a shard.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,7 +104,7 @@ struct Queue {
 }
 
 struct Pending {
-    day: i64,
+    window: i64,
     ts: Timestamp,
     last: HashMap<String, (Decimal, Timestamp)>,
     /// Input positions once the pending ticks are applied.
@@ -204,7 +215,10 @@ impl Merge {
                 self.take_tick(&mut out, i, m.offset, event.ts, symbol, price);
                 continue;
             }
-            self.flush(&mut out);
+            // Nothing earlier is left, so the windows before this event are complete.
+            if self.pending.as_ref().is_some_and(|p| p.window < window(event.ts)) {
+                self.flush(&mut out);
+            }
             let input = self.inputs[i].id.clone();
             self.applied.0.insert(input.clone(), m.offset + 1);
             out.push(Merged::Event { event, position: self.applied.encode(), source: Some((input, m.offset, m.raw)) });
@@ -232,12 +246,12 @@ impl Merge {
             }
             return;
         }
-        if self.pending.as_ref().is_some_and(|p| p.day != ts.day() || p.ticks >= MAX_TICKS_PER_BATCH) {
+        if self.pending.as_ref().is_some_and(|p| p.window != window(ts) || p.ticks >= MAX_TICKS_PER_BATCH) {
             self.flush(out);
         }
         self.last_tick.insert(symbol.clone(), ts);
         let p = self.pending.get_or_insert_with(|| Pending {
-            day: ts.day(),
+            window: window(ts),
             ts,
             last: HashMap::new(),
             through: Vec::new(),
