@@ -34,6 +34,9 @@ impl rdkafka::ClientContext for QuietEof {
 
 impl rdkafka::consumer::ConsumerContext for QuietEof {}
 
+/// How long every input must stay at its end before the open price window is closed.
+const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Stop fetching an input while this many of its messages wait in the merge.
 const PAUSE_AT: usize = 50_000;
 
@@ -46,6 +49,7 @@ pub struct ShardInput {
     codec: Arc<ValueCodec>,
     config: KafkaConfig,
     paused: Vec<bool>,
+    idle_since: Option<std::time::Instant>,
 }
 
 fn unavailable(shard: u32, e: impl std::fmt::Display) -> SourceError {
@@ -131,7 +135,17 @@ impl ShardInput {
             queues.push((id, q, is_ticks));
         }
         let paused = vec![false; queues.len()];
-        Ok(ShardInput { shard, shards, consumer, queues, merge, codec, config: config.clone(), paused })
+        Ok(ShardInput {
+            shard,
+            shards,
+            consumer,
+            queues,
+            merge,
+            codec,
+            config: config.clone(),
+            paused,
+            idle_since: None,
+        })
     }
 
     pub fn shard(&self) -> u32 {
@@ -237,9 +251,20 @@ impl ShardInput {
         Ok(event)
     }
 
-    /// Emits merged items (see [`Merge::pull`]).
+    /// Emits merged items (see [`Merge::pull`]); closes the open price window once
+    /// every input has been idle for [`IDLE_FLUSH`].
     pub fn pull(&mut self, max: usize) -> Vec<Merged> {
-        self.merge.pull(max)
+        let items = self.merge.pull(max);
+        if !items.is_empty() || !self.merge.idle() {
+            self.idle_since = None;
+            return items;
+        }
+        let since = *self.idle_since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= IDLE_FLUSH {
+            self.idle_since = None;
+            return self.merge.flush_idle();
+        }
+        items
     }
 
     pub fn applied(&self) -> &Position {

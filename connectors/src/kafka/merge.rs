@@ -5,14 +5,15 @@
 //! and has not reached its end, the merge waits for it. Ticks are conflated per
 //! [`CONFLATION_WINDOW_MICROS`] of event time into one `PriceBatch` (last price per
 //! symbol, [`MAX_TICKS_PER_BATCH`] at most), emitted once the merge passes the end of
-//! its window (or every input has reached its end): account events inside a window are
+//! its window (or, through [`Merge::flush_idle`], when the inputs stay idle): account events inside a window are
 //! applied before that window's prices, as the embedded sequencer applies a batch's
 //! events before its conflated prices. Flushing before every account event instead
 //! revalued the book once per trade and ran 20 times slower on the load test.
 //!
-//! So the merged sequence, conflation included, depends only on the topics' contents,
-//! not on fetch sizes, batch boundaries, restarts or which instance owns the shard:
-//! a new owner resuming from the position stored with a record builds the same log.
+//! So the merged sequence, conflation included, depends only on the topics' contents
+//! (and on idle gaps in them), not on fetch sizes, batch boundaries, restarts or which
+//! instance owns the shard: a new owner resuming from the position stored with a
+//! record builds the same log.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -204,8 +205,10 @@ impl Merge {
                 .filter_map(|(i, q)| q.buf.front().map(|m| (m.event.as_ref().expect("ok head").ts, i)))
                 .min();
             let Some((_, i)) = next else {
-                // Every input is at its end: nothing can come before the pending ticks.
-                self.flush(&mut out);
+                // Every input is at its end. The open window stays open: more of its
+                // ticks may still come, and closing it on a momentary catch-up would
+                // make the log depend on timing. The caller closes it when the inputs
+                // stay idle (`flush_idle`).
                 break;
             };
             let m = self.inputs[i].buf.pop_front().expect("head exists");
@@ -222,6 +225,21 @@ impl Merge {
             let input = self.inputs[i].id.clone();
             self.applied.0.insert(input.clone(), m.offset + 1);
             out.push(Merged::Event { event, position: self.applied.encode(), source: Some((input, m.offset, m.raw)) });
+        }
+        out
+    }
+
+    /// Every input has reached its end with nothing buffered.
+    pub fn idle(&self) -> bool {
+        self.inputs.iter().all(|q| q.at_end && q.buf.is_empty())
+    }
+
+    /// Emits the pending prices when the inputs are idle: the caller's decision,
+    /// after they stayed idle for a while (the only timing-dependent boundary).
+    pub fn flush_idle(&mut self) -> Vec<Merged> {
+        let mut out = Vec::new();
+        if self.idle() {
+            self.flush(&mut out);
         }
         out
     }
