@@ -64,7 +64,13 @@ fn riskstream_bin() -> anyhow::Result<PathBuf> {
 }
 
 fn health(url: &str) -> Option<serde_json::Value> {
-    reqwest::blocking::Client::new().get(format!("{url}/healthz")).timeout(Duration::from_secs(5)).send().ok()?.json().ok()
+    reqwest::blocking::Client::new()
+        .get(format!("{url}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .ok()?
+        .json()
+        .ok()
 }
 
 /// Every shard owned, no lag, everything published, on every instance.
@@ -101,9 +107,13 @@ pub fn run(args: &Args, brokers: &str, instances: usize) -> anyhow::Result<Kafka
         audit: format!("{run_id}.audit"),
         dead_letters: format!("{run_id}.dead-letters"),
     };
-    let k = KafkaConfig { brokers: brokers.into(), group_id: run_id.clone(), topics: topics.clone(), ..Default::default() };
+    let k =
+        KafkaConfig { brokers: brokers.into(), group_id: run_id.clone(), topics: topics.clone(), ..Default::default() };
     let cfg = dir.path().join("riskstream.toml");
-    let mut toml_text = format!("batch_max = {}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{run_id}\"\n[kafka.topics]\n", args.batch);
+    let mut toml_text = format!(
+        "batch_max = {}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{run_id}\"\n[kafka.topics]\n",
+        args.batch
+    );
     for (name, value) in [
         ("trades", &topics.trades),
         ("cash", &topics.cash),
@@ -127,8 +137,9 @@ pub fn run(args: &Args, brokers: &str, instances: usize) -> anyhow::Result<Kafka
         bail!("riskstream topics create failed");
     }
 
-    let started: Vec<Instance> =
-        (0..instances).map(|i| start_instance(&bin, &cfg, &dir.path().join(format!("data-{i}")))).collect::<anyhow::Result<_>>()?;
+    let started: Vec<Instance> = (0..instances)
+        .map(|i| start_instance(&bin, &cfg, &dir.path().join(format!("data-{i}"))))
+        .collect::<anyhow::Result<_>>()?;
     let deadline = Instant::now() + Duration::from_secs(120);
     while !settled(&started, args.shards) {
         if Instant::now() > deadline {
