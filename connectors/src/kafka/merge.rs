@@ -85,7 +85,10 @@ pub struct Message {
     pub raw: Vec<u8>,
 }
 
-/// What the merge emits, in order.
+/// What the merge emits, in order. Events and their order depend only on the inputs'
+/// contents; a refused message is emitted as soon as it reaches the head of its input,
+/// so where it falls between events (and so the positions stored with them) may depend
+/// on delivery; every such position is a valid resume point.
 #[derive(Debug, Clone)]
 pub enum Merged {
     /// An event to append; `position` is where the shard resumes after it.
@@ -187,10 +190,17 @@ impl Merge {
         let mut out = Vec::new();
         while out.len() < max {
             if let Some(i) = self.inputs.iter().position(|q| q.buf.front().is_some_and(|m| m.event.is_err())) {
-                self.flush(&mut out);
+                // A refused message leaves at once but changes nothing applied: it must
+                // not close the price window (when it arrives is a matter of delivery).
                 let m = self.inputs[i].buf.pop_front().expect("head exists");
                 let input = self.inputs[i].id.clone();
-                self.applied.0.insert(input.clone(), m.offset + 1);
+                match &mut self.pending {
+                    // Pending ticks of this input come before it: resume before them.
+                    Some(p) if p.through.iter().any(|(j, _)| *j == i) => p.through.push((i, m.offset + 1)),
+                    _ => {
+                        self.applied.0.insert(input.clone(), m.offset + 1);
+                    }
+                }
                 let rejection = m.event.expect_err("refused head");
                 out.push(Merged::Refused { input, offset: m.offset, raw: m.raw, rejection });
                 continue;
