@@ -30,7 +30,7 @@ use riskstream_schemas::Rejection;
 use crate::api::AppState;
 use crate::pipeline::{EngineError, ShardBatch};
 use crate::sequencer::{Refused, Routed};
-use crate::store::{EventStore, ProjectionStore, Record, StoreError};
+use crate::store::{CommitBatch, EventStore, ProjectionStore, Record, StoreError};
 
 /// Source name of the Kafka inputs; a shard's position is stored as `kafka/shard/<n>`.
 pub const SOURCE: &str = "kafka";
@@ -269,12 +269,20 @@ impl<S: EventStore + ProjectionStore + 'static> Distributed<S> {
         let publisher = ShardPublisher::open(&self.config, Arc::clone(&self.codec), s)?;
         let store = Arc::clone(self.app.read().store());
         let local = self.app.read().head(s);
+        // Incremental: start at the audit offset of a record this data dir already has
+        // (recorded when it published or restored it), else at the partition's start.
+        let from = match store.source_position(&audit_key(s))?.as_deref().and_then(parse_audit_mark) {
+            Some((seq, offset)) if seq <= local.seq => offset,
+            _ => 0,
+        };
         // Read without the engine lock: queries go on, marked as restoring.
-        let audit = read_audit(&self.config, s, 0)?;
+        let audit = read_audit(&self.config, s, from)?;
+        let mut last_offset = None;
         let mut published = 0;
         let mut tail = Vec::new();
         for (offset, key, value) in audit {
             let (shard, seq) = Record::parse_key(&key)?;
+            last_offset = Some((seq, offset));
             if shard != s {
                 return Err(StoreError::Corrupt(format!(
                     "audit {}/{s} offset {offset} holds a record of shard {shard}",
@@ -314,11 +322,17 @@ impl<S: EventStore + ProjectionStore + 'static> Distributed<S> {
             }
         }
         let restored = tail.len();
-        for chunk in chunked(tail, PUBLISH_CHUNK) {
+        let chunks = chunked(tail, PUBLISH_CHUNK);
+        let n = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
             let position = chunk.last().map(|(r, _)| r.source.clone()).filter(|p| p.starts_with("kafka:"));
-            let positions = position.into_iter().map(|p| (position_key(s), p)).collect();
+            let mut positions: Vec<_> = position.into_iter().map(|p| (position_key(s), p)).collect();
+            if let Some((seq, offset)) = last_offset.filter(|_| i + 1 == n) {
+                positions.push((audit_key(s), format!("{seq}@{offset}")));
+            }
             self.app.write().restore(chunk, positions)?;
         }
+        tracing::debug!(shard = s, from, "audit read");
         let metrics = Arc::clone(self.app.read().metrics());
         metrics.restored_records.with_label_values(&[&label]).inc_by(restored as u64);
         // Alerts of records already on the audit topic left with them.
@@ -354,6 +368,7 @@ impl<S: EventStore + ProjectionStore + 'static> Distributed<S> {
         tracing::info!(
             shard = s,
             restored,
+            audit_from = from,
             local_seq = local.seq,
             audit_seq = published,
             ms = started.elapsed().as_millis() as u64,
@@ -404,6 +419,13 @@ impl<S: EventStore + ProjectionStore + 'static> Distributed<S> {
             owned.publisher.publish(&encoded, &alerts)?;
             let numbers: Vec<u64> = pending.iter().map(|a| a.number).collect();
             store.ack_outbox(&numbers)?;
+            let offset = owned.publisher.last_audit_offset();
+            if offset >= 0 {
+                // Where a later restore of this shard can start reading.
+                let mark =
+                    CommitBatch { positions: vec![(audit_key(s), format!("{last}@{offset}"))], ..Default::default() };
+                store.commit(&mark, self.app.read().counters())?;
+            }
             metrics.outbox_depth.sub(numbers.len() as i64);
             owned.published = last;
             self.view.lock().expect("view lock").published.insert(s, last);
@@ -434,6 +456,16 @@ impl<S: EventStore + ProjectionStore + 'static> Distributed<S> {
         }
         self.view.lock().expect("view lock").lag = total;
     }
+}
+
+/// Key of the (seq, offset) of a record of this shard on the audit topic.
+fn audit_key(shard: u32) -> String {
+    format!("audit/shard/{shard}")
+}
+
+fn parse_audit_mark(text: &str) -> Option<(u64, i64)> {
+    let (seq, offset) = text.split_once('@')?;
+    Some((seq.parse().ok()?, offset.parse().ok()?))
 }
 
 /// Key of a shard's stored input position.

@@ -113,6 +113,11 @@ impl<S> Engine<S> {
         self.heads.get(shard as usize).copied().unwrap_or_default()
     }
 
+    /// The next alert and dead-letter numbers, as last committed.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
     pub fn account_count(&self) -> usize {
         self.shards.iter().map(|s| s.accounts().count()).sum()
     }

@@ -34,9 +34,31 @@ fn kafka(e: impl std::fmt::Display) -> PublishError {
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Remembers the highest offset acknowledged on the audit topic, so the shard's
+/// owner can later restore from there instead of from the partition's start.
+#[derive(Default)]
+pub struct AuditOffsets {
+    audit: String,
+    last: std::sync::atomic::AtomicI64,
+}
+
+impl rdkafka::ClientContext for AuditOffsets {}
+
+impl rdkafka::producer::ProducerContext for AuditOffsets {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        if let Ok(m) = result {
+            if m.topic() == self.audit {
+                self.last.fetch_max(m.offset(), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 pub struct ShardPublisher {
     shard: u32,
-    producer: BaseProducer,
+    producer: BaseProducer<AuditOffsets>,
     codec: Arc<ValueCodec>,
     audit: String,
     alerts: String,
@@ -46,7 +68,8 @@ impl ShardPublisher {
     /// Creates the shard's producer and fences any earlier owner of the shard.
     pub fn open(config: &KafkaConfig, codec: Arc<ValueCodec>, shard: u32) -> Result<ShardPublisher, PublishError> {
         let txn_id = format!("{}-shard-{shard}", config.group_id);
-        let producer: BaseProducer = config
+        let offsets = AuditOffsets { audit: config.topics.audit.clone(), last: (-1).into() };
+        let producer: BaseProducer<AuditOffsets> = config
             .client_config(&[
                 ("transactional.id", &txn_id),
                 ("enable.idempotence", "true"),
@@ -54,7 +77,7 @@ impl ShardPublisher {
                 ("linger.ms", "5"),
                 ("transaction.timeout.ms", "60000"),
             ])
-            .create()
+            .create_with_context(offsets)
             .map_err(kafka)?;
         producer.init_transactions(TXN_TIMEOUT).map_err(kafka)?;
         Ok(ShardPublisher {
@@ -90,7 +113,15 @@ impl ShardPublisher {
             let rec = BaseRecord::to(&self.alerts).key(alert.user_id.as_bytes()).payload(&value).headers(headers);
             self.send(rec)?;
         }
-        self.producer.commit_transaction(TXN_TIMEOUT).map_err(|e| self.classify(e))
+        self.producer.commit_transaction(TXN_TIMEOUT).map_err(|e| self.classify(e))?;
+        // Serve the last delivery reports, so `last_audit_offset` covers this commit.
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    /// Offset of the last audit record acknowledged by the broker (-1: none yet).
+    pub fn last_audit_offset(&self) -> i64 {
+        self.producer.context().last.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn send<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(

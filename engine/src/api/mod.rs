@@ -104,6 +104,13 @@ async fn post_events<S: EventStore + ProjectionStore + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    if app.cluster.get().is_some() {
+        // Events must reach their shard's owner in topic order, with the others.
+        return Err(ApiError::BadRequest(
+            "this instance runs in distributed mode: publish events to the Kafka input topics (riskstream produce)"
+                .into(),
+        ));
+    }
     let kind = content_type(&headers);
     let (items, whole) = decode_body(&app, &kind, &body)?;
     let source = format!("http:{}", app.requests.fetch_add(1, Ordering::Relaxed));

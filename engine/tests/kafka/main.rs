@@ -288,7 +288,11 @@ fn a_killed_instance_s_shards_move_to_the_survivor_with_nothing_lost() {
     b.kill();
     wait_settled(&[&a], SHARDS, SETTLE);
     assert!(a.owned().is_superset(&b_shards.iter().copied().collect::<BTreeSet<_>>()));
-    let restored = a.logs().lines().filter(|l| l.contains("shard opened") && !l.contains("restored=0")).count();
+    let restored = a
+        .logs()
+        .lines()
+        .filter(|l| l.contains("shard opened") && l.contains(" restored=") && !l.contains(" restored=0 "))
+        .count();
     assert!(restored > 0, "the survivor restored B's shards from the audit topic (B had published {b_progress})");
     assert_same_as_reference(&broker, &reference, true);
 }
@@ -353,4 +357,18 @@ fn scale_out_from_one_instance_to_two_and_restore_on_an_empty_data_dir() {
     }
     assert_eq!(h["accounts"].as_u64(), Some(300), "every account restored");
     assert_same_as_reference(&broker, &reference, false);
+
+    // A restart on that data dir restores incrementally: it reads the audit topic from
+    // the offset it recorded, not from the start, and has nothing to apply.
+    c.stop();
+    let c = Instance::start(&cfg, &dir.path().join("c-empty"));
+    wait_settled(&[&c], SHARDS, SETTLE);
+    let opened: Vec<String> = c.logs().lines().filter(|l| l.contains("shard opened")).map(str::to_string).collect();
+    assert_eq!(opened.len(), SHARDS as usize, "{opened:?}");
+    for line in &opened {
+        assert!(line.contains("restored=0"), "nothing to apply after a restart: {line}");
+        let from: i64 =
+            line.split("audit_from=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().parse().unwrap();
+        assert!(from > 0, "read from the recorded offset, not the start: {line}");
+    }
 }
