@@ -187,11 +187,19 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         position: Option<String>,
         items: Vec<Decoded>,
     ) -> Result<IngestReport, EngineError> {
+        self.poison_on_failure(|engine| engine.ingest_batch(source, position, items))
+    }
+
+    /// Runs one batch; any failure stops the engine, because memory may have moved
+    /// ahead of the store by then.
+    fn poison_on_failure(
+        &mut self,
+        batch: impl FnOnce(&mut Self) -> Result<IngestReport, EngineError>,
+    ) -> Result<IngestReport, EngineError> {
         if self.poisoned {
             return Err(EngineError::Poisoned);
         }
-        // Memory may have moved ahead of the store by the time anything fails.
-        let result = self.ingest_batch(source, position, items);
+        let result = batch(self);
         if let Err(e) = &result {
             self.poisoned = true;
             tracing::error!(error = %e, "batch failed; the engine stops taking events");
@@ -208,15 +216,29 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         let started = Instant::now();
         let store = Arc::clone(&self.store);
         let seq = self.sequencer.route(items, |id| store.event_seen(id).map(|r| r.is_some()))?;
-        let mut report = IngestReport {
+        let report = IngestReport {
             accepted: seq.ticks,
             duplicates: seq.duplicates,
             stale_ticks: seq.stale_ticks,
             ..Default::default()
         };
-        let outputs = self.run_shards(source, seq.per_shard)?;
-        let mut batch = CommitBatch::default();
-        let mut refused = seq.refused;
+        let positions = position.map(|p| (source.to_string(), p)).into_iter().collect();
+        self.apply_and_commit(source, seq.per_shard, seq.refused, positions, report, started)
+    }
+
+    /// The common end of a batch: run the shards, number alerts and dead letters, and
+    /// commit everything with the source positions.
+    fn apply_and_commit(
+        &mut self,
+        source: &str,
+        per_shard: Vec<Vec<Routed>>,
+        mut refused: Vec<Refused>,
+        positions: Vec<(String, String)>,
+        mut report: IngestReport,
+        started: Instant,
+    ) -> Result<IngestReport, EngineError> {
+        let outputs = self.run_shards(source, per_shard)?;
+        let mut batch = CommitBatch { positions, ..Default::default() };
         for out in outputs {
             report.accepted += out.accepted;
             report.records_appended += out.records.len();
@@ -230,9 +252,6 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         self.number_dead_letters(&mut batch, source, &refused);
         report.rejected = refused.into_iter().map(|r| r.rejection).collect();
         report.rejected.sort_by_key(|r| r.index);
-        if let Some(p) = position {
-            batch.positions.push((source.to_string(), p));
-        }
         batch.heads = self.heads.iter().enumerate().map(|(i, h)| (i as u32, *h)).collect();
         self.commit(&batch)?;
         self.observe(&report, &batch, started);
@@ -243,15 +262,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     /// shard's merged Kafka inputs), with each shard's resume position. Item indexes
     /// are the caller's, so a rejection can be traced back to its message.
     pub fn ingest_shards(&mut self, source: &str, batches: Vec<ShardBatch>) -> Result<IngestReport, EngineError> {
-        if self.poisoned {
-            return Err(EngineError::Poisoned);
-        }
-        let result = self.ingest_shard_batches(source, batches);
-        if let Err(e) = &result {
-            self.poisoned = true;
-            tracing::error!(error = %e, "batch failed; the engine stops taking events");
-        }
-        result
+        self.poison_on_failure(|engine| engine.ingest_shard_batches(source, batches))
     }
 
     fn ingest_shard_batches(&mut self, source: &str, batches: Vec<ShardBatch>) -> Result<IngestReport, EngineError> {
@@ -280,25 +291,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             refused.extend(b.refused);
             positions.push((format!("{source}/shard/{}", b.shard), b.position));
         }
-        let outputs = self.run_shards(source, per_shard)?;
-        let mut batch = CommitBatch::default();
-        for out in outputs {
-            report.accepted += out.accepted;
-            report.records_appended += out.records.len();
-            batch.records.extend(out.records);
-            batch.event_ids.extend(out.event_ids);
-            batch.changes.extend(out.changes);
-            refused.extend(out.refused);
-            report.alerts.extend(out.alerts);
-        }
-        self.number_alerts(&mut batch, &report.alerts);
-        self.number_dead_letters(&mut batch, source, &refused);
-        report.rejected = refused.into_iter().map(|r| r.rejection).collect();
-        batch.positions = positions;
-        batch.heads = self.heads.iter().enumerate().map(|(i, h)| (i as u32, *h)).collect();
-        self.commit(&batch)?;
-        self.observe(&report, &batch, started);
-        Ok(report)
+        self.apply_and_commit(source, per_shard, refused, positions, report, started)
     }
 
     /// Appends one shard's records read back from the audit topic (a new owner

@@ -10,13 +10,13 @@
 //! other events of the same day; a tick from a later day first flushes the earlier
 //! day's prices, so the previous close is exact whatever the batch boundaries.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use ahash::AHashMap;
 
 use riskstream_schemas::json::Decoded;
 pub use riskstream_schemas::placement::{murmur2, shard_for};
-use riskstream_schemas::{DecimalStr, Event, EventBody, PriceBatch, Rejection, Timestamp};
+use riskstream_schemas::{Event, EventBody, PriceBatch, Rejection, Timestamp};
 use rust_decimal::Decimal;
 
 /// One event bound for a shard, with the item index it came from (`None` for
@@ -148,13 +148,7 @@ impl Sequencer {
 
 fn flush(out: &mut Sequenced, pending: Option<Pending>) {
     let Some(p) = pending else { return };
-    let mut prices = BTreeMap::new();
-    let mut times = BTreeMap::new();
-    for (symbol, (price, ts)) in p.last {
-        prices.insert(symbol.clone(), DecimalStr(price));
-        times.insert(symbol, ts);
-    }
-    let event = Event { event_id: None, ts: p.ts, body: EventBody::PriceBatch(PriceBatch { prices, times }) };
+    let event = Event { event_id: None, ts: p.ts, body: EventBody::PriceBatch(PriceBatch::from_last(p.last)) };
     for shard in &mut out.per_shard {
         shard.push(Routed { index: None, event: event.clone(), origin: None });
     }

@@ -268,6 +268,18 @@ pub struct PriceBatch {
     pub times: BTreeMap<String, Timestamp>,
 }
 
+impl PriceBatch {
+    /// The conflated prices of a run of ticks: each symbol's last (price, tick time).
+    pub fn from_last(last: impl IntoIterator<Item = (String, (Decimal, Timestamp))>) -> PriceBatch {
+        let mut batch = PriceBatch { prices: BTreeMap::new(), times: BTreeMap::new() };
+        for (symbol, (price, ts)) in last {
+            batch.prices.insert(symbol.clone(), DecimalStr(price));
+            batch.times.insert(symbol, ts);
+        }
+        batch
+    }
+}
+
 /// A decimal that travels as a string in JSON (used inside maps, where a
 /// field-level `with` cannot reach).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 
-use riskstream_schemas::{DecimalStr, Event, EventBody, PriceBatch, Rejection, Timestamp};
+use riskstream_schemas::{Event, EventBody, PriceBatch, Rejection, Timestamp};
 use rust_decimal::Decimal;
 
 /// The most ticks conflated into one `PriceBatch`.
@@ -296,13 +296,7 @@ impl Merge {
         for (input, next) in p.through {
             self.applied.0.insert(self.inputs[input].id.clone(), next);
         }
-        let mut prices = BTreeMap::new();
-        let mut times = BTreeMap::new();
-        for (symbol, (price, ts)) in p.last {
-            prices.insert(symbol.clone(), DecimalStr(price));
-            times.insert(symbol, ts);
-        }
-        let event = Event { event_id: None, ts: p.ts, body: EventBody::PriceBatch(PriceBatch { prices, times }) };
+        let event = Event { event_id: None, ts: p.ts, body: EventBody::PriceBatch(PriceBatch::from_last(p.last)) };
         out.push(Merged::Event { event, position: self.applied.encode(), source: None });
     }
 }

@@ -34,6 +34,25 @@ fn kafka(e: impl std::fmt::Display) -> PublishError {
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Enqueues `rec`, serving delivery reports while librdkafka's queue is full.
+fn send_waiting<C, K, P>(producer: &BaseProducer<C>, mut rec: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
+where
+    C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()>,
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Remembers the highest offset acknowledged on the audit topic, so the shard's
 /// owner can later restore from there instead of from the partition's start.
 #[derive(Default)]
@@ -124,20 +143,8 @@ impl ShardPublisher {
         self.producer.context().last.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn send<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
-        &self,
-        mut rec: BaseRecord<'_, K, P>,
-    ) -> Result<(), PublishError> {
-        loop {
-            match self.producer.send(rec) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(self.classify(e)),
-            }
-        }
+    fn send<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(&self, rec: BaseRecord<'_, K, P>) -> Result<(), PublishError> {
+        send_waiting(&self.producer, rec).map_err(|e| self.classify(e))
     }
 
     fn classify(&self, e: KafkaError) -> PublishError {
@@ -195,16 +202,7 @@ impl EventProducer {
         if let Some(p) = partition {
             rec = rec.partition(p);
         }
-        loop {
-            match self.producer.send(rec) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(kafka(e)),
-            }
-        }
+        send_waiting(&self.producer, rec).map_err(kafka)
     }
 
     /// Waits until every sent event is acknowledged.
@@ -246,17 +244,8 @@ impl DeadLetterProducer {
             if let Some(f) = l.field {
                 headers = headers.insert(Header { key: "field", value: Some(f.as_bytes()) });
             }
-            let mut rec = BaseRecord::<[u8], [u8]>::to(&self.topic).payload(l.raw).headers(headers);
-            loop {
-                match self.producer.send(rec) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        rec = back;
-                        self.producer.poll(Duration::from_millis(10));
-                    }
-                    Err((e, _)) => return Err(kafka(e)),
-                }
-            }
+            let rec = BaseRecord::<[u8], [u8]>::to(&self.topic).payload(l.raw).headers(headers);
+            send_waiting(&self.producer, rec).map_err(kafka)?;
         }
         self.producer.flush(Duration::from_secs(30)).map_err(kafka)
     }

@@ -107,6 +107,13 @@ impl Instance {
             .collect()
     }
 
+    /// Some shard of this instance has records on the audit topic.
+    pub fn has_published(&self) -> bool {
+        self.health().is_some_and(|h| {
+            h["cluster"]["published"].as_object().is_some_and(|p| p.values().any(|v| v.as_u64() > Some(0)))
+        })
+    }
+
     pub fn get(&self, path: &str) -> (u16, Value) {
         let r = reqwest::blocking::get(format!("{}{path}", self.url)).unwrap();
         let status = r.status().as_u16();

@@ -279,11 +279,7 @@ fn a_killed_instance_s_shards_move_to_the_survivor_with_nothing_lost() {
     // Both own shards and B has published part of its work: kill it mid-stream.
     wait_for("both instances to own shards", SETTLE, || !a.owned().is_empty() && !b.owned().is_empty());
     let b_shards = b.owned();
-    wait_for("B to publish", SETTLE, || {
-        b.health().is_some_and(|h| {
-            h["cluster"]["published"].as_object().is_some_and(|p| p.values().any(|v| v.as_u64() > Some(0)))
-        })
-    });
+    wait_for("B to publish", SETTLE, || b.has_published());
     let b_progress = b.health().unwrap()["cluster"]["published"].clone();
     b.kill();
     wait_settled(&[&a], SHARDS, SETTLE);
@@ -309,11 +305,7 @@ fn scale_out_from_one_instance_to_two_and_restore_on_an_empty_data_dir() {
 
     let a = Instance::start(&cfg, &dir.path().join("a"));
     wait_for("A to own every shard", SETTLE, || a.owned().len() as u64 == SHARDS);
-    wait_for("A to publish", SETTLE, || {
-        a.health().is_some_and(|h| {
-            h["cluster"]["published"].as_object().is_some_and(|p| p.values().any(|v| v.as_u64() > Some(0)))
-        })
-    });
+    wait_for("A to publish", SETTLE, || a.has_published());
     let b = Instance::start(&cfg, &dir.path().join("b"));
     wait_settled(&[&a, &b], SHARDS, SETTLE);
     assert!(!b.owned().is_empty(), "the new instance took shards");
