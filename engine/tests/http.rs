@@ -144,6 +144,7 @@ fn limits(account: &str, user: &str, max_weight: &str) -> EventBody {
         account_id: account.into(),
         user_id: user.into(),
         max_position_weight: Some(d(max_weight)),
+        ..Default::default()
     })
 }
 

@@ -1,15 +1,18 @@
-//! Avro codec of event contract v1.
+//! Avro codec of the event contract.
 //!
-//! Every event type (and the output [`Alert`]) has one self-contained record schema in
-//! `schemas/avro/<TypeName>.avsc`, namespace `riskstream.v1`, embedded here with
-//! `include_str!`. A schema is identified by its [`Fingerprint`]: the CRC-64-AVRO (Rabin)
+//! Every event type (and the output [`Alert`]) has one self-contained current record
+//! schema in `schemas/avro/<TypeName>.avsc`, namespace `riskstream.v1`, embedded here with
+//! `include_str!`. The namespace stays `riskstream.v1` as records evolve: a record's full
+//! name is what pairs an old writer schema with the current reader schema. Contract v2
+//! changed `RiskLimitsSet` (optional limits appended) and `Alert` (enum symbols appended). A schema is identified by its [`Fingerprint`]: the CRC-64-AVRO (Rabin)
 //! fingerprint of its Parsing Canonical Form, computed here to the letter of the spec
 //! (apache-avro's own canonical form keeps decimal attributes, so its fingerprints differ
 //! from other implementations'). Docs, defaults and logical-type attributes (decimal
 //! precision and scale too) are not part of that form, so editing a `doc` keeps the
 //! fingerprint; adding, removing, renaming, retyping or reordering a field changes it
-//! (the pinned fingerprints in `tests/avro_schemas.rs` then fail on purpose: register the
-//! old schema as a historical writer schema so stored data stays readable).
+//! (the pinned fingerprints in `tests/avro_schemas.rs` then fail on purpose: keep the old
+//! schema verbatim in `schemas/avro/history/` and list it in [`HISTORICAL_SCHEMAS`], so
+//! stored data stays readable).
 //!
 //! Encodings:
 //! - [`Codec::encode`] gives the plain binary datum (no header) plus the fingerprint of
@@ -19,10 +22,12 @@
 //! - [`Codec::decode_body`] reads HTTP `application/avro` bodies: an Object Container
 //!   File or a concatenation of single-object encoded events.
 //!
-//! Reading resolves the writer schema (the current one or a registered historical one,
-//! found by fingerprint) to the current schema of the same record name, so an added
-//! optional field reads as null from old data and a field the reader does not know is
-//! dropped.
+//! Reading resolves the writer schema (the current one or a historical one, found by
+//! fingerprint) to the current schema of the same record name, so an added optional
+//! field reads as null from old data and a field the reader does not know is dropped.
+//! [`Codec::new`] registers every schema of [`HISTORICAL_SCHEMAS`] (the superseded
+//! schemas of this repository, which the event store and Kafka messages may still name);
+//! [`Codec::register_writer_schema`] adds others at run time (a schema registry's).
 //!
 //! Values: `ts` is `timestamp-micros`; enums carry the JSON snake_case symbols; optional
 //! fields are `["null", T]` unions defaulting to null. Money, prices, quantities and
@@ -95,6 +100,15 @@ const SCHEMA_FILES: [(&str, &str); 10] = [
     (ALERT, include_str!("../avro/Alert.avsc")),
 ];
 
+/// Superseded schemas, verbatim as they were published, by record name: data written
+/// with them (event store records, Kafka messages under their pinned ids) must stay
+/// readable, so [`Codec::new`] registers each as a historical writer schema. Never edit
+/// or remove one; a schema that changes again adds its previous version here.
+pub const HISTORICAL_SCHEMAS: [(&str, &str); 2] = [
+    ("RiskLimitsSet", include_str!("../avro/history/RiskLimitsSet.v1.avsc")),
+    (ALERT, include_str!("../avro/history/Alert.v1.avsc")),
+];
+
 /// Why a value could not be encoded, a datum decoded or a schema accepted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AvroError {
@@ -104,6 +118,8 @@ pub enum AvroError {
     UnknownType(String),
     #[error("`{0}` is not an event type")]
     NotAnEvent(String),
+    #[error("`{0}` is not an alert")]
+    NotAnAlert(String),
     #[error("invalid Avro schema: {0}")]
     InvalidSchema(String),
     #[error("the `{type_name}` writer schema cannot be read by the current schema: {reason}")]
@@ -187,8 +203,8 @@ fn parse(schema_json: &str) -> Result<Schema, AvroError> {
 
 impl Codec {
     /// Parses the embedded schemas (part of the binary, so a failure is a bug caught by
-    /// the tests, not a runtime condition) and caps apache-avro's allocations at
-    /// [`MAX_ALLOCATION_BYTES`].
+    /// the tests, not a runtime condition), registers the [`HISTORICAL_SCHEMAS`] and caps
+    /// apache-avro's allocations at [`MAX_ALLOCATION_BYTES`].
     pub fn new() -> Codec {
         apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
         let current: Vec<Current> = SCHEMA_FILES
@@ -207,7 +223,11 @@ impl Codec {
                 (c.fingerprint, writer)
             })
             .collect();
-        Codec { current: Arc::new(current), writers }
+        let mut codec = Codec { current: Arc::new(current), writers };
+        for (type_name, json) in HISTORICAL_SCHEMAS {
+            codec.register_writer_schema(json).unwrap_or_else(|e| panic!("historical {type_name} schema: {e}"));
+        }
+        codec
     }
 
     /// The fingerprint of the current schema of `type_name` (an event type or `Alert`).
@@ -224,6 +244,12 @@ impl Codec {
     /// `Alert`.
     pub fn schemas(&self) -> impl Iterator<Item = (&str, &str)> {
         self.current.iter().map(|c| (c.type_name, c.json))
+    }
+
+    /// The record that data written with schema `fingerprint` reads as (an event type or
+    /// `Alert`), or `None` when the fingerprint is neither current nor registered.
+    pub fn writer_type(&self, fingerprint: Fingerprint) -> Option<&'static str> {
+        self.writers.get(&fingerprint).map(|w| self.type_name_of(w))
     }
 
     /// Makes data written with an older (or newer) schema of one of our records readable.
@@ -262,8 +288,17 @@ impl Codec {
 
     /// Reads an alert datum written with the current `Alert` schema.
     pub fn decode_alert(&self, datum: &[u8]) -> Result<Alert, AvroError> {
-        let fingerprint = self.current_for(ALERT)?.fingerprint;
+        self.decode_alert_with(self.current_for(ALERT)?.fingerprint, datum)
+    }
+
+    /// Reads an alert datum written with the `Alert` schema `fingerprint` (current or
+    /// registered, a v1 alert for one).
+    pub fn decode_alert_with(&self, fingerprint: Fingerprint, datum: &[u8]) -> Result<Alert, AvroError> {
         let writer = self.writer(fingerprint)?;
+        let type_name = self.type_name_of(writer);
+        if type_name != ALERT {
+            return Err(AvroError::NotAnAlert(type_name.to_string()));
+        }
         let mut cursor = Cursor::new(datum);
         let value = self.read_value(writer, &mut cursor)?;
         ensure_consumed(ALERT, datum.len(), cursor.position())?;

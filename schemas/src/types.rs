@@ -90,7 +90,16 @@ impl EventBody {
                 on(&mut e.band_abs);
                 on(&mut e.band_rel);
             }
-            EventBody::RiskLimitsSet(e) => on(&mut e.max_position_weight),
+            EventBody::RiskLimitsSet(e) => {
+                on(&mut e.max_position_weight);
+                on(&mut e.max_sector_weight);
+                on(&mut e.max_asset_class_weight);
+                on(&mut e.max_var);
+                on(&mut e.max_cvar);
+                on(&mut e.max_drawdown);
+                on(&mut e.max_daily_loss);
+                on(&mut e.max_gross_leverage);
+            }
             EventBody::PriceBatch(e) => e.prices.values_mut().for_each(|p| n(&mut p.0)),
             EventBody::AccountOpened(_) | EventBody::SecurityListed(_) | EventBody::AlertPreferencesSet(_) => {}
         }
@@ -237,8 +246,11 @@ pub struct TargetAllocationSet {
     pub band_rel: Option<Decimal>,
 }
 
-/// v1 body; the risk issue grows it by schema evolution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Risk limits of an account. v2 of the contract: every limit after
+/// `max_position_weight` was added as an optional field (schema evolution), so v1
+/// data reads with them unset. Unset limits take the engine's defaults (none for
+/// the risk limits). Fractions are of the account's market value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskLimitsSet {
     pub account_id: String,
@@ -246,6 +258,29 @@ pub struct RiskLimitsSet {
     /// Largest allowed weight of one position (concentration rule); default 0.25.
     #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
     pub max_position_weight: Option<Decimal>,
+    /// Largest allowed weight of one sector (`sector_concentration`).
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_sector_weight: Option<Decimal>,
+    /// Largest allowed weight of one asset class (`asset_class_concentration`).
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_asset_class_weight: Option<Decimal>,
+    /// Largest parametric VaR (the engine's limit confidence and horizon), as a
+    /// fraction of market value (`var_breach`).
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_var: Option<Decimal>,
+    /// Largest parametric expected shortfall, as a fraction of market value (`cvar_breach`).
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_cvar: Option<Decimal>,
+    /// Largest fall from the high-water mark, as a fraction of it (`drawdown`).
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_drawdown: Option<Decimal>,
+    /// Largest loss since the start of the event-time day, as a fraction of the
+    /// start-of-day value (`daily_loss`, the circuit breaker).
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_daily_loss: Option<Decimal>,
+    /// Largest gross exposure over equity (`leverage`); 1 is fully invested, no margin.
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_gross_leverage: Option<Decimal>,
 }
 
 /// v1 body; the notifier issue grows it by schema evolution.
@@ -304,14 +339,48 @@ pub enum AlertKind {
     Drift,
     Concentration,
     MarketMove,
+    VarBreach,
+    CvarBreach,
+    Drawdown,
+    DailyLoss,
+    Leverage,
+    SectorConcentration,
+    AssetClassConcentration,
+    VolatilitySpike,
+    VarBacktest,
 }
 
 impl AlertKind {
+    /// Every kind, in contract order (the Avro enum's symbols).
+    pub const ALL: [AlertKind; 12] = [
+        AlertKind::Drift,
+        AlertKind::Concentration,
+        AlertKind::MarketMove,
+        AlertKind::VarBreach,
+        AlertKind::CvarBreach,
+        AlertKind::Drawdown,
+        AlertKind::DailyLoss,
+        AlertKind::Leverage,
+        AlertKind::SectorConcentration,
+        AlertKind::AssetClassConcentration,
+        AlertKind::VolatilitySpike,
+        AlertKind::VarBacktest,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Drift => "drift",
             AlertKind::Concentration => "concentration",
             AlertKind::MarketMove => "market_move",
+            AlertKind::VarBreach => "var_breach",
+            AlertKind::CvarBreach => "cvar_breach",
+            AlertKind::Drawdown => "drawdown",
+            AlertKind::DailyLoss => "daily_loss",
+            AlertKind::Leverage => "leverage",
+            AlertKind::SectorConcentration => "sector_concentration",
+            AlertKind::AssetClassConcentration => "asset_class_concentration",
+            AlertKind::VolatilitySpike => "volatility_spike",
+            AlertKind::VarBacktest => "var_backtest",
         }
     }
 }

@@ -51,10 +51,7 @@ pub fn validate(event: &Event) -> Result<(), Rejection> {
         EventBody::RiskLimitsSet(e) => {
             id_field("account_id", &e.account_id)?;
             id_field("user_id", &e.user_id)?;
-            if let Some(w) = e.max_position_weight {
-                fraction("max_position_weight", w, false)?;
-            }
-            Ok(())
+            validate_limits(e)
         }
         EventBody::AlertPreferencesSet(e) => {
             id_field("user_id", &e.user_id)?;
@@ -117,6 +114,34 @@ fn validate_targets(e: &TargetAllocationSet) -> Result<(), Rejection> {
     Ok(())
 }
 
+fn validate_limits(e: &RiskLimitsSet) -> Result<(), Rejection> {
+    // Shares of a value, in (0, 1] like max_position_weight: a limit of 0 would fire on
+    // any exposure or loss at all, one above 1 could never fire.
+    let fractions = [
+        ("max_position_weight", e.max_position_weight),
+        ("max_sector_weight", e.max_sector_weight),
+        ("max_asset_class_weight", e.max_asset_class_weight),
+        ("max_var", e.max_var),
+        ("max_cvar", e.max_cvar),
+        ("max_drawdown", e.max_drawdown),
+        ("max_daily_loss", e.max_daily_loss),
+    ];
+    for (field, limit) in fractions {
+        if let Some(limit) = limit {
+            fraction(field, limit, false)?;
+        }
+    }
+    // Gross exposure over equity: a long-only, unlevered account is at 1 when fully
+    // invested, so a limit below 1 would alert on the account's normal state.
+    if let Some(limit) = e.max_gross_leverage {
+        scale("max_gross_leverage", limit)?;
+        if limit < Decimal::ONE {
+            return Err(Rejection::field("max_gross_leverage", format!("must be at least 1, got {limit}")));
+        }
+    }
+    Ok(())
+}
+
 fn id_field(field: &str, value: &str) -> Result<(), Rejection> {
     if value.trim().is_empty() {
         return Err(Rejection::field(field, "must not be empty"));
@@ -165,4 +190,58 @@ fn fraction(field: &str, value: Decimal, zero_ok: bool) -> Result<(), Rejection>
         return Err(Rejection::field(field, format!("must be in {range}, got {value}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(edit: impl FnOnce(&mut RiskLimitsSet)) -> Result<(), Rejection> {
+        let mut body = RiskLimitsSet { account_id: "a-1".into(), user_id: "u-1".into(), ..Default::default() };
+        edit(&mut body);
+        validate(&Event { event_id: None, ts: crate::Timestamp::from_micros(0), body: EventBody::RiskLimitsSet(body) })
+    }
+
+    fn d(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn fraction_limits_are_in_zero_exclusive_to_one() {
+        type Setter = fn(&mut RiskLimitsSet, Option<Decimal>);
+        let fields: [(&str, Setter); 7] = [
+            ("max_position_weight", |e, v| e.max_position_weight = v),
+            ("max_sector_weight", |e, v| e.max_sector_weight = v),
+            ("max_asset_class_weight", |e, v| e.max_asset_class_weight = v),
+            ("max_var", |e, v| e.max_var = v),
+            ("max_cvar", |e, v| e.max_cvar = v),
+            ("max_drawdown", |e, v| e.max_drawdown = v),
+            ("max_daily_loss", |e, v| e.max_daily_loss = v),
+        ];
+        assert_eq!(limits(|_| {}), Ok(()));
+        for (field, set) in fields {
+            for ok in ["1", "0.5", "0.0000000001"] {
+                assert_eq!(limits(|e| set(e, Some(d(ok)))), Ok(()), "{field} = {ok}");
+            }
+            for bad in ["0", "-0.1", "1.0000000001", "2"] {
+                let err = limits(|e| set(e, Some(d(bad)))).unwrap_err();
+                assert_eq!(err, Rejection::field(field, format!("must be in (0, 1], got {bad}")), "{field} = {bad}");
+            }
+            let err = limits(|e| set(e, Some(d("0.00000000001")))).unwrap_err();
+            assert_eq!(err, Rejection::field(field, "has more than 10 decimal places"));
+        }
+    }
+
+    #[test]
+    fn gross_leverage_is_at_least_one() {
+        for ok in ["1", "1.5", "10", "100000000000000000"] {
+            assert_eq!(limits(|e| e.max_gross_leverage = Some(d(ok))), Ok(()), "{ok}");
+        }
+        for bad in ["0.99", "0", "-2"] {
+            let err = limits(|e| e.max_gross_leverage = Some(d(bad))).unwrap_err();
+            assert_eq!(err, Rejection::field("max_gross_leverage", format!("must be at least 1, got {bad}")));
+        }
+        let err = limits(|e| e.max_gross_leverage = Some(d("1000000000000000000"))).unwrap_err();
+        assert_eq!(err, Rejection::field("max_gross_leverage", "is too large (at most 18 integer digits)"));
+    }
 }

@@ -1,78 +1,107 @@
-//! Schema evolution: RiskLimitsSet v2 adds an optional `max_var_99`.
+//! Schema evolution v1 -> v2: `RiskLimitsSet` gained seven optional limits and `Alert`'s
+//! `AlertKind` gained symbols. The v1 schemas live on in `schemas/avro/history/` as
+//! historical writer schemas, so records stored (and messages sent) before the change
+//! still read.
 
 mod common;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
-use riskstream_schemas::avro::{AvroError, Codec};
+use riskstream_schemas::avro::{AvroError, Codec, Fingerprint, HISTORICAL_SCHEMAS};
 use riskstream_schemas::*;
+use rust_decimal::Decimal;
 
-const DECIMAL: &str = r#"{"type": "bytes", "logicalType": "decimal", "precision": 28, "scale": 10}"#;
+/// The fingerprints of the v1 schemas, as stored records carry them.
+const RISK_LIMITS_V1: Fingerprint = 0x6950_e468_391d_1720;
+const ALERT_V1: Fingerprint = 0x61a9_92fb_f86f_3f33;
 
-/// The current RiskLimitsSet schema with one more field appended.
-fn with_field(field: serde_json::Value) -> String {
-    let mut schema: serde_json::Value =
-        serde_json::from_str(Codec::new().schema_json("RiskLimitsSet").unwrap()).unwrap();
-    schema["fields"].as_array_mut().unwrap().push(field);
-    schema.to_string()
-}
-
-fn v2_json() -> String {
-    with_field(serde_json::json!({
-        "name": "max_var_99",
-        "type": ["null", serde_json::from_str::<serde_json::Value>(DECIMAL).unwrap()],
-        "default": null,
-        "doc": "One-day 99% value at risk limit, as a fraction of the account value."
-    }))
+fn historical(type_name: &str) -> &'static str {
+    HISTORICAL_SCHEMAS.iter().find(|(name, _)| *name == type_name).unwrap().1
 }
 
 fn v1() -> Schema {
-    Schema::parse_str(Codec::new().schema_json("RiskLimitsSet").unwrap()).unwrap()
+    Schema::parse_str(historical("RiskLimitsSet")).unwrap()
 }
 
 fn v2() -> Schema {
-    Schema::parse_str(&v2_json()).unwrap()
+    Schema::parse_str(Codec::new().schema_json("RiskLimitsSet").unwrap()).unwrap()
 }
 
-fn limits(max_position_weight: Option<&str>) -> Event {
+fn alert_v1() -> Schema {
+    Schema::parse_str(historical("Alert")).unwrap()
+}
+
+fn alert_v2() -> Schema {
+    Schema::parse_str(Codec::new().schema_json("Alert").unwrap()).unwrap()
+}
+
+fn d(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+fn limits(body: RiskLimitsSet) -> Event {
     Event {
         event_id: Some("e-1".into()),
         ts: Timestamp::from_micros(1_767_225_600_000_000),
-        body: EventBody::RiskLimitsSet(RiskLimitsSet {
-            account_id: "acct-1".into(),
-            user_id: "user-1".into(),
-            max_position_weight: max_position_weight.map(|w| w.parse().unwrap()),
-        }),
+        body: EventBody::RiskLimitsSet(RiskLimitsSet { account_id: "acct-1".into(), user_id: "user-1".into(), ..body }),
     }
 }
 
-/// An Avro decimal of `unscaled` in the shortest two's complement, as Java writes it.
+/// What a v1 record reads as: only `max_position_weight` can be set.
+fn v1_limits(max_position_weight: Option<&str>) -> Event {
+    limits(RiskLimitsSet { max_position_weight: max_position_weight.map(d), ..Default::default() })
+}
+
+/// Every v2 limit set.
+fn v2_limits() -> Event {
+    limits(RiskLimitsSet {
+        max_position_weight: Some(d("0.2")),
+        max_sector_weight: Some(d("0.4")),
+        max_asset_class_weight: Some(d("0.7")),
+        max_var: Some(d("0.03")),
+        max_cvar: Some(d("0.045")),
+        max_drawdown: Some(d("0.15")),
+        max_daily_loss: Some(d("0.05")),
+        max_gross_leverage: Some(d("1.5")),
+        ..Default::default()
+    })
+}
+
+/// An Avro decimal of a non-negative `unscaled` in the shortest two's complement, as
+/// Java writes it (a leading zero byte stays when the next byte's top bit is set).
 fn short_decimal(unscaled: i64) -> Value {
+    assert!(unscaled >= 0);
     let bytes = unscaled.to_be_bytes();
-    let skip = bytes.iter().take_while(|&&b| b == 0).count().min(7);
+    let skip = (0..7).take_while(|&i| bytes[i] == 0 && bytes[i + 1] & 0x80 == 0).count();
     Value::Decimal(apache_avro::Decimal::from(&bytes[skip..]))
 }
 
 /// An Avro decimal sign-extended to 16 bytes.
-fn wide_decimal(unscaled: i128) -> Value {
-    Value::Decimal(apache_avro::Decimal::from(unscaled.to_be_bytes()))
+fn wide_decimal(unscaled: i64) -> Value {
+    Value::Decimal(apache_avro::Decimal::from(i128::from(unscaled).to_be_bytes()))
 }
 
-/// A RiskLimitsSet v2 datum with max_position_weight 0.2 and max_var_99 0.03.
-fn v2_record(decimal: fn(i64) -> Value) -> Value {
-    Value::Record(vec![
+/// A RiskLimitsSet v1 datum (max_position_weight 0.2), written by apache-avro with the
+/// v1 schema: what another v1 producer sends.
+fn v1_datum(decimal: fn(i64) -> Value) -> Vec<u8> {
+    let record = Value::Record(vec![
         ("event_id".into(), Value::Union(1, Box::new(Value::String("e-1".into())))),
         ("ts".into(), Value::TimestampMicros(1_767_225_600_000_000)),
         ("account_id".into(), Value::String("acct-1".into())),
         ("user_id".into(), Value::String("user-1".into())),
         ("max_position_weight".into(), Value::Union(1, Box::new(decimal(2_000_000_000)))),
-        ("max_var_99".into(), Value::Union(1, Box::new(decimal(300_000_000)))),
-    ])
+    ]);
+    apache_avro::to_avro_datum(&v1(), record).unwrap()
 }
 
 fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
     let Value::Record(fields) = record else { panic!("not a record: {record:?}") };
     &fields.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no field {name}")).1
+}
+
+fn names(record: &Value) -> Vec<&str> {
+    let Value::Record(fields) = record else { panic!("not a record: {record:?}") };
+    fields.iter().map(|(k, _)| k.as_str()).collect()
 }
 
 fn unscaled(value: &Value) -> i128 {
@@ -85,68 +114,180 @@ fn unscaled(value: &Value) -> i128 {
 }
 
 #[test]
-fn v1_data_read_with_the_v2_reader_gets_null_for_the_new_field() {
-    let (_, datum) = Codec::new().encode(&limits(Some("0.2"))).unwrap();
-    let read = apache_avro::from_avro_datum(&v1(), &mut datum.as_slice(), Some(&v2())).unwrap();
-    assert_eq!(field(&read, "max_var_99"), &Value::Union(0, Box::new(Value::Null)));
-    assert_eq!(unscaled(field(&read, "max_position_weight")), 2_000_000_000);
-    assert_eq!(field(&read, "account_id"), &Value::String("acct-1".into()));
-    assert_eq!(field(&read, "ts"), &Value::TimestampMicros(1_767_225_600_000_000));
+fn the_v1_schemas_are_registered_as_historical_writers() {
+    let mut codec = Codec::new();
+    assert_eq!(codec.writer_type(RISK_LIMITS_V1), Some("RiskLimitsSet"));
+    assert_eq!(codec.writer_type(ALERT_V1), Some("Alert"));
+    assert_ne!(codec.fingerprint("RiskLimitsSet"), Some(RISK_LIMITS_V1));
+    assert_ne!(codec.fingerprint("Alert"), Some(ALERT_V1));
+    // Registering one again is a no-op, and historical schemas are not published.
+    assert_eq!(codec.register_writer_schema(historical("RiskLimitsSet")).unwrap(), RISK_LIMITS_V1);
+    assert_eq!(codec.schemas().count(), 10);
+    assert!(codec.schemas().all(|(_, json)| !HISTORICAL_SCHEMAS.iter().any(|(_, old)| *old == json)));
+    assert_eq!(codec.writer_type(0x0123_4567_89ab_cdef), None);
+}
+
+/// The bytes the v1 codec wrote for a RiskLimitsSet (this test's v1 version pinned
+/// them), stored with the v1 fingerprint: such a record must still replay.
+#[test]
+fn a_record_stored_before_v2_still_replays() {
+    let mut datum = vec![
+        0x00, // event_id: null
+        0x80, 0x89, 0x7a, // ts: 1_000_000
+        0x02, b'a', // account_id
+        0x02, b'u', // user_id
+        0x02, 0x18, // max_position_weight: branch 1, 12 bytes
+    ];
+    datum.extend([0, 0, 0, 0, 0, 0, 0, 0, 0x95, 0x02, 0xF9, 0x00]);
+    let event = Codec::new().decode(RISK_LIMITS_V1, &datum).unwrap();
+    let expected = RiskLimitsSet {
+        account_id: "a".into(),
+        user_id: "u".into(),
+        max_position_weight: Some(d("0.25")),
+        ..Default::default()
+    };
+    assert_eq!(
+        event,
+        Event { event_id: None, ts: Timestamp::from_micros(1_000_000), body: EventBody::RiskLimitsSet(expected) }
+    );
 }
 
 #[test]
-fn v2_data_read_with_the_v1_reader_drops_the_new_field() {
-    let datum = apache_avro::to_avro_datum(&v2(), v2_record(|u| wide_decimal(u.into()))).unwrap();
+fn v1_data_reads_with_the_new_limits_unset() {
+    let codec = Codec::new();
+    assert_eq!(codec.decode(RISK_LIMITS_V1, &v1_datum(wide_decimal)).unwrap(), v1_limits(Some("0.2")));
+    let mut single = vec![0xC3, 0x01];
+    single.extend(RISK_LIMITS_V1.to_le_bytes());
+    single.extend(v1_datum(wide_decimal));
+    assert_eq!(codec.decode_single_object(&single).unwrap(), v1_limits(Some("0.2")));
+    // apache-avro's own resolution agrees: the new fields take their null default.
+    let read = apache_avro::from_avro_datum(&v1(), &mut v1_datum(wide_decimal).as_slice(), Some(&v2())).unwrap();
+    assert_eq!(field(&read, "max_gross_leverage"), &Value::Union(0, Box::new(Value::Null)));
+    assert_eq!(unscaled(field(&read, "max_position_weight")), 2_000_000_000);
+}
+
+#[test]
+fn current_data_read_with_the_v1_reader_drops_the_new_limits() {
+    let (fingerprint, datum) = Codec::new().encode(&v2_limits()).unwrap();
+    assert_ne!(fingerprint, RISK_LIMITS_V1);
     let read = apache_avro::from_avro_datum(&v2(), &mut datum.as_slice(), Some(&v1())).unwrap();
-    let Value::Record(fields) = &read else { panic!("{read:?}") };
-    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["event_id", "ts", "account_id", "user_id", "max_position_weight"]);
+    assert_eq!(names(&read), ["event_id", "ts", "account_id", "user_id", "max_position_weight"]);
     assert_eq!(unscaled(field(&read, "max_position_weight")), 2_000_000_000);
     assert_eq!(field(&read, "user_id"), &Value::String("user-1".into()));
+    // And the current codec reads its own data back whole.
+    assert_eq!(Codec::new().decode(fingerprint, &datum).unwrap(), v2_limits());
 }
 
 #[test]
-fn the_codec_reads_v2_data_into_the_current_type() {
-    let mut codec = Codec::new();
-    let v1_fingerprint = codec.fingerprint("RiskLimitsSet").unwrap();
-    let v2_fingerprint = codec.register_writer_schema(&v2_json()).unwrap();
-    assert_ne!(v1_fingerprint, v2_fingerprint);
-    assert_eq!(codec.register_writer_schema(&v2_json()).unwrap(), v2_fingerprint);
-    // The current schema is still v1: registering a writer schema publishes nothing.
-    assert_eq!(codec.fingerprint("RiskLimitsSet"), Some(v1_fingerprint));
-    assert_eq!(codec.schemas().count(), 10);
-
-    let datum = apache_avro::to_avro_datum(&v2(), v2_record(|u| wide_decimal(u.into()))).unwrap();
-    assert_eq!(codec.decode(v2_fingerprint, &datum).unwrap(), limits(Some("0.2")));
-    // v1 data still reads as before.
-    let (fingerprint, v1_datum) = codec.encode(&limits(None)).unwrap();
-    assert_eq!(codec.decode(fingerprint, &v1_datum).unwrap(), limits(None));
-}
-
-#[test]
-fn shortest_form_decimals_from_other_writers_resolve_too() {
-    let datum = apache_avro::to_avro_datum(&v2(), v2_record(short_decimal)).unwrap();
+fn shortest_form_decimals_from_other_v1_writers_resolve_too() {
+    let datum = v1_datum(short_decimal);
     // apache-avro 0.21 alone refuses them during resolution (byte length below the
     // precision); the codec widens decimals first. If this starts to pass, the
     // widening in avro/value.rs can go.
-    let direct = apache_avro::from_avro_datum(&v2(), &mut datum.as_slice(), Some(&v1()));
+    let direct = apache_avro::from_avro_datum(&v1(), &mut datum.as_slice(), Some(&v2()));
     assert!(direct.is_err(), "{direct:?}");
-
-    let mut codec = Codec::new();
-    let fingerprint = codec.register_writer_schema(&v2_json()).unwrap();
-    assert_eq!(codec.decode(fingerprint, &datum).unwrap(), limits(Some("0.2")));
+    assert_eq!(Codec::new().decode(RISK_LIMITS_V1, &datum).unwrap(), v1_limits(Some("0.2")));
 }
 
 #[test]
-fn a_container_written_with_v2_is_read_as_the_current_type() {
-    let datum = apache_avro::to_avro_datum(&v2(), v2_record(short_decimal)).unwrap();
-    let body = common::container(&v2_json(), &[datum.clone(), datum]);
+fn a_container_written_with_v1_is_read_as_the_current_type() {
+    let datum = v1_datum(short_decimal);
+    let body = common::container(historical("RiskLimitsSet"), &[datum.clone(), datum]);
     let items = Codec::new().decode_body(&body).unwrap();
     assert_eq!(items.len(), 2);
     for (i, item) in items.iter().enumerate() {
         assert_eq!(item.index, i);
-        assert_eq!(item.result, Ok(limits(Some("0.2"))));
+        assert_eq!(item.result, Ok(v1_limits(Some("0.2"))));
     }
+}
+
+fn alert(kind: AlertKind) -> Alert {
+    Alert {
+        alert_id: "al-1".into(),
+        kind,
+        state: AlertState::Raised,
+        priority: Priority::High,
+        account_id: "a-1".into(),
+        user_id: "u-1".into(),
+        ts: Timestamp::from_micros(5),
+        caused_by: RecordRef { shard: 3, seq: 17 },
+        rule: kind.as_str().into(),
+        value: d("0.31"),
+        threshold: d("0.25"),
+        message: "over the limit".into(),
+    }
+}
+
+#[test]
+fn a_v1_reader_reads_alerts_of_v1_kinds_written_with_v2() {
+    let codec = Codec::new();
+    for kind in [AlertKind::Drift, AlertKind::Concentration, AlertKind::MarketMove] {
+        let datum = codec.encode_alert(&alert(kind)).unwrap();
+        let read = apache_avro::from_avro_datum(&alert_v2(), &mut datum.as_slice(), Some(&alert_v1())).unwrap();
+        let Value::Enum(index, symbol) = field(&read, "kind") else { panic!("{read:?}") };
+        assert_eq!(symbol, kind.as_str());
+        // The v1 symbols kept their positions, so even a reader that skips resolution
+        // gets them right.
+        assert_eq!(*index as usize, AlertKind::ALL.iter().position(|k| *k == kind).unwrap());
+        assert_eq!(field(&read, "rule"), &Value::String(kind.as_str().into()));
+    }
+}
+
+/// The decision against an enum default: a v1 reader meeting a new kind fails instead of
+/// reading some other kind.
+#[test]
+fn a_v1_reader_refuses_alerts_of_the_new_kinds() {
+    let codec = Codec::new();
+    for kind in &AlertKind::ALL[3..] {
+        let datum = codec.encode_alert(&alert(*kind)).unwrap();
+        let read = apache_avro::from_avro_datum(&alert_v2(), &mut datum.as_slice(), Some(&alert_v1()));
+        assert!(read.is_err(), "{kind:?}: {read:?}");
+    }
+}
+
+#[test]
+fn v1_alerts_read_into_the_current_type() {
+    let codec = Codec::new();
+    let v1_alert = |kind: AlertKind| {
+        let a = alert(kind);
+        let record = Value::Record(vec![
+            ("alert_id".into(), Value::String(a.alert_id.clone())),
+            ("kind".into(), Value::Enum(kind as u32, kind.as_str().into())),
+            ("state".into(), Value::Enum(0, "raised".into())),
+            ("priority".into(), Value::Enum(2, "high".into())),
+            ("account_id".into(), Value::String(a.account_id.clone())),
+            ("user_id".into(), Value::String(a.user_id.clone())),
+            ("ts".into(), Value::TimestampMicros(5)),
+            (
+                "caused_by".into(),
+                Value::Record(vec![("shard".into(), Value::Long(3)), ("seq".into(), Value::Long(17))]),
+            ),
+            ("rule".into(), Value::String(a.rule.clone())),
+            ("value".into(), short_decimal(3_100_000_000)),
+            ("threshold".into(), short_decimal(2_500_000_000)),
+            ("message".into(), Value::String(a.message.clone())),
+        ]);
+        (a, apache_avro::to_avro_datum(&alert_v1(), record).unwrap())
+    };
+    for kind in [AlertKind::Drift, AlertKind::Concentration, AlertKind::MarketMove] {
+        let (expected, datum) = v1_alert(kind);
+        assert_eq!(codec.decode_alert_with(ALERT_V1, &datum).unwrap(), expected);
+    }
+    // An alert fingerprint is not an event, nor an event fingerprint an alert.
+    let (_, datum) = v1_alert(AlertKind::Drift);
+    assert!(matches!(codec.decode(ALERT_V1, &datum), Err(AvroError::NotAnEvent(n)) if n == "Alert"));
+    let err = codec.decode_alert_with(RISK_LIMITS_V1, &v1_datum(wide_decimal)).unwrap_err();
+    assert_eq!(err.to_string(), "`RiskLimitsSet` is not an alert");
+}
+
+/// With no enum default in v2 either, a schema with a kind v2 does not know is refused
+/// when it is registered, rather than its alerts being read as another kind.
+#[test]
+fn an_alert_schema_with_an_unknown_kind_is_refused() {
+    let mut schema: serde_json::Value = serde_json::from_str(Codec::new().schema_json("Alert").unwrap()).unwrap();
+    schema["fields"][1]["type"]["symbols"].as_array_mut().unwrap().push("liquidity".into());
+    let err = Codec::new().register_writer_schema(&schema.to_string()).unwrap_err();
+    assert!(matches!(&err, AvroError::Incompatible { type_name, .. } if type_name == "Alert"), "{err}");
 }
 
 /// The current RiskLimitsSet schema with its fields edited by `edit`.
@@ -160,6 +301,7 @@ fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> String {
 #[test]
 fn incompatible_writer_schemas_are_refused() {
     let mut codec = Codec::new();
+    let known = codec.writer_type(RISK_LIMITS_V1);
     // A writer without `user_id` (which has no default) cannot be read.
     let no_user = edited(|s| s["fields"].as_array_mut().unwrap().retain(|f| f["name"] != "user_id"));
     let err = codec.register_writer_schema(&no_user).unwrap_err();
@@ -184,6 +326,7 @@ fn incompatible_writer_schemas_are_refused() {
     );
 
     assert!(matches!(codec.register_writer_schema("{not json"), Err(AvroError::InvalidSchema(_))));
-    // Nothing was registered: only the ten current schemas are known.
+    // Nothing was registered or published; the historical writer is still there.
     assert_eq!(codec.schemas().count(), 10);
+    assert_eq!(codec.writer_type(RISK_LIMITS_V1), known);
 }

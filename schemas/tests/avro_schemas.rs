@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use apache_avro::Schema;
-use riskstream_schemas::avro::{canonical_form, schema_fingerprint, Codec, Fingerprint};
-use riskstream_schemas::EVENT_TYPES;
+use riskstream_schemas::avro::{canonical_form, schema_fingerprint, Codec, Fingerprint, HISTORICAL_SCHEMAS};
+use riskstream_schemas::{AlertKind, EVENT_TYPES};
 
 /// The crate's directory as the test runner reports it at run time: a binary built
 /// from another checkout sharing the target dir must not read that checkout's files.
@@ -77,8 +77,9 @@ fn fingerprints_are_distinct_and_stable() {
 
 /// Stored records name their schema by fingerprint. If one of these changes, a schema's
 /// canonical form changed (a field added, removed, renamed, retyped or moved; docs do
-/// not count): keep the old schema registered as a historical writer schema so stored
-/// data stays readable, then update the pin.
+/// not count): keep the old schema verbatim in `avro/history/` and list it in
+/// `HISTORICAL_SCHEMAS` so stored data stays readable, pin its fingerprint in
+/// `historical_fingerprints_are_pinned`, then update the pin here.
 #[test]
 fn fingerprints_are_pinned() {
     let codec = Codec::new();
@@ -89,15 +90,72 @@ fn fingerprints_are_pinned() {
         ("TradeExecuted", 0x7073_8e1f_60f3_5de1),
         ("MarketTick", 0x7a1e_610a_0843_198c),
         ("TargetAllocationSet", 0x9cf7_7160_a488_71f3),
-        ("RiskLimitsSet", 0x6950_e468_391d_1720),
+        ("RiskLimitsSet", 0xaa0c_2848_a1c0_3d44), // v2: seven optional limits appended
         ("AlertPreferencesSet", 0x784e_cc9d_b3b9_2cd7),
         ("PriceBatch", 0xeaa5_4ced_11d3_ce9c), // v1 plus `times` (empty-map default)
-        ("Alert", 0x61a9_92fb_f86f_3f33),
+        ("Alert", 0x290e_ab3b_48a7_063a),      // v2: AlertKind symbols appended
     ];
     let actual: Vec<(&str, String)> =
         codec.schemas().map(|(name, _)| (name, format!("{:#018x}", codec.fingerprint(name).unwrap()))).collect();
     let expected: Vec<(&str, String)> = pinned.iter().map(|&(name, fp)| (name, format!("{fp:#018x}"))).collect();
     assert_eq!(actual, expected);
+}
+
+/// The superseded schemas the codec still reads: their fingerprints are in stored records
+/// and must never change (the files under `avro/history/` are never edited).
+#[test]
+fn historical_fingerprints_are_pinned() {
+    let codec = Codec::new();
+    let pinned: [(&str, Fingerprint); 2] = [("RiskLimitsSet", 0x6950_e468_391d_1720), ("Alert", 0x61a9_92fb_f86f_3f33)];
+    let actual: Vec<(&str, String)> = HISTORICAL_SCHEMAS
+        .iter()
+        .map(|&(name, json)| (name, format!("{:#018x}", schema_fingerprint(json).unwrap())))
+        .collect();
+    let expected: Vec<(&str, String)> = pinned.iter().map(|&(name, fp)| (name, format!("{fp:#018x}"))).collect();
+    assert_eq!(actual, expected);
+    for (name, fingerprint) in pinned {
+        assert_eq!(codec.writer_type(fingerprint), Some(name), "{fingerprint:#018x}");
+        assert_ne!(codec.fingerprint(name), Some(fingerprint), "{name}: a historical schema is not the current one");
+    }
+}
+
+#[test]
+fn historical_schemas_are_the_files_under_history() {
+    let dir = manifest_dir().join("avro").join("history");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["Alert.v1.avsc", "RiskLimitsSet.v1.avsc"]);
+    for (name, json) in HISTORICAL_SCHEMAS {
+        let file = std::fs::read_to_string(dir.join(format!("{name}.v1.avsc"))).unwrap();
+        assert_eq!(json, file, "{name}: the embedded historical schema differs from the file");
+        let Schema::Record(record) = Schema::parse_str(json).unwrap() else { panic!("{name} is not a record") };
+        assert_eq!(record.name.name, name);
+    }
+}
+
+/// The Avro enum's symbols are the Rust kinds, in `AlertKind::ALL` order, and the JSON
+/// (serde) names are the same symbols.
+#[test]
+fn alert_kind_symbols_match_the_rust_enum() {
+    let Schema::Record(record) = Schema::parse_str(Codec::new().schema_json("Alert").unwrap()).unwrap() else {
+        panic!("Alert is not a record")
+    };
+    let kind = record.fields.iter().find(|f| f.name == "kind").unwrap();
+    let Schema::Enum(e) = &kind.schema else { panic!("kind is not an enum: {:?}", kind.schema) };
+    let rust: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(e.symbols, rust);
+    // No reader default (docs/EVENTS.md says why).
+    assert_eq!(e.default, None);
+    for k in AlertKind::ALL {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+    }
+    // v2 only appended: the v1 symbols keep their positions.
+    let Schema::Record(v1) = Schema::parse_str(HISTORICAL_SCHEMAS[1].1).unwrap() else { panic!() };
+    let Schema::Enum(v1_kind) = &v1.fields[1].schema else { panic!() };
+    assert_eq!(v1_kind.symbols, rust[..v1_kind.symbols.len()]);
 }
 
 /// The Avro project's vectors (share/test/data/schema-tests.txt): input, canonical form,
@@ -203,7 +261,7 @@ fn canonical_forms_drop_docs_defaults_and_logical_types() {
     let form = canonical_form(codec.schema_json("RiskLimitsSet").unwrap()).unwrap();
     assert_eq!(
         form,
-        r#"{"name":"riskstream.v1.RiskLimitsSet","type":"record","fields":[{"name":"event_id","type":["null","string"]},{"name":"ts","type":"long"},{"name":"account_id","type":"string"},{"name":"user_id","type":"string"},{"name":"max_position_weight","type":["null","bytes"]}]}"#
+        r#"{"name":"riskstream.v1.RiskLimitsSet","type":"record","fields":[{"name":"event_id","type":["null","string"]},{"name":"ts","type":"long"},{"name":"account_id","type":"string"},{"name":"user_id","type":"string"},{"name":"max_position_weight","type":["null","bytes"]},{"name":"max_sector_weight","type":["null","bytes"]},{"name":"max_asset_class_weight","type":["null","bytes"]},{"name":"max_var","type":["null","bytes"]},{"name":"max_cvar","type":["null","bytes"]},{"name":"max_drawdown","type":["null","bytes"]},{"name":"max_daily_loss","type":["null","bytes"]},{"name":"max_gross_leverage","type":["null","bytes"]}]}"#
     );
     let form = canonical_form(codec.schema_json("AccountOpened").unwrap()).unwrap();
     assert!(

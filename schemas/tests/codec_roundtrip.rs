@@ -146,6 +146,8 @@ fn an_event_has_the_exact_bytes_of_the_spec() {
         account_id: "a".into(),
         user_id: "u".into(),
         max_position_weight: Some("0.25".parse().unwrap()),
+        max_gross_leverage: Some("1.5".parse().unwrap()),
+        ..Default::default()
     });
     let event = Event { event_id: None, ts: Timestamp::from_micros(1_000_000), body };
     let (_, datum) = CODEC.encode(&event).unwrap();
@@ -159,7 +161,36 @@ fn an_event_has_the_exact_bytes_of_the_spec() {
     ];
     // 0.25 at scale 10 is 2_500_000_000 = 0x9502F900, sign-extended to 12 bytes.
     expected.extend([0, 0, 0, 0, 0, 0, 0, 0, 0x95, 0x02, 0xF9, 0x00]);
+    // v2: max_sector_weight .. max_daily_loss are null (union branch 0, no value).
+    expected.extend([0x00; 6]);
+    // max_gross_leverage: branch 1, 12 bytes, 1.5 at scale 10 = 15_000_000_000 = 0x037E11D600.
+    expected.extend([0x02, 0x18, 0, 0, 0, 0, 0, 0, 0, 0x03, 0x7E, 0x11, 0xD6, 0x00]);
     assert_eq!(datum, expected);
+}
+
+/// Every limit, not just the v1 one, drops its trailing zeros the same way live
+/// (`EventBody::normalize`) and through the log (Avro keeps no scale).
+#[test]
+fn every_risk_limit_reads_back_normalised() {
+    let limit = |text: &str| Some(text.parse::<rust_decimal::Decimal>().unwrap());
+    let mut body = EventBody::RiskLimitsSet(RiskLimitsSet {
+        account_id: "a".into(),
+        user_id: "u".into(),
+        max_position_weight: limit("0.2500"),
+        max_sector_weight: limit("0.40"),
+        max_asset_class_weight: limit("0.700"),
+        max_var: limit("0.0300"),
+        max_cvar: limit("0.0450"),
+        max_drawdown: limit("0.150"),
+        max_daily_loss: limit("0.050"),
+        max_gross_leverage: limit("1.50"),
+    });
+    let event = Event { event_id: None, ts: Timestamp::from_micros(0), body: body.clone() };
+    let (fingerprint, datum) = CODEC.encode(&event).unwrap();
+    let read = CODEC.decode(fingerprint, &datum).unwrap().body;
+    body.normalize();
+    // Decimal's == ignores the scale, so compare the texts.
+    assert_eq!(format!("{read:?}"), format!("{body:?}"));
 }
 
 #[test]

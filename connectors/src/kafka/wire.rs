@@ -13,19 +13,24 @@ use riskstream_schemas::{validate, Alert, Event, Rejection};
 
 use crate::kafka::registry::SchemaRegistry;
 
-/// Schema ids used without a registry: the contract's record types, in contract order.
-/// Pinned: a changed id would make existing messages unreadable.
-pub const EMBEDDED_IDS: [(&str, u32); 10] = [
-    ("AccountOpened", 1),
-    ("SecurityListed", 2),
-    ("CashMovement", 3),
-    ("TradeExecuted", 4),
-    ("MarketTick", 5),
-    ("TargetAllocationSet", 6),
-    ("RiskLimitsSet", 7),
-    ("AlertPreferencesSet", 8),
-    ("PriceBatch", 9),
-    ("Alert", 10),
+/// Schema ids used without a registry: (record name, id, fingerprint of the one schema
+/// the id names). Pinned like a registry's ids: an id never changes meaning, or messages
+/// already on the topics would be misread. A schema that evolves gets a new id; its old
+/// id keeps naming the old schema, which the codec still reads (a historical writer
+/// schema). Writers use the id of each record's current schema; every id is read.
+pub const EMBEDDED_IDS: [(&str, u32, Fingerprint); 12] = [
+    ("AccountOpened", 1, 0x1578_d5e9_9f6d_be6f),
+    ("SecurityListed", 2, 0x57e9_e63d_2657_62e6),
+    ("CashMovement", 3, 0x5017_3b94_5aa1_5a08),
+    ("TradeExecuted", 4, 0x7073_8e1f_60f3_5de1),
+    ("MarketTick", 5, 0x7a1e_610a_0843_198c),
+    ("TargetAllocationSet", 6, 0x9cf7_7160_a488_71f3),
+    ("RiskLimitsSet", 7, 0x6950_e468_391d_1720), // v1: read only
+    ("AlertPreferencesSet", 8, 0x784e_cc9d_b3b9_2cd7),
+    ("PriceBatch", 9, 0xeaa5_4ced_11d3_ce9c),
+    ("Alert", 10, 0x61a9_92fb_f86f_3f33),         // v1: read only
+    ("RiskLimitsSet", 11, 0xaa0c_2848_a1c0_3d44), // v2
+    ("Alert", 12, 0x290e_ab3b_48a7_063a),         // v2
 ];
 
 const MAGIC: u8 = 0;
@@ -51,9 +56,14 @@ impl ValueCodec {
     /// Ids from the embedded table.
     pub fn embedded() -> Self {
         let codec = Codec::new();
-        let by_id =
-            EMBEDDED_IDS.iter().map(|(name, id)| (*id, codec.fingerprint(name).expect("embedded schema"))).collect();
-        let out_ids = EMBEDDED_IDS.iter().map(|(name, id)| (name.to_string(), *id)).collect();
+        let by_id = EMBEDDED_IDS.iter().map(|&(_, id, fingerprint)| (id, fingerprint)).collect();
+        // Only the current schema's id is written; a record without one fails to encode
+        // ("no schema id"), which the tests below rule out.
+        let out_ids = EMBEDDED_IDS
+            .iter()
+            .filter(|&&(name, _, fingerprint)| codec.fingerprint(name) == Some(fingerprint))
+            .map(|&(name, id, _)| (name.to_string(), id))
+            .collect();
         ValueCodec {
             codec: RwLock::new(codec),
             registry: None,
@@ -109,9 +119,12 @@ impl ValueCodec {
         Ok(frame(self.id_for("Alert")?, &datum))
     }
 
+    /// Reads an alert with the schema its id names (an alert written before v2 carries
+    /// the v1 schema's id).
     pub fn decode_alert(&self, bytes: &[u8]) -> Result<Alert, String> {
-        let (_, datum) = split(bytes).map_err(|r| r.reason)?;
-        self.codec.read().expect("codec lock").decode_alert(datum).map_err(|e| e.to_string())
+        let (id, datum) = split(bytes).map_err(|r| r.reason)?;
+        let fingerprint = self.fingerprint_of(id).map_err(|r| r.reason)?;
+        self.codec.read().expect("codec lock").decode_alert_with(fingerprint, datum).map_err(|e| e.to_string())
     }
 
     fn id_for(&self, type_name: &str) -> Result<u32, String> {
@@ -167,17 +180,115 @@ fn split(bytes: &[u8]) -> Result<(u32, &[u8]), Rejection> {
 mod tests {
     use super::*;
 
+    use riskstream_schemas::avro::{schema_fingerprint, HISTORICAL_SCHEMAS};
+    use riskstream_schemas::{AlertKind, AlertState, EventBody, Priority, RecordRef, RiskLimitsSet, Timestamp};
+    use rust_decimal::Decimal;
+
     #[test]
     fn embedded_ids_are_distinct_and_cover_every_schema() {
         let codec = Codec::new();
-        let names: Vec<&str> = codec.schemas().map(|(n, _)| n).collect();
-        let mut ids: Vec<u32> = EMBEDDED_IDS.iter().map(|(_, id)| *id).collect();
+        let mut ids: Vec<u32> = EMBEDDED_IDS.iter().map(|(_, id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), EMBEDDED_IDS.len());
-        for name in names {
-            assert!(EMBEDDED_IDS.iter().any(|(n, _)| *n == name), "{name} has no embedded id");
+        let mut fingerprints: Vec<Fingerprint> = EMBEDDED_IDS.iter().map(|(_, _, f)| *f).collect();
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        assert_eq!(fingerprints.len(), EMBEDDED_IDS.len(), "two ids name one schema");
+        // Every current schema has an id to be written with.
+        for (name, _) in codec.schemas() {
+            let current = codec.fingerprint(name);
+            assert!(EMBEDDED_IDS.iter().any(|(n, _, f)| *n == name && Some(*f) == current), "{name} has no id");
         }
+        // Every id reads, as the record it says.
+        for (name, id, fingerprint) in EMBEDDED_IDS {
+            assert_eq!(codec.writer_type(fingerprint), Some(name), "id {id}");
+        }
+    }
+
+    #[test]
+    fn the_v1_ids_keep_naming_the_v1_schemas_and_v2_is_written_with_new_ids() {
+        let v1 = |name: &str| {
+            let json = HISTORICAL_SCHEMAS.iter().find(|(n, _)| *n == name).unwrap().1;
+            schema_fingerprint(json).unwrap()
+        };
+        let id_of = |fingerprint: Fingerprint| EMBEDDED_IDS.iter().find(|(_, _, f)| *f == fingerprint).unwrap().1;
+        assert_eq!(id_of(v1("RiskLimitsSet")), 7);
+        assert_eq!(id_of(v1("Alert")), 10);
+        let codec = ValueCodec::embedded();
+        assert_eq!(codec.id_for("RiskLimitsSet"), Ok(11));
+        assert_eq!(codec.id_for("Alert"), Ok(12));
+        assert_eq!(codec.id_for("TradeExecuted"), Ok(4));
+    }
+
+    fn limits() -> Event {
+        let body = RiskLimitsSet {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            max_position_weight: Some(Decimal::new(25, 2)),
+            max_var: Some(Decimal::new(3, 2)),
+            ..Default::default()
+        };
+        Event { event_id: None, ts: Timestamp::from_micros(1_000_000), body: EventBody::RiskLimitsSet(body) }
+    }
+
+    #[test]
+    fn risk_limits_are_written_with_id_11_and_id_7_still_reads() {
+        let codec = ValueCodec::embedded();
+        let value = codec.encode(ValueFormat::Avro, &limits()).unwrap();
+        assert_eq!(value[..5], [0, 0, 0, 0, 11]);
+        assert_eq!(codec.decode(ValueFormat::Avro, &value), Ok(limits()));
+
+        // A message a v1 producer sent: the v1 datum of {a, u, 0.25} at ts 1s.
+        let mut v1 = vec![0, 0, 0, 0, 7];
+        v1.extend([0x00, 0x80, 0x89, 0x7a, 0x02, b'a', 0x02, b'u', 0x02, 0x18]);
+        v1.extend([0, 0, 0, 0, 0, 0, 0, 0, 0x95, 0x02, 0xF9, 0x00]);
+        let EventBody::RiskLimitsSet(read) = codec.decode(ValueFormat::Avro, &v1).unwrap().body else { panic!() };
+        let expected = RiskLimitsSet {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            max_position_weight: Some(Decimal::new(25, 2)),
+            ..Default::default()
+        };
+        assert_eq!(read, expected);
+    }
+
+    fn alert(kind: AlertKind) -> Alert {
+        Alert {
+            alert_id: "al-1".into(),
+            kind,
+            state: AlertState::Raised,
+            priority: Priority::High,
+            account_id: "a-1".into(),
+            user_id: "u-1".into(),
+            ts: Timestamp::from_micros(5),
+            caused_by: RecordRef { shard: 3, seq: 17 },
+            rule: kind.as_str().into(),
+            value: Decimal::new(31, 2),
+            threshold: Decimal::new(25, 2),
+            message: "over the limit".into(),
+        }
+    }
+
+    #[test]
+    fn alerts_are_written_with_id_12_and_read_by_the_id_they_carry() {
+        let codec = ValueCodec::embedded();
+        let value = codec.encode_alert(&alert(AlertKind::VarBreach)).unwrap();
+        assert_eq!(value[..5], [0, 0, 0, 0, 12]);
+        assert_eq!(codec.decode_alert(&value), Ok(alert(AlertKind::VarBreach)));
+
+        // v2 only appended symbols, so the v2 datum of a v1 kind is also its v1 datum:
+        // under id 10 it reads through the v1 schema.
+        let drift = codec.encode_alert(&alert(AlertKind::Drift)).unwrap();
+        let as_v1 = [&[0, 0, 0, 0, 10][..], &drift[5..]].concat();
+        assert_eq!(codec.decode_alert(&as_v1), Ok(alert(AlertKind::Drift)));
+        // A new kind is no v1 datum: the id is honoured, not ignored.
+        let as_v1 = [&[0, 0, 0, 0, 10][..], &value[5..]].concat();
+        assert!(codec.decode_alert(&as_v1).is_err());
+
+        let err = codec.decode_alert(&[0, 0, 0, 0, 11, 0]).unwrap_err();
+        assert_eq!(err, "`RiskLimitsSet` is not an alert");
+        assert!(codec.decode_alert(&[0, 0, 0, 0, 99, 0]).unwrap_err().contains("unknown schema id 99"));
     }
 
     #[test]

@@ -128,6 +128,13 @@ fn body_fields(body: &EventBody) -> Result<Vec<Field>, AvroError> {
             string("account_id", &e.account_id),
             string("user_id", &e.user_id),
             opt_decimal("max_position_weight", e.max_position_weight)?,
+            opt_decimal("max_sector_weight", e.max_sector_weight)?,
+            opt_decimal("max_asset_class_weight", e.max_asset_class_weight)?,
+            opt_decimal("max_var", e.max_var)?,
+            opt_decimal("max_cvar", e.max_cvar)?,
+            opt_decimal("max_drawdown", e.max_drawdown)?,
+            opt_decimal("max_daily_loss", e.max_daily_loss)?,
+            opt_decimal("max_gross_leverage", e.max_gross_leverage)?,
         ],
         EventBody::AlertPreferencesSet(e) => {
             vec![string("user_id", &e.user_id), strings("channels", &e.channels)]
@@ -161,7 +168,7 @@ pub(super) fn alert_to_value(a: &Alert) -> Result<Value, AvroError> {
         Value::Record(vec![field("shard", Value::Long(a.caused_by.shard.into())), field("seq", Value::Long(seq))]);
     Ok(Value::Record(vec![
         string("alert_id", &a.alert_id),
-        field("kind", symbol(&a.kind)),
+        field("kind", Value::String(a.kind.as_str().to_string())),
         field("state", symbol(&a.state)),
         field("priority", symbol(&a.priority)),
         string("account_id", &a.account_id),
@@ -293,13 +300,27 @@ impl<'a> Fields<'a> {
         self.long(name).map(Timestamp::from_micros)
     }
 
+    fn symbol_text<'v>(&self, name: &str, value: &'v Value) -> Result<&'v str, AvroError> {
+        match value {
+            Value::Enum(_, s) | Value::String(s) => Ok(s),
+            other => Err(self.bad(name, format!("must be an enum symbol, got {other:?}"))),
+        }
+    }
+
     fn symbol_of<T: DeserializeOwned>(&self, name: &str, value: &Value) -> Result<T, AvroError> {
-        let text = match value {
-            Value::Enum(_, s) | Value::String(s) => s,
-            other => return Err(self.bad(name, format!("must be an enum symbol, got {other:?}"))),
-        };
-        serde_json::from_value(serde_json::Value::String(text.clone()))
+        let text = self.symbol_text(name, value)?;
+        serde_json::from_value(serde_json::Value::String(text.to_string()))
             .map_err(|_| self.bad(name, format!("has unknown symbol `{text}`")))
+    }
+
+    /// An [`AlertKind`] by its contract symbol: [`AlertKind::as_str`] over
+    /// [`AlertKind::ALL`], the list `tests/avro_schemas.rs` holds the schema's symbols to.
+    fn alert_kind(&self, name: &str) -> Result<AlertKind, AvroError> {
+        let text = self.symbol_text(name, self.get(name)?)?;
+        AlertKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| self.bad(name, format!("has unknown symbol `{text}`")))
     }
 
     fn symbol<T: DeserializeOwned>(&self, name: &str) -> Result<T, AvroError> {
@@ -407,6 +428,13 @@ fn account_body_from(type_name: &str, f: &Fields) -> Result<EventBody, AvroError
             account_id: f.string("account_id")?,
             user_id: f.string("user_id")?,
             max_position_weight: f.opt_decimal("max_position_weight")?,
+            max_sector_weight: f.opt_decimal("max_sector_weight")?,
+            max_asset_class_weight: f.opt_decimal("max_asset_class_weight")?,
+            max_var: f.opt_decimal("max_var")?,
+            max_cvar: f.opt_decimal("max_cvar")?,
+            max_drawdown: f.opt_decimal("max_drawdown")?,
+            max_daily_loss: f.opt_decimal("max_daily_loss")?,
+            max_gross_leverage: f.opt_decimal("max_gross_leverage")?,
         }),
         "AlertPreferencesSet" => EventBody::AlertPreferencesSet(AlertPreferencesSet {
             user_id: f.string("user_id")?,
@@ -446,7 +474,7 @@ pub(super) fn alert_from_value(value: &Value) -> Result<Alert, AvroError> {
     };
     Ok(Alert {
         alert_id: f.string("alert_id")?,
-        kind: f.symbol("kind")?,
+        kind: f.alert_kind("kind")?,
         state: f.symbol("state")?,
         priority: f.symbol("priority")?,
         account_id: f.string("account_id")?,

@@ -122,9 +122,30 @@ fn target_allocation_set() -> impl Strategy<Value = EventBody> {
     })
 }
 
+/// A leverage limit: at least 1.
+pub fn leverage() -> impl Strategy<Value = Decimal> {
+    non_negative().prop_map(|d| d + Decimal::ONE)
+}
+
 fn risk_limits_set() -> impl Strategy<Value = EventBody> {
-    (id(), id(), proptest::option::of(fraction())).prop_map(|(account_id, user_id, max_position_weight)| {
-        EventBody::RiskLimitsSet(RiskLimitsSet { account_id, user_id, max_position_weight })
+    let limit = || proptest::option::of(fraction());
+    let weights = (limit(), limit(), limit());
+    let risk = (limit(), limit(), limit(), limit(), proptest::option::of(leverage()));
+    (id(), id(), weights, risk).prop_map(|(account_id, user_id, weights, risk)| {
+        let (max_position_weight, max_sector_weight, max_asset_class_weight) = weights;
+        let (max_var, max_cvar, max_drawdown, max_daily_loss, max_gross_leverage) = risk;
+        EventBody::RiskLimitsSet(RiskLimitsSet {
+            account_id,
+            user_id,
+            max_position_weight,
+            max_sector_weight,
+            max_asset_class_weight,
+            max_var,
+            max_cvar,
+            max_drawdown,
+            max_daily_loss,
+            max_gross_leverage,
+        })
     })
 }
 
@@ -177,7 +198,7 @@ pub fn any_event() -> impl Strategy<Value = Event> {
 }
 
 pub fn alert() -> impl Strategy<Value = Alert> {
-    let kind = prop_oneof![Just(AlertKind::Drift), Just(AlertKind::Concentration), Just(AlertKind::MarketMove)];
+    let kind = proptest::sample::select(AlertKind::ALL.to_vec());
     let state = prop_oneof![Just(AlertState::Raised), Just(AlertState::Cleared)];
     let priority =
         prop_oneof![Just(Priority::Low), Just(Priority::Medium), Just(Priority::High), Just(Priority::Critical)];
