@@ -47,6 +47,9 @@ pub struct SimulatorConfig {
     pub shock_every: u64,
     /// Total events, setup included (`None` = endless).
     pub limit: Option<u64>,
+    /// Give every account risk limits (a `RiskLimitsSet` after its targets). The
+    /// limits are tight, scaled for intraday bars, so a short run shows risk alerts.
+    pub risk_limits: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -64,6 +67,7 @@ impl Default for SimulatorConfig {
             trade_every: 5,
             shock_every: 10_000,
             limit: None,
+            risk_limits: false,
         }
     }
 }
@@ -110,7 +114,7 @@ impl Simulation {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let start = config.start.micros();
         let market = Market::new(config.symbols, start, &mut rng);
-        let accounts = Accounts::new(config.seed, config.positions_per_account);
+        let accounts = Accounts::new(config.seed, config.positions_per_account, config.risk_limits);
         Simulation {
             rng,
             market,

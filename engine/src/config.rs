@@ -88,6 +88,9 @@ impl EngineConfig {
         if r.cooldown_secs < 0 {
             return invalid("rules.cooldown_secs", "must not be negative");
         }
+        if let Some(problem) = r.risk.problems().into_iter().next() {
+            return invalid("rules.risk", &problem);
+        }
         Ok(())
     }
 }

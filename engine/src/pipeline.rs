@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use riskstream_projections::risk::{RiskView, SymbolRiskView};
 use riskstream_projections::{AccountView, Change, RuleConfig, ShardState};
 use riskstream_schemas::avro::Codec;
 use riskstream_schemas::json::{self, Decoded};
@@ -175,6 +176,23 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     pub fn account_view(&self, account_id: &str) -> Option<(u32, u64, AccountView)> {
         self.shards.iter().find_map(|s| {
             let view = s.incremental_view(account_id)?;
+            Some((s.shard(), self.heads[s.shard() as usize].seq, view))
+        })
+    }
+
+    /// The account's risk numbers with the shard and the seq they reflect.
+    pub fn risk_view(&self, account_id: &str) -> Option<(u32, u64, RiskView)> {
+        self.shards.iter().find_map(|s| {
+            let view = s.risk_view(account_id)?;
+            Some((s.shard(), self.heads[s.shard() as usize].seq, view))
+        })
+    }
+
+    /// A symbol's risk as the lowest-numbered shard's model sees it. Every shard
+    /// receives every tick, so their models agree up to how ticks were conflated.
+    pub fn symbol_risk_view(&self, symbol: &str) -> Option<(u32, u64, SymbolRiskView)> {
+        self.shards.iter().find_map(|s| {
+            let view = s.symbol_risk_view(symbol)?;
             Some((s.shard(), self.heads[s.shard() as usize].seq, view))
         })
     }

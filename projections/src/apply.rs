@@ -7,10 +7,12 @@
 //! facts reported by upstream systems, and a debit balance is reported, not refused.
 
 use riskstream_schemas::{
-    AccountOpened, Alert, CashMovement, Event, EventBody, RecordRef, Rejection, Side, Timestamp, TradeExecuted,
+    AccountOpened, Alert, CashKind, CashMovement, Event, EventBody, RecordRef, Rejection, Side, Timestamp,
+    TradeExecuted,
 };
 use rust_decimal::Decimal;
 
+use crate::risk::{f64_of, UNMODELLED};
 use crate::rules::Cause;
 use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Targets};
 
@@ -77,6 +79,12 @@ impl ShardState {
         self.check(event)?;
         let cause = Cause { at, ts: event.ts };
         let mut alerts = Vec::new();
+        self.roll_bar(event.ts, cause, &mut alerts);
+        if let Some(account_id) = event.body.account_id() {
+            if self.accounts.contains_key(account_id) {
+                self.roll_day(account_id, event.ts);
+            }
+        }
         match &event.body {
             EventBody::AccountOpened(e) => self.open_account(e, event),
             EventBody::SecurityListed(e) => {
@@ -91,11 +99,15 @@ impl ShardState {
             }
             EventBody::CashMovement(e) => {
                 let signed = if e.kind.is_inflow() { e.amount } else { -e.amount };
+                if matches!(e.kind, CashKind::Deposit | CashKind::Withdrawal) {
+                    self.book_flow(&e.account_id, signed);
+                }
                 self.move_cash(&e.account_id, signed);
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
             EventBody::TradeExecuted(e) => {
                 self.trade(e, event);
+                self.rebuild_book(&e.account_id);
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
             EventBody::MarketTick(t) => {
@@ -113,8 +125,12 @@ impl ShardState {
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
             EventBody::RiskLimitsSet(e) => {
-                self.account_mut(&e.account_id).limits = Limits { max_position_weight: e.max_position_weight };
+                let a = self.account_mut(&e.account_id);
+                a.limits = Limits::from(e);
+                // New limits are the reset of the circuit breaker.
+                a.risk.marks.reducing = false;
                 self.dirty.accounts.insert(e.account_id.clone());
+                self.dirty.risk_marks.insert(e.account_id.clone());
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
             // Channel preferences belong to the notifier; the record is kept in the log.
@@ -140,8 +156,10 @@ impl ShardState {
             targets: None,
             market_value: Decimal::ZERO,
             mark: 0,
+            risk: Default::default(),
         };
         self.accounts.insert(e.account_id.clone(), account);
+        self.roll_day(&e.account_id, event.ts);
         self.dirty.accounts.insert(e.account_id.clone());
         self.dirty.cash.insert(e.account_id.clone());
     }
@@ -205,11 +223,14 @@ impl ShardState {
         out: &mut Vec<Alert>,
     ) {
         let mut moved = Vec::new();
+        let mut opens = Vec::new();
         for (symbol, price, ts) in prices {
-            self.set_price(symbol, price, ts);
+            if self.set_price(symbol, price, ts) {
+                opens.push(symbol);
+            }
             moved.push(symbol);
         }
-        let touched = self.revalue_holders(&moved);
+        let touched = self.revalue_holders(&moved, cause.ts.day());
         if self.full_recompute {
             for id in &touched {
                 self.revalue_account(id);
@@ -218,6 +239,9 @@ impl ShardState {
         for symbol in moved {
             self.evaluate_market_move(symbol, cause, out);
         }
+        for symbol in opens {
+            self.evaluate_gap(symbol, cause, out);
+        }
         for id in touched {
             self.evaluate_account(&id, cause, out);
         }
@@ -225,31 +249,37 @@ impl ShardState {
 
     /// Moves the running values of every account holding a moved symbol to the new
     /// prices; returns the accounts touched, in account order.
-    fn revalue_holders(&mut self, symbols: &[&str]) -> Vec<String> {
+    fn revalue_holders(&mut self, symbols: &[&str], today: i64) -> Vec<String> {
         self.epoch += 1;
         // A conflated batch usually moves most symbols: then walking each account's
         // positions once beats one account lookup per (symbol, holder).
         let mut touched = if symbols.len() * 4 >= self.holders.len() {
-            self.revalue_account_major(symbols)
+            self.revalue_account_major(symbols, today)
         } else {
-            self.revalue_symbol_major(symbols)
+            self.revalue_symbol_major(symbols, today)
         };
         touched.sort_unstable();
         touched
     }
 
-    fn revalue_symbol_major(&mut self, symbols: &[&str]) -> Vec<String> {
+    fn revalue_symbol_major(&mut self, symbols: &[&str], today: i64) -> Vec<String> {
         let epoch = self.epoch;
-        let (holders, accounts, prices) = (&self.holders, &mut self.accounts, &self.prices);
+        let (holders, accounts, prices, model) = (&self.holders, &mut self.accounts, &self.prices, &self.model);
+        let dirty = &mut self.dirty;
         let mut touched = Vec::new();
         for symbol in symbols {
             let (Some(ids), Some(info)) = (holders.get(*symbol), prices.get(*symbol)) else { continue };
+            let index = model.index_of(symbol).unwrap_or(UNMODELLED);
             for id in ids {
                 let a = accounts.get_mut(id).expect("holders index only names open accounts");
+                if a.risk.marks.roll_day(today, a.market_value) {
+                    dirty.risk_marks.insert(id.clone());
+                }
                 let p = a.positions.get_mut(*symbol).expect("holders index matches positions");
                 let new_value = p.quantity * info.price;
                 a.market_value += new_value - p.value;
                 p.value = new_value;
+                a.risk.book.set_exposure(index, f64_of(new_value), model);
                 if a.mark != epoch {
                     a.mark = epoch;
                     touched.push(id.clone());
@@ -259,17 +289,25 @@ impl ShardState {
         touched
     }
 
-    fn revalue_account_major(&mut self, symbols: &[&str]) -> Vec<String> {
-        let moved: ahash::AHashMap<&str, Decimal> =
-            symbols.iter().filter_map(|s| self.prices.get(*s).map(|p| (*s, p.price))).collect();
+    fn revalue_account_major(&mut self, symbols: &[&str], today: i64) -> Vec<String> {
+        let model = &self.model;
+        let moved: ahash::AHashMap<&str, (Decimal, u32)> = symbols
+            .iter()
+            .filter_map(|s| self.prices.get(*s).map(|p| (*s, (p.price, model.index_of(s).unwrap_or(UNMODELLED)))))
+            .collect();
+        let dirty = &mut self.dirty;
         let mut touched = Vec::new();
         for a in self.accounts.values_mut() {
             let mut hit = false;
             for (symbol, p) in a.positions.iter_mut() {
-                if let Some(price) = moved.get(symbol.as_str()) {
-                    let new_value = p.quantity * *price;
+                if let Some(&(price, index)) = moved.get(symbol.as_str()) {
+                    if !hit && a.risk.marks.roll_day(today, a.market_value) {
+                        dirty.risk_marks.insert(a.account_id.clone());
+                    }
+                    let new_value = p.quantity * price;
                     a.market_value += new_value - p.value;
                     p.value = new_value;
+                    a.risk.book.set_exposure(index, f64_of(new_value), model);
                     hit = true;
                 }
             }
@@ -280,7 +318,9 @@ impl ShardState {
         touched
     }
 
-    fn set_price(&mut self, symbol: &str, price: Decimal, ts: Timestamp) {
+    /// Returns whether this is the symbol's first price of a new day (an open).
+    fn set_price(&mut self, symbol: &str, price: Decimal, ts: Timestamp) -> bool {
+        let open = self.prices.get(symbol).is_some_and(|old| ts.day() > old.ts.day());
         let info = match self.prices.get(symbol) {
             Some(old) if ts.day() > old.ts.day() => PriceInfo { price, ts, prev_close: old.price },
             Some(old) => PriceInfo { price, ts: ts.max(old.ts), prev_close: old.prev_close },
@@ -295,6 +335,7 @@ impl ShardState {
         if !self.dirty.prices.contains(symbol) {
             self.dirty.prices.insert(symbol.to_string());
         }
+        open
     }
 }
 

@@ -21,6 +21,8 @@ pub struct RuleConfig {
     pub max_position_weight: Decimal,
     /// Move against the previous day's last price that raises `market_move` (0.10 = 10%).
     pub market_move: Decimal,
+    /// The risk model and the risk rules.
+    pub risk: RiskConfig,
 }
 
 impl Default for RuleConfig {
@@ -32,6 +34,96 @@ impl Default for RuleConfig {
             cooldown_secs: 3_600,
             max_position_weight: dec(25, 2),
             market_move: dec(10, 2),
+            risk: RiskConfig::default(),
         }
+    }
+}
+
+/// Settings of the risk model. Numbers are decimals so the configuration stored
+/// with a log compares exactly; the model converts them to `f64` once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskConfig {
+    /// RiskMetrics decay of the covariance (0.94 for daily data, RiskMetrics 1996).
+    pub lambda: Decimal,
+    /// Bar length in seconds of event time; returns are taken at bar closes
+    /// (86400 = daily close, UTC days). Shorter bars give intraday risk.
+    pub bar_secs: i64,
+    /// Horizon of the h-bar figures, in bars (scaled by sqrt(h)).
+    pub horizon_bars: u32,
+    /// Degrees of freedom of the Student-t VaR (> 2).
+    pub student_t_dof: Decimal,
+    /// Bars of portfolio P&L kept for historical VaR, Cornish-Fisher and backtesting.
+    pub window: usize,
+    /// Confidence of the VaR and CVaR limits and of the backtest (one bar, normal).
+    pub limit_confidence: Decimal,
+    /// Above this condition number the covariance is shrunk (Ledoit-Wolf).
+    pub max_condition: Decimal,
+    /// Up to this many symbols the model is checked by a full eigendecomposition at
+    /// each bar close (clipping negative eigenvalues); above it the condition number
+    /// is bounded by power iteration and shrinkage is always applied.
+    pub spectral_max_symbols: usize,
+    /// Bars a symbol needs before its volatility or correlations raise market alerts.
+    pub min_observations: u32,
+    /// Decay of the short-window volatility of `volatility_spike`.
+    pub short_lambda: Decimal,
+    /// Decay of the long-window volatility of `volatility_spike`.
+    pub long_lambda: Decimal,
+    /// Short over long volatility that raises `volatility_spike`.
+    pub vol_spike_factor: Decimal,
+    /// Change of the average pairwise correlation (short vs long window) that raises
+    /// `correlation_breakdown`.
+    pub correlation_shift: Decimal,
+    /// Opening move against the previous close that raises `gap_move` (0.05 = 5%).
+    pub gap_move: Decimal,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            lambda: dec(94, 2),
+            bar_secs: 86_400,
+            horizon_bars: 10,
+            student_t_dof: dec(5, 0),
+            window: 250,
+            limit_confidence: dec(99, 2),
+            max_condition: dec(1_000_000, 0),
+            spectral_max_symbols: 400,
+            min_observations: 20,
+            short_lambda: dec(5, 1),
+            long_lambda: dec(97, 2),
+            vol_spike_factor: dec(3, 0),
+            correlation_shift: dec(3, 1),
+            gap_move: dec(5, 2),
+        }
+    }
+}
+
+impl RiskConfig {
+    /// Problems with the settings, each naming its field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let unit = |name: &str, v: Decimal, out: &mut Vec<String>| {
+            if v <= Decimal::ZERO || v >= Decimal::ONE {
+                out.push(format!("risk.{name} must be in (0, 1), got {v}"));
+            }
+        };
+        unit("lambda", self.lambda, &mut out);
+        unit("short_lambda", self.short_lambda, &mut out);
+        unit("long_lambda", self.long_lambda, &mut out);
+        unit("limit_confidence", self.limit_confidence, &mut out);
+        if self.bar_secs <= 0 {
+            out.push(format!("risk.bar_secs must be positive, got {}", self.bar_secs));
+        }
+        if self.student_t_dof <= Decimal::TWO {
+            out.push(format!("risk.student_t_dof must be above 2, got {}", self.student_t_dof));
+        }
+        if self.window < 2 {
+            out.push(format!("risk.window must be at least 2 bars, got {}", self.window));
+        }
+        if self.horizon_bars == 0 {
+            out.push("risk.horizon_bars must be at least 1".to_string());
+        }
+        out
     }
 }

@@ -17,10 +17,13 @@ pub enum Table {
     Prices,
     Targets,
     Signals,
+    RiskModel,
+    RiskMarks,
+    RiskHistory,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 10] = [
         Table::Accounts,
         Table::Securities,
         Table::Positions,
@@ -28,6 +31,9 @@ impl Table {
         Table::Prices,
         Table::Targets,
         Table::Signals,
+        Table::RiskModel,
+        Table::RiskMarks,
+        Table::RiskHistory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +45,9 @@ impl Table {
             Table::Prices => "prices",
             Table::Targets => "targets",
             Table::Signals => "signals",
+            Table::RiskModel => "risk_model",
+            Table::RiskMarks => "risk_marks",
+            Table::RiskHistory => "risk_history",
         }
     }
 }
@@ -53,6 +62,10 @@ pub struct Change {
 
 /// Separates the two parts of composite keys; ids cannot contain control characters.
 const SEP: char = '\u{1f}';
+
+/// Key of the model's scalars row in `risk_model` (no symbol starts with a control
+/// character).
+const MODEL_SCALARS: &str = "\u{1f}scalars";
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("facts always serialise")
@@ -88,7 +101,23 @@ impl ShardState {
             let row = self.signal(&rule, &subject).map(json);
             put(Table::Signals, format!("{rule}{SEP}{subject}"), row);
         }
+        if dirty.model {
+            self.model_rows(&mut |table, key, value| put(table, key, Some(value)));
+        }
+        for id in dirty.risk_marks {
+            put(Table::RiskMarks, id.clone(), self.accounts.get(&id).map(|a| json(&a.risk.marks)));
+        }
+        for id in dirty.risk_history {
+            put(Table::RiskHistory, id.clone(), self.accounts.get(&id).map(|a| json(&a.risk.history)));
+        }
         out
+    }
+
+    fn model_rows(&self, put: &mut dyn FnMut(Table, String, Vec<u8>)) {
+        put(Table::RiskModel, MODEL_SCALARS.to_string(), json(self.model.scalars()));
+        for i in 0..self.model.len() as u32 {
+            put(Table::RiskModel, self.model.symbol(i).to_string(), json(self.model.row(i)));
+        }
     }
 
     /// Every fact row of the shard, in table then key order: what a store holds
@@ -120,6 +149,15 @@ impl ShardState {
         }
         for (rule, subject, s) in self.signals() {
             put(Table::Signals, format!("{rule}{SEP}{subject}"), json(s));
+        }
+        if self.model.scalars().bar.is_some() {
+            self.model_rows(&mut |table, key, value| put(table, key, value));
+        }
+        for (id, a) in &self.accounts {
+            put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
+            if a.risk.history != Default::default() {
+                put(Table::RiskHistory, id.clone(), json(&a.risk.history));
+            }
         }
         out.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
         out
@@ -162,6 +200,14 @@ impl ShardState {
                 let (rule, subject) =
                     key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad signal key `{key}`")))?;
                 self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), s);
+            }
+            Table::RiskModel if key == MODEL_SCALARS => {
+                self.model.load_scalars(serde_json::from_slice(value).map_err(bad)?)
+            }
+            Table::RiskModel => self.model.load_row(key, serde_json::from_slice(value).map_err(bad)?),
+            Table::RiskMarks => self.account_for_load(key)?.risk.marks = serde_json::from_slice(value).map_err(bad)?,
+            Table::RiskHistory => {
+                self.account_for_load(key)?.risk.history = serde_json::from_slice(value).map_err(bad)?
             }
         }
         Ok(())

@@ -3,17 +3,21 @@
 //! rules. This crate owns the "projections -> signals -> alert rules" steps of the
 //! flow. It does no I/O, reads no clock and draws no random numbers, so replaying
 //! the same records always yields the same state and the same alerts.
+//!
+//! Money (values, cash, P&L, drawdown) is exact decimal; risk numbers from the
+//! covariance model (volatility, VaR, CVaR) are `f64` and say how they were computed.
 
 mod apply;
 mod config;
 mod facts;
+pub mod risk;
 mod rules;
 mod state;
 mod valuation;
 
-pub use crate::config::RuleConfig;
+pub use crate::config::{RiskConfig, RuleConfig};
 pub use crate::facts::{Change, Table};
-pub use crate::rules::alert_id;
+pub use crate::rules::{alert_id, UNIVERSE};
 pub use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, SignalState, Targets};
 pub use crate::valuation::{AccountView, DriftLine, PositionView, CASH};
 

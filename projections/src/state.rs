@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
+use crate::risk::{AccountRisk, CovarianceModel};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
@@ -43,12 +44,44 @@ pub struct Targets {
     pub band_rel: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The account's limits (`RiskLimitsSet`); unset ones are not checked, except the
+/// position weight, which falls back to the engine's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     pub max_position_weight: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sector_weight: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_asset_class_weight: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_var: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cvar: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_drawdown: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_daily_loss: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_gross_leverage: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl From<&riskstream_schemas::RiskLimitsSet> for Limits {
+    fn from(e: &riskstream_schemas::RiskLimitsSet) -> Self {
+        Limits {
+            max_position_weight: e.max_position_weight,
+            max_sector_weight: e.max_sector_weight,
+            max_asset_class_weight: e.max_asset_class_weight,
+            max_var: e.max_var,
+            max_cvar: e.max_cvar,
+            max_drawdown: e.max_drawdown,
+            max_daily_loss: e.max_daily_loss,
+            max_gross_leverage: e.max_gross_leverage,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     pub account_id: String,
     pub user_id: String,
@@ -68,6 +101,10 @@ pub struct Account {
     /// The last price batch that touched the account (dedupes holders cheaply).
     #[serde(skip)]
     pub(crate) mark: u64,
+    /// Exposures, variance, performance marks and bar history (stored in the
+    /// risk tables, not in the account row).
+    #[serde(skip)]
+    pub(crate) risk: AccountRisk,
 }
 
 impl Account {
@@ -105,6 +142,10 @@ pub(crate) struct Dirty {
     pub securities: BTreeSet<String>,
     pub prices: BTreeSet<String>,
     pub signals: BTreeSet<(String, String)>,
+    pub risk_marks: BTreeSet<String>,
+    pub risk_history: BTreeSet<String>,
+    /// The covariance model changed (a bar closed): every model row is written.
+    pub model: bool,
 }
 
 /// Everything one shard knows. Accounts sit in a hash map for O(1) lookup on the
@@ -127,13 +168,14 @@ pub struct ShardState {
     pub(crate) full_recompute: bool,
     /// Counts price batches; see `Account::mark`.
     pub(crate) epoch: u64,
+    pub(crate) model: CovarianceModel,
 }
 
 impl ShardState {
     pub fn new(shard: u32, config: RuleConfig) -> Self {
         ShardState {
             shard,
-            config,
+            config: config.clone(),
             accounts: HashMap::default(),
             securities: BTreeMap::new(),
             prices: BTreeMap::new(),
@@ -142,6 +184,7 @@ impl ShardState {
             dirty: Dirty::default(),
             full_recompute: false,
             epoch: 0,
+            model: CovarianceModel::new(&config.risk),
         }
     }
 
@@ -161,6 +204,7 @@ impl ShardState {
             }
             a.market_value = total;
         }
+        self.rebuild_book(account_id);
     }
 
     pub fn shard(&self) -> u32 {
@@ -223,6 +267,11 @@ impl ShardState {
                 self.holders.entry(symbol.clone()).or_default().insert(account.account_id.clone());
             }
             account.market_value = total;
+        }
+        self.model.finish_load();
+        let ids: Vec<String> = self.accounts.keys().cloned().collect();
+        for id in ids {
+            self.rebuild_book(&id);
         }
     }
 }

@@ -46,6 +46,7 @@ impl Script {
             account_id: "a".into(),
             user_id: "u".into(),
             max_position_weight: Some(d("0.9")),
+            ..Default::default()
         }));
         s.run(EventBody::CashMovement(CashMovement {
             account_id: "a".into(),

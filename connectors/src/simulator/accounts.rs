@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use riskstream_schemas::{
-    AccountOpened, CashKind, CashMovement, DecimalStr, EventBody, Side, TargetAllocationSet, TaxStatus, TradeExecuted,
+    AccountOpened, CashKind, CashMovement, DecimalStr, EventBody, RiskLimitsSet, Side, TargetAllocationSet, TaxStatus,
+    TradeExecuted,
 };
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -55,11 +56,12 @@ pub(super) struct Accounts {
     positions: usize,
     list: Vec<SimAccount>,
     trades: u64,
+    risk_limits: bool,
 }
 
 impl Accounts {
-    pub(super) fn new(seed: u64, positions: usize) -> Self {
-        Accounts { seed, positions, list: Vec::new(), trades: 0 }
+    pub(super) fn new(seed: u64, positions: usize, risk_limits: bool) -> Self {
+        Accounts { seed, positions, list: Vec::new(), trades: 0, risk_limits }
     }
 
     /// Opens the next account. Targets come last: set before the buys, they would
@@ -87,6 +89,30 @@ impl Accounts {
         let size = rng.gen_range(ACCOUNT_SIZE.0.ln()..=ACCOUNT_SIZE.1.ln()).exp();
         self.fund_and_buy(k - 1, size, cash_weight, market, out);
         out.push(self.targets(k - 1, cash_weight, market));
+        if self.risk_limits {
+            out.push(self.limits(k - 1));
+        }
+    }
+
+    /// Limits that vary with the account number (no draw, so the rest of the stream
+    /// is the same with or without them). VaR limits are fractions of value per bar:
+    /// 0.10-0.18% suits five-minute bars of the simulated market.
+    fn limits(&self, a: usize) -> EventBody {
+        let acc = &self.list[a];
+        let step = |k: usize, m: usize| Decimal::from((a % m) as u64) * Decimal::new(k as i64, 4);
+        let max_var = Decimal::new(10, 4) + step(2, 5);
+        EventBody::RiskLimitsSet(RiskLimitsSet {
+            account_id: acc.account_id.clone(),
+            user_id: acc.user_id.clone(),
+            max_position_weight: None,
+            max_sector_weight: Some(Decimal::new(35, 2) + step(500, 4)),
+            max_asset_class_weight: None,
+            max_var: Some(max_var),
+            max_cvar: Some(max_var * Decimal::new(115, 2)),
+            max_drawdown: Some(Decimal::new(2, 2) + step(100, 3)),
+            max_daily_loss: Some(Decimal::new(1, 2) + step(50, 3)),
+            max_gross_leverage: Some(Decimal::ONE),
+        })
     }
 
     /// Buys whole shares close to `weight x size`, then deposits exactly what the

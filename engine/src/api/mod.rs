@@ -67,6 +67,8 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/events/{shard}/{seq}", get(get_record::<S>))
         .route("/v1/accounts/{id}", get(get_account::<S>))
         .route("/v1/accounts/{id}/alerts", get(get_account_alerts::<S>))
+        .route("/v1/accounts/{id}/risk", get(get_account_risk::<S>))
+        .route("/v1/securities/{symbol}/risk", get(get_security_risk::<S>))
         .route("/v1/alerts", get(get_alerts::<S>))
         .route("/v1/dead-letters", get(get_dead_letters::<S>))
         .route("/v1/schemas", get(get_schemas::<S>))
@@ -149,17 +151,56 @@ async fn get_account<S: EventStore + ProjectionStore + 'static>(
     Path(id): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = app.read().account_view(&id);
+    let found = app.read().account_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    answer_for_account(&app, &id, found, &[], q).await
+}
+
+/// Every risk number of the account, each stamped with its method, confidence,
+/// horizon and conventions.
+async fn get_account_risk<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+    Query(q): Query<AccountQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let found = app.read().risk_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    answer_for_account(&app, &id, found, &["risk"], q).await
+}
+
+async fn get_security_risk<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(symbol): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (shard, seq, view) = app.read().symbol_risk_view(&symbol).ok_or_else(|| {
+        ApiError::NotFound(format!("no risk for `{symbol}` yet (a symbol enters the model at its first bar close)"))
+    })?;
+    let mut body = to_json(view);
+    body["shard"] = json!(shard);
+    body["as_of_seq"] = json!(seq);
+    Ok(Json(body))
+}
+
+fn to_json(view: impl serde::Serialize) -> Value {
+    serde_json::to_value(view).expect("views serialise")
+}
+
+/// Answers an account query (`/v1/accounts/{id}` plus `tail`): from this instance
+/// when it owns the account's shard (or runs embedded), otherwise forwarded to the
+/// owners named by the group description.
+async fn answer_for_account<S: EventStore + ProjectionStore + 'static>(
+    app: &Arc<AppState<S>>,
+    id: &str,
+    found: Option<(u32, u64, Value)>,
+    tail: &[&str],
+    q: AccountQuery,
+) -> Result<Json<Value>, ApiError> {
     let Some(cluster) = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone()) else {
-        let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
-        let mut body = serde_json::to_value(view).expect("views serialise");
+        let (shard, seq, mut body) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
         body["shard"] = json!(shard);
         body["as_of_seq"] = json!(seq);
         return Ok(Json(body));
     };
     // Distributed mode: answer for owned shards, forward the rest to their owners.
-    if let Some((shard, seq, view)) = found.filter(|(s, _, _)| cluster.owned.contains(s)) {
-        let mut body = serde_json::to_value(view).expect("views serialise");
+    if let Some((shard, seq, mut body)) = found.filter(|(s, _, _)| cluster.owned.contains(s)) {
         body["shard"] = json!(shard);
         body["as_of_seq"] = json!(seq);
         body["restoring"] = json!(cluster.restoring.contains(&shard));
@@ -183,7 +224,8 @@ async fn get_account<S: EventStore + ProjectionStore + 'static>(
     for peer in &peers {
         let Ok(mut url) = reqwest::Url::parse(peer) else { continue };
         let Ok(mut path) = url.path_segments_mut() else { continue };
-        path.extend(["v1", "accounts", &id]);
+        path.extend(["v1", "accounts", id]);
+        path.extend(tail);
         drop(path);
         url.set_query(Some("local=true"));
         match client.get(url).send().await {

@@ -13,7 +13,7 @@ use riskstream_connectors::{AlertLogSink, AlertSink, SimulatorConfig, SimulatorS
 use riskstream_engine::api::AppState;
 use riskstream_engine::runtime;
 use riskstream_engine::store::RocksDbStore;
-use riskstream_schemas::Alert;
+use riskstream_schemas::{Alert, AlertKind};
 
 use super::{open_engine, shutdown_signal, EngineArgs};
 
@@ -49,6 +49,11 @@ pub struct DemoArgs {
     /// Delete the data dir first instead of resuming the previous demo.
     #[arg(long)]
     pub fresh: bool,
+    /// Bar length of the risk model in event-time seconds. Five-minute bars let a
+    /// short demo build the 20 bars of history risk alerts wait for; the simulated
+    /// accounts get limits scaled for them.
+    #[arg(long, default_value_t = 300)]
+    pub bar_secs: i64,
     /// Alert lines printed per second at most (the rest are counted).
     #[arg(long, default_value_t = 5)]
     pub print_per_second: u32,
@@ -91,7 +96,9 @@ impl AlertSink for PrinterSink {
 }
 
 pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.engine.resolve(Some("riskstream-demo"))?;
+    let mut cfg = args.engine.resolve(Some("riskstream-demo"))?;
+    cfg.rules.risk.bar_secs = args.bar_secs;
+    cfg.validate()?;
     if args.fresh && cfg.data_dir.exists() {
         std::fs::remove_dir_all(&cfg.data_dir)?;
     }
@@ -149,6 +156,7 @@ fn spawn_pump(
         accounts: args.accounts,
         positions_per_account: args.positions,
         tick_interval_micros: args.tick_interval_ms.max(1) * 1_000,
+        risk_limits: true,
         ..SimulatorConfig::default()
     };
     let rate = (args.rate > 0.0).then_some(args.rate);
@@ -186,9 +194,7 @@ fn totals(app: &AppState<RocksDbStore>) -> (u64, u64, usize) {
     let engine = app.read();
     let m = engine.metrics();
     let events = m.events.with_label_values(&["accepted"]).get();
-    let alerts = m.alerts.with_label_values(&["drift", "raised"]).get()
-        + m.alerts.with_label_values(&["concentration", "raised"]).get()
-        + m.alerts.with_label_values(&["market_move", "raised"]).get();
+    let alerts = AlertKind::ALL.iter().map(|k| m.alerts.with_label_values(&[k.as_str(), "raised"]).get()).sum();
     (events, alerts, engine.account_count())
 }
 
@@ -199,6 +205,7 @@ fn banner(args: &DemoArgs, addr: SocketAddr, dir: &Path) {
     );
     eprintln!("  data dir   {}", dir.display());
     eprintln!("  API        http://{addr}  (try: curl http://{addr}/v1/accounts/acc-000001)");
+    eprintln!("  risk       curl http://{addr}/v1/accounts/acc-000001/risk");
     eprintln!("  alerts     curl 'http://{addr}/v1/alerts?since=0&limit=20'");
     eprintln!(
         "  stop with Ctrl-C{}",

@@ -3,9 +3,14 @@
 //! cooldown (event time). Ids derive from (shard, seq, rule, account) so a replay
 //! or a crash recovery reproduces them.
 
+mod backtest;
 mod concentration;
 mod drift;
+mod limits;
 mod market_move;
+mod market_risk;
+
+pub use market_risk::UNIVERSE;
 
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use rust_decimal::Decimal;
@@ -61,6 +66,32 @@ fn transition(state: &SignalState, level: Level, ts: Timestamp, cooldown_secs: i
     }
 }
 
+/// A rule: its alert kind and its name (the signal key and the alert's `rule`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rule {
+    pub kind: AlertKind,
+    pub name: &'static str,
+}
+
+/// Breach above `limit`, clear at or below `limit x (1 - hysteresis)`.
+pub(crate) fn level_above(value: Decimal, limit: Decimal, hysteresis: Decimal) -> Level {
+    if value > limit {
+        Level::Breach
+    } else if value <= limit * (Decimal::ONE - hysteresis) {
+        Level::Clear
+    } else {
+        Level::Hold
+    }
+}
+
+/// The account as the only recipient.
+pub(crate) fn owner_of(account_id: &str) -> impl FnOnce(&ShardState) -> Vec<(String, String)> + '_ {
+    move |s: &ShardState| {
+        let a = &s.accounts[account_id];
+        vec![(a.account_id.clone(), a.user_id.clone())]
+    }
+}
+
 /// Where and when the evaluated record sits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cause {
@@ -71,6 +102,7 @@ pub(crate) struct Cause {
 impl ShardState {
     /// Steps the lifecycle of `kind` on `subject`; on a state change, emits one
     /// alert per recipient account (`(account_id, user_id)`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn step_rule(
         &mut self,
         kind: AlertKind,
@@ -81,18 +113,32 @@ impl ShardState {
         describe: impl FnOnce(&ShardState) -> Finding,
         out: &mut Vec<Alert>,
     ) {
-        let rule = kind.as_str();
+        self.step_named(Rule { kind, name: kind.as_str() }, subject, level, cause, recipients, describe, out);
+    }
+
+    /// `step_rule` for a rule whose name differs from its kind (several rules of
+    /// one kind, such as `gap_move` and `correlation_breakdown` of `market_move`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn step_named(
+        &mut self,
+        rule: Rule,
+        subject: &str,
+        level: Level,
+        cause: Cause,
+        recipients: impl FnOnce(&ShardState) -> Vec<(String, String)>,
+        describe: impl FnOnce(&ShardState) -> Finding,
+        out: &mut Vec<Alert>,
+    ) -> Option<AlertState> {
+        let Rule { kind, name: rule } = rule;
         let unset = SignalState::default();
         let current = self.signal(rule, subject).unwrap_or(&unset);
         // The common case (no change) allocates nothing.
-        let Some(state) = transition(current, level, cause.ts, self.config.cooldown_secs) else {
-            return;
-        };
+        let state = transition(current, level, cause.ts, self.config.cooldown_secs)?;
         let current = current.clone();
         let finding = describe(self);
         let mut first_id = None;
         for (account_id, user_id) in recipients(self) {
-            let id = alert_id(cause.at, kind.as_str(), subject, &account_id);
+            let id = alert_id(cause.at, rule, subject, &account_id);
             first_id.get_or_insert_with(|| id.clone());
             out.push(Alert {
                 alert_id: id,
@@ -103,7 +149,7 @@ impl ShardState {
                 user_id,
                 ts: cause.ts,
                 caused_by: cause.at,
-                rule: kind.as_str().to_string(),
+                rule: rule.to_string(),
                 value: finding.value,
                 threshold: finding.threshold,
                 message: finding.message.clone(),
@@ -117,9 +163,10 @@ impl ShardState {
         };
         self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), next);
         self.dirty.signals.insert((rule.to_string(), subject.to_string()));
+        Some(state)
     }
 
-    /// Runs the account rules (drift, concentration) on one account.
+    /// Runs the account rules (drift, concentration, the risk limits) on one account.
     pub(crate) fn evaluate_account(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
         let owner = |s: &ShardState| {
             let a = &s.accounts[account_id];
@@ -132,6 +179,8 @@ impl ShardState {
             let describe = |s: &ShardState| s.concentration_finding(account_id);
             self.step_rule(AlertKind::Concentration, account_id, level, cause, owner, describe, out);
         }
+        self.mark_value(account_id);
+        self.evaluate_limits(account_id, cause, out);
     }
 }
 

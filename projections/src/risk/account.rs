@@ -1,0 +1,159 @@
+//! An account's risk facts: the performance marks (high-water mark, drawdown, the
+//! day's start value, the circuit breaker) and the bar history (P&L window and VaR
+//! backtest).
+//!
+//! Drawdown is measured on a unit value (time-weighted, like a fund's NAV per unit):
+//! deposits and withdrawals buy and sell units at the current unit value, so moving
+//! money in or out is not a gain or a loss; dividends, interest, fees and price moves
+//! are. Daily P&L = value - start-of-day value - net deposits of the day; the day is
+//! the event-time UTC day.
+
+use std::collections::VecDeque;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Stored in `risk_marks`; changes on cash flows, new highs and day rolls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskMarks {
+    pub units: Decimal,
+    /// Highest unit value seen.
+    pub high_water: Decimal,
+    /// Largest fall from the high-water mark seen, as a fraction of it.
+    pub max_drawdown: Decimal,
+    /// Event-time day number of `day_start`.
+    pub day: i64,
+    pub day_start: Decimal,
+    /// Deposits minus withdrawals since the day started.
+    pub day_flows: Decimal,
+    /// Set by a `daily_loss` breach; cleared by the next day or a `RiskLimitsSet`.
+    pub reducing: bool,
+}
+
+impl RiskMarks {
+    pub fn unit_value(&self, value: Decimal) -> Option<Decimal> {
+        (self.units > Decimal::ZERO).then(|| value / self.units)
+    }
+
+    /// Fall of the unit value from the high-water mark, as a fraction.
+    pub fn drawdown(&self, value: Decimal) -> Decimal {
+        match self.unit_value(value) {
+            Some(u) if self.high_water > Decimal::ZERO && u < self.high_water => Decimal::ONE - u / self.high_water,
+            _ => Decimal::ZERO,
+        }
+    }
+
+    pub fn day_pnl(&self, value: Decimal) -> Decimal {
+        value - self.day_start - self.day_flows
+    }
+
+    /// Loss of the day as a fraction of the start value (0 on a gain).
+    pub fn day_loss(&self, value: Decimal) -> Decimal {
+        let pnl = self.day_pnl(value);
+        if pnl >= Decimal::ZERO || self.day_start <= Decimal::ZERO {
+            Decimal::ZERO
+        } else {
+            -pnl / self.day_start
+        }
+    }
+
+    /// Starts day `day` at `value` (the value before the day's first event).
+    /// Returns whether anything changed.
+    pub fn roll_day(&mut self, day: i64, value: Decimal) -> bool {
+        if day <= self.day {
+            return false;
+        }
+        self.day = day;
+        self.day_start = value;
+        self.day_flows = Decimal::ZERO;
+        self.reducing = false;
+        true
+    }
+
+    /// A deposit (positive) or withdrawal (negative) of `amount` when the account was
+    /// worth `before`: units change at the unit value, so performance is untouched.
+    pub fn flow(&mut self, amount: Decimal, before: Decimal) {
+        self.day_flows += amount;
+        match self.unit_value(before) {
+            Some(u) if u > Decimal::ZERO => {
+                self.units += amount / u;
+                if self.units <= Decimal::ZERO {
+                    *self = RiskMarks {
+                        day: self.day,
+                        day_start: self.day_start,
+                        day_flows: self.day_flows,
+                        ..Default::default()
+                    };
+                }
+            }
+            _ => {
+                // First money in (or back from zero): unit value 1.
+                let after = before + amount;
+                if after > Decimal::ZERO {
+                    self.units = after;
+                    self.high_water = Decimal::ONE;
+                }
+            }
+        }
+    }
+
+    /// Moves the high-water mark and the max drawdown to `value`; true on a change.
+    /// Multiplications only on the tick path.
+    pub fn mark(&mut self, value: Decimal) -> bool {
+        if self.units <= Decimal::ZERO {
+            return false;
+        }
+        let scaled_high = self.high_water * self.units;
+        if value > scaled_high {
+            self.high_water = value / self.units;
+            return true;
+        }
+        if value < (Decimal::ONE - self.max_drawdown) * scaled_high {
+            self.max_drawdown = self.drawdown(value);
+            return true;
+        }
+        false
+    }
+}
+
+/// Stored in `risk_history`; changes at bar closes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RiskHistory {
+    /// Hypothetical P&L of each closed bar: the positions held at the previous close
+    /// revalued at this close (trades and cash flows excluded). Newest last.
+    pub pnl: VecDeque<f64>,
+    /// (model index, exposure) at the last close.
+    pub exposures: Vec<(u32, f64)>,
+    /// One-bar VaR forecast at the last close (the backtest's limit confidence).
+    pub forecast: Option<f64>,
+    /// Whether each backtested bar's loss exceeded its forecast. Newest last.
+    pub exceptions: VecDeque<bool>,
+}
+
+impl RiskHistory {
+    /// Books a closed bar given each model symbol's simple return; keeps `window` bars.
+    /// Returns whether the bar was an exception, when it was backtested.
+    pub fn close_bar(&mut self, simple: &[f64], window: usize) -> Option<bool> {
+        if self.exposures.is_empty() {
+            return None;
+        }
+        let pnl: f64 = self.exposures.iter().map(|&(i, e)| e * simple.get(i as usize).copied().unwrap_or(0.0)).sum();
+        push_bounded(&mut self.pnl, pnl, window);
+        let exception = self.forecast.map(|var| -pnl > var);
+        if let Some(e) = exception {
+            push_bounded(&mut self.exceptions, e, window);
+        }
+        exception
+    }
+
+    pub fn exception_count(&self) -> u32 {
+        self.exceptions.iter().filter(|&&e| e).count() as u32
+    }
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, value: T, window: usize) {
+    q.push_back(value);
+    while q.len() > window {
+        q.pop_front();
+    }
+}

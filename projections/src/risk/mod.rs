@@ -1,0 +1,160 @@
+//! Risk signals: the shard's EWMA covariance model, each account's exposures and
+//! variance (rank-1 updates on the tick path), its performance marks and bar
+//! history, and the views that stamp every number with how it was computed.
+//!
+//! When things happen (event time only):
+//! - an event of a later bar closes the open bar first: the model takes the bar's
+//!   returns, then every account books its bar P&L, backtests its last forecast and
+//!   rebuilds its book under the new matrix;
+//! - a price change moves the exposures of the holders (O(positions) each);
+//! - a trade rebuilds the trading account's book (O(positions^2));
+//! - the first event of a new UTC day that touches an account starts its day.
+
+mod account;
+mod book;
+mod model;
+pub mod stats;
+mod view;
+
+pub use account::{RiskHistory, RiskMarks};
+pub use book::RiskBook;
+pub use model::{CovarianceModel, ModelScalars, Repair, SymbolModel};
+pub use view::{Figure, RiskView, SymbolRiskView};
+
+use riskstream_schemas::{Alert, Timestamp};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+use crate::rules::Cause;
+use crate::state::{Account, ShardState};
+
+pub(crate) use book::UNMODELLED;
+
+/// An account's risk state beside its positions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountRisk {
+    pub(crate) book: RiskBook,
+    pub(crate) marks: RiskMarks,
+    pub(crate) history: RiskHistory,
+}
+
+impl AccountRisk {
+    pub fn book(&self) -> &RiskBook {
+        &self.book
+    }
+
+    pub fn marks(&self) -> &RiskMarks {
+        &self.marks
+    }
+
+    pub fn history(&self) -> &RiskHistory {
+        &self.history
+    }
+}
+
+pub(crate) fn f64_of(d: Decimal) -> f64 {
+    d.to_f64().unwrap_or(0.0)
+}
+
+/// A risk number as an alert value: 10 decimal places at most, like the contract.
+pub(crate) fn decimal_of(x: f64) -> Decimal {
+    Decimal::from_f64_retain(x).map_or(Decimal::ZERO, |d| d.round_dp(10))
+}
+
+/// The book of an account from facts (quantity x last price), from scratch.
+pub(crate) fn build_book(account: &Account, state: &ShardState) -> RiskBook {
+    let positions = account.positions.iter().map(|(symbol, p)| {
+        let index = state.model.index_of(symbol).unwrap_or(UNMODELLED);
+        (index, f64_of(p.quantity * state.last_price(symbol)))
+    });
+    RiskBook::build(positions, &state.model)
+}
+
+impl ShardState {
+    pub fn model(&self) -> &CovarianceModel {
+        &self.model
+    }
+
+    /// The account's risk as maintained incrementally.
+    pub fn account_risk(&self, account_id: &str) -> Option<&AccountRisk> {
+        self.accounts.get(account_id).map(|a| &a.risk)
+    }
+
+    /// The account's book recomputed from facts alone (the incremental check).
+    pub fn full_book(&self, account_id: &str) -> Option<RiskBook> {
+        self.accounts.get(account_id).map(|a| build_book(a, self))
+    }
+
+    pub(crate) fn rebuild_book(&mut self, account_id: &str) {
+        if let Some(a) = self.accounts.get(account_id) {
+            let book = build_book(a, self);
+            self.accounts.get_mut(account_id).expect("just read").risk.book = book;
+        }
+    }
+
+    /// Starts the event-time day of `ts` for an account about to change.
+    pub(crate) fn roll_day(&mut self, account_id: &str, ts: Timestamp) {
+        let a = self.accounts.get_mut(account_id).expect("checked before apply");
+        if a.risk.marks.roll_day(ts.day(), a.market_value) {
+            self.dirty.risk_marks.insert(account_id.to_string());
+        }
+    }
+
+    /// Books a deposit (positive) or withdrawal (negative) before it is applied.
+    pub(crate) fn book_flow(&mut self, account_id: &str, amount: Decimal) {
+        let a = self.accounts.get_mut(account_id).expect("checked before apply");
+        a.risk.marks.flow(amount, a.market_value);
+        self.dirty.risk_marks.insert(account_id.to_string());
+    }
+
+    /// Moves the high-water mark and max drawdown to the account's current value.
+    pub(crate) fn mark_value(&mut self, account_id: &str) {
+        let a = self.accounts.get_mut(account_id).expect("evaluated accounts exist");
+        if a.risk.marks.mark(a.market_value) {
+            self.dirty.risk_marks.insert(account_id.to_string());
+        }
+    }
+
+    /// Closes the open bar when `ts` lies in a later one (see the module doc).
+    pub(crate) fn roll_bar(&mut self, ts: Timestamp, cause: Cause, out: &mut Vec<Alert>) {
+        let closes: Vec<(&str, f64)> = self.prices.iter().map(|(s, p)| (s.as_str(), f64_of(p.price))).collect();
+        let open = self.model.scalars().bar;
+        let closed = self.model.advance(ts.micros(), closes.into_iter());
+        if self.model.scalars().bar != open {
+            self.dirty.model = true;
+        }
+        let Some(closed) = closed else { return };
+        let mut ids: Vec<String> = self.accounts.keys().cloned().collect();
+        ids.sort_unstable();
+        let (window, z) = (self.model.params.window, self.model.params.z_limit);
+        for id in &ids {
+            let book = build_book(&self.accounts[id], self);
+            let a = self.accounts.get_mut(id).expect("listed above");
+            let h = &mut a.risk.history;
+            let exception = h.close_bar(&closed.simple, window);
+            let sigma = book.sigma();
+            h.forecast = (sigma > 0.0).then_some(z * sigma);
+            h.exposures = book
+                .index
+                .iter()
+                .zip(&book.exposure)
+                .filter(|(&i, _)| i != UNMODELLED)
+                .map(|(&i, &e)| (i, e))
+                .collect();
+            let changed = exception.is_some() || !h.exposures.is_empty() || !a.positions.is_empty();
+            a.risk.book = book;
+            if changed {
+                self.dirty.risk_history.insert(id.clone());
+            }
+            if exception.is_some() {
+                self.evaluate_backtest(id, cause, out);
+            }
+        }
+        let mut moved: Vec<String> = closed.moved.iter().map(|&i| self.model.symbol(i).to_string()).collect();
+        moved.sort_unstable();
+        for symbol in &moved {
+            self.evaluate_volatility_spike(symbol, cause, out);
+        }
+        self.evaluate_correlation(cause, out);
+    }
+}

@@ -1,0 +1,39 @@
+//! `var_backtest`: the account's VaR model left the Basel green zone over its last
+//! window of backtested bars (`var_backtest`, yellow or red) or reached red
+//! (`var_backtest_red`). Each zone change is an alert: entering raises, leaving
+//! clears; there is no hysteresis on a count.
+
+use riskstream_schemas::{Alert, AlertKind, Priority};
+use rust_decimal::Decimal;
+
+use super::{owner_of, Cause, Finding, Level, Rule};
+use crate::risk::stats::{basel_zone, kupiec_lr, Zone};
+use crate::state::ShardState;
+
+const NOT_GREEN: Rule = Rule { kind: AlertKind::VarBacktest, name: "var_backtest" };
+const RED: Rule = Rule { kind: AlertKind::VarBacktest, name: "var_backtest_red" };
+
+impl ShardState {
+    pub(crate) fn evaluate_backtest(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
+        let h = &self.accounts[account_id].risk.history;
+        let (x, t) = (h.exception_count(), h.exceptions.len() as u32);
+        let p = 1.0 - self.model.params.confidence;
+        let zone = basel_zone(x, t, p);
+        let lr = kupiec_lr(x, t, p);
+        for (rule, breach, priority) in
+            [(NOT_GREEN, zone >= Zone::Yellow, Priority::Medium), (RED, zone == Zone::Red, Priority::High)]
+        {
+            let level = if breach { Level::Breach } else { Level::Clear };
+            let describe = move |_: &ShardState| Finding {
+                value: Decimal::from(x),
+                threshold: Decimal::from(t),
+                priority,
+                message: format!(
+                    "VaR backtest: {x} exceptions in {t} bars at {:.0}% (Basel zone {zone:?}, Kupiec LR {lr:.3})",
+                    (1.0 - p) * 100.0
+                ),
+            };
+            self.step_named(rule, account_id, level, cause, owner_of(account_id), describe, out);
+        }
+    }
+}
