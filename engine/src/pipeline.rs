@@ -147,7 +147,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         }
         let mut shards = Vec::new();
         let mut heads = Vec::new();
-        let mut sequencer = Sequencer::new(shard_count);
+        let mut sequencer = Sequencer::new(shard_count, rules.risk.bar_secs);
         for shard in 0..shard_count {
             let mut state = ShardState::new(shard, rules.clone());
             for row in store.load_shard(shard)? {
@@ -189,7 +189,9 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     }
 
     /// A symbol's risk as the lowest-numbered shard's model sees it. Every shard
-    /// receives every tick, so their models agree up to how ticks were conflated.
+    /// receives every price batch; their models can still differ slightly: a trade
+    /// before a symbol's first tick prices it on the trading account's shard only,
+    /// so that shard may model the symbol one bar earlier.
     pub fn symbol_risk_view(&self, symbol: &str) -> Option<(u32, u64, SymbolRiskView)> {
         self.shards.iter().find_map(|s| {
             let view = s.symbol_risk_view(symbol)?;

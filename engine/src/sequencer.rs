@@ -1,14 +1,17 @@
 //! The sequencer: routes each decoded event to its shard, drops duplicates and
-//! stale ticks, and conflates ticks into one `PriceBatch` per event-time day.
+//! stale ticks, and conflates ticks into one `PriceBatch` per event-time window: a
+//! UTC day and a risk bar (`rules.risk.bar_secs`), whichever is shorter.
 //!
 //! Placement: shard = Kafka's default partitioner (murmur2 of `user_id`, positive,
 //! modulo the shard count), so a producer keying by `user_id` and the engine agree.
 //! Broadcast events (`SecurityListed`, conflated prices) go to every shard.
 //! Ticks: a tick not newer than the symbol's last applied tick is stale and
 //! ignored (market data is last-price-wins by event time; one price per symbol
-//! per microsecond), which also makes re-sent ticks no-ops without an id index. Conflated prices are appended after the batch's
-//! other events of the same day; a tick from a later day first flushes the earlier
-//! day's prices, so the previous close is exact whatever the batch boundaries.
+//! per microsecond), which also makes re-sent ticks no-ops without an id index.
+//! Conflated prices are appended after the batch's other events of the same window;
+//! a tick or any other event from a later window first flushes the earlier window's
+//! prices, so the previous close and every bar close are exact whatever the batch
+//! boundaries (for input in event-time order).
 
 use std::collections::HashSet;
 
@@ -51,6 +54,8 @@ pub struct Sequenced {
 #[derive(Debug, Default)]
 pub struct Sequencer {
     shards: u32,
+    /// Length of a risk bar in microseconds.
+    bar_micros: i64,
     last_tick: AHashMap<String, Timestamp>,
 }
 
@@ -58,14 +63,19 @@ pub struct Sequencer {
 /// A hash map while filling (no allocation for a symbol seen before), sorted once
 /// into the record at flush.
 struct Pending {
-    day: i64,
+    window: (i64, i64),
     ts: Timestamp,
     last: AHashMap<String, (Decimal, Timestamp)>,
 }
 
 impl Sequencer {
-    pub fn new(shards: u32) -> Self {
-        Sequencer { shards, last_tick: AHashMap::new() }
+    pub fn new(shards: u32, bar_secs: i64) -> Self {
+        Sequencer { shards, bar_micros: bar_secs.max(1) * 1_000_000, last_tick: AHashMap::new() }
+    }
+
+    /// The conflation window of an event time: (day, bar).
+    fn window(&self, ts: Timestamp) -> (i64, i64) {
+        (ts.day(), ts.micros().div_euclid(self.bar_micros))
     }
 
     /// Seeds the stale-tick check after a restart.
@@ -96,6 +106,10 @@ impl Sequencer {
             if let EventBody::MarketTick(t) = &event.body {
                 self.conflate(&mut out, &mut pending, event.ts, &t.symbol, t.price);
                 continue;
+            }
+            // An event of a later window closes the prices of the earlier one first.
+            if pending.as_ref().is_some_and(|p| p.window < self.window(event.ts)) {
+                flush(&mut out, pending.take());
             }
             if let Some(id) = &event.event_id {
                 if !ids_in_batch.insert(id.clone()) || seen(id)? {
@@ -132,10 +146,11 @@ impl Sequencer {
             }
         }
         out.ticks += 1;
-        if pending.as_ref().is_some_and(|p| p.day != ts.day()) {
+        let window = self.window(ts);
+        if pending.as_ref().is_some_and(|p| p.window != window) {
             flush(out, pending.take());
         }
-        let p = pending.get_or_insert_with(|| Pending { day: ts.day(), ts, last: AHashMap::default() });
+        let p = pending.get_or_insert_with(|| Pending { window, ts, last: AHashMap::default() });
         p.ts = p.ts.max(ts);
         match p.last.get_mut(symbol) {
             Some(slot) => *slot = (price, ts),

@@ -345,6 +345,8 @@ async fn assert_health_metrics_and_docs(server: &Server) {
         "/v1/events/{shard}/{seq}",
         "/v1/accounts/{id}",
         "/v1/accounts/{id}/alerts",
+        "/v1/accounts/{id}/risk",
+        "/v1/securities/{symbol}/risk",
         "/v1/alerts",
         "/v1/dead-letters",
         "/v1/schemas",

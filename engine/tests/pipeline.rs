@@ -37,12 +37,14 @@ fn feed<S: EventStore + ProjectionStore>(
     alerts
 }
 
-/// Projection rows other than rule state, which legitimately depends on which
-/// intermediate prices conflation kept.
+/// Projection rows other than rule state and the performance marks (high-water
+/// mark, max drawdown), which legitimately depend on which intermediate prices
+/// conflation kept. The risk model and the bar history stay in: bar closes are
+/// exact whatever the batch boundaries.
 fn facts<S: ProjectionStore>(store: &S, shards: u32) -> Vec<(u32, Table, String, Vec<u8>)> {
     (0..shards)
         .flat_map(|s| store.load_shard(s).unwrap().into_iter().map(move |c| (s, c.table, c.key, c.value.unwrap())))
-        .filter(|(_, t, _, _)| *t != Table::Signals)
+        .filter(|(_, t, _, _)| !matches!(*t, Table::Signals | Table::RiskMarks))
         .collect()
 }
 

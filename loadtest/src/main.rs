@@ -57,6 +57,15 @@ struct Args {
     /// Offered load in events/s (default: as fast as the engine takes them).
     #[arg(long)]
     rate: Option<f64>,
+    /// The risk profile: the EWMA covariance closes a bar every `--bar-secs` of event
+    /// time (ticks are 1 ms of event time apart, so the default 2M events span ~33
+    /// one-minute bars) and every account gets VaR, CVaR, drawdown, daily-loss,
+    /// sector and leverage limits. Without it bars are daily and never close here.
+    #[arg(long)]
+    risk: bool,
+    /// Bar length of the risk profile, in event-time seconds.
+    #[arg(long, default_value_t = 60)]
+    bar_secs: i64,
     /// Skip the full-recompute baseline run.
     #[arg(long)]
     no_baseline: bool,
@@ -96,6 +105,9 @@ struct RunResult {
     /// Time to reopen the data dir afterwards (projection load, no log replay).
     reopen_secs: f64,
     positions: usize,
+    /// Bar closes of the risk model (shard 0).
+    bars: u32,
+    by_kind: Vec<(&'static str, u64)>,
 }
 
 fn simulator(args: &Args) -> SimulatorConfig {
@@ -107,8 +119,17 @@ fn simulator(args: &Args) -> SimulatorConfig {
         trade_every: args.trade_every,
         shock_every: args.shock_every,
         tick_interval_micros: 1_000,
+        risk_limits: args.risk,
         ..SimulatorConfig::default()
     }
+}
+
+fn rules(args: &Args) -> RuleConfig {
+    let mut rules = RuleConfig::default();
+    if args.risk {
+        rules.risk.bar_secs = args.bar_secs;
+    }
+    rules
 }
 
 /// Makes the steady-state events in chunks of ~1 ms of offered load.
@@ -165,7 +186,7 @@ fn setup(engine: &mut Engine<RocksDbStore>, source: &mut SimulatorSource, args: 
 fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(RocksDbStore::open(dir.path(), false)?);
-    let mut engine = Engine::open(store, args.shards, RuleConfig::default(), Arc::new(Metrics::new()))?;
+    let mut engine = Engine::open(store, args.shards, rules(args), Arc::new(Metrics::new()))?;
     let mut source = SimulatorSource::new(simulator(args));
     let (setup_events, setup_secs) = setup(&mut engine, &mut source, args)?;
     engine.set_full_recompute(full_recompute);
@@ -191,10 +212,12 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     }
     let secs = started.elapsed().as_secs_f64();
     let positions = (0..args.shards).filter_map(|s| engine.shard(s)).map(|s| s.position_count()).sum();
+    let bars = engine.shard(0).map_or(0, |s| s.model().scalars().bars);
+    let by_kind = alert_kinds(&engine);
     drop(engine);
     let reopening = Instant::now();
     let store = Arc::new(RocksDbStore::open(dir.path(), false)?);
-    let reopened = Engine::open(store, args.shards, RuleConfig::default(), Arc::new(Metrics::new()))?;
+    let reopened = Engine::open(store, args.shards, rules(args), Arc::new(Metrics::new()))?;
     let reopen_secs = reopening.elapsed().as_secs_f64();
     anyhow::ensure!(reopened.account_count() == args.accounts, "reopened engine lost accounts");
     Ok(RunResult {
@@ -212,7 +235,19 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         latency_us_max: latency.max(),
         reopen_secs,
         positions,
+        bars,
+        by_kind,
     })
+}
+
+/// Raised alerts per kind, from the engine's metrics.
+fn alert_kinds(engine: &Engine<RocksDbStore>) -> Vec<(&'static str, u64)> {
+    let m = engine.metrics();
+    riskstream_schemas::AlertKind::ALL
+        .iter()
+        .map(|k| (k.as_str(), m.alerts.with_label_values(&[k.as_str(), "raised"]).get()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 fn print(r: &RunResult) {
@@ -232,12 +267,14 @@ fn print(r: &RunResult) {
         r.positions,
         r.reopen_secs
     );
+    let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!("{:<15} {} bar closes; raised: {}", "", r.bars, kinds.join(", "));
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     println!(
-        "workload: {} accounts x {} positions over {} symbols, {} shards, batch {}, one account event per {} ticks, seed {}, offered rate {}",
+        "workload: {} accounts x {} positions over {} symbols, {} shards, batch {}, one account event per {} ticks, seed {}, offered rate {}, {}",
         args.accounts,
         args.positions,
         args.symbols,
@@ -245,7 +282,8 @@ fn main() -> anyhow::Result<()> {
         args.batch,
         args.trade_every,
         args.seed,
-        args.rate.map_or("unpaced".to_string(), |r| format!("{r:.0}/s"))
+        args.rate.map_or("unpaced".to_string(), |r| format!("{r:.0}/s")),
+        if args.risk { format!("risk profile ({} s bars, limits on)", args.bar_secs) } else { "daily bars".to_string() }
     );
     if let Some(brokers) = &args.kafka {
         let mut results = Vec::new();

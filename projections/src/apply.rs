@@ -307,11 +307,12 @@ impl ShardState {
                     let new_value = p.quantity * price;
                     a.market_value += new_value - p.value;
                     p.value = new_value;
-                    a.risk.book.set_exposure(index, f64_of(new_value), model);
+                    a.risk.book.put_exposure(index, f64_of(new_value));
                     hit = true;
                 }
             }
             if hit {
+                a.risk.book.recompute(model);
                 touched.push(a.account_id.clone());
             }
         }

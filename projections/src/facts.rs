@@ -1,10 +1,12 @@
 //! The persisted form of a shard's state: one table per kind of fact, keyed by
-//! strings, valued by canonical JSON. Stores put these rows in their own column
+//! strings, valued by canonical JSON (the covariance rows of `risk_model` excepted:
+//! see `SymbolModel::to_bytes`). Stores put these rows in their own column
 //! families; loading them back and calling `rebuild_derived` restores the shard.
 
 use riskstream_schemas::Rejection;
 use rust_decimal::Decimal;
 
+use crate::risk::SymbolModel;
 use crate::state::{Account, Position, PriceInfo, Security, ShardState, SignalState, Targets};
 
 /// The projection tables (RocksDB column families of the same names).
@@ -116,7 +118,7 @@ impl ShardState {
     fn model_rows(&self, put: &mut dyn FnMut(Table, String, Vec<u8>)) {
         put(Table::RiskModel, MODEL_SCALARS.to_string(), json(self.model.scalars()));
         for i in 0..self.model.len() as u32 {
-            put(Table::RiskModel, self.model.symbol(i).to_string(), json(self.model.row(i)));
+            put(Table::RiskModel, self.model.symbol(i).to_string(), self.model.row(i).to_bytes());
         }
     }
 
@@ -204,7 +206,11 @@ impl ShardState {
             Table::RiskModel if key == MODEL_SCALARS => {
                 self.model.load_scalars(serde_json::from_slice(value).map_err(bad)?)
             }
-            Table::RiskModel => self.model.load_row(key, serde_json::from_slice(value).map_err(bad)?),
+            Table::RiskModel => {
+                let row = SymbolModel::from_bytes(value)
+                    .map_err(|e| Rejection::body(format!("stored risk_model row `{key}` is corrupt: {e}")))?;
+                self.model.load_row(key, row)
+            }
             Table::RiskMarks => self.account_for_load(key)?.risk.marks = serde_json::from_slice(value).map_err(bad)?,
             Table::RiskHistory => {
                 self.account_for_load(key)?.risk.history = serde_json::from_slice(value).map_err(bad)?

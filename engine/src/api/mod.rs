@@ -166,16 +166,34 @@ async fn get_account_risk<S: EventStore + ProjectionStore + 'static>(
     answer_for_account(&app, &id, found, &["risk"], q).await
 }
 
+/// A symbol's risk from the lowest-numbered shard that models it; in distributed
+/// mode only the shards this instance owns count (the others' state in memory is
+/// not fed, so it may be empty or frozen at a handover).
 async fn get_security_risk<S: EventStore + ProjectionStore + 'static>(
     State(app): Shared<S>,
     Path(symbol): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (shard, seq, view) = app.read().symbol_risk_view(&symbol).ok_or_else(|| {
-        ApiError::NotFound(format!("no risk for `{symbol}` yet (a symbol enters the model at its first bar close)"))
+    let cluster = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    let found = {
+        let engine = app.read();
+        (0..engine.shard_count()).filter(|s| cluster.as_ref().is_none_or(|c| c.owned.contains(s))).find_map(|s| {
+            let view = engine.shard(s)?.symbol_risk_view(&symbol)?;
+            Some((s, engine.head(s).seq, view))
+        })
+    };
+    let (shard, seq, view) = found.ok_or_else(|| {
+        let scope = if cluster.is_some() { " in the shards this instance owns" } else { "" };
+        ApiError::NotFound(format!(
+            "no risk for `{symbol}` yet{scope} (a symbol enters the model at its first bar close)"
+        ))
     })?;
     let mut body = to_json(view);
     body["shard"] = json!(shard);
     body["as_of_seq"] = json!(seq);
+    if let Some(c) = &cluster {
+        body["restoring"] = json!(c.restoring.contains(&shard));
+        body["served_by"] = json!(c.me);
+    }
     Ok(Json(body))
 }
 

@@ -130,9 +130,11 @@ pub enum Zone {
 /// Basel Committee (1996), "Supervisory framework for the use of backtesting":
 /// green while the cumulative binomial probability of at most `exceptions` is below
 /// 95%, red from 99.99%, yellow between. At 250 observations and p = 1% this is
-/// green 0-4, yellow 5-9, red 10 or more.
+/// green 0-4, yellow 5-9, red 10 or more. No exception is always green: on a short
+/// window P(X <= 0) = (1 - p)^T alone reaches 95% (T <= 5 at p = 1%), and a record
+/// without exceptions never suggests a VaR that is too low.
 pub fn basel_zone(exceptions: u32, observations: u32, p: f64) -> Zone {
-    if observations == 0 {
+    if observations == 0 || exceptions == 0 {
         return Zone::Green;
     }
     let cumulative = Binomial::new(p, u64::from(observations)).expect("p in (0, 1)").cdf(u64::from(exceptions));

@@ -241,13 +241,14 @@ impl ShardState {
     fn components(&self, a: &crate::state::Account, z: f64) -> Vec<ComponentVar> {
         let book = &a.risk.book;
         let total = z * book.sigma();
+        // The exposure shown is the position's value: the book does not follow the
+        // price of a symbol the model does not know yet (no variance to move).
         a.positions
-            .keys()
+            .iter()
             .zip(book.components(z))
-            .zip(book.exposures())
-            .map(|((symbol, c), &e)| ComponentVar {
+            .map(|((symbol, p), c)| ComponentVar {
                 symbol: symbol.clone(),
-                exposure: e,
+                exposure: f64_of(p.value),
                 component_var: c,
                 share: if total > 0.0 { c / total } else { 0.0 },
             })

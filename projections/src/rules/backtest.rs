@@ -1,5 +1,5 @@
 //! `var_backtest`: the account's VaR model left the Basel green zone over its last
-//! window of backtested bars (`var_backtest`, yellow or red) or reached red
+//! full window of backtested bars (none before the window is full) (`var_backtest`, yellow or red) or reached red
 //! (`var_backtest_red`). Each zone change is an alert: entering raises, leaving
 //! clears; there is no hysteresis on a count.
 
@@ -17,6 +17,11 @@ impl ShardState {
     pub(crate) fn evaluate_backtest(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
         let h = &self.accounts[account_id].risk.history;
         let (x, t) = (h.exception_count(), h.exceptions.len() as u32);
+        // The traffic light is defined over a full window (250 bars by default):
+        // on a short one a single exception already reads yellow.
+        if (t as usize) < self.model.params.window {
+            return;
+        }
         let p = 1.0 - self.model.params.confidence;
         let zone = basel_zone(x, t, p);
         let lr = kupiec_lr(x, t, p);

@@ -2,12 +2,10 @@
 //! breaker), gross leverage, sector and asset-class weight. A limit that is not set
 //! is not checked. Each uses the shared lifecycle (hysteresis, cooldown).
 
-use std::collections::BTreeMap;
-
-use riskstream_schemas::{AlertKind, AlertState, Priority};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority};
 use rust_decimal::Decimal;
 
-use super::{level_above, owner_of, pct, Cause, Finding, Rule};
+use super::{level_above, owner_of, pct, Cause, Finding, Level, Rule};
 use crate::risk::{decimal_of, f64_of};
 use crate::state::{Account, ShardState};
 
@@ -35,84 +33,168 @@ impl ShardState {
         (equity > Decimal::ZERO).then(|| ((equity - a.cash) / equity).round_dp(10))
     }
 
-    /// The heaviest group (sector or asset class) and its weight.
-    fn heaviest_group(&self, a: &Account, group_of: impl Fn(&str) -> String) -> Option<(String, Decimal)> {
-        if a.market_value <= Decimal::ZERO {
-            return None;
-        }
-        let mut groups: BTreeMap<String, Decimal> = BTreeMap::new();
+    /// The heaviest group (sector or asset class): its name and value. A handful of
+    /// groups, so a linear scan over borrowed names (no allocation per name).
+    fn heaviest_group(&self, a: &Account, sector: bool) -> Option<(&str, Decimal)> {
+        let mut groups: Vec<(&str, Decimal)> = Vec::with_capacity(8);
         for (symbol, p) in &a.positions {
-            *groups.entry(group_of(symbol)).or_default() += p.value;
+            let name = match self.securities.get(symbol) {
+                Some(s) if sector => s.sector.as_str(),
+                Some(s) => s.asset_class.as_str(),
+                None => "unknown",
+            };
+            match groups.iter_mut().find(|(g, _)| *g == name) {
+                Some((_, v)) => *v += p.value,
+                None => groups.push((name, p.value)),
+            }
         }
-        let (name, value) = groups.into_iter().max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(&x.0)))?;
-        Some((name, (value / a.market_value).round_dp(10)))
+        groups.into_iter().max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(x.0)))
     }
 
-    fn group_of(&self, symbol: &str, sector: bool) -> String {
-        match self.securities.get(symbol) {
-            Some(s) if sector => s.sector.clone(),
-            Some(s) => s.asset_class.clone(),
-            None => "unknown".to_string(),
-        }
-    }
-
+    /// Checks every limit the account has. Levels are decided with multiplications
+    /// (decimals) or in `f64` (model numbers); values and messages are made only
+    /// when an alert is raised or cleared.
     pub(crate) fn evaluate_limits(&mut self, account_id: &str, cause: Cause, out: &mut Vec<riskstream_schemas::Alert>) {
         let a = &self.accounts[account_id];
-        let limits = a.limits;
-        let value = a.market_value;
+        let (limits, value) = (a.limits, a.market_value);
         if value <= Decimal::ZERO {
             return;
         }
-        let sigma = a.risk.book.sigma();
-        let p = &self.model.params;
-        let conf = pct(decimal_of(p.confidence));
-        let v = f64_of(value);
-        let mut checks: Vec<(Rule, Decimal, Decimal, String)> = Vec::new();
+        let h = self.config.hysteresis;
         if let Some(limit) = limits.max_var {
-            let x = decimal_of(p.z_limit * sigma / v);
-            let what = format!("one-bar {conf} parametric normal VaR (EWMA covariance)");
-            checks.push((VAR, x, limit, what));
+            self.check_model_limit(account_id, VAR, limit, cause, out);
         }
         if let Some(limit) = limits.max_cvar {
-            let x = decimal_of(p.es_limit * sigma / v);
-            checks.push((CVAR, x, limit, format!("one-bar {conf} parametric normal CVaR (EWMA covariance)")));
+            self.check_model_limit(account_id, CVAR, limit, cause, out);
         }
+        let a = &self.accounts[account_id];
+        let marks = &a.risk.marks;
         if let Some(limit) = limits.max_drawdown {
-            let x = a.risk.marks.drawdown(value).round_dp(10);
-            checks.push((DRAWDOWN, x, limit, "drawdown of the unit value from its high-water mark".to_string()));
+            // drawdown = 1 - V / (units x high water), compared without dividing.
+            let top = marks.units * marks.high_water;
+            let level = below(value, top * (Decimal::ONE - limit), top * (Decimal::ONE - limit * (Decimal::ONE - h)));
+            let x = move |s: &ShardState| s.accounts[account_id].risk.marks.drawdown(value).round_dp(10);
+            self.step_limit(
+                account_id,
+                DRAWDOWN,
+                level,
+                limit,
+                x,
+                |_| "drawdown of the unit value from its high-water mark".into(),
+                cause,
+                out,
+            );
         }
-        if let Some(limit) = limits.max_daily_loss {
-            let x = a.risk.marks.day_loss(value).round_dp(10);
-            checks.push((DAILY_LOSS, x, limit, "loss since the start of the day".to_string()));
-        }
-        if let (Some(limit), Some(x)) = (limits.max_gross_leverage, self.gross_leverage(a)) {
-            checks.push((LEVERAGE, x, limit, "gross leverage (exposure over equity)".to_string()));
-        }
-        if let Some(limit) = limits.max_sector_weight {
-            if let Some((name, x)) = self.heaviest_group(a, |s| self.group_of(s, true)) {
-                checks.push((SECTOR, x, limit, format!("sector {name} weight")));
-            }
-        }
-        if let Some(limit) = limits.max_asset_class_weight {
-            if let Some((name, x)) = self.heaviest_group(a, |s| self.group_of(s, false)) {
-                checks.push((ASSET_CLASS, x, limit, format!("asset class {name} weight")));
-            }
-        }
-        let hysteresis = self.config.hysteresis;
-        for (rule, x, limit, what) in checks {
-            let level = level_above(x, limit, hysteresis);
-            let shown = |d: Decimal| if rule.name == "leverage" { format!("{}x", d.round_dp(2)) } else { pct(d) };
-            let describe = |_: &ShardState| Finding {
-                value: x,
-                threshold: limit,
-                priority: priority(x, limit),
-                message: format!("{what} is {} (limit {})", shown(x), shown(limit)),
-            };
-            let step = self.step_named(rule, account_id, level, cause, owner_of(account_id), describe, out);
-            if rule.name == DAILY_LOSS.name && step == Some(AlertState::Raised) {
+        let a = &self.accounts[account_id];
+        let marks = &a.risk.marks;
+        if let (Some(limit), true) = (limits.max_daily_loss, marks.day_start > Decimal::ZERO) {
+            let pnl = marks.day_pnl(value);
+            let start = marks.day_start;
+            let level = below(pnl, -limit * start, -limit * (Decimal::ONE - h) * start);
+            let x = move |s: &ShardState| s.accounts[account_id].risk.marks.day_loss(value).round_dp(10);
+            let step = self.step_limit(
+                account_id,
+                DAILY_LOSS,
+                level,
+                limit,
+                x,
+                |_| "loss since the start of the day".into(),
+                cause,
+                out,
+            );
+            if step == Some(AlertState::Raised) {
                 self.accounts.get_mut(account_id).expect("evaluated").risk.marks.reducing = true;
                 self.dirty.risk_marks.insert(account_id.to_string());
             }
         }
+        let a = &self.accounts[account_id];
+        if let Some(limit) = limits.max_gross_leverage {
+            let gross = value - a.cash;
+            let level = level_above(gross, limit * value, h);
+            let x = move |s: &ShardState| s.gross_leverage(&s.accounts[account_id]).unwrap_or_default();
+            self.step_limit(
+                account_id,
+                LEVERAGE,
+                level,
+                limit,
+                x,
+                |_| "gross leverage (exposure over equity)".into(),
+                cause,
+                out,
+            );
+        }
+        for (rule, limit, sector) in
+            [(SECTOR, limits.max_sector_weight, true), (ASSET_CLASS, limits.max_asset_class_weight, false)]
+        {
+            let Some(limit) = limit else { continue };
+            let a = &self.accounts[account_id];
+            let Some((_, heaviest)) = self.heaviest_group(a, sector) else { continue };
+            let level = level_above(heaviest, limit * value, h);
+            let what = move |s: &ShardState| {
+                let name = s.heaviest_group(&s.accounts[account_id], sector).map_or("-", |g| g.0);
+                format!("{} {name} weight", if sector { "sector" } else { "asset class" })
+            };
+            let x = move |_: &ShardState| (heaviest / value).round_dp(10);
+            self.step_limit(account_id, rule, level, limit, x, what, cause, out);
+        }
+    }
+
+    /// VaR or CVaR (one bar, parametric normal, at the limit confidence) as a
+    /// fraction of the value, decided in `f64`.
+    fn check_model_limit(&mut self, account_id: &str, rule: Rule, limit: Decimal, cause: Cause, out: &mut Vec<Alert>) {
+        let a = &self.accounts[account_id];
+        let p = &self.model.params;
+        let multiple = if rule.name == VAR.name { p.z_limit } else { p.es_limit };
+        let x = multiple * a.risk.book.sigma() / f64_of(a.market_value);
+        let (l, h) = (f64_of(limit), f64_of(self.config.hysteresis));
+        let level = if x > l {
+            Level::Breach
+        } else if x <= l * (1.0 - h) {
+            Level::Clear
+        } else {
+            Level::Hold
+        };
+        let measure = if rule.name == VAR.name { "VaR" } else { "CVaR" };
+        let conf = p.confidence;
+        let what = move |_: &ShardState| {
+            format!("one-bar {} parametric normal {measure} (EWMA covariance)", pct(decimal_of(conf)))
+        };
+        self.step_limit(account_id, rule, level, limit, move |_| decimal_of(x), what, cause, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step_limit(
+        &mut self,
+        account_id: &str,
+        rule: Rule,
+        level: Level,
+        limit: Decimal,
+        value: impl FnOnce(&ShardState) -> Decimal,
+        what: impl FnOnce(&ShardState) -> String,
+        cause: Cause,
+        out: &mut Vec<Alert>,
+    ) -> Option<AlertState> {
+        let describe = |s: &ShardState| {
+            let x = value(s);
+            let shown = |d: Decimal| if rule.name == LEVERAGE.name { format!("{:.2}x", d.round_dp(2)) } else { pct(d) };
+            Finding {
+                value: x,
+                threshold: limit,
+                priority: priority(x, limit),
+                message: format!("{} is {} (limit {})", what(s), shown(x), shown(limit)),
+            }
+        };
+        self.step_named(rule, account_id, level, cause, owner_of(account_id), describe, out)
+    }
+}
+
+/// Breach when `x` is below `breach_below`, clear at or above `clear_from`.
+fn below(x: Decimal, breach_below: Decimal, clear_from: Decimal) -> Level {
+    if x < breach_below {
+        Level::Breach
+    } else if x >= clear_from {
+        Level::Clear
+    } else {
+        Level::Hold
     }
 }
