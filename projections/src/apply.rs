@@ -160,6 +160,8 @@ impl ShardState {
         };
         self.accounts.insert(e.account_id.clone(), account);
         self.roll_day(&e.account_id, event.ts);
+        // Stored from the start, whatever the day: `facts()` lists every account's marks.
+        self.dirty.risk_marks.insert(e.account_id.clone());
         self.dirty.accounts.insert(e.account_id.clone());
         self.dirty.cash.insert(e.account_id.clone());
     }

@@ -264,7 +264,7 @@ pub struct RiskLimitsSet {
     /// Largest allowed weight of one asset class (`asset_class_concentration`).
     #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
     pub max_asset_class_weight: Option<Decimal>,
-    /// Largest parametric VaR (the engine's limit confidence and horizon), as a
+    /// Largest one-bar parametric normal VaR (at the engine's limit confidence), as a
     /// fraction of market value (`var_breach`).
     #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
     pub max_var: Option<Decimal>,
