@@ -70,7 +70,12 @@ fn bad(offset: i64) -> Message {
     m
 }
 
+/// A model's open price window: (window, latest tick time, first input, last prices).
+type OpenWindow = (i64, Timestamp, usize, BTreeMap<String, (Decimal, Timestamp)>);
+
 /// One emitted item, as compared between runs.
+// Test data, compared whole; boxing the event would only complicate the patterns.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
     Event { event: Event, position: String, source: Option<(InputId, i64)> },
@@ -442,7 +447,7 @@ struct Model<'a> {
     w: &'a Workload,
     next: Vec<usize>,
     out: Vec<String>,
-    batch: Option<(i64, Timestamp, usize, BTreeMap<String, (Decimal, Timestamp)>)>,
+    batch: Option<OpenWindow>,
     last_tick: HashMap<String, Timestamp>,
     stale: u64,
 }

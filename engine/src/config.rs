@@ -114,6 +114,25 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/riskstream.toml");
+        let cfg = EngineConfig::load(Some(&path)).unwrap();
+        assert_eq!(cfg.rules, RuleConfig::default(), "deploy/riskstream.toml shows the defaults");
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn risk_settings_are_validated_by_name() {
+        let mut cfg = EngineConfig::default();
+        cfg.rules.risk.lambda = rust_decimal::Decimal::ONE;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("risk.lambda must be in (0, 1)"), "{err}");
+        let mut cfg = EngineConfig::default();
+        cfg.rules.risk.bar_secs = 0;
+        assert!(cfg.validate().unwrap_err().to_string().contains("risk.bar_secs"));
+    }
+
+    #[test]
     fn validation_names_the_setting() {
         let cfg = EngineConfig { shards: 0, ..Default::default() };
         assert!(cfg.validate().unwrap_err().to_string().contains("`shards`"));

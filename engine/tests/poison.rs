@@ -95,12 +95,12 @@ fn a_failed_commit_stops_the_engine_and_loses_nothing_committed() {
 
     store.broken.store(true, Ordering::SeqCst);
     let deposit = common::ev("late", 999, common::deposit("acc-0", "user-0", "5"));
-    let err = engine.ingest("test", None, common::items(&[deposit.clone()])).unwrap_err();
+    let err = engine.ingest("test", None, common::items(std::slice::from_ref(&deposit))).unwrap_err();
     assert!(matches!(err, EngineError::Store(StoreError::Io(_))), "{err}");
     assert_eq!((0..2).map(|s| store.head(s).unwrap()).collect::<Vec<_>>(), heads, "nothing of the batch is stored");
 
     store.broken.store(false, Ordering::SeqCst);
-    let again = engine.ingest("test", None, common::items(&[deposit.clone()])).unwrap_err();
+    let again = engine.ingest("test", None, common::items(std::slice::from_ref(&deposit))).unwrap_err();
     assert!(matches!(again, EngineError::Poisoned), "{again}");
 
     // A restart loads what the store holds, and the event can be sent again.

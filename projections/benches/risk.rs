@@ -3,6 +3,7 @@
 //! - `book/full`: the same account's S e and variance from scratch (the baseline);
 //! - `model/close`: one bar close of the EWMA covariance at 2,000 symbols (update,
 //!   Ledoit-Wolf, power iteration), the cost a bar adds per shard.
+//!
 //! Run: `cargo bench -p riskstream-projections --bench risk`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

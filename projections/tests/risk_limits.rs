@@ -313,7 +313,7 @@ fn sector_concentration_raises_holds_clears_and_cools_down() {
     // Tech (AAA) 6,000 of 10,000 = 60% > 55%.
     let a = one(&s.buy("AAA", "60", "100"), "sector_concentration", AlertKind::SectorConcentration, AlertState::Raised);
     assert_eq!((a.value, a.threshold), (d("0.6"), d("0.55")));
-    assert!(a.message.contains("sector tech weight is 60.00% (limit 55.00%)"), "{}", a.message);
+    assert!(a.message.contains("sector tech weight is 60.000% (limit 55.000%)"), "{}", a.message);
     // Govt 40%: tech still the heaviest, still raised: nothing new.
     assert!(of(&s.buy("BBB", "40", "100"), "sector_concentration").is_empty());
     // Sell 8 AAA: tech 52%, above 49.5%: holds.
@@ -350,7 +350,7 @@ fn asset_class_concentration_raises_holds_clears_and_cools_down() {
     assert!(of(&s.buy("AAA", "40", "100"), rule).is_empty());
     let a = one(&s.buy("CCC", "30", "100"), rule, kind, AlertState::Raised);
     assert_eq!((a.value, a.threshold), (d("0.7"), d("0.65")));
-    assert!(a.message.contains("asset class equity weight is 70.00% (limit 65.00%)"), "{}", a.message);
+    assert!(a.message.contains("asset class equity weight is 70.000% (limit 65.000%)"), "{}", a.message);
     assert!(of(&s.buy("BBB", "30", "100"), rule).is_empty());
     // Sell 6 CCC: 64%, above 58.5%: holds. 6 more: 58% <= 58.5%: cleared.
     assert!(of(&s.at(60).sell("CCC", "6", "100"), rule).is_empty());

@@ -106,7 +106,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let printer = PrinterSink { per_second: args.print_per_second, window: Instant::now(), printed: 0, skipped: 0 };
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(printer)];
     if cfg.alert_log {
-        sinks.push(Box::new(AlertLogSink::open(&cfg.data_dir.join("alerts.jsonl"))?));
+        sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));

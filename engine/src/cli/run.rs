@@ -73,7 +73,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
     if cfg.alert_log {
-        sinks.push(Box::new(AlertLogSink::open(&cfg.data_dir.join("alerts.jsonl"))?));
+        sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));

@@ -9,6 +9,9 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBat
 
 use super::*;
 
+/// One raw row of a column family.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 const RECORDS: &str = "records";
 const META: &str = "meta";
 const EVENT_IDS: &str = "event_ids";
@@ -95,7 +98,7 @@ impl RocksDbStore {
         cf: &str,
         start: &[u8],
         prefix: Vec<u8>,
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), StoreError>> + 'a {
+    ) -> impl Iterator<Item = Result<KeyValue, StoreError>> + 'a {
         self.db
             .iterator_cf(self.cf(cf), IteratorMode::From(start, Direction::Forward))
             .map(|r| r.map_err(io))

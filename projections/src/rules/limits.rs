@@ -176,7 +176,11 @@ impl ShardState {
     ) -> Option<AlertState> {
         let describe = |s: &ShardState| {
             let x = value(s);
-            let shown = |d: Decimal| if rule.name == LEVERAGE.name { format!("{:.2}x", d.round_dp(2)) } else { pct(d) };
+            // Three decimals of a percent: VaR limits are often a fraction of one.
+            let shown = |d: Decimal| match rule.name == LEVERAGE.name {
+                true => format!("{:.2}x", d.round_dp(2)),
+                false => format!("{:.3}%", (d * Decimal::ONE_HUNDRED).round_dp(3)),
+            };
             Finding {
                 value: x,
                 threshold: limit,
