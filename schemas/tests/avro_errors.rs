@@ -218,20 +218,7 @@ fn a_truncated_single_object_is_refused() {
 #[test]
 fn an_alert_in_a_body_is_refused_but_does_not_stop_the_stream() {
     let codec = Codec::new();
-    let alert = Alert {
-        alert_id: "al-1".into(),
-        kind: AlertKind::Drift,
-        state: AlertState::Raised,
-        priority: Priority::High,
-        account_id: "a-1".into(),
-        user_id: "u-1".into(),
-        ts: Timestamp::from_micros(5),
-        caused_by: RecordRef { shard: 3, seq: 17 },
-        rule: "drift".into(),
-        value: Decimal::new(12, 2),
-        threshold: Decimal::new(5, 2),
-        message: "drifted".into(),
-    };
+    let alert = common::sample_alert(AlertKind::Drift);
     let mut body = vec![0xC3, 0x01];
     body.extend(codec.fingerprint("Alert").unwrap().to_le_bytes());
     body.extend(codec.encode_alert(&alert).unwrap());
@@ -241,7 +228,7 @@ fn an_alert_in_a_body_is_refused_but_does_not_stop_the_stream() {
     assert_eq!(items[0].result.clone().unwrap_err().reason, "`Alert` is not an event type");
     let raw: serde_json::Value = serde_json::from_str(&items[0].raw).unwrap();
     assert_eq!(raw["type"], "Alert");
-    assert_eq!(raw["value"], "0.12");
+    assert_eq!(raw["value"], "0.31");
     assert_eq!(raw["caused_by"]["seq"], 17);
     assert_eq!(items[1].result, Ok(trade()));
 }

@@ -201,28 +201,11 @@ fn a_container_written_with_v1_is_read_as_the_current_type() {
     }
 }
 
-fn alert(kind: AlertKind) -> Alert {
-    Alert {
-        alert_id: "al-1".into(),
-        kind,
-        state: AlertState::Raised,
-        priority: Priority::High,
-        account_id: "a-1".into(),
-        user_id: "u-1".into(),
-        ts: Timestamp::from_micros(5),
-        caused_by: RecordRef { shard: 3, seq: 17 },
-        rule: kind.as_str().into(),
-        value: d("0.31"),
-        threshold: d("0.25"),
-        message: "over the limit".into(),
-    }
-}
-
 #[test]
 fn a_v1_reader_reads_alerts_of_v1_kinds_written_with_v2() {
     let codec = Codec::new();
     for kind in [AlertKind::Drift, AlertKind::Concentration, AlertKind::MarketMove] {
-        let datum = codec.encode_alert(&alert(kind)).unwrap();
+        let datum = codec.encode_alert(&common::sample_alert(kind)).unwrap();
         let read = apache_avro::from_avro_datum(&alert_v2(), &mut datum.as_slice(), Some(&alert_v1())).unwrap();
         let Value::Enum(index, symbol) = field(&read, "kind") else { panic!("{read:?}") };
         assert_eq!(symbol, kind.as_str());
@@ -239,7 +222,7 @@ fn a_v1_reader_reads_alerts_of_v1_kinds_written_with_v2() {
 fn a_v1_reader_refuses_alerts_of_the_new_kinds() {
     let codec = Codec::new();
     for kind in &AlertKind::ALL[3..] {
-        let datum = codec.encode_alert(&alert(*kind)).unwrap();
+        let datum = codec.encode_alert(&common::sample_alert(*kind)).unwrap();
         let read = apache_avro::from_avro_datum(&alert_v2(), &mut datum.as_slice(), Some(&alert_v1()));
         assert!(read.is_err(), "{kind:?}: {read:?}");
     }
@@ -249,7 +232,7 @@ fn a_v1_reader_refuses_alerts_of_the_new_kinds() {
 fn v1_alerts_read_into_the_current_type() {
     let codec = Codec::new();
     let v1_alert = |kind: AlertKind| {
-        let a = alert(kind);
+        let a = common::sample_alert(kind);
         let record = Value::Record(vec![
             ("alert_id".into(), Value::String(a.alert_id.clone())),
             ("kind".into(), Value::Enum(kind as u32, kind.as_str().into())),

@@ -5,7 +5,7 @@
 use riskstream_schemas::{AlertKind, Priority};
 use rust_decimal::Decimal;
 
-use super::{pct, Cause, Finding, Level};
+use super::{pct, Cause, Finding, Level, Rule};
 use crate::state::ShardState;
 
 impl ShardState {
@@ -43,6 +43,6 @@ impl ShardState {
             priority: if size >= threshold * Decimal::TWO { Priority::High } else { Priority::Medium },
             message: format!("{symbol} moved {} against the previous close", pct(change)),
         };
-        self.step_rule(AlertKind::MarketMove, symbol, level, cause, recipients, describe, out);
+        self.step_named(Rule::of(AlertKind::MarketMove), symbol, level, cause, recipients, describe, out);
     }
 }

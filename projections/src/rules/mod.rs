@@ -67,10 +67,18 @@ fn transition(state: &SignalState, level: Level, ts: Timestamp, cooldown_secs: i
 }
 
 /// A rule: its alert kind and its name (the signal key and the alert's `rule`).
+/// Most rules are named after their kind; `gap_move` and `correlation_breakdown`
+/// are rules of kind `market_move`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rule {
     pub kind: AlertKind,
     pub name: &'static str,
+}
+
+impl Rule {
+    pub fn of(kind: AlertKind) -> Rule {
+        Rule { kind, name: kind.as_str() }
+    }
 }
 
 /// Breach above `limit`, clear at or below `limit x (1 - hysteresis)`.
@@ -100,24 +108,8 @@ pub(crate) struct Cause {
 }
 
 impl ShardState {
-    /// Steps the lifecycle of `kind` on `subject`; on a state change, emits one
-    /// alert per recipient account (`(account_id, user_id)`).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn step_rule(
-        &mut self,
-        kind: AlertKind,
-        subject: &str,
-        level: Level,
-        cause: Cause,
-        recipients: impl FnOnce(&ShardState) -> Vec<(String, String)>,
-        describe: impl FnOnce(&ShardState) -> Finding,
-        out: &mut Vec<Alert>,
-    ) {
-        self.step_named(Rule { kind, name: kind.as_str() }, subject, level, cause, recipients, describe, out);
-    }
-
-    /// `step_rule` for a rule whose name differs from its kind (several rules of
-    /// one kind, such as `gap_move` and `correlation_breakdown` of `market_move`).
+    /// Steps the lifecycle of `rule` on `subject`; on a state change, emits one
+    /// alert per recipient account (`(account_id, user_id)`) and returns the change.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn step_named(
         &mut self,
@@ -173,11 +165,19 @@ impl ShardState {
             vec![(a.account_id.clone(), a.user_id.clone())]
         };
         if let Some(level) = self.drift_level(account_id) {
-            self.step_rule(AlertKind::Drift, account_id, level, cause, owner, |s| s.drift_finding(account_id), out);
+            self.step_named(
+                Rule::of(AlertKind::Drift),
+                account_id,
+                level,
+                cause,
+                owner,
+                |s| s.drift_finding(account_id),
+                out,
+            );
         }
         if let Some(level) = self.concentration_level(account_id) {
             let describe = |s: &ShardState| s.concentration_finding(account_id);
-            self.step_rule(AlertKind::Concentration, account_id, level, cause, owner, describe, out);
+            self.step_named(Rule::of(AlertKind::Concentration), account_id, level, cause, owner, describe, out);
         }
         self.mark_value(account_id);
         self.evaluate_limits(account_id, cause, out);

@@ -227,6 +227,24 @@ pub fn alert() -> impl Strategy<Value = Alert> {
 
 /// Wraps datums of one schema in an Object Container File (null codec), built by hand
 /// so the reader is not tested against itself.
+/// A fixed alert of `kind` (value 0.31 over threshold 0.25).
+pub fn sample_alert(kind: AlertKind) -> Alert {
+    Alert {
+        alert_id: "al-1".into(),
+        kind,
+        state: AlertState::Raised,
+        priority: Priority::High,
+        account_id: "a-1".into(),
+        user_id: "u-1".into(),
+        ts: Timestamp::from_micros(5),
+        caused_by: RecordRef { shard: 3, seq: 17 },
+        rule: kind.as_str().into(),
+        value: Decimal::new(31, 2),
+        threshold: Decimal::new(25, 2),
+        message: "over the limit".into(),
+    }
+}
+
 pub fn container(schema_json: &str, datums: &[Vec<u8>]) -> Vec<u8> {
     let blocks: &[(usize, Vec<u8>)] = if datums.is_empty() { &[] } else { &[(datums.len(), datums.concat())] };
     container_blocks(schema_json, "null", blocks)
