@@ -143,7 +143,16 @@ impl ShardState {
         ids.sort_unstable();
         let (window, z) = (self.model.params.window, self.model.params.z_limit);
         for id in &ids {
-            let book = build_book(&self.accounts[id], self);
+            let a = &self.accounts[id];
+            // Positions the model knew keep their indexes: recompute in place; a
+            // symbol that entered the model at this close needs the lookups.
+            let book = if a.risk.book.index.contains(&UNMODELLED) || a.risk.book.index.len() != a.positions.len() {
+                build_book(a, self)
+            } else {
+                let mut book = std::mem::take(&mut self.accounts.get_mut(id).expect("listed above").risk.book);
+                book.recompute(&self.model);
+                book
+            };
             let a = self.accounts.get_mut(id).expect("listed above");
             let h = &mut a.risk.history;
             let exception = h.close_bar(&closed.simple, window);
