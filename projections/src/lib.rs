@@ -13,6 +13,7 @@ mod facts;
 pub mod risk;
 mod rules;
 mod state;
+pub mod tax;
 mod valuation;
 
 pub use crate::config::{RiskConfig, RuleConfig};
