@@ -218,8 +218,11 @@ enum Step {
 }
 
 fn step() -> impl Strategy<Value = (Step, i64)> {
-    let buy = (1..500i64, 1..50_000i64, 0..1_000i64)
-        .prop_map(|(quantity, cents, fee_cents)| Step::Buy { quantity, cents, fee_cents });
+    let buy = (1..500i64, 1..50_000i64, 0..1_000i64).prop_map(|(quantity, cents, fee_cents)| Step::Buy {
+        quantity,
+        cents,
+        fee_cents,
+    });
     let sell = (1..=100u8, 1..50_000i64, 0..1_000i64, 0..3u8, proptest::collection::vec(any::<u8>(), 1..4))
         .prop_map(|(part, cents, fee_cents, method, pick)| Step::Sell { part, cents, fee_cents, method, pick });
     (prop_oneof![3 => buy, 2 => sell], 0..200i64)
@@ -258,8 +261,7 @@ fn run(steps: &[(Step, i64)]) -> Result<(), TestCaseError> {
                     0 => (None, Vec::new()),
                     1 => (Some(LotMethod::Hifo), Vec::new()),
                     _ => {
-                        let mut ids: Vec<String> =
-                            pick.iter().map(|p| lots[*p as usize % lots.len()].id()).collect();
+                        let mut ids: Vec<String> = pick.iter().map(|p| lots[*p as usize % lots.len()].id()).collect();
                         ids.dedup();
                         ids.sort();
                         ids.dedup();

@@ -156,7 +156,6 @@ pub struct Unrealized {
 
 /// Replacement shares taken from a lot for a washed loss; `adjust` is `None` when
 /// the shares are in an IRA (the loss is lost, the lot is not changed).
-#[allow(dead_code)] // TEMP: the wash ledger uses it
 pub(crate) struct Replacement<'a> {
     pub symbol: &'a str,
     pub acquired: Timestamp,
@@ -204,7 +203,6 @@ impl LotBook {
         &self.realized
     }
 
-    #[allow(dead_code)] // TEMP: the wash ledger uses it
     pub(crate) fn realized_mut(&mut self) -> &mut Realized {
         &mut self.realized
     }
@@ -340,13 +338,11 @@ impl LotBook {
         lots.insert(at, lot);
     }
 
-    #[allow(dead_code)] // TEMP: the wash ledger uses it
     fn position(&self, symbol: &str, acquired: Timestamp, trade_id: &str) -> Option<usize> {
         self.lots(symbol).binary_search_by(|l| l.key().cmp(&(acquired, trade_id, 0))).ok()
     }
 
     /// Shares of a buy (its unsplit piece 0) that can still replace a loss.
-    #[allow(dead_code)] // TEMP: the wash ledger uses it
     pub(crate) fn replaceable(&self, symbol: &str, acquired: Timestamp, trade_id: &str) -> Decimal {
         let lot = self.position(symbol, acquired, trade_id).map(|i| &self.lots(symbol)[i]);
         lot.filter(|l| l.replaces.is_none()).map_or(Decimal::ZERO, |l| l.quantity)
@@ -354,7 +350,6 @@ impl LotBook {
 
     /// Marks replacement shares (splitting them off the buy's lot when only part of
     /// it replaces the loss) and applies the wash adjustment; returns their lot id.
-    #[allow(dead_code)] // TEMP: the wash ledger uses it
     pub(crate) fn replace(&mut self, r: Replacement<'_>) -> String {
         let i = self.position(r.symbol, r.acquired, r.trade_id).expect("replaceable lots exist");
         let lots = self.lots.get_mut(r.symbol).expect("replaceable lots exist");

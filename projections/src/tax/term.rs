@@ -36,9 +36,7 @@ pub fn tax_year(ts: Timestamp) -> i32 {
 /// on 2025-03-01 (no IRS text settles this case; see the module doc).
 fn anniversary(date: Date) -> Date {
     let year = date.year().saturating_add(1);
-    date.replace_year(year)
-        .or_else(|_| Date::from_calendar_date(year, Month::February, 28))
-        .unwrap_or(Date::MAX)
+    date.replace_year(year).or_else(|_| Date::from_calendar_date(year, Month::February, 28)).unwrap_or(Date::MAX)
 }
 
 /// Long term when sold on a date after the first anniversary of `holding_start`'s
@@ -53,7 +51,6 @@ pub fn term(holding_start: Timestamp, sold: Timestamp) -> Term {
 }
 
 /// `ts` moved `days` calendar days earlier (the time of day is kept).
-#[allow(dead_code)] // TEMP: the wash ledger uses it
 pub(crate) fn days_before(ts: Timestamp, days: i64) -> Timestamp {
     Timestamp(ts.micros().saturating_sub(days.saturating_mul(MICROS_PER_DAY)))
 }

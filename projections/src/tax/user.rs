@@ -1,0 +1,212 @@
+//! One taxpayer's tax state: the lot book of each account (taxable or IRA), the
+//! wash-sale ledger across all of them, and the realized figures that count for
+//! tax. This is what the engine calls, one `TaxBook` per `user_id`.
+
+use std::collections::BTreeMap;
+
+use riskstream_schemas::{Side, TaxStatus, Timestamp, TradeExecuted};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::error::TaxError;
+use super::lots::{Applied, Closed, LossRef, LotBook, Replacement};
+use super::realized::Realized;
+use super::term::tax_year;
+use super::wash::{Fact, Loss, Match, Supply, WashAdjustment, WashLedger};
+
+/// An account's tax status and lots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxAccount {
+    pub status: TaxStatus,
+    pub lots: LotBook,
+}
+
+impl TaxAccount {
+    pub fn is_taxable(&self) -> bool {
+        self.status == TaxStatus::Taxable
+    }
+}
+
+/// What one trade did: the lot it opened or the pieces it closed, and the wash
+/// sales of earlier timestamps that it settled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TradeOutcome {
+    pub opened: Option<String>,
+    pub closed: Vec<Closed>,
+    pub washes: Vec<WashAdjustment>,
+}
+
+/// The tax state of one user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxBook {
+    user_id: String,
+    accounts: BTreeMap<String, TaxAccount>,
+    ledger: WashLedger,
+    /// Taxable accounts only: what the user reports, wash sales applied.
+    realized: Realized,
+}
+
+impl TaxBook {
+    pub fn new(user_id: impl Into<String>) -> Self {
+        TaxBook { user_id: user_id.into(), ..TaxBook::default() }
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Opens an account's lot book; false (and no change) when it is open already.
+    pub fn open_account(&mut self, account_id: &str, status: TaxStatus) -> bool {
+        if self.accounts.contains_key(account_id) {
+            return false;
+        }
+        self.accounts.insert(account_id.to_string(), TaxAccount { status, lots: LotBook::new(account_id) });
+        true
+    }
+
+    pub fn account(&self, account_id: &str) -> Option<&TaxAccount> {
+        self.accounts.get(account_id)
+    }
+
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &TaxAccount)> {
+        self.accounts.iter().map(|(id, a)| (id.as_str(), a))
+    }
+
+    /// Realized figures of the taxable accounts, per tax year and term.
+    pub fn realized(&self) -> &Realized {
+        &self.realized
+    }
+
+    pub fn ledger(&self) -> &WashLedger {
+        &self.ledger
+    }
+
+    /// Whether `trade` would be accepted; nothing changes. Settling never changes
+    /// the answer: it splits lots but keeps each buy's shares under its trade id.
+    pub fn check(&self, trade: &TradeExecuted) -> Result<(), TaxError> {
+        self.account_of(trade)?.lots.check(trade)
+    }
+
+    /// Applies a trade at event time `ts`. `wash_group` is the symbol's group of
+    /// substantially identical securities. Timestamps before `ts` are settled first.
+    pub fn trade(&mut self, trade: &TradeExecuted, ts: Timestamp, wash_group: &str) -> Result<TradeOutcome, TaxError> {
+        self.check(trade)?;
+        let washes = self.settle(ts);
+        let account = self.accounts.get_mut(&trade.account_id).expect("checked");
+        let taxable = account.is_taxable();
+        let mut outcome = TradeOutcome { washes, ..TradeOutcome::default() };
+        match account.lots.apply(trade, ts)? {
+            Applied::Opened(lot_id) => {
+                let supply = Supply {
+                    acquired: ts,
+                    trade_id: trade.trade_id.clone(),
+                    account_id: trade.account_id.clone(),
+                    symbol: trade.symbol.clone(),
+                };
+                self.ledger.add(Fact::Supply { group: wash_group.to_string(), supply });
+                outcome.opened = Some(lot_id);
+            }
+            Applied::Closed(closed) if taxable => {
+                for (seq, piece) in closed.iter().enumerate() {
+                    self.realized.book(piece);
+                    if piece.gain < Decimal::ZERO {
+                        self.ledger.add(Fact::Loss { group: wash_group.to_string(), loss: loss_of(piece, seq) });
+                    }
+                }
+                outcome.closed = closed;
+            }
+            Applied::Closed(closed) => outcome.closed = closed,
+        }
+        debug_assert!(trade.side == Side::Buy || outcome.opened.is_none());
+        Ok(outcome)
+    }
+
+    /// Decides the wash sales of every timestamp before `now` and applies them.
+    /// Call it as event time advances (any later event of the shard will do), so a
+    /// purchase that washes an earlier loss is reported promptly.
+    pub fn settle(&mut self, now: Timestamp) -> Vec<WashAdjustment> {
+        let mut out = Vec::new();
+        while let Some((ts, facts)) = self.ledger.next_due(now) {
+            let accounts = &self.accounts;
+            let available = |s: &Supply| {
+                accounts
+                    .get(&s.account_id)
+                    .map_or(Decimal::ZERO, |a| a.lots.replaceable(&s.symbol, s.acquired, &s.trade_id))
+            };
+            let matches = self.ledger.decide(ts, facts, available);
+            out.extend(matches.into_iter().map(|m| self.apply(m)));
+        }
+        out
+    }
+
+    /// Settles everything pending (end of a replay, or a test).
+    pub fn settle_all(&mut self) -> Vec<WashAdjustment> {
+        self.settle(Timestamp(i64::MAX))
+    }
+
+    fn account_of(&self, trade: &TradeExecuted) -> Result<&TaxAccount, TaxError> {
+        self.accounts.get(&trade.account_id).ok_or_else(|| TaxError::UnknownAccount {
+            trade_id: trade.trade_id.clone(),
+            account_id: trade.account_id.clone(),
+        })
+    }
+
+    /// Moves a decision into the lots and the realized figures.
+    fn apply(&mut self, m: Match) -> WashAdjustment {
+        let (loss, supply) = (&m.loss, &m.supply);
+        let replacement = self.accounts.get_mut(&supply.account_id).expect("supply comes from an account");
+        let added_to_basis = replacement.is_taxable();
+        let carried = if added_to_basis { m.carried_days() } else { 0 };
+        let replaces = LossRef {
+            sale_trade_id: loss.sale_trade_id.clone(),
+            account_id: loss.account_id.clone(),
+            lot_id: loss.lot_id.clone(),
+        };
+        let replacement_lot_id = replacement.lots.replace(Replacement {
+            symbol: &supply.symbol,
+            acquired: supply.acquired,
+            trade_id: &supply.trade_id,
+            quantity: m.quantity,
+            replaces,
+            adjust: added_to_basis.then_some((m.disallowed, carried)),
+        });
+        let year = tax_year(loss.sold);
+        let seller = self.accounts.get_mut(&loss.account_id).expect("losses come from an account");
+        seller.lots.realized_mut().disallow(year, loss.term, m.disallowed);
+        self.realized.disallow(year, loss.term, m.disallowed);
+        WashAdjustment {
+            sale_trade_id: loss.sale_trade_id.clone(),
+            loss_account_id: loss.account_id.clone(),
+            loss_lot_id: loss.lot_id.clone(),
+            sold: loss.sold,
+            tax_year: year,
+            term: loss.term,
+            replacement_account_id: supply.account_id.clone(),
+            replacement_lot_id,
+            replacement_trade_id: supply.trade_id.clone(),
+            acquired: supply.acquired,
+            quantity: m.quantity,
+            disallowed: m.disallowed,
+            added_to_basis,
+            holding_days_carried: carried,
+            retroactive: supply.acquired > loss.sold,
+        }
+    }
+}
+
+fn loss_of(piece: &Closed, seq: usize) -> Loss {
+    Loss {
+        sold: piece.sold,
+        lot_acquired: piece.acquired,
+        sale_trade_id: piece.sale_trade_id.clone(),
+        seq: u32::try_from(seq).unwrap_or(u32::MAX),
+        account_id: piece.account_id.clone(),
+        symbol: piece.symbol.clone(),
+        lot_id: piece.lot_id.clone(),
+        lot_trade_id: piece.lot_trade_id.clone(),
+        holding_start: piece.holding_start,
+        term: piece.term,
+        quantity: piece.quantity,
+        loss: -piece.gain,
+    }
+}
