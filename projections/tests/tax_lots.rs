@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use riskstream_projections::tax::{Closed, LotBook, TaxError, Term};
-use riskstream_schemas::{LotMethod, Side, Timestamp, TradeExecuted};
+use riskstream_projections::tax::{Closed, LotBook, TaxBook, TaxError, Term};
+use riskstream_schemas::{LotMethod, Side, TaxStatus, Timestamp, TradeExecuted};
 use rust_decimal::Decimal;
 
 fn d(s: &str) -> Decimal {
@@ -175,6 +175,45 @@ fn realized_is_summed_per_tax_year_and_term() {
     assert_eq!(r.gain(2026, Term::Short), d("9"));
     assert_eq!(r.year(2026).short.proceeds, d("49"));
     assert_eq!(r.gain(2024, Term::Short), Decimal::ZERO);
+}
+
+/// The user's figures add up the taxable accounts per tax year and term; an IRA's
+/// sales are kept in its own book only.
+#[test]
+fn realized_per_user_sums_taxable_accounts() {
+    let mut user = TaxBook::new("u");
+    for (id, status) in [("a", TaxStatus::Taxable), ("b", TaxStatus::Taxable), ("ira", TaxStatus::TraditionalIra)] {
+        user.open_account(id, status);
+    }
+    let mut go = |id: &str, account: &str, side, quantity: &str, price: &str, date: &str| {
+        let t = TradeExecuted { account_id: account.into(), ..trade(id, side, quantity, price, "0") };
+        user.trade(&t, at(date), "XYZ").unwrap();
+    };
+    go("a1", "a", Side::Buy, "10", "10", "2024-01-02");
+    go("b1", "b", Side::Buy, "10", "20", "2025-02-03");
+    go("i1", "ira", Side::Buy, "10", "10", "2025-02-03");
+    go("a2", "a", Side::Sell, "10", "15", "2025-03-03"); // long +50
+    go("b2", "b", Side::Sell, "5", "25", "2025-04-01"); // short +25
+    go("i2", "ira", Side::Sell, "10", "30", "2025-04-01"); // IRA: +200, not the user's
+    go("b3", "b", Side::Sell, "5", "30", "2026-02-04"); // 2026 long +50
+    user.settle_all();
+    let r = user.realized();
+    assert_eq!((r.gain(2025, Term::Long), r.gain(2025, Term::Short)), (d("50"), d("25")));
+    assert_eq!((r.gain(2026, Term::Long), r.gain(2026, Term::Short)), (d("50"), d("0")));
+    assert_eq!(user.account("ira").unwrap().lots.realized().gain(2025, Term::Short), d("200"));
+    assert_eq!(user.account("b").unwrap().lots.realized().gain(2026, Term::Long), d("50"));
+}
+
+#[test]
+fn trades_of_unknown_accounts_are_rejected() {
+    let mut user = TaxBook::new("u");
+    assert!(user.open_account("a", TaxStatus::Taxable));
+    assert!(!user.open_account("a", TaxStatus::RothIra), "opening twice changes nothing");
+    let t = TradeExecuted { account_id: "zz".into(), ..trade("t1", Side::Buy, "1", "1", "0") };
+    let err = user.trade(&t, at("2025-01-02"), "XYZ").unwrap_err();
+    assert_eq!(err.to_string(), "trade `t1`: account `zz` has no tax lots (open it first)");
+    assert_eq!(err.field(), "account_id");
+    assert_eq!(user.account("a").unwrap().status, TaxStatus::Taxable);
 }
 
 #[test]

@@ -268,12 +268,26 @@ impl GroupLedger {
         used: &mut Used,
         out: &mut Vec<Match>,
     ) {
+        let today = ts.day();
         for loss in self.losses.iter_mut().filter(|l| !l.quantity.is_zero()) {
             let fresh = loss.sold == ts;
-            let candidates = self.supply.iter().filter(|s| fresh || s.acquired == ts);
+            let candidates = if fresh {
+                let sold = loss.sold.day();
+                acquired_between(&self.supply, sold - WASH_WINDOW_DAYS, sold + WASH_WINDOW_DAYS)
+            } else {
+                acquired_between(&self.supply, today, today)
+            };
+            let candidates = candidates.iter().filter(|s| fresh || s.acquired == ts);
             wash(loss, candidates, available, used, out);
         }
     }
+}
+
+/// The supply acquired on days `first..=last` (supply is in acquisition order).
+fn acquired_between(supply: &[Supply], first: i64, last: i64) -> &[Supply] {
+    let start = supply.partition_point(|s| s.acquired.day() < first);
+    let end = supply.partition_point(|s| s.acquired.day() <= last);
+    &supply[start..end.max(start)]
 }
 
 /// Matches a loss with the candidates in order until its shares are all matched.
