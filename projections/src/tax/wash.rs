@@ -20,13 +20,13 @@
 //!   the sale and its acquisition): the disallowed loss goes into its basis
 //!   (section 1091(d)), which shares already sold can no longer take without
 //!   reopening a closed sale. So selling the whole position in every account, with
-//!   no purchase within 30 days after, washes nothing. This is the one reading of
-//!   ours the regulation does not spell out (see the module doc of `tax`).
+//!   no purchase within 30 days after, washes nothing. The regulation does not
+//!   spell this out; the module doc of `tax` lists it with the other such choices.
 //! - The disallowed loss is `loss x matched / sold` (exact, the last match takes the
-//!   rest), added to the replacement shares' basis, and the sold shares' holding
-//!   period (in days) moves the replacement's holding-period start earlier
-//!   (1.1091-2; section 1223(3)). Replacement shares in an IRA still wash the loss,
-//!   but nothing is added to any basis (Rev. Rul. 2008-5): the loss is lost.
+//!   rest), added to the replacement shares' basis (1.1091-2), and the sold shares'
+//!   holding period (in days) moves the replacement's holding-period start earlier
+//!   (Pub. 550; IRC section 1223). Replacement shares in an IRA still wash the
+//!   loss, but nothing is added to any basis (Rev. Rul. 2008-5): the loss is lost.
 //!
 //! Decisions are made per event timestamp, after every trade with that timestamp has
 //! been seen: facts wait in `pending` until event time passes them (`settle`). Within
