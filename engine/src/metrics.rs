@@ -96,6 +96,15 @@ impl Metrics {
         }
     }
 
+    /// Alerts raised so far per kind, in contract order (kinds with none left out).
+    pub fn raised_by_kind(&self) -> Vec<(&'static str, u64)> {
+        riskstream_schemas::AlertKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), self.alerts.with_label_values(&[k.as_str(), "raised"]).get()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -172,20 +172,27 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         self.shards.iter_mut().for_each(|s| s.set_full_recompute(on));
     }
 
+    /// The first view `view` finds among the shards `include` admits, in shard
+    /// order, with the shard and the seq it reflects.
+    pub fn find_view<T>(
+        &self,
+        include: impl Fn(u32) -> bool,
+        view: impl Fn(&ShardState) -> Option<T>,
+    ) -> Option<(u32, u64, T)> {
+        self.shards.iter().filter(|s| include(s.shard())).find_map(|s| {
+            let found = view(s)?;
+            Some((s.shard(), self.heads[s.shard() as usize].seq, found))
+        })
+    }
+
     /// The account's view with the shard and the seq it reflects.
     pub fn account_view(&self, account_id: &str) -> Option<(u32, u64, AccountView)> {
-        self.shards.iter().find_map(|s| {
-            let view = s.incremental_view(account_id)?;
-            Some((s.shard(), self.heads[s.shard() as usize].seq, view))
-        })
+        self.find_view(|_| true, |s| s.incremental_view(account_id))
     }
 
     /// The account's risk numbers with the shard and the seq they reflect.
     pub fn risk_view(&self, account_id: &str) -> Option<(u32, u64, RiskView)> {
-        self.shards.iter().find_map(|s| {
-            let view = s.risk_view(account_id)?;
-            Some((s.shard(), self.heads[s.shard() as usize].seq, view))
-        })
+        self.find_view(|_| true, |s| s.risk_view(account_id))
     }
 
     /// A symbol's risk as the lowest-numbered shard's model sees it. Every shard
@@ -193,10 +200,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     /// before a symbol's first tick prices it on the trading account's shard only,
     /// so that shard may model the symbol one bar earlier.
     pub fn symbol_risk_view(&self, symbol: &str) -> Option<(u32, u64, SymbolRiskView)> {
-        self.shards.iter().find_map(|s| {
-            let view = s.symbol_risk_view(symbol)?;
-            Some((s.shard(), self.heads[s.shard() as usize].seq, view))
-        })
+        self.find_view(|_| true, |s| s.symbol_risk_view(symbol))
     }
 
     /// Sequences, applies and commits one batch from `source`; `position` is where

@@ -213,7 +213,7 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     let secs = started.elapsed().as_secs_f64();
     let positions = (0..args.shards).filter_map(|s| engine.shard(s)).map(|s| s.position_count()).sum();
     let bars = engine.shard(0).map_or(0, |s| s.model().scalars().bars);
-    let by_kind = alert_kinds(&engine);
+    let by_kind = engine.metrics().raised_by_kind();
     drop(engine);
     let reopening = Instant::now();
     let store = Arc::new(RocksDbStore::open(dir.path(), false)?);
@@ -238,16 +238,6 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         bars,
         by_kind,
     })
-}
-
-/// Raised alerts per kind, from the engine's metrics.
-fn alert_kinds(engine: &Engine<RocksDbStore>) -> Vec<(&'static str, u64)> {
-    let m = engine.metrics();
-    riskstream_schemas::AlertKind::ALL
-        .iter()
-        .map(|k| (k.as_str(), m.alerts.with_label_values(&[k.as_str(), "raised"]).get()))
-        .filter(|(_, n)| *n > 0)
-        .collect()
 }
 
 fn print(r: &RunResult) {

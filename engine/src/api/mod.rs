@@ -174,13 +174,8 @@ async fn get_security_risk<S: EventStore + ProjectionStore + 'static>(
     Path(symbol): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cluster = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone());
-    let found = {
-        let engine = app.read();
-        (0..engine.shard_count()).filter(|s| cluster.as_ref().is_none_or(|c| c.owned.contains(s))).find_map(|s| {
-            let view = engine.shard(s)?.symbol_risk_view(&symbol)?;
-            Some((s, engine.head(s).seq, view))
-        })
-    };
+    let owned = |s: u32| cluster.as_ref().is_none_or(|c| c.owned.contains(&s));
+    let found = app.read().find_view(owned, |s| s.symbol_risk_view(&symbol));
     let (shard, seq, view) = found.ok_or_else(|| {
         let scope = if cluster.is_some() { " in the shards this instance owns" } else { "" };
         ApiError::NotFound(format!(

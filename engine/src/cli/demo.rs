@@ -13,7 +13,7 @@ use riskstream_connectors::{AlertLogSink, AlertSink, SimulatorConfig, SimulatorS
 use riskstream_engine::api::AppState;
 use riskstream_engine::runtime;
 use riskstream_engine::store::RocksDbStore;
-use riskstream_schemas::{Alert, AlertKind};
+use riskstream_schemas::Alert;
 
 use super::{open_engine, shutdown_signal, EngineArgs};
 
@@ -194,7 +194,7 @@ fn totals(app: &AppState<RocksDbStore>) -> (u64, u64, usize) {
     let engine = app.read();
     let m = engine.metrics();
     let events = m.events.with_label_values(&["accepted"]).get();
-    let alerts = AlertKind::ALL.iter().map(|k| m.alerts.with_label_values(&[k.as_str(), "raised"]).get()).sum();
+    let alerts = m.raised_by_kind().iter().map(|(_, n)| n).sum();
     (events, alerts, engine.account_count())
 }
 

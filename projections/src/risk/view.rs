@@ -193,7 +193,9 @@ impl ShardState {
     fn parametric_figures(&self, sigma: f64, frac: &dyn Fn(f64) -> f64) -> Vec<Figure> {
         let dof = f64_of(self.config.risk.student_t_dof);
         let mut out = Vec::new();
-        for horizon in [1, self.config.risk.horizon_bars] {
+        let mut horizons = vec![1, self.config.risk.horizon_bars];
+        horizons.dedup();
+        for horizon in horizons {
             for c in CONFIDENCES {
                 let s = scaled(sigma, horizon);
                 let mut add = |measure, method, value: f64| {
@@ -210,9 +212,6 @@ impl ShardState {
                 add("cvar", "parametric_normal", stats::normal_es(s, c));
                 add("var", "parametric_student_t", stats::student_t_var(s, c, dof));
                 add("cvar", "parametric_student_t", stats::student_t_es(s, c, dof));
-            }
-            if horizon == 1 && self.config.risk.horizon_bars == 1 {
-                break;
             }
         }
         out

@@ -3,7 +3,7 @@
 use riskstream_schemas::Priority;
 use rust_decimal::Decimal;
 
-use super::{pct, Finding, Level};
+use super::{level_above, pct, Finding, Level};
 use crate::state::ShardState;
 use crate::valuation::weight;
 
@@ -22,13 +22,7 @@ impl ShardState {
         }
         let largest = a.positions.values().map(|p| p.value).max().unwrap_or_default();
         let limit = self.max_position_weight(account_id);
-        Some(if largest > limit * total {
-            Level::Breach
-        } else if largest <= limit * (Decimal::ONE - self.config.hysteresis) * total {
-            Level::Clear
-        } else {
-            Level::Hold
-        })
+        Some(level_above(largest, limit * total, self.config.hysteresis))
     }
 
     pub(crate) fn concentration_finding(&self, account_id: &str) -> Finding {

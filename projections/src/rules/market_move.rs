@@ -33,16 +33,12 @@ impl ShardState {
         } else {
             Level::Hold
         };
-        let recipients = |s: &ShardState| -> Vec<(String, String)> {
-            let ids = s.holders.get(symbol).into_iter().flatten();
-            ids.filter_map(|id| s.accounts.get(id).map(|a| (a.account_id.clone(), a.user_id.clone()))).collect()
-        };
         let describe = |_: &ShardState| Finding {
             value: change.round_dp(6),
             threshold,
             priority: if size >= threshold * Decimal::TWO { Priority::High } else { Priority::Medium },
             message: format!("{symbol} moved {} against the previous close", pct(change)),
         };
-        self.step_named(Rule::of(AlertKind::MarketMove), symbol, level, cause, recipients, describe, out);
+        self.step_named(Rule::of(AlertKind::MarketMove), symbol, level, cause, |s| s.holders_of(symbol), describe, out);
     }
 }

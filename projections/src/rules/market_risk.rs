@@ -19,7 +19,8 @@ const GAP: Rule = Rule { kind: AlertKind::MarketMove, name: "gap_move" };
 pub const UNIVERSE: &str = "*universe";
 
 impl ShardState {
-    fn holders_of(&self, symbol: &str) -> Vec<(String, String)> {
+    /// The shard's accounts holding `symbol`: the recipients of a symbol alert.
+    pub(crate) fn holders_of(&self, symbol: &str) -> Vec<(String, String)> {
         let ids = self.holders.get(symbol).into_iter().flatten();
         ids.filter_map(|id| self.accounts.get(id).map(|a| (a.account_id.clone(), a.user_id.clone()))).collect()
     }

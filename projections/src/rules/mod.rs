@@ -160,24 +160,21 @@ impl ShardState {
 
     /// Runs the account rules (drift, concentration, the risk limits) on one account.
     pub(crate) fn evaluate_account(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let owner = |s: &ShardState| {
-            let a = &s.accounts[account_id];
-            vec![(a.account_id.clone(), a.user_id.clone())]
-        };
         if let Some(level) = self.drift_level(account_id) {
-            self.step_named(
-                Rule::of(AlertKind::Drift),
-                account_id,
-                level,
-                cause,
-                owner,
-                |s| s.drift_finding(account_id),
-                out,
-            );
+            let describe = |s: &ShardState| s.drift_finding(account_id);
+            self.step_named(Rule::of(AlertKind::Drift), account_id, level, cause, owner_of(account_id), describe, out);
         }
         if let Some(level) = self.concentration_level(account_id) {
             let describe = |s: &ShardState| s.concentration_finding(account_id);
-            self.step_named(Rule::of(AlertKind::Concentration), account_id, level, cause, owner, describe, out);
+            self.step_named(
+                Rule::of(AlertKind::Concentration),
+                account_id,
+                level,
+                cause,
+                owner_of(account_id),
+                describe,
+                out,
+            );
         }
         self.mark_value(account_id);
         self.evaluate_limits(account_id, cause, out);
