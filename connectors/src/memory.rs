@@ -137,6 +137,7 @@ mod tests {
             value: Decimal::new(7, 2),
             threshold: Decimal::new(5, 2),
             message: "S0001 is 7% off target".into(),
+            details: None,
         }
     }
 

@@ -18,6 +18,7 @@ fn alert(n: u64) -> Alert {
         value: Decimal::new(3125, 4),
         threshold: Decimal::new(25, 2),
         message: "S0007 is 31.25% of the account (limit 25%)".into(),
+        details: None,
     }
 }
 
@@ -46,6 +47,29 @@ fn alerts_are_appended_as_json_lines_across_reopens() {
     let line = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().to_string();
     assert!(line.contains(r#""value":"0.3125""#), "{line}");
     assert!(line.contains(r#""ts":"2026-01-05T14:30:00.000001Z""#), "{line}");
+}
+
+/// `details` (contract v3) is logged as the JSON object itself, and left out when unset.
+#[test]
+fn details_are_logged_as_an_object_and_left_out_when_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.jsonl");
+    let details =
+        serde_json::json!({"symbol": "S0007", "candidate_lots": [{"lot_id": "lot-3", "unrealized": "-412.2"}]});
+    let harvest =
+        Alert { kind: AlertKind::TaxLossHarvest, rule: "tax_loss_harvest".into(), details: Some(details), ..alert(2) };
+    let mut sink = AlertLogSink::open(&path).unwrap();
+    sink.deliver(&[alert(1), harvest.clone()]).unwrap();
+    assert_eq!(read_log(&path), [alert(1), harvest]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines[0].contains("details"), "{}", lines[0]);
+    assert!(
+        lines[1]
+            .contains(r#""details":{"candidate_lots":[{"lot_id":"lot-3","unrealized":"-412.2"}],"symbol":"S0007"}"#),
+        "{}",
+        lines[1]
+    );
 }
 
 #[test]

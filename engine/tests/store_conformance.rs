@@ -23,6 +23,7 @@ fn alert(number: u64, account: &str) -> StoredAlert {
             value: common::d("0.07"),
             threshold: common::d("0.05"),
             message: "m".into(),
+            details: None,
         },
     }
 }

@@ -4,7 +4,9 @@
 //! schema in `schemas/avro/<TypeName>.avsc`, namespace `riskstream.v1`, embedded here with
 //! `include_str!`. The namespace stays `riskstream.v1` as records evolve: a record's full
 //! name is what pairs an old writer schema with the current reader schema. Contract v2
-//! changed `RiskLimitsSet` (optional limits appended) and `Alert` (enum symbols appended). A schema is identified by its [`Fingerprint`]: the CRC-64-AVRO (Rabin)
+//! changed `RiskLimitsSet` (optional limits appended) and `Alert` (enum symbols
+//! appended); v3 changed `Alert` again (enum symbols and the optional `details`
+//! appended). A schema is identified by its [`Fingerprint`]: the CRC-64-AVRO (Rabin)
 //! fingerprint of its Parsing Canonical Form, computed here to the letter of the spec
 //! (apache-avro's own canonical form keeps decimal attributes, so its fingerprints differ
 //! from other implementations'). Docs, defaults and logical-type attributes (decimal
@@ -30,16 +32,17 @@
 //! [`Codec::register_writer_schema`] adds others at run time (a schema registry's).
 //!
 //! Values: `ts` is `timestamp-micros`; enums carry the JSON snake_case symbols; optional
-//! fields are `["null", T]` unions defaulting to null. Money, prices, quantities and
-//! weights are `decimal(28, 10)` over `bytes`: the two's-complement big-endian unscaled
-//! integer at scale 10. The conversion is explicit (no serde): a value with more than 10
-//! decimal places or more than 18 integer digits is an error, never rounded, and a
-//! decoded value is normalised (`101.5000000000` reads back as `101.5`). The writer
-//! always emits 12 bytes per decimal (the width that holds precision 28), because
-//! apache-avro 0.21 refuses, during schema resolution, a decimal whose byte length is too
-//! short for the declared precision; incoming data of any width is accepted. Maps are
-//! written in key order, so encoding the same event twice gives the same bytes (the
-//! payload is hashed into the audit chain).
+//! fields are `["null", T]` unions defaulting to null. An alert's `details` (a JSON
+//! object whose shape depends on the kind) travels as its JSON text. Money, prices,
+//! quantities and weights are `decimal(28, 10)` over `bytes`: the two's-complement
+//! big-endian unscaled integer at scale 10. The conversion is explicit (no serde): a
+//! value with more than 10 decimal places or more than 18 integer digits is an error,
+//! never rounded, and a decoded value is normalised (`101.5000000000` reads back as
+//! `101.5`). The writer always emits 12 bytes per decimal (the width that holds precision
+//! 28), because apache-avro 0.21 refuses, during schema resolution, a decimal whose byte
+//! length is too short for the declared precision; incoming data of any width is
+//! accepted. Maps are written in key order, so encoding the same event twice gives the
+//! same bytes (the payload is hashed into the audit chain).
 
 mod binary;
 mod body;
@@ -104,9 +107,10 @@ const SCHEMA_FILES: [(&str, &str); 10] = [
 /// with them (event store records, Kafka messages under their pinned ids) must stay
 /// readable, so [`Codec::new`] registers each as a historical writer schema. Never edit
 /// or remove one; a schema that changes again adds its previous version here.
-pub const HISTORICAL_SCHEMAS: [(&str, &str); 2] = [
+pub const HISTORICAL_SCHEMAS: [(&str, &str); 3] = [
     ("RiskLimitsSet", include_str!("../avro/history/RiskLimitsSet.v1.avsc")),
     (ALERT, include_str!("../avro/history/Alert.v1.avsc")),
+    (ALERT, include_str!("../avro/history/Alert.v2.avsc")),
 ];
 
 /// Why a value could not be encoded, a datum decoded or a schema accepted.
@@ -292,7 +296,7 @@ impl Codec {
     }
 
     /// Reads an alert datum written with the `Alert` schema `fingerprint` (current or
-    /// registered, a v1 alert for one).
+    /// registered, a v1 or v2 alert for one: it reads with `details` unset).
     pub fn decode_alert_with(&self, fingerprint: Fingerprint, datum: &[u8]) -> Result<Alert, AvroError> {
         let writer = self.writer(fingerprint)?;
         let type_name = self.type_name_of(writer);

@@ -348,11 +348,13 @@ pub enum AlertKind {
     AssetClassConcentration,
     VolatilitySpike,
     VarBacktest,
+    TaxLossHarvest,
+    WashSaleRisk,
 }
 
 impl AlertKind {
     /// Every kind, in contract order (the Avro enum's symbols).
-    pub const ALL: [AlertKind; 12] = [
+    pub const ALL: [AlertKind; 14] = [
         AlertKind::Drift,
         AlertKind::Concentration,
         AlertKind::MarketMove,
@@ -365,6 +367,8 @@ impl AlertKind {
         AlertKind::AssetClassConcentration,
         AlertKind::VolatilitySpike,
         AlertKind::VarBacktest,
+        AlertKind::TaxLossHarvest,
+        AlertKind::WashSaleRisk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -381,6 +385,8 @@ impl AlertKind {
             AlertKind::AssetClassConcentration => "asset_class_concentration",
             AlertKind::VolatilitySpike => "volatility_spike",
             AlertKind::VarBacktest => "var_backtest",
+            AlertKind::TaxLossHarvest => "tax_loss_harvest",
+            AlertKind::WashSaleRisk => "wash_sale_risk",
         }
     }
 }
@@ -426,4 +432,9 @@ pub struct Alert {
     #[serde(with = "rust_decimal::serde::str")]
     pub threshold: Decimal,
     pub message: String,
+    /// What the rule saw, as a JSON object (v3): the candidate lots of a harvest, the
+    /// sale and replacement of a wash sale. Absent for the kinds that say it all in
+    /// `value`, `threshold` and `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }

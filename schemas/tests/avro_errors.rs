@@ -249,6 +249,7 @@ fn an_alert_seq_beyond_a_long_is_refused() {
         value: Decimal::ONE,
         threshold: Decimal::ONE,
         message: String::new(),
+        details: None,
     };
     let err = codec.encode_alert(&alert).unwrap_err();
     assert_eq!(
@@ -257,6 +258,37 @@ fn an_alert_seq_beyond_a_long_is_refused() {
     );
     let ok = Alert { caused_by: RecordRef { shard: u32::MAX, seq: i64::MAX as u64 }, ..alert };
     assert_eq!(codec.decode_alert(&codec.encode_alert(&ok).unwrap()).unwrap(), ok);
+}
+
+/// `details` must be a JSON object: the writer refuses anything else, and the reader
+/// names the field when the text is not JSON or not an object.
+#[test]
+fn alert_details_that_are_not_a_json_object_are_refused() {
+    let codec = Codec::new();
+    let listed = Alert { details: Some(serde_json::json!(["lot-3"])), ..common::harvest_alert() };
+    let err = codec.encode_alert(&listed).unwrap_err();
+    assert_eq!(err.to_string(), r#"bad datum for `Alert`: field `details` must be a JSON object, got ["lot-3"]"#);
+
+    // The datum without details ends with the null branch; put text in its place.
+    let datum = codec.encode_alert(&common::sample_alert(AlertKind::WashSaleRisk)).unwrap();
+    let with_text = |text: &str| {
+        let mut bytes = datum[..datum.len() - 1].to_vec();
+        bytes.push(0x02);
+        bytes.extend(varint(text.len() as i64));
+        bytes.extend(text.as_bytes());
+        bytes
+    };
+    let err = codec.decode_alert(&with_text("{lot-3")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad datum for `Alert`: field `details` is not JSON: key must be a string at line 1 column 2"
+    );
+    assert_eq!(err.to_rejection().field.as_deref(), Some("details"));
+    let err = codec.decode_alert(&with_text("[1]")).unwrap_err();
+    assert_eq!(err.to_string(), "bad datum for `Alert`: field `details` must be the text of a JSON object, got [1]");
+    let read = codec.decode_alert(&with_text(r#"{"sale":{"lot_id":"lot-3"}}"#)).unwrap();
+    assert_eq!(read.details, Some(serde_json::json!({"sale": {"lot_id": "lot-3"}})));
+    assert_eq!(read.kind, AlertKind::WashSaleRisk);
 }
 
 /// Zig-zag varint of `n`.

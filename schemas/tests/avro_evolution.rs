@@ -1,26 +1,28 @@
-//! Schema evolution v1 -> v2: `RiskLimitsSet` gained seven optional limits and `Alert`'s
-//! `AlertKind` gained symbols. The v1 schemas live on in `schemas/avro/history/` as
-//! historical writer schemas, so records stored (and messages sent) before the change
-//! still read.
+//! Schema evolution. v1 -> v2: `RiskLimitsSet` gained seven optional limits and `Alert`'s
+//! `AlertKind` gained symbols. v2 -> v3: `Alert` gained two more kinds and the optional
+//! `details`. The superseded schemas live on in `schemas/avro/history/` as historical
+//! writer schemas, so records stored (and messages sent) before a change still read.
 
 mod common;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
-use riskstream_schemas::avro::{AvroError, Codec, Fingerprint, HISTORICAL_SCHEMAS};
+use riskstream_schemas::avro::{schema_fingerprint, AvroError, Codec, Fingerprint, HISTORICAL_SCHEMAS};
 use riskstream_schemas::*;
 use rust_decimal::Decimal;
 
-/// The fingerprints of the v1 schemas, as stored records carry them.
+/// The fingerprints of the superseded schemas, as stored records carry them.
 const RISK_LIMITS_V1: Fingerprint = 0x6950_e468_391d_1720;
 const ALERT_V1: Fingerprint = 0x61a9_92fb_f86f_3f33;
+const ALERT_V2: Fingerprint = 0x290e_ab3b_48a7_063a;
 
-fn historical(type_name: &str) -> &'static str {
-    HISTORICAL_SCHEMAS.iter().find(|(name, _)| *name == type_name).unwrap().1
+/// The historical schema with this fingerprint.
+fn historical(fingerprint: Fingerprint) -> &'static str {
+    HISTORICAL_SCHEMAS.iter().find(|(_, json)| schema_fingerprint(json).unwrap() == fingerprint).unwrap().1
 }
 
 fn v1() -> Schema {
-    Schema::parse_str(historical("RiskLimitsSet")).unwrap()
+    Schema::parse_str(historical(RISK_LIMITS_V1)).unwrap()
 }
 
 fn v2() -> Schema {
@@ -28,10 +30,14 @@ fn v2() -> Schema {
 }
 
 fn alert_v1() -> Schema {
-    Schema::parse_str(historical("Alert")).unwrap()
+    Schema::parse_str(historical(ALERT_V1)).unwrap()
 }
 
 fn alert_v2() -> Schema {
+    Schema::parse_str(historical(ALERT_V2)).unwrap()
+}
+
+fn alert_v3() -> Schema {
     Schema::parse_str(Codec::new().schema_json("Alert").unwrap()).unwrap()
 }
 
@@ -104,6 +110,11 @@ fn names(record: &Value) -> Vec<&str> {
     fields.iter().map(|(k, _)| k.as_str()).collect()
 }
 
+fn field_names(schema: &Schema) -> Vec<&str> {
+    let Schema::Record(record) = schema else { panic!("not a record: {schema:?}") };
+    record.fields.iter().map(|f| f.name.as_str()).collect()
+}
+
 fn unscaled(value: &Value) -> i128 {
     let Value::Union(1, inner) = value else { panic!("not a set optional: {value:?}") };
     let Value::Decimal(d) = &**inner else { panic!("not a decimal: {inner:?}") };
@@ -114,14 +125,18 @@ fn unscaled(value: &Value) -> i128 {
 }
 
 #[test]
-fn the_v1_schemas_are_registered_as_historical_writers() {
+fn the_superseded_schemas_are_registered_as_historical_writers() {
     let mut codec = Codec::new();
     assert_eq!(codec.writer_type(RISK_LIMITS_V1), Some("RiskLimitsSet"));
     assert_eq!(codec.writer_type(ALERT_V1), Some("Alert"));
+    assert_eq!(codec.writer_type(ALERT_V2), Some("Alert"));
     assert_ne!(codec.fingerprint("RiskLimitsSet"), Some(RISK_LIMITS_V1));
-    assert_ne!(codec.fingerprint("Alert"), Some(ALERT_V1));
+    for old in [ALERT_V1, ALERT_V2] {
+        assert_ne!(codec.fingerprint("Alert"), Some(old));
+    }
     // Registering one again is a no-op, and historical schemas are not published.
-    assert_eq!(codec.register_writer_schema(historical("RiskLimitsSet")).unwrap(), RISK_LIMITS_V1);
+    assert_eq!(codec.register_writer_schema(historical(RISK_LIMITS_V1)).unwrap(), RISK_LIMITS_V1);
+    assert_eq!(codec.register_writer_schema(historical(ALERT_V2)).unwrap(), ALERT_V2);
     assert_eq!(codec.schemas().count(), 10);
     assert!(codec.schemas().all(|(_, json)| !HISTORICAL_SCHEMAS.iter().any(|(_, old)| *old == json)));
     assert_eq!(codec.writer_type(0x0123_4567_89ab_cdef), None);
@@ -192,7 +207,7 @@ fn shortest_form_decimals_from_other_v1_writers_resolve_too() {
 #[test]
 fn a_container_written_with_v1_is_read_as_the_current_type() {
     let datum = v1_datum(short_decimal);
-    let body = common::container(historical("RiskLimitsSet"), &[datum.clone(), datum]);
+    let body = common::container(historical(RISK_LIMITS_V1), &[datum.clone(), datum]);
     let items = Codec::new().decode_body(&body).unwrap();
     assert_eq!(items.len(), 2);
     for (i, item) in items.iter().enumerate() {
@@ -201,69 +216,119 @@ fn a_container_written_with_v1_is_read_as_the_current_type() {
     }
 }
 
+/// The older Alert schemas with the kinds each knows: a prefix of `AlertKind::ALL`.
+fn older_alert_schemas() -> [(Schema, &'static [AlertKind]); 2] {
+    [(alert_v1(), &AlertKind::ALL[..3]), (alert_v2(), &AlertKind::ALL[..12])]
+}
+
+/// v3 appended a field after the v2 ones, so a v1 or v2 reader skips `details` (set or
+/// not) and reads alerts of its own kinds written with v3.
 #[test]
-fn a_v1_reader_reads_alerts_of_v1_kinds_written_with_v2() {
+fn older_readers_read_alerts_of_their_kinds_written_with_v3() {
     let codec = Codec::new();
-    for kind in [AlertKind::Drift, AlertKind::Concentration, AlertKind::MarketMove] {
-        let datum = codec.encode_alert(&common::sample_alert(kind)).unwrap();
-        let read = apache_avro::from_avro_datum(&alert_v2(), &mut datum.as_slice(), Some(&alert_v1())).unwrap();
-        let Value::Enum(index, symbol) = field(&read, "kind") else { panic!("{read:?}") };
-        assert_eq!(symbol, kind.as_str());
-        // The v1 symbols kept their positions, so even a reader that skips resolution
-        // gets them right.
-        assert_eq!(*index as usize, AlertKind::ALL.iter().position(|k| *k == kind).unwrap());
-        assert_eq!(field(&read, "rule"), &Value::String(kind.as_str().into()));
+    let details = common::harvest_alert().details;
+    for (reader, kinds) in older_alert_schemas() {
+        for &kind in kinds {
+            for details in [None, details.clone()] {
+                let datum = codec.encode_alert(&Alert { details, ..common::sample_alert(kind) }).unwrap();
+                let read = apache_avro::from_avro_datum(&alert_v3(), &mut datum.as_slice(), Some(&reader)).unwrap();
+                assert_eq!(names(&read), field_names(&reader));
+                let Value::Enum(index, symbol) = field(&read, "kind") else { panic!("{read:?}") };
+                assert_eq!(symbol, kind.as_str());
+                // The older symbols kept their positions, so even a reader that skips
+                // resolution gets them right.
+                assert_eq!(*index as usize, AlertKind::ALL.iter().position(|k| *k == kind).unwrap());
+                assert_eq!(field(&read, "rule"), &Value::String(kind.as_str().into()));
+                assert_eq!(field(&read, "message"), &Value::String("over the limit".into()));
+            }
+        }
     }
 }
 
-/// The decision against an enum default: a v1 reader meeting a new kind fails instead of
-/// reading some other kind.
+/// The decision against an enum default: an older reader meeting a later kind fails
+/// instead of reading some other kind, and says which symbol it did not know.
 #[test]
-fn a_v1_reader_refuses_alerts_of_the_new_kinds() {
+fn older_readers_refuse_alerts_of_later_kinds() {
     let codec = Codec::new();
-    for kind in &AlertKind::ALL[3..] {
-        let datum = codec.encode_alert(&common::sample_alert(*kind)).unwrap();
-        let read = apache_avro::from_avro_datum(&alert_v2(), &mut datum.as_slice(), Some(&alert_v1()));
-        assert!(read.is_err(), "{kind:?}: {read:?}");
+    for (reader, kinds) in older_alert_schemas() {
+        for kind in &AlertKind::ALL[kinds.len()..] {
+            let datum = codec.encode_alert(&common::sample_alert(*kind)).unwrap();
+            let read = apache_avro::from_avro_datum(&alert_v3(), &mut datum.as_slice(), Some(&reader));
+            let err = read.unwrap_err().to_string();
+            assert!(err.contains(kind.as_str()), "{kind:?}: {err}");
+        }
     }
+    // A v3 kind in particular, with the details it comes with (apache-avro calls the
+    // writer's symbol a default here, but names it and the symbols the reader knows).
+    let datum = codec.encode_alert(&common::harvest_alert()).unwrap();
+    let err = apache_avro::from_avro_datum(&alert_v3(), &mut datum.as_slice(), Some(&alert_v2())).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains(r#""tax_loss_harvest" is not among allowed symbols ["drift", "concentration""#), "{err}");
+    assert!(err.ends_with(r#""volatility_spike", "var_backtest"]"#), "{err}");
+}
+
+/// An alert record as a v1 or v2 producer wrote it (no `details`), its decimals in the
+/// shortest form, as Java writes them.
+fn old_alert_record(a: &Alert) -> Value {
+    let index = AlertKind::ALL.iter().position(|k| *k == a.kind).unwrap() as u32;
+    Value::Record(vec![
+        ("alert_id".into(), Value::String(a.alert_id.clone())),
+        ("kind".into(), Value::Enum(index, a.kind.as_str().into())),
+        ("state".into(), Value::Enum(0, "raised".into())),
+        ("priority".into(), Value::Enum(2, "high".into())),
+        ("account_id".into(), Value::String(a.account_id.clone())),
+        ("user_id".into(), Value::String(a.user_id.clone())),
+        ("ts".into(), Value::TimestampMicros(5)),
+        ("caused_by".into(), Value::Record(vec![("shard".into(), Value::Long(3)), ("seq".into(), Value::Long(17))])),
+        ("rule".into(), Value::String(a.rule.clone())),
+        ("value".into(), short_decimal(3_100_000_000)),
+        ("threshold".into(), short_decimal(2_500_000_000)),
+        ("message".into(), Value::String(a.message.clone())),
+    ])
 }
 
 #[test]
-fn v1_alerts_read_into_the_current_type() {
+fn v1_and_v2_alerts_read_into_the_current_type_without_details() {
     let codec = Codec::new();
-    let v1_alert = |kind: AlertKind| {
-        let a = common::sample_alert(kind);
-        let record = Value::Record(vec![
-            ("alert_id".into(), Value::String(a.alert_id.clone())),
-            ("kind".into(), Value::Enum(kind as u32, kind.as_str().into())),
-            ("state".into(), Value::Enum(0, "raised".into())),
-            ("priority".into(), Value::Enum(2, "high".into())),
-            ("account_id".into(), Value::String(a.account_id.clone())),
-            ("user_id".into(), Value::String(a.user_id.clone())),
-            ("ts".into(), Value::TimestampMicros(5)),
-            (
-                "caused_by".into(),
-                Value::Record(vec![("shard".into(), Value::Long(3)), ("seq".into(), Value::Long(17))]),
-            ),
-            ("rule".into(), Value::String(a.rule.clone())),
-            ("value".into(), short_decimal(3_100_000_000)),
-            ("threshold".into(), short_decimal(2_500_000_000)),
-            ("message".into(), Value::String(a.message.clone())),
-        ]);
-        (a, apache_avro::to_avro_datum(&alert_v1(), record).unwrap())
-    };
-    for kind in [AlertKind::Drift, AlertKind::Concentration, AlertKind::MarketMove] {
-        let (expected, datum) = v1_alert(kind);
-        assert_eq!(codec.decode_alert_with(ALERT_V1, &datum).unwrap(), expected);
+    for (fingerprint, kinds) in [(ALERT_V1, &AlertKind::ALL[..3]), (ALERT_V2, &AlertKind::ALL[..12])] {
+        let schema = Schema::parse_str(historical(fingerprint)).unwrap();
+        for &kind in kinds {
+            let expected = common::sample_alert(kind);
+            let datum = apache_avro::to_avro_datum(&schema, old_alert_record(&expected)).unwrap();
+            let read = codec.decode_alert_with(fingerprint, &datum).unwrap();
+            assert_eq!(read.details, None);
+            assert_eq!(read, expected, "{fingerprint:#018x} {kind:?}");
+        }
     }
     // An alert fingerprint is not an event, nor an event fingerprint an alert.
-    let (_, datum) = v1_alert(AlertKind::Drift);
-    assert!(matches!(codec.decode(ALERT_V1, &datum), Err(AvroError::NotAnEvent(n)) if n == "Alert"));
+    let datum = apache_avro::to_avro_datum(&alert_v2(), old_alert_record(&common::sample_alert(AlertKind::Drift)));
+    assert!(matches!(codec.decode(ALERT_V2, &datum.unwrap()), Err(AvroError::NotAnEvent(n)) if n == "Alert"));
     let err = codec.decode_alert_with(RISK_LIMITS_V1, &v1_datum(wide_decimal)).unwrap_err();
     assert_eq!(err.to_string(), "`RiskLimitsSet` is not an alert");
 }
 
-/// With no enum default in v2 either, a schema with a kind v2 does not know is refused
+/// What the v2 codec wrote for an alert (a Kafka message under id 12, say) is the v3
+/// datum without `details` (a null union branch, one 0x00 byte at the end): it must still
+/// read under the v2 fingerprint. The fingerprint is honoured: a v3 datum with details is
+/// no v2 datum.
+#[test]
+fn an_alert_stored_before_v3_still_reads() {
+    let codec = Codec::new();
+    let alert = common::sample_alert(AlertKind::VarBacktest);
+    let v3 = codec.encode_alert(&alert).unwrap();
+    assert_eq!(v3.last(), Some(&0x00));
+    let v2 = &v3[..v3.len() - 1];
+    let as_v2 = apache_avro::from_avro_datum(&alert_v2(), &mut &v2[..], None).unwrap();
+    assert_eq!(names(&as_v2), field_names(&alert_v2()));
+    assert_eq!(codec.decode_alert_with(ALERT_V2, v2).unwrap(), alert);
+
+    let with_details = codec.encode_alert(&Alert { details: common::harvest_alert().details, ..alert }).unwrap();
+    let extra = with_details.len() - v2.len();
+    let err = codec.decode_alert_with(ALERT_V2, &with_details).unwrap_err();
+    assert_eq!(err.to_string(), format!("datum for `Alert` has {extra} trailing bytes"));
+}
+
+/// With no enum default in v3 either, a schema with a kind v3 does not know is refused
 /// when it is registered, rather than its alerts being read as another kind.
 #[test]
 fn an_alert_schema_with_an_unknown_kind_is_refused() {

@@ -93,7 +93,7 @@ fn fingerprints_are_pinned() {
         ("RiskLimitsSet", 0xaa0c_2848_a1c0_3d44), // v2: seven optional limits appended
         ("AlertPreferencesSet", 0x784e_cc9d_b3b9_2cd7),
         ("PriceBatch", 0xeaa5_4ced_11d3_ce9c), // v1 plus `times` (empty-map default)
-        ("Alert", 0x290e_ab3b_48a7_063a),      // v2: AlertKind symbols appended
+        ("Alert", 0x7022_19d9_45fe_b15e),      // v3: AlertKind symbols and `details` appended
     ];
     let actual: Vec<(&str, String)> =
         codec.schemas().map(|(name, _)| (name, format!("{:#018x}", codec.fingerprint(name).unwrap()))).collect();
@@ -106,7 +106,11 @@ fn fingerprints_are_pinned() {
 #[test]
 fn historical_fingerprints_are_pinned() {
     let codec = Codec::new();
-    let pinned: [(&str, Fingerprint); 2] = [("RiskLimitsSet", 0x6950_e468_391d_1720), ("Alert", 0x61a9_92fb_f86f_3f33)];
+    let pinned: [(&str, Fingerprint); 3] = [
+        ("RiskLimitsSet", 0x6950_e468_391d_1720), // v1
+        ("Alert", 0x61a9_92fb_f86f_3f33),         // v1
+        ("Alert", 0x290e_ab3b_48a7_063a),         // v2
+    ];
     let actual: Vec<(&str, String)> = HISTORICAL_SCHEMAS
         .iter()
         .map(|&(name, json)| (name, format!("{:#018x}", schema_fingerprint(json).unwrap())))
@@ -127,10 +131,11 @@ fn historical_schemas_are_the_files_under_history() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, ["Alert.v1.avsc", "RiskLimitsSet.v1.avsc"]);
-    for (name, json) in HISTORICAL_SCHEMAS {
-        let file = std::fs::read_to_string(dir.join(format!("{name}.v1.avsc"))).unwrap();
-        assert_eq!(json, file, "{name}: the embedded historical schema differs from the file");
+    assert_eq!(files, ["Alert.v1.avsc", "Alert.v2.avsc", "RiskLimitsSet.v1.avsc"]);
+    let listed = ["RiskLimitsSet.v1.avsc", "Alert.v1.avsc", "Alert.v2.avsc"];
+    for ((name, json), file_name) in HISTORICAL_SCHEMAS.into_iter().zip(listed) {
+        let file = std::fs::read_to_string(dir.join(file_name)).unwrap();
+        assert_eq!(json, file, "{file_name}: the embedded historical schema differs from the file");
         let Schema::Record(record) = Schema::parse_str(json).unwrap() else { panic!("{name} is not a record") };
         assert_eq!(record.name.name, name);
     }
@@ -152,10 +157,36 @@ fn alert_kind_symbols_match_the_rust_enum() {
     for k in AlertKind::ALL {
         assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
     }
-    // v2 only appended: the v1 symbols keep their positions.
-    let Schema::Record(v1) = Schema::parse_str(HISTORICAL_SCHEMAS[1].1).unwrap() else { panic!() };
-    let Schema::Enum(v1_kind) = &v1.fields[1].schema else { panic!() };
-    assert_eq!(v1_kind.symbols, rust[..v1_kind.symbols.len()]);
+    // v2 and v3 only appended: the older symbols keep their positions.
+    let older: Vec<usize> = HISTORICAL_SCHEMAS[1..]
+        .iter()
+        .map(|&(_, json)| {
+            let Schema::Record(old) = Schema::parse_str(json).unwrap() else { panic!() };
+            let Schema::Enum(old_kind) = &old.fields[1].schema else { panic!() };
+            assert_eq!(old_kind.symbols, rust[..old_kind.symbols.len()]);
+            old_kind.symbols.len()
+        })
+        .collect();
+    assert_eq!(older, [3, 12]);
+    assert_eq!(rust.len(), 14);
+}
+
+/// v3's `details`: appended last, optional text with a null default, so v1 and v2 alerts
+/// read with it unset and older readers skip it.
+#[test]
+fn alert_details_is_an_appended_optional_string() {
+    let Schema::Record(record) = Schema::parse_str(Codec::new().schema_json("Alert").unwrap()).unwrap() else {
+        panic!("Alert is not a record")
+    };
+    let Schema::Record(v2) = Schema::parse_str(HISTORICAL_SCHEMAS[2].1).unwrap() else { panic!() };
+    let v2_names: Vec<&str> = v2.fields.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names[..v2_names.len()], v2_names);
+    assert_eq!(names[v2_names.len()..], ["details"]);
+    let details = record.fields.last().unwrap();
+    let Schema::Union(union) = &details.schema else { panic!("details is not a union: {:?}", details.schema) };
+    assert_eq!(union.variants(), [Schema::Null, Schema::String]);
+    assert_eq!(details.default, Some(serde_json::Value::Null));
 }
 
 /// The Avro project's vectors (share/test/data/schema-tests.txt): input, canonical form,

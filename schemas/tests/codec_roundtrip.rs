@@ -125,8 +125,36 @@ proptest! {
     #[test]
     fn alert_round_trip(alert in alert()) {
         let datum = CODEC.encode_alert(&alert).unwrap();
-        prop_assert_eq!(CODEC.decode_alert(&datum).unwrap(), alert);
+        prop_assert_eq!(CODEC.decode_alert(&datum).unwrap(), alert.clone());
+        // The JSON form carries `details` as the object itself, and only when set.
+        let json = serde_json::to_value(&alert).unwrap();
+        prop_assert_eq!(json.get("details"), alert.details.as_ref());
+        prop_assert_eq!(serde_json::from_value::<Alert>(json).unwrap(), alert);
     }
+}
+
+/// Avro carries an alert's `details` as the JSON text of the object: a `["null", "string"]`
+/// union, branch 1.
+#[test]
+fn alert_details_travel_as_json_text() {
+    let alert = harvest_alert();
+    let datum = CODEC.encode_alert(&alert).unwrap();
+    let schema = schema_of("Alert");
+    let read = apache_avro::from_avro_datum(&schema, &mut datum.as_slice(), None).unwrap();
+    let apache_avro::types::Value::Record(fields) = read else { panic!("{read:?}") };
+    let (name, value) = fields.last().unwrap();
+    assert_eq!(name, "details");
+    let apache_avro::types::Value::Union(1, text) = value else { panic!("{value:?}") };
+    let apache_avro::types::Value::String(text) = &**text else { panic!("{text:?}") };
+    assert_eq!(
+        text,
+        r#"{"candidate_lots":[{"acquired":"2025-04-01","basis":"2513.70","lot_id":"lot-3","quantity":"10","unrealized":"-412.20"}],"symbol":"VTI"}"#
+    );
+    assert_eq!(CODEC.decode_alert(&datum).unwrap(), alert);
+    // Without details the field is the null branch: one 0x00 byte, the datum's last.
+    let none = CODEC.encode_alert(&sample_alert(AlertKind::TaxLossHarvest)).unwrap();
+    assert_eq!(none.last(), Some(&0x00));
+    assert_eq!(none.len(), datum.len() - text.len() - 2);
 }
 
 #[test]

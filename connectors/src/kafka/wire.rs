@@ -18,7 +18,7 @@ use crate::kafka::registry::SchemaRegistry;
 /// already on the topics would be misread. A schema that evolves gets a new id; its old
 /// id keeps naming the old schema, which the codec still reads (a historical writer
 /// schema). Writers use the id of each record's current schema; every id is read.
-pub const EMBEDDED_IDS: [(&str, u32, Fingerprint); 12] = [
+pub const EMBEDDED_IDS: [(&str, u32, Fingerprint); 13] = [
     ("AccountOpened", 1, 0x1578_d5e9_9f6d_be6f),
     ("SecurityListed", 2, 0x57e9_e63d_2657_62e6),
     ("CashMovement", 3, 0x5017_3b94_5aa1_5a08),
@@ -30,7 +30,8 @@ pub const EMBEDDED_IDS: [(&str, u32, Fingerprint); 12] = [
     ("PriceBatch", 9, 0xeaa5_4ced_11d3_ce9c),
     ("Alert", 10, 0x61a9_92fb_f86f_3f33),         // v1: read only
     ("RiskLimitsSet", 11, 0xaa0c_2848_a1c0_3d44), // v2
-    ("Alert", 12, 0x290e_ab3b_48a7_063a),         // v2
+    ("Alert", 12, 0x290e_ab3b_48a7_063a),         // v2: read only
+    ("Alert", 13, 0x7022_19d9_45fe_b15e),         // v3
 ];
 
 const MAGIC: u8 = 0;
@@ -120,7 +121,7 @@ impl ValueCodec {
     }
 
     /// Reads an alert with the schema its id names (an alert written before v2 carries
-    /// the v1 schema's id).
+    /// the v1 schema's id, one written before v3 the v2 schema's).
     pub fn decode_alert(&self, bytes: &[u8]) -> Result<Alert, String> {
         let (id, datum) = split(bytes).map_err(|r| r.reason)?;
         let fingerprint = self.fingerprint_of(id).map_err(|r| r.reason)?;
@@ -207,18 +208,18 @@ mod tests {
     }
 
     #[test]
-    fn the_v1_ids_keep_naming_the_v1_schemas_and_v2_is_written_with_new_ids() {
-        let v1 = |name: &str| {
-            let json = HISTORICAL_SCHEMAS.iter().find(|(n, _)| *n == name).unwrap().1;
-            schema_fingerprint(json).unwrap()
-        };
+    fn superseded_ids_keep_naming_their_schemas_and_the_current_ones_are_written() {
+        // The historical schemas in order: RiskLimitsSet v1, Alert v1, Alert v2.
+        let historical: Vec<Fingerprint> =
+            HISTORICAL_SCHEMAS.iter().map(|(_, json)| schema_fingerprint(json).unwrap()).collect();
         let id_of = |fingerprint: Fingerprint| EMBEDDED_IDS.iter().find(|(_, _, f)| *f == fingerprint).unwrap().1;
-        assert_eq!(id_of(v1("RiskLimitsSet")), 7);
-        assert_eq!(id_of(v1("Alert")), 10);
+        assert_eq!(historical.iter().map(|&f| id_of(f)).collect::<Vec<_>>(), [7, 10, 12]);
         let codec = ValueCodec::embedded();
         assert_eq!(codec.id_for("RiskLimitsSet"), Ok(11));
-        assert_eq!(codec.id_for("Alert"), Ok(12));
+        assert_eq!(codec.id_for("Alert"), Ok(13));
         assert_eq!(codec.id_for("TradeExecuted"), Ok(4));
+        // Only the current schemas are written: one id per record.
+        assert_eq!(codec.out_ids.read().unwrap().len(), 10);
     }
 
     fn limits() -> Event {
@@ -267,24 +268,53 @@ mod tests {
             value: Decimal::new(31, 2),
             threshold: Decimal::new(25, 2),
             message: "over the limit".into(),
+            details: None,
         }
     }
 
+    fn harvest() -> Alert {
+        let details =
+            serde_json::json!({"symbol": "VTI", "candidate_lots": [{"lot_id": "lot-3", "unrealized": "-412.20"}]});
+        Alert { details: Some(details), ..alert(AlertKind::TaxLossHarvest) }
+    }
+
+    /// A v3 datum without details, as the v2 codec wrote it: v3 appended `details` last,
+    /// and its null branch is the datum's last byte.
+    fn as_v2(v3_value: &[u8]) -> Vec<u8> {
+        assert_eq!(v3_value.last(), Some(&0x00), "details are set");
+        [&[0, 0, 0, 0, 12][..], &v3_value[5..v3_value.len() - 1]].concat()
+    }
+
     #[test]
-    fn alerts_are_written_with_id_12_and_read_by_the_id_they_carry() {
+    fn alerts_are_written_with_id_13_and_read_by_the_id_they_carry() {
         let codec = ValueCodec::embedded();
-        let value = codec.encode_alert(&alert(AlertKind::VarBreach)).unwrap();
-        assert_eq!(value[..5], [0, 0, 0, 0, 12]);
-        assert_eq!(codec.decode_alert(&value), Ok(alert(AlertKind::VarBreach)));
+        let value = codec.encode_alert(&harvest()).unwrap();
+        assert_eq!(value[..5], [0, 0, 0, 0, 13]);
+        assert_eq!(codec.decode_alert(&value), Ok(harvest()));
+
+        // An alert a v2 engine published under id 12 reads, without details.
+        let var = codec.encode_alert(&alert(AlertKind::VarBreach)).unwrap();
+        assert_eq!(var[..5], [0, 0, 0, 0, 13]);
+        assert_eq!(codec.decode_alert(&as_v2(&var)), Ok(alert(AlertKind::VarBreach)));
+        // A v3 datum is no v2 datum: id 12 is honoured, not ignored.
+        let under_12 = |value: &[u8]| [&[0, 0, 0, 0, 12][..], &value[5..]].concat();
+        let var_with_details =
+            codec.encode_alert(&Alert { details: harvest().details, ..alert(AlertKind::VarBreach) }).unwrap();
+        let extra = var_with_details.len() - as_v2(&var).len();
+        let err = codec.decode_alert(&under_12(&var_with_details)).unwrap_err();
+        assert_eq!(err, format!("datum for `Alert` has {extra} trailing bytes"));
+        let err = codec.decode_alert(&under_12(&value)).unwrap_err();
+        assert_eq!(err, "bad datum for `Alert`: Enum value index 12 is out of bounds 12");
 
         // v2 only appended symbols, so the v2 datum of a v1 kind is also its v1 datum:
         // under id 10 it reads through the v1 schema.
-        let drift = codec.encode_alert(&alert(AlertKind::Drift)).unwrap();
+        let drift = as_v2(&codec.encode_alert(&alert(AlertKind::Drift)).unwrap());
         let as_v1 = [&[0, 0, 0, 0, 10][..], &drift[5..]].concat();
         assert_eq!(codec.decode_alert(&as_v1), Ok(alert(AlertKind::Drift)));
-        // A new kind is no v1 datum: the id is honoured, not ignored.
-        let as_v1 = [&[0, 0, 0, 0, 10][..], &value[5..]].concat();
-        assert!(codec.decode_alert(&as_v1).is_err());
+        // A later kind is no v1 datum: the id is honoured, not ignored.
+        let as_v1 = [&[0, 0, 0, 0, 10][..], &as_v2(&var)[5..]].concat();
+        let err = codec.decode_alert(&as_v1).unwrap_err();
+        assert_eq!(err, "bad datum for `Alert`: Enum value index 3 is out of bounds 3");
 
         let err = codec.decode_alert(&[0, 0, 0, 0, 11, 0]).unwrap_err();
         assert_eq!(err, "`RiskLimitsSet` is not an alert");

@@ -158,12 +158,23 @@ fn trade_fields(e: &TradeExecuted) -> Result<Vec<Field>, AvroError> {
     ])
 }
 
+fn bad_alert_field(field: &str, reason: String) -> AvroError {
+    AvroError::BadField { type_name: ALERT.to_string(), field: field.to_string(), reason }
+}
+
+/// The JSON text of an alert's `details`, which must be an object (the contract's shape;
+/// the reader refuses anything else, so the writer does too).
+fn details_text(details: Option<&serde_json::Value>) -> Result<Value, AvroError> {
+    match details {
+        None => Ok(Value::Null),
+        Some(object @ serde_json::Value::Object(_)) => Ok(Value::String(object.to_string())),
+        Some(other) => Err(bad_alert_field("details", format!("must be a JSON object, got {other}"))),
+    }
+}
+
 pub(super) fn alert_to_value(a: &Alert) -> Result<Value, AvroError> {
-    let seq = i64::try_from(a.caused_by.seq).map_err(|_| AvroError::BadField {
-        type_name: ALERT.to_string(),
-        field: "caused_by.seq".to_string(),
-        reason: format!("{} does not fit an Avro long", a.caused_by.seq),
-    })?;
+    let seq = i64::try_from(a.caused_by.seq)
+        .map_err(|_| bad_alert_field("caused_by.seq", format!("{} does not fit an Avro long", a.caused_by.seq)))?;
     let caused_by =
         Value::Record(vec![field("shard", Value::Long(a.caused_by.shard.into())), field("seq", Value::Long(seq))]);
     Ok(Value::Record(vec![
@@ -179,6 +190,7 @@ pub(super) fn alert_to_value(a: &Alert) -> Result<Value, AvroError> {
         decimal("value", a.value)?,
         decimal("threshold", a.threshold)?,
         string("message", &a.message),
+        field("details", details_text(a.details.as_ref())?),
     ]))
 }
 
@@ -348,6 +360,16 @@ impl<'a> Fields<'a> {
         self.optional(name)?.map(|v| self.decimal_of(name, v)).transpose()
     }
 
+    /// A `["null", "string"]` field holding the text of a JSON object.
+    fn opt_json_object(&self, name: &str) -> Result<Option<serde_json::Value>, AvroError> {
+        let Some(text) = self.opt_string(name)? else { return Ok(None) };
+        match serde_json::from_str(&text) {
+            Ok(object @ serde_json::Value::Object(_)) => Ok(Some(object)),
+            Ok(other) => Err(self.bad(name, format!("must be the text of a JSON object, got {other}"))),
+            Err(e) => Err(self.bad(name, format!("is not JSON: {e}"))),
+        }
+    }
+
     fn strings(&self, name: &str) -> Result<Vec<String>, AvroError> {
         match self.get(name)? {
             Value::Array(items) => items.iter().map(|v| self.string_of(name, v)).collect(),
@@ -485,5 +507,7 @@ pub(super) fn alert_from_value(value: &Value) -> Result<Alert, AvroError> {
         value: f.decimal("value")?,
         threshold: f.decimal("threshold")?,
         message: f.string("message")?,
+        // v1 and v2 alerts resolve to v3 with the field's null default.
+        details: f.opt_json_object("details")?,
     })
 }

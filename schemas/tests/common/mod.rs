@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use proptest::collection::{btree_set, vec};
+use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use riskstream_schemas::*;
 use rust_decimal::Decimal;
@@ -197,6 +197,33 @@ pub fn any_event() -> impl Strategy<Value = Event> {
     (0..EVENT_TYPES.len()).prop_flat_map(|i| event_with(body_of(i)))
 }
 
+/// A JSON leaf as a rule writes one: text, a decimal as a string, a number, a flag, null.
+fn json_leaf() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        ".{0,12}".prop_map(serde_json::Value::from),
+        full_range_decimal().prop_map(|d| serde_json::Value::from(d.to_string())),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_filter("JSON has no NaN or infinity", |x| x.is_finite()).prop_map(serde_json::Value::from),
+        any::<bool>().prop_map(serde_json::Value::from),
+        Just(serde_json::Value::Null),
+    ]
+}
+
+fn json_object(
+    values: impl Strategy<Value = serde_json::Value>,
+    size: std::ops::Range<usize>,
+) -> impl Strategy<Value = serde_json::Value> {
+    btree_map(id(), values, size).prop_map(|fields| serde_json::Value::Object(fields.into_iter().collect()))
+}
+
+/// An alert's `details`: none, or a JSON object of leaves and lists of flat objects (the
+/// candidate lots of a harvest, say).
+pub fn details() -> impl Strategy<Value = Option<serde_json::Value>> {
+    let lots = vec(json_object(json_leaf(), 0..4), 0..3).prop_map(serde_json::Value::Array);
+    proptest::option::of(json_object(prop_oneof![json_leaf(), lots], 0..5))
+}
+
 pub fn alert() -> impl Strategy<Value = Alert> {
     let kind = proptest::sample::select(AlertKind::ALL.to_vec());
     let state = prop_oneof![Just(AlertState::Raised), Just(AlertState::Cleared)];
@@ -205,8 +232,14 @@ pub fn alert() -> impl Strategy<Value = Alert> {
     let cause = (any::<u32>(), 0..=i64::MAX as u64).prop_map(|(shard, seq)| RecordRef { shard, seq });
     let enums = (kind, state, priority, cause, ts());
     let texts = (id(), id(), id(), id(), ".{0,40}");
-    (enums, texts, full_range_decimal(), full_range_decimal()).prop_map(
-        |((kind, state, priority, caused_by, ts), (alert_id, account_id, user_id, rule, message), value, threshold)| {
+    (enums, texts, full_range_decimal(), full_range_decimal(), details()).prop_map(
+        |(
+            (kind, state, priority, caused_by, ts),
+            (alert_id, account_id, user_id, rule, message),
+            value,
+            threshold,
+            details,
+        )| {
             Alert {
                 alert_id,
                 kind,
@@ -220,13 +253,12 @@ pub fn alert() -> impl Strategy<Value = Alert> {
                 value,
                 threshold,
                 message,
+                details,
             }
         },
     )
 }
 
-/// Wraps datums of one schema in an Object Container File (null codec), built by hand
-/// so the reader is not tested against itself.
 /// A fixed alert of `kind` (value 0.31 over threshold 0.25).
 pub fn sample_alert(kind: AlertKind) -> Alert {
     Alert {
@@ -242,9 +274,23 @@ pub fn sample_alert(kind: AlertKind) -> Alert {
         value: Decimal::new(31, 2),
         threshold: Decimal::new(25, 2),
         message: "over the limit".into(),
+        details: None,
     }
 }
 
+/// A fixed `tax_loss_harvest` alert whose `details` list its candidate lot.
+pub fn harvest_alert() -> Alert {
+    let details = serde_json::json!({
+        "symbol": "VTI",
+        "candidate_lots": [
+            {"lot_id": "lot-3", "quantity": "10", "basis": "2513.70", "unrealized": "-412.20", "acquired": "2025-04-01"}
+        ],
+    });
+    Alert { details: Some(details), ..sample_alert(AlertKind::TaxLossHarvest) }
+}
+
+/// Wraps datums of one schema in an Object Container File (null codec), built by hand
+/// so the reader is not tested against itself.
 pub fn container(schema_json: &str, datums: &[Vec<u8>]) -> Vec<u8> {
     let blocks: &[(usize, Vec<u8>)] = if datums.is_empty() { &[] } else { &[(datums.len(), datums.concat())] };
     container_blocks(schema_json, "null", blocks)
