@@ -91,6 +91,9 @@ impl EngineConfig {
         if let Some(problem) = r.risk.problems().into_iter().next() {
             return invalid("rules.risk", &problem);
         }
+        if let Some(problem) = r.tax.problems().into_iter().next() {
+            return invalid("rules.tax", &problem);
+        }
         Ok(())
     }
 }

@@ -28,7 +28,8 @@ fn query(dir: &Path, path: &str) -> serde_json::Value {
 fn write_events(path: &Path) -> usize {
     let mut lines: Vec<String> = common::workload(4, 60).iter().map(json::encode).collect();
     lines.insert(5, "{\"type\": \"CashMovement\", broken".to_string());
-    let oversell = common::ev("oversell", 5_000, common::trade("acc-1", "user-0", "AAA", Side::Sell, "999", "1"));
+    let oversell =
+        common::ev("oversell", 5_000, common::trade("oversell", "acc-1", "user-0", "AAA", Side::Sell, "999", "1"));
     lines.push(json::encode(&oversell));
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
     lines.len()

@@ -141,7 +141,7 @@ fn load_batch(b: usize) -> Batch {
         events.push(ev(
             &format!("buy-{b}-{symbol}"),
             minute,
-            trade(&acc, &user, symbol, Side::Buy, "1", &price.to_string()),
+            trade(&format!("buy-{b}-{symbol}"), &acc, &user, symbol, Side::Buy, "1", &price.to_string()),
         ));
         *cash.get_mut(&acc).unwrap() -= price + Decimal::ONE;
         events.push(ev("", minute, tick(symbol, &format!("{price}.25"))));

@@ -157,8 +157,8 @@ fn book() -> Vec<Event> {
         ev("open-1", 1, opened(ACC, USER)),
         ev("limits-1", 1, limits(ACC, USER, "1")),
         ev("dep-1", 1, deposit(ACC, USER, "10000.00")),
-        ev("buy-AAA", 2, trade(ACC, USER, "AAA", Side::Buy, "50", "100")),
-        ev("buy-BBB", 2, trade(ACC, USER, "BBB", Side::Buy, "30", "100")),
+        ev("buy-AAA", 2, trade("buy-AAA", ACC, USER, "AAA", Side::Buy, "50", "100")),
+        ev("buy-BBB", 2, trade("buy-BBB", ACC, USER, "BBB", Side::Buy, "30", "100")),
         ev("targets-1", 3, targets(ACC, USER, &[("AAA", "0.5"), ("BBB", "0.3"), ("CASH", "0.2")])),
     ]
 }
@@ -410,7 +410,7 @@ fn edited(event: Event, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) 
 }
 
 fn sell_aaa(id: &str, qty: &str) -> Event {
-    ev(id, 5, trade(ACC, USER, "AAA", Side::Sell, qty, "100"))
+    ev(id, 5, trade(id, ACC, USER, "AAA", Side::Sell, qty, "100"))
 }
 
 /// A user other than USER that lives on the same shard, so the shard that owns

@@ -175,7 +175,7 @@ fn bad_events_are_dead_lettered_and_their_neighbours_apply() {
     let mut engine = memory_engine(2);
     feed(&mut engine, &common::workload(2, 0), 100);
     let good1 = common::ev("g1", 10, common::deposit("acc-0", "user-0", "100"));
-    let oversell = common::ev("bad", 11, common::trade("acc-0", "user-0", "AAA", Side::Sell, "100000", "1"));
+    let oversell = common::ev("bad", 11, common::trade("bad", "acc-0", "user-0", "AAA", Side::Sell, "100000", "1"));
     let good2 = common::ev("g2", 12, common::deposit("acc-1", "user-0", "100"));
     let mut items = common::items(&[good1, oversell, good2]);
     items.insert(

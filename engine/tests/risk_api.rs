@@ -13,30 +13,19 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
+use common::server::Server;
 use common::*;
-use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
-use riskstream_connectors::{AlertSink, MemoryAlertSink};
-use riskstream_engine::api::AppState;
-use riskstream_engine::metrics::Metrics;
 use riskstream_engine::sequencer::shard_for;
-use riskstream_engine::store::RocksDbStore;
-use riskstream_engine::{runtime, Engine};
 use riskstream_projections::{RiskConfig, RuleConfig};
 use riskstream_schemas::{Event, EventBody, RiskLimitsSet, Side};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 const SHARDS: u32 = 2;
 const ACC: &str = "acc-risk";
-const JSON: &str = "application/json";
 const BAR_SECS: i64 = 60;
 const LAMBDA: f64 = 0.94;
 const HORIZON: u32 = 10;
@@ -63,104 +52,12 @@ const MOVES_B: [i64; 30] = [
 /// and the trades.
 const FIRST_TICK: i64 = 3;
 
-/// An engine on RocksDB in a temp dir with one-minute risk bars, served on
-/// 127.0.0.1:0 from its own thread and runtime. The test keeps a handle on the
-/// shared state to read the engine's own view. Dropping it stops the server and
-/// waits until RocksDB is closed.
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    app: Option<Arc<AppState<RocksDbStore>>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
+/// One-minute risk bars.
 fn rules() -> RuleConfig {
     RuleConfig {
         risk: RiskConfig { bar_secs: BAR_SECS, horizon_bars: HORIZON, min_observations: 5, ..RiskConfig::default() },
         ..RuleConfig::default()
     }
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let (app_tx, app_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let path = dir.path().to_path_buf();
-        let thread = std::thread::spawn(move || serve_until(&path, app_tx, stopped));
-        let (addr, app) = app_rx.recv_timeout(Duration::from_secs(30)).expect("the server starts");
-        let base = format!("http://{addr}");
-        Server { base, http: reqwest::Client::new(), app: Some(app), stop: Some(stop), thread: Some(thread), _dir: dir }
-    }
-
-    fn app(&self) -> &AppState<RocksDbStore> {
-        self.app.as_ref().unwrap()
-    }
-
-    async fn post(&self, events: &[Event]) -> Value {
-        let body: Vec<Value> = events.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
-        let url = format!("{}/v1/events", self.base);
-        let response = self.http.post(url).header(CONTENT_TYPE, JSON).json(&body).send().await.unwrap();
-        let status = response.status();
-        let report: Value = response.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{report}");
-        assert_eq!(report["rejected"], json!([]), "{report}");
-        report
-    }
-
-    async fn get_any(&self, path: &str) -> (StatusCode, Value) {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.get_any(path).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Closes the client's idle connections, so the graceful shutdown is immediate;
-        // releases the state so the server thread's drop closes RocksDB.
-        self.http = reqwest::Client::new();
-        self.app = None;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-type Started = (SocketAddr, Arc<AppState<RocksDbStore>>);
-
-/// Runs the engine, its outbox and the API until `stopped`, then stops the outbox
-/// and drops the store (once the test released its handle).
-fn serve_until(dir: &Path, started: std::sync::mpsc::Sender<Started>, stopped: oneshot::Receiver<()>) {
-    let store = Arc::new(RocksDbStore::open(dir, false).unwrap());
-    let engine = Engine::open(store, SHARDS, rules(), Arc::new(Metrics::new())).unwrap();
-    let sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(MemoryAlertSink::new())];
-    let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
-    let app = AppState::new(engine, Some(wake));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        started.send((listener.local_addr().unwrap(), Arc::clone(&app))).unwrap();
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        runtime::serve(Arc::clone(&app), listener, 1 << 20, shutdown).await.unwrap();
-    });
-    drop(rt);
-    app.outbox_wake.lock().unwrap().take();
-    outbox.join().unwrap();
 }
 
 /// A user whose accounts live on shard 0. `/v1/securities/{symbol}/risk` answers
@@ -192,8 +89,8 @@ fn book(user: &str) -> Vec<Event> {
         ev("open", 1, opened(ACC, user)),
         ev("deposit", 1, deposit(ACC, user, "30000")),
         ev("limits", 1, EventBody::RiskLimitsSet(limits(user))),
-        ev("buy-AAA", 2, trade(ACC, user, "AAA", Side::Buy, &QTY_A.to_string(), TRADE_A)),
-        ev("buy-BBB", 2, trade(ACC, user, "BBB", Side::Buy, &QTY_B.to_string(), TRADE_B)),
+        ev("buy-AAA", 2, trade("buy-AAA", ACC, user, "AAA", Side::Buy, &QTY_A.to_string(), TRADE_A)),
+        ev("buy-BBB", 2, trade("buy-BBB", ACC, user, "BBB", Side::Buy, &QTY_B.to_string(), TRADE_B)),
     ]
 }
 
@@ -347,7 +244,7 @@ fn value(view: &Value, measure: &str, method: &str, confidence: f64, horizon: u3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn risk_endpoints_show_the_ewma_model_with_its_conventions() {
-    let server = Server::start();
+    let server = Server::start(SHARDS, rules());
     let user = user();
     let report = server.post(&book(&user)).await;
     assert_eq!(report["accepted"], 7, "{report}");

@@ -70,7 +70,7 @@ impl ShardState {
                 ));
             }
         }
-        Ok(())
+        self.check_tax(e)
     }
 
     /// Applies one record stored at `at`; returns the alerts it raised or cleared.
@@ -79,7 +79,9 @@ impl ShardState {
         self.check(event)?;
         let cause = Cause { at, ts: event.ts };
         let mut alerts = Vec::new();
+        self.now = self.now.max(event.ts);
         self.roll_bar(event.ts, cause, &mut alerts);
+        self.settle_taxes(event.ts, cause, &mut alerts);
         if let Some(account_id) = event.body.account_id() {
             if self.accounts.contains_key(account_id) {
                 self.roll_day(account_id, event.ts);
@@ -106,7 +108,12 @@ impl ShardState {
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
             EventBody::TradeExecuted(e) => {
+                let washes = self.book_tax_trade(e, event.ts);
                 self.trade(e, event);
+                self.sync_basis(&e.account_id, &e.symbol);
+                if !washes.is_empty() {
+                    self.record_washes(&e.user_id, washes, cause, &mut alerts);
+                }
                 self.rebuild_book(&e.account_id);
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
@@ -159,6 +166,7 @@ impl ShardState {
             risk: Default::default(),
         };
         self.accounts.insert(e.account_id.clone(), account);
+        self.open_tax_account(&e.user_id, &e.account_id, e.tax_status);
         self.roll_day(&e.account_id, event.ts);
         // Stored from the start, whatever the day: `facts()` lists every account's marks.
         self.dirty.risk_marks.insert(e.account_id.clone());
@@ -189,16 +197,10 @@ impl ShardState {
         let a = self.accounts.get_mut(&e.account_id).expect("checked before apply");
         let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| Position::new(Decimal::ZERO, Decimal::ZERO));
         let old_value = p.value;
+        // The basis comes from the lots (`sync_basis`).
         match e.side {
-            Side::Buy => {
-                p.quantity += e.quantity;
-                p.cost_basis += notional + e.fees;
-            }
-            Side::Sell if e.quantity == p.quantity => p.cost_basis = Decimal::ZERO,
-            Side::Sell => p.cost_basis -= p.cost_basis * e.quantity / p.quantity,
-        }
-        if e.side == Side::Sell {
-            p.quantity -= e.quantity;
+            Side::Buy => p.quantity += e.quantity,
+            Side::Sell => p.quantity -= e.quantity,
         }
         p.value = p.quantity * price;
         a.market_value += p.value - old_value + cash_delta;

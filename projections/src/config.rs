@@ -23,6 +23,8 @@ pub struct RuleConfig {
     pub market_move: Decimal,
     /// The risk model and the risk rules.
     pub risk: RiskConfig,
+    /// Tax-loss harvesting.
+    pub tax: TaxConfig,
 }
 
 impl Default for RuleConfig {
@@ -35,6 +37,7 @@ impl Default for RuleConfig {
             max_position_weight: dec(25, 2),
             market_move: dec(10, 2),
             risk: RiskConfig::default(),
+            tax: TaxConfig::default(),
         }
     }
 }
@@ -123,6 +126,67 @@ impl RiskConfig {
         }
         if self.horizon_bars == 0 {
             out.push("risk.horizon_bars must be at least 1".to_string());
+        }
+        out
+    }
+}
+
+/// Settings of the tax-loss harvesting signal. The rates are assumptions of the
+/// estimate, not advice: set them to the users' brackets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaxConfig {
+    /// A lot is a candidate when its unrealized loss net of trading cost is at least
+    /// this much (base currency) ...
+    pub harvest_min_loss: Decimal,
+    /// ... and its unrealized loss is at least this fraction of its basis.
+    pub harvest_min_loss_fraction: Decimal,
+    /// Estimated cost of selling, as a fraction of the value sold (commission,
+    /// spread, impact): 0.001 = 10 basis points.
+    pub trading_cost: Decimal,
+    /// Rate applied to short-term losses for the estimated benefit (0.37: the top
+    /// US federal ordinary-income rate, 26 U.S.C. 1(j), tax years 2018-2025).
+    pub short_term_rate: Decimal,
+    /// Rate applied to long-term losses (0.20: the top US federal long-term
+    /// capital-gains rate, 26 U.S.C. 1(h)).
+    pub long_term_rate: Decimal,
+    /// Replacement securities suggested per candidate symbol (same asset class and
+    /// sector, another wash group).
+    pub replacements: usize,
+}
+
+impl Default for TaxConfig {
+    fn default() -> Self {
+        TaxConfig {
+            harvest_min_loss: dec(500, 0),
+            harvest_min_loss_fraction: dec(5, 2),
+            trading_cost: dec(1, 3),
+            short_term_rate: dec(37, 2),
+            long_term_rate: dec(20, 2),
+            replacements: 3,
+        }
+    }
+}
+
+impl TaxConfig {
+    /// Problems with the settings, each naming its field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.harvest_min_loss < Decimal::ZERO {
+            out.push(format!("tax.harvest_min_loss must not be negative, got {}", self.harvest_min_loss));
+        }
+        for (name, v) in [
+            ("harvest_min_loss_fraction", self.harvest_min_loss_fraction),
+            ("trading_cost", self.trading_cost),
+            ("short_term_rate", self.short_term_rate),
+            ("long_term_rate", self.long_term_rate),
+        ] {
+            if v < Decimal::ZERO || v >= Decimal::ONE {
+                out.push(format!("tax.{name} must be in [0, 1), got {v}"));
+            }
+        }
+        if self.harvest_min_loss.is_zero() && self.harvest_min_loss_fraction.is_zero() {
+            out.push("tax.harvest_min_loss and tax.harvest_min_loss_fraction cannot both be 0 (every loss would be a candidate)".into());
         }
         out
     }

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::risk::SymbolModel;
 use crate::state::{Account, Position, PriceInfo, Security, ShardState, SignalState, Targets};
+use crate::tax::{Lot, TaxBook, WashAdjustment};
 
 /// The projection tables (RocksDB column families of the same names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,10 +23,14 @@ pub enum Table {
     RiskModel,
     RiskMarks,
     RiskHistory,
+    TaxBooks,
+    TaxLots,
+    WashSales,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    /// In load order: a row comes after the rows it hangs off.
+    pub const ALL: [Table; 13] = [
         Table::Accounts,
         Table::Securities,
         Table::Positions,
@@ -36,6 +41,9 @@ impl Table {
         Table::RiskModel,
         Table::RiskMarks,
         Table::RiskHistory,
+        Table::TaxBooks,
+        Table::TaxLots,
+        Table::WashSales,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +58,9 @@ impl Table {
             Table::RiskModel => "risk_model",
             Table::RiskMarks => "risk_marks",
             Table::RiskHistory => "risk_history",
+            Table::TaxBooks => "tax_books",
+            Table::TaxLots => "tax_lots",
+            Table::WashSales => "wash_sales",
         }
     }
 }
@@ -69,7 +80,12 @@ const SEP: char = '\u{1f}';
 /// character).
 const MODEL_SCALARS: &str = "\u{1f}scalars";
 
-fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+/// Wash sales of a user, numbered in the order decided (zero-padded so keys sort).
+fn wash_key(user: &str, n: usize) -> String {
+    format!("{user}{SEP}{n:010}")
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("facts always serialise")
 }
 
@@ -112,7 +128,25 @@ impl ShardState {
         for id in dirty.risk_history {
             put(Table::RiskHistory, id.clone(), self.accounts.get(&id).map(|a| json(&a.risk.history)));
         }
+        for user in dirty.tax_books {
+            put(Table::TaxBooks, user.clone(), self.tax.get(&user).map(TaxBook::header_row));
+        }
+        for (id, symbol) in dirty.tax_lots {
+            let row = self.lots_row(&id, &symbol).map(json);
+            put(Table::TaxLots, format!("{id}{SEP}{symbol}"), row);
+        }
+        for (user, n) in dirty.wash_sales {
+            let row = self.wash_sales.get(&user).and_then(|w| w.get(n)).map(json);
+            put(Table::WashSales, wash_key(&user, n), row);
+        }
         out
+    }
+
+    /// An (account, symbol)'s open lots; `None` when there are none.
+    fn lots_row(&self, account_id: &str, symbol: &str) -> Option<&[Lot]> {
+        let user = &self.accounts.get(account_id)?.user_id;
+        let lots = self.tax.get(user)?.account(account_id)?.lots.lots(symbol);
+        (!lots.is_empty()).then_some(lots)
     }
 
     fn model_rows(&self, put: &mut dyn FnMut(Table, String, Vec<u8>)) {
@@ -159,6 +193,21 @@ impl ShardState {
             put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
             if a.risk.history != Default::default() {
                 put(Table::RiskHistory, id.clone(), json(&a.risk.history));
+            }
+        }
+        for (user, book) in &self.tax {
+            put(Table::TaxBooks, user.clone(), book.header_row());
+            for (id, account) in book.accounts() {
+                let symbols: std::collections::BTreeSet<&str> =
+                    account.lots.open_lots().map(|l| l.symbol.as_str()).collect();
+                for symbol in symbols {
+                    put(Table::TaxLots, format!("{id}{SEP}{symbol}"), json(&account.lots.lots(symbol)));
+                }
+            }
+        }
+        for (user, list) in &self.wash_sales {
+            for (n, w) in list.iter().enumerate() {
+                put(Table::WashSales, wash_key(user, n), json(w));
             }
         }
         out.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
@@ -214,6 +263,35 @@ impl ShardState {
             Table::RiskMarks => self.account_for_load(key)?.risk.marks = serde_json::from_slice(value).map_err(bad)?,
             Table::RiskHistory => {
                 self.account_for_load(key)?.risk.history = serde_json::from_slice(value).map_err(bad)?
+            }
+            Table::TaxBooks => {
+                let book = TaxBook::from_header_row(value).map_err(bad)?;
+                self.tax.insert(key.to_string(), book);
+            }
+            Table::TaxLots => {
+                let lots: Vec<Lot> = serde_json::from_slice(value).map_err(bad)?;
+                let (id, symbol) =
+                    key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad tax_lots key `{key}`")))?;
+                let user = self.account_for_load(id)?.user_id.clone();
+                let book = self.tax.get_mut(&user).ok_or_else(|| {
+                    Rejection::body(format!("stored lots of `{id}` but no tax book for user `{user}`"))
+                })?;
+                if !book.load_lots(id, symbol, lots) {
+                    return Err(Rejection::body(format!(
+                        "stored lots of `{id}`, an account user `{user}`'s book lacks"
+                    )));
+                }
+            }
+            Table::WashSales => {
+                let w: WashAdjustment = serde_json::from_slice(value).map_err(bad)?;
+                let (user, n) =
+                    key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad wash_sales key `{key}`")))?;
+                let list = self.wash_sales.entry(user.to_string()).or_default();
+                // Keys sort by number (zero-padded), so rows arrive in order.
+                if n.parse::<usize>().ok() != Some(list.len()) {
+                    return Err(Rejection::body(format!("wash_sales row `{key}` is out of sequence")));
+                }
+                list.push(w);
             }
         }
         Ok(())

@@ -16,9 +16,9 @@ mod state;
 pub mod tax;
 mod valuation;
 
-pub use crate::config::{RiskConfig, RuleConfig};
+pub use crate::config::{RiskConfig, RuleConfig, TaxConfig};
 pub use crate::facts::{Change, Table};
-pub use crate::rules::{alert_id, UNIVERSE};
+pub use crate::rules::{alert_id, BlockedLot, HarvestLot, HarvestView, UNIVERSE};
 pub use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, SignalState, Targets};
 pub use crate::valuation::{AccountView, DriftLine, PositionView, CASH};
 

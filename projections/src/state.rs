@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
 use crate::risk::{AccountRisk, CovarianceModel};
+use crate::tax::{TaxBook, WashAdjustment};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
@@ -23,16 +24,22 @@ pub struct Security {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     pub quantity: Decimal,
-    /// Average-cost basis including fees; tax lots come with the tax issue.
+    /// Tax basis: the sum of the open lots' basis (fees and wash-sale adjustments
+    /// included).
     pub cost_basis: Decimal,
     /// Running value at the last price (derived, not persisted).
     #[serde(skip)]
     pub(crate) value: Decimal,
+    /// At or below this value some lot is close to a tax-loss harvesting candidate
+    /// (taxable accounts; derived from the lots, not persisted): the tick path
+    /// compares, the rule looks at the lots only then.
+    #[serde(skip)]
+    pub(crate) harvest_below: Option<Decimal>,
 }
 
 impl Position {
     pub fn new(quantity: Decimal, cost_basis: Decimal) -> Self {
-        Position { quantity, cost_basis, value: Decimal::ZERO }
+        Position { quantity, cost_basis, value: Decimal::ZERO, harvest_below: None }
     }
 }
 
@@ -144,6 +151,12 @@ pub(crate) struct Dirty {
     pub signals: BTreeSet<(String, String)>,
     pub risk_marks: BTreeSet<String>,
     pub risk_history: BTreeSet<String>,
+    /// Users whose tax book header (statuses, realized, wash ledger) changed.
+    pub tax_books: BTreeSet<String>,
+    /// (account, symbol) whose open lots changed.
+    pub tax_lots: BTreeSet<(String, String)>,
+    /// (user, number) of wash sales recorded.
+    pub wash_sales: BTreeSet<(String, usize)>,
     /// The covariance model changed (a bar closed): every model row is written.
     pub model: bool,
 }
@@ -169,6 +182,14 @@ pub struct ShardState {
     /// Counts price batches; see `Account::mark`.
     pub(crate) epoch: u64,
     pub(crate) model: CovarianceModel,
+    /// Tax lots and wash-sale ledger per user (a user's accounts share a shard).
+    pub(crate) tax: BTreeMap<String, TaxBook>,
+    /// Wash sales decided so far, per user, in the order decided.
+    pub(crate) wash_sales: BTreeMap<String, Vec<WashAdjustment>>,
+    /// Users whose wash ledger holds trades of a timestamp not settled yet.
+    pub(crate) tax_pending: BTreeSet<String>,
+    /// The latest event time applied (derived; rebuilt from the facts on load).
+    pub(crate) now: Timestamp,
 }
 
 impl ShardState {
@@ -185,6 +206,10 @@ impl ShardState {
             full_recompute: false,
             epoch: 0,
             model: CovarianceModel::new(&config.risk),
+            tax: BTreeMap::new(),
+            wash_sales: BTreeMap::new(),
+            tax_pending: BTreeSet::new(),
+            now: Timestamp(i64::MIN),
         }
     }
 
@@ -270,8 +295,9 @@ impl ShardState {
         }
         self.model.finish_load();
         let ids: Vec<String> = self.accounts.keys().cloned().collect();
-        for id in ids {
-            self.rebuild_book(&id);
+        for id in &ids {
+            self.rebuild_book(id);
         }
+        self.rebuild_tax_derived(&ids);
     }
 }

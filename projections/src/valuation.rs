@@ -139,7 +139,12 @@ impl ShardState {
         Some(self.view_with(a, total, value_of))
     }
 
-    fn view_with(&self, a: &Account, total: Decimal, value_of: impl Fn(&str, &Position) -> Decimal) -> AccountView {
+    pub(crate) fn view_with(
+        &self,
+        a: &Account,
+        total: Decimal,
+        value_of: impl Fn(&str, &Position) -> Decimal,
+    ) -> AccountView {
         let positions = a
             .positions
             .iter()

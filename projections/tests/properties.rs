@@ -37,7 +37,8 @@ fn cents(v: i64) -> Decimal {
     Decimal::new(v, 2)
 }
 
-fn body(step: &Step, state: &ShardState) -> Option<EventBody> {
+/// The event of a step; `n` numbers it (trade ids are unique, as the lots require).
+fn body(step: &Step, state: &ShardState, n: u64) -> Option<EventBody> {
     let acc = |a: usize| (ACCOUNTS[a].to_string(), format!("u{a}"));
     Some(match step {
         Step::Deposit(a, c) => EventBody::CashMovement(CashMovement {
@@ -51,7 +52,7 @@ fn body(step: &Step, state: &ShardState) -> Option<EventBody> {
             let held = state.account(ACCOUNTS[*a]).and_then(|x| x.positions.get(SYMBOLS[*s])).map(|p| p.quantity);
             let quantity = if sell { held?.min(Decimal::from(*q)) } else { Decimal::from(*q) };
             EventBody::TradeExecuted(TradeExecuted {
-                trade_id: "t".into(),
+                trade_id: format!("t{n}"),
                 account_id: acc(*a).0,
                 user_id: acc(*a).1,
                 symbol: SYMBOLS[*s].into(),
@@ -130,7 +131,7 @@ proptest! {
         let mut ts = Timestamp(0);
         for step in &steps {
             ts = ts.plus_seconds(60);
-            let Some(body) = body(step, &state) else {
+            let Some(body) = body(step, &state, seq) else {
                 ts = Timestamp((ts.day() + 1) * MICROS_PER_DAY);
                 continue;
             };

@@ -78,7 +78,8 @@ fn price_of(state: &ShardState, s: usize) -> Decimal {
     state.price(SYMBOLS[s].0).map_or(Decimal::ONE_HUNDRED, |p| p.price)
 }
 
-fn body(step: &Step, state: &ShardState) -> Option<EventBody> {
+/// The event of a step; `n` numbers it (trade ids are unique, as the lots require).
+fn body(step: &Step, state: &ShardState, n: usize) -> Option<EventBody> {
     let acc = |a: usize| (ACCOUNTS[a].to_string(), format!("u{a}"));
     Some(match step {
         Step::Deposit(a, c) | Step::Withdraw(a, c) => EventBody::CashMovement(CashMovement {
@@ -94,7 +95,7 @@ fn body(step: &Step, state: &ShardState) -> Option<EventBody> {
             // Trades near the last price (a trade sets the price only of an unpriced symbol).
             let price = (price_of(state, *s) * Decimal::new(1000 + q % 7 - 3, 3)).round_dp(2);
             EventBody::TradeExecuted(TradeExecuted {
-                trade_id: "t".into(),
+                trade_id: format!("t{n}"),
                 account_id: acc(*a).0,
                 user_id: acc(*a).1,
                 symbol: SYMBOLS[*s].0.into(),
@@ -271,7 +272,7 @@ fn records(
     let mut ts = START;
     for (step, dt) in steps {
         ts = ts.plus_seconds(*dt);
-        let Some(body) = body(step, &state) else {
+        let Some(body) = body(step, &state, events.len()) else {
             if matches!(step, Step::NextDay) {
                 ts = Timestamp((ts.day() + 1) * MICROS_PER_DAY + 30 * 1_000_000);
             }

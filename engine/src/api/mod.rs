@@ -68,6 +68,11 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/accounts/{id}", get(get_account::<S>))
         .route("/v1/accounts/{id}/alerts", get(get_account_alerts::<S>))
         .route("/v1/accounts/{id}/risk", get(get_account_risk::<S>))
+        .route("/v1/accounts/{id}/lots", get(get_account_lots::<S>))
+        .route("/v1/accounts/{id}/realized", get(get_account_realized::<S>))
+        .route("/v1/accounts/{id}/harvest", get(get_account_harvest::<S>))
+        .route("/v1/accounts/{id}/what-if", post(post_what_if::<S>))
+        .route("/v1/users/{id}/wash-sales", get(get_wash_sales::<S>))
         .route("/v1/securities/{symbol}/risk", get(get_security_risk::<S>))
         .route("/v1/alerts", get(get_alerts::<S>))
         .route("/v1/dead-letters", get(get_dead_letters::<S>))
@@ -152,7 +157,7 @@ async fn get_account<S: EventStore + ProjectionStore + 'static>(
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let found = app.read().account_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
-    answer_for_account(&app, &id, found, &[], q).await
+    answer_for_account(&app, &id, found, &[], q, None).await
 }
 
 /// Every risk number of the account, each stamped with its method, confidence,
@@ -163,7 +168,124 @@ async fn get_account_risk<S: EventStore + ProjectionStore + 'static>(
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let found = app.read().risk_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
-    answer_for_account(&app, &id, found, &["risk"], q).await
+    answer_for_account(&app, &id, found, &["risk"], q, None).await
+}
+
+/// The account's open tax lots at the last prices.
+async fn get_account_lots<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+    Query(q): Query<AccountQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let found = app.read().find_view(|_| true, |s| s.lots_view(&id)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    answer_for_account(&app, &id, found, &["lots"], q, None).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct YearQuery {
+    /// A tax year (UTC calendar year of the sale); all years when absent.
+    year: Option<i32>,
+    local: Option<bool>,
+    user_id: Option<String>,
+}
+
+impl YearQuery {
+    fn split(self) -> (Option<i32>, AccountQuery) {
+        (self.year, AccountQuery { local: self.local, user_id: self.user_id })
+    }
+}
+
+/// Realized gains per tax year and term: the account's and its user's taxable total.
+async fn get_account_realized<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+    Query(q): Query<YearQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (year, q) = q.split();
+    let found =
+        app.read().find_view(|_| true, |s| s.realized_view(&id, year)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    answer_for_account(&app, &id, found, &["realized"], q, year).await
+}
+
+/// Tax-loss harvesting candidates now, with blocked lots and replacements.
+async fn get_account_harvest<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+    Query(q): Query<AccountQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let found = app.read().find_view(|_| true, |s| s.harvest_view(&id)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    answer_for_account(&app, &id, found, &["harvest"], q, None).await
+}
+
+/// The shards whose state this instance serves (all of them when embedded).
+fn served_shards<S>(app: &AppState<S>) -> impl Fn(u32) -> bool {
+    let cluster = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).owned.clone());
+    move |s| cluster.as_ref().is_none_or(|owned| owned.contains(&s))
+}
+
+/// A user's wash sales (of the loss sale's tax year when given).
+async fn get_wash_sales<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+    Query(q): Query<YearQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let served = served_shards(&app);
+    let found = app.read().find_view(served, |s| s.wash_sales_view(&id, q.year));
+    let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no user `{id}` on this instance")))?;
+    let mut body = to_json(view);
+    body["shard"] = json!(shard);
+    body["as_of_seq"] = json!(seq);
+    Ok(Json(body))
+}
+
+/// The pre-trade check: a `TradeExecuted` (with or without `type` and `ts`; the
+/// shard's latest event time when `ts` is absent) against the account's state now.
+/// Nothing is stored or changed.
+async fn post_what_if<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let mut value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not a JSON object: {e}")))?;
+    let Some(fields) = value.as_object_mut() else {
+        return Err(ApiError::BadRequest("the body must be a JSON object (a TradeExecuted)".into()));
+    };
+    match fields.get("type").and_then(Value::as_str) {
+        None => {
+            fields.insert("type".into(), json!("TradeExecuted"));
+        }
+        Some("TradeExecuted") => {}
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!("field `type`: a what-if takes a TradeExecuted, not `{other}`")))
+        }
+    }
+    let at = fields.contains_key("ts");
+    if !at {
+        fields.insert("ts".into(), json!("1970-01-01T00:00:00Z"));
+    }
+    fields.entry("account_id").or_insert_with(|| json!(id));
+    let event = json::event_from_value(value).map_err(|r| ApiError::BadRequest(r.to_string()))?;
+    let riskstream_schemas::EventBody::TradeExecuted(trade) = &event.body else {
+        return Err(ApiError::BadRequest("a what-if takes a TradeExecuted".into()));
+    };
+    if trade.account_id != id {
+        return Err(ApiError::BadRequest(format!(
+            "field `account_id`: the trade is for `{}` but the path names `{id}`",
+            trade.account_id
+        )));
+    }
+    let ts = at.then_some(event.ts);
+    let served = served_shards(&app);
+    // Ok(None) (not this shard's account) moves on to the next shard.
+    let found = app.read().find_view(served, |s| s.what_if(trade, ts).transpose());
+    let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}` on this instance")))?;
+    let view = view.map_err(|r| ApiError::BadRequest(r.to_string()))?;
+    let mut body = to_json(view);
+    body["shard"] = json!(shard);
+    body["as_of_seq"] = json!(seq);
+    Ok(Json(body))
 }
 
 /// A symbol's risk from the lowest-numbered shard that models it; in distributed
@@ -205,6 +327,7 @@ async fn answer_for_account<S: EventStore + ProjectionStore + 'static>(
     found: Option<(u32, u64, Value)>,
     tail: &[&str],
     q: AccountQuery,
+    year: Option<i32>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(cluster) = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone()) else {
         let (shard, seq, mut body) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
@@ -240,7 +363,10 @@ async fn answer_for_account<S: EventStore + ProjectionStore + 'static>(
         path.extend(["v1", "accounts", id]);
         path.extend(tail);
         drop(path);
-        url.set_query(Some("local=true"));
+        match year {
+            Some(y) => url.set_query(Some(&format!("local=true&year={y}"))),
+            None => url.set_query(Some("local=true")),
+        }
         match client.get(url).send().await {
             Ok(r) if r.status().is_success() => {
                 if let Ok(body) = r.json::<Value>().await {

@@ -1,6 +1,8 @@
 //! Event builders shared by the engine's integration tests.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::collections::BTreeMap;
 
 use riskstream_schemas::json::Decoded;
@@ -50,9 +52,10 @@ pub fn deposit(account: &str, user: &str, amount: &str) -> EventBody {
     })
 }
 
-pub fn trade(account: &str, user: &str, symbol: &str, side: Side, qty: &str, price: &str) -> EventBody {
+/// A trade with id `trade_id` (unique per account: each buy opens the lot of that id).
+pub fn trade(trade_id: &str, account: &str, user: &str, symbol: &str, side: Side, qty: &str, price: &str) -> EventBody {
     EventBody::TradeExecuted(TradeExecuted {
-        trade_id: format!("{account}-{symbol}-{qty}-{price}"),
+        trade_id: trade_id.into(),
         account_id: account.into(),
         user_id: user.into(),
         symbol: symbol.into(),
@@ -91,7 +94,11 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Event> {
         out.push(ev(&format!("dep-{a}"), 1, deposit(&acc, &user, "10000.00")));
         out.push(ev(&format!("tgt-{a}"), 1, targets(&acc, &user, &[("AAA", "0.5"), ("BBB", "0.3"), ("CCC", "0.2")])));
         for (s, q) in [("AAA", 50 + a % 5), ("BBB", 30), ("CCC", 20)] {
-            out.push(ev(&format!("buy-{a}-{s}"), 2, trade(&acc, &user, s, Side::Buy, &q.to_string(), "100.50")));
+            out.push(ev(
+                &format!("buy-{a}-{s}"),
+                2,
+                trade(&format!("buy-{a}-{s}"), &acc, &user, s, Side::Buy, &q.to_string(), "100.50"),
+            ));
         }
     }
     let mut price = [100i64, 100, 100];

@@ -37,6 +37,7 @@ impl ShardState {
                     "VaR backtest: {x} exceptions in {t} bars at {:.0}% (Basel zone {zone:?}, Kupiec LR {lr:.3})",
                     (1.0 - p) * 100.0
                 ),
+                details: None,
             };
             self.step_named(rule, account_id, level, cause, owner_of(account_id), describe, out);
         }

@@ -40,6 +40,7 @@ impl ShardState {
             threshold: limit,
             priority: if w > limit * Decimal::TWO { Priority::Critical } else { Priority::High },
             message: format!("{symbol} is {} of the account (limit {})", pct(w), pct(limit)),
+            details: None,
         }
     }
 }

@@ -62,6 +62,7 @@ impl ShardState {
             threshold: c.band,
             priority,
             message: format!("{} weight {} vs target {} (band ±{})", c.symbol, pct(w), pct(c.target), pct(c.band)),
+            details: None,
         }
     }
 }

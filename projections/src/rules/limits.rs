@@ -186,6 +186,7 @@ impl ShardState {
                 threshold: limit,
                 priority: priority(x, limit),
                 message: format!("{} is {} (limit {})", what(s), shown(x), shown(limit)),
+                details: None,
             }
         };
         self.step_named(rule, account_id, level, cause, owner_of(account_id), describe, out)

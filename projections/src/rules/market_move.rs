@@ -38,6 +38,7 @@ impl ShardState {
             threshold,
             priority: if size >= threshold * Decimal::TWO { Priority::High } else { Priority::Medium },
             message: format!("{symbol} moved {} against the previous close", pct(change)),
+            details: None,
         };
         self.step_named(Rule::of(AlertKind::MarketMove), symbol, level, cause, |s| s.holders_of(symbol), describe, out);
     }

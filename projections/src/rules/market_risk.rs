@@ -48,6 +48,7 @@ impl ShardState {
             threshold: factor,
             priority: if ratio > factor * Decimal::TWO { Priority::Critical } else { Priority::High },
             message,
+            details: None,
         };
         self.step_named(SPIKE, symbol, level, cause, |s| s.holders_of(symbol), describe, out);
     }
@@ -72,6 +73,7 @@ impl ShardState {
                 "average correlation across the universe is {:.2} in the short window vs {:.2} in the long window",
                 short, long
             ),
+            details: None,
         };
         let recipients = |s: &ShardState| {
             let mut ids: Vec<(String, String)> = s
@@ -101,6 +103,7 @@ impl ShardState {
             threshold,
             priority: if gap.abs() >= threshold * Decimal::TWO { Priority::High } else { Priority::Medium },
             message: format!("{symbol} opened {} against the previous close", pct(gap)),
+            details: None,
         };
         self.step_named(GAP, symbol, level, cause, |s| s.holders_of(symbol), describe, out);
     }

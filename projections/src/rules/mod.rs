@@ -6,10 +6,12 @@
 mod backtest;
 mod concentration;
 mod drift;
+mod harvest;
 mod limits;
 mod market_move;
 mod market_risk;
 
+pub use harvest::{BlockedLot, HarvestLot, HarvestView};
 pub use market_risk::UNIVERSE;
 
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
@@ -36,6 +38,8 @@ pub(crate) struct Finding {
     pub threshold: Decimal,
     pub priority: Priority,
     pub message: String,
+    /// Structured inputs for the alert (`Alert::details`).
+    pub details: Option<serde_json::Value>,
 }
 
 /// The deterministic alert id: hex of the first 16 bytes of
@@ -145,6 +149,7 @@ impl ShardState {
                 value: finding.value,
                 threshold: finding.threshold,
                 message: finding.message.clone(),
+                details: finding.details.clone(),
             });
         }
         let next = match state {
@@ -178,6 +183,7 @@ impl ShardState {
         }
         self.mark_value(account_id);
         self.evaluate_limits(account_id, cause, out);
+        self.evaluate_harvest(account_id, cause, out);
     }
 }
 

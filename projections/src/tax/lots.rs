@@ -194,6 +194,16 @@ impl LotBook {
         self.lots.values().flatten()
     }
 
+    /// Replaces a symbol's open lots (loading stored rows); they are kept sorted.
+    pub(crate) fn set_lots(&mut self, symbol: &str, mut lots: Vec<Lot>) {
+        lots.sort_by(|a, b| a.key().cmp(&b.key()));
+        if lots.is_empty() {
+            self.lots.remove(symbol);
+        } else {
+            self.lots.insert(symbol.to_string(), lots);
+        }
+    }
+
     /// Shares held in open lots.
     pub fn quantity(&self, symbol: &str) -> Decimal {
         self.lots(symbol).iter().map(|l| l.quantity).sum()

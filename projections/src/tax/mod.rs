@@ -12,13 +12,16 @@
 //!   wash-sale rules and their sources.
 //! - [`Term`], [`tax_year`]: calendar rules on UTC dates of event time.
 //!
-//! How the engine is meant to drive it (not wired yet): `check` before accepting a
-//! trade, `trade` after it is stored, and `settle(ts)` as event time advances. Wash
-//! decisions for a timestamp are taken once event time has moved past it, so every
-//! trade with that timestamp is in, whatever order they came in; `trade` and
-//! `settle` return the [`WashAdjustment`]s they decided, each naming the loss, the
-//! replacement lot and the disallowed amount, flagged `retroactive` when the
-//! replacement was bought after the sale (log a correcting event, raise an alert).
+//! How the shard drives it (`shard.rs`): `check` before accepting a trade, `trade`
+//! when applying it, and `settle(ts)` for users with trades waiting whenever a
+//! later event arrives. Wash decisions for a timestamp are taken once event time
+//! has moved past it, so every trade with that timestamp is in, whatever order
+//! they came in; `trade` and `settle` return the [`WashAdjustment`]s they decided,
+//! each naming the loss, the replacement lot and the disallowed amount, flagged
+//! `retroactive` when the replacement was bought after the sale. The shard stores
+//! each one as a `wash_sales` row and raises a `wash_sale_risk` alert (for a
+//! retroactive one, the correction of a loss already reported). `view.rs` has what
+//! the API serves: lots, realized figures, wash sales and the pre-trade check.
 //!
 //! Choices the rules leave open, made here and tested:
 //! - Ties: losses with one timestamp go in the order their shares were acquired
@@ -47,8 +50,10 @@
 mod error;
 mod lots;
 mod realized;
+mod shard;
 mod term;
 mod user;
+mod view;
 mod wash;
 
 pub use error::TaxError;
@@ -56,4 +61,5 @@ pub use lots::{allocate, Applied, Closed, LossRef, Lot, LotBook, Unrealized};
 pub use realized::{Figures, Realized, YearFigures};
 pub use term::{date_of, tax_year, term, Term};
 pub use user::{TaxAccount, TaxBook, TradeOutcome};
+pub use view::{LotView, LotsView, RealizedView, Snapshot, TermView, WashSalesView, WhatIf, YearView};
 pub use wash::{WashAdjustment, WashLedger, WASH_WINDOW_DAYS};

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::error::TaxError;
-use super::lots::{Applied, Closed, LossRef, LotBook, Replacement};
+use super::lots::{Applied, Closed, LossRef, Lot, LotBook, Replacement};
 use super::realized::Realized;
 use super::term::tax_year;
 use super::wash::{Fact, Loss, Match, Supply, WashAdjustment, WashLedger};
@@ -34,6 +34,21 @@ pub struct TradeOutcome {
     pub opened: Option<String>,
     pub closed: Vec<Closed>,
     pub washes: Vec<WashAdjustment>,
+}
+
+/// `TaxBook` without the open lots (the stored header row).
+#[derive(Serialize, Deserialize)]
+struct Header {
+    user_id: String,
+    accounts: BTreeMap<String, AccountHeader>,
+    ledger: WashLedger,
+    realized: Realized,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccountHeader {
+    status: TaxStatus,
+    realized: Realized,
 }
 
 /// The tax state of one user.
@@ -79,6 +94,50 @@ impl TaxBook {
 
     pub fn ledger(&self) -> &WashLedger {
         &self.ledger
+    }
+
+    /// The user's row of the projection store: everything but the open lots, which
+    /// are stored per (account, symbol) so a trade rewrites one symbol's lots.
+    pub fn header_row(&self) -> Vec<u8> {
+        let accounts = self
+            .accounts
+            .iter()
+            .map(|(id, a)| (id.clone(), AccountHeader { status: a.status, realized: a.lots.realized().clone() }))
+            .collect();
+        let header = Header {
+            user_id: self.user_id.clone(),
+            accounts,
+            ledger: self.ledger.clone(),
+            realized: self.realized.clone(),
+        };
+        serde_json::to_vec(&header).expect("tax rows always serialise")
+    }
+
+    /// Restores a user's book from its header row; the lots come with `load_lots`.
+    pub fn from_header_row(row: &[u8]) -> Result<TaxBook, serde_json::Error> {
+        let h: Header = serde_json::from_slice(row)?;
+        let accounts = h
+            .accounts
+            .into_iter()
+            .map(|(id, a)| {
+                let mut lots = LotBook::new(id.clone());
+                *lots.realized_mut() = a.realized;
+                (id, TaxAccount { status: a.status, lots })
+            })
+            .collect();
+        Ok(TaxBook { user_id: h.user_id, accounts, ledger: h.ledger, realized: h.realized })
+    }
+
+    /// Puts back one stored (account, symbol) row of open lots; false when the
+    /// account is not in the book.
+    pub fn load_lots(&mut self, account_id: &str, symbol: &str, lots: Vec<Lot>) -> bool {
+        match self.accounts.get_mut(account_id) {
+            Some(a) => {
+                a.lots.set_lots(symbol, lots);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether `trade` would be accepted; nothing changes. Settling never changes
@@ -177,11 +236,13 @@ impl TaxBook {
         WashAdjustment {
             sale_trade_id: loss.sale_trade_id.clone(),
             loss_account_id: loss.account_id.clone(),
+            symbol: loss.symbol.clone(),
             loss_lot_id: loss.lot_id.clone(),
             sold: loss.sold,
             tax_year: year,
             term: loss.term,
             replacement_account_id: supply.account_id.clone(),
+            replacement_symbol: supply.symbol.clone(),
             replacement_lot_id,
             replacement_trade_id: supply.trade_id.clone(),
             acquired: supply.acquired,

@@ -147,6 +147,8 @@ impl Match {
 pub struct WashAdjustment {
     pub sale_trade_id: String,
     pub loss_account_id: String,
+    /// The symbol sold at a loss.
+    pub symbol: String,
     /// The lot the loss sale closed.
     pub loss_lot_id: String,
     pub sold: Timestamp,
@@ -154,6 +156,8 @@ pub struct WashAdjustment {
     pub tax_year: i32,
     pub term: Term,
     pub replacement_account_id: String,
+    /// The replacement shares' symbol (another symbol of the same wash group, or the same).
+    pub replacement_symbol: String,
     /// The lot (split off when only part of a buy replaced the loss) that now holds
     /// the replacement shares.
     pub replacement_lot_id: String,
@@ -184,6 +188,27 @@ pub struct WashLedger {
 impl WashLedger {
     pub(crate) fn add(&mut self, fact: Fact) {
         self.pending.push(fact);
+    }
+
+    /// The latest acquisition of shares of `group` on UTC day `first_day` or later
+    /// (settled or not), other than by the purchase `(account_id, trade_id)`: while
+    /// there is one, selling at a loss would be washed by it.
+    pub fn acquired_since(&self, group: &str, first_day: i64, except: (&str, &str)) -> Option<Timestamp> {
+        let other =
+            |s: &&Supply| s.acquired.day() >= first_day && (s.account_id.as_str(), s.trade_id.as_str()) != except;
+        let settled = self.groups.get(group).and_then(|g| {
+            g.supply[g.supply.partition_point(|s| s.acquired.day() < first_day)..].iter().rev().find(other)
+        });
+        let pending = self.pending.iter().filter_map(|f| match f {
+            Fact::Supply { group: g, supply } if g == group => Some(supply),
+            _ => None,
+        });
+        settled.into_iter().chain(pending.filter(other)).map(|s| s.acquired).max()
+    }
+
+    /// Whether facts of a timestamp before `now` wait to be settled.
+    pub fn due(&self, now: Timestamp) -> bool {
+        self.pending.iter().any(|f| f.ts() < now)
     }
 
     /// Whether facts wait for their timestamp to be settled.

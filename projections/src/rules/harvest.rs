@@ -1,0 +1,260 @@
+//! `tax_loss_harvest`: taxable lots whose unrealized loss, net of the estimated
+//! cost of selling, reaches `harvest_min_loss` and `harvest_min_loss_fraction` of
+//! their basis, leaving out lots a sale would wash (shares of the same wash group
+//! bought in the last 30 days in any of the user's accounts, the lot's own purchase
+//! aside). The alert carries the candidates, the estimated tax benefit (net loss x
+//! the configured short- or long-term rate) and replacement securities of the same
+//! asset class and sector in another wash group.
+//!
+//! Cost on the tick path: each position keeps the value below which one of its
+//! lots comes within the hysteresis margin of the thresholds (`harvest_below`); the
+//! lots are looked at only when a position is there or the alert is raised.
+
+use std::collections::BTreeMap;
+
+use riskstream_schemas::{Alert, AlertKind, Priority, TaxStatus, Timestamp};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{owner_of, Cause, Finding, Level, Rule};
+use crate::state::ShardState;
+use crate::tax::{term, Lot, Term, WASH_WINDOW_DAYS};
+
+/// Stands for "no threshold on this side" in a lot's score.
+const UNBOUNDED: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// A lot worth selling for its loss.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HarvestLot {
+    pub symbol: String,
+    pub lot_id: String,
+    pub quantity: Decimal,
+    pub basis: Decimal,
+    pub price: Decimal,
+    pub value: Decimal,
+    /// basis - value.
+    pub unrealized_loss: Decimal,
+    /// value x trading_cost.
+    pub trading_cost: Decimal,
+    /// unrealized_loss - trading_cost.
+    pub net_loss: Decimal,
+    /// The term if sold now.
+    pub term: Term,
+    pub tax_rate: Decimal,
+    /// net_loss x tax_rate, to the cent.
+    pub tax_benefit: Decimal,
+}
+
+/// A lot over the thresholds that a sale now would wash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedLot {
+    pub symbol: String,
+    pub lot_id: String,
+    pub net_loss: Decimal,
+    pub wash_group: String,
+    /// Until this UTC date (inclusive) a sale would be washed by the recent purchases.
+    pub blocked_through: String,
+}
+
+/// The harvest candidates of an account at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HarvestView {
+    pub account_id: String,
+    pub user_id: String,
+    pub tax_status: TaxStatus,
+    /// Event time the candidates were judged at (the shard's latest).
+    pub as_of: Timestamp,
+    pub min_loss: Decimal,
+    pub min_loss_fraction: Decimal,
+    pub trading_cost: Decimal,
+    pub short_term_rate: Decimal,
+    pub long_term_rate: Decimal,
+    /// Largest loss in a lot relative to its thresholds, as harvest_min_loss and
+    /// harvest_min_loss_fraction see it: candidates score at least 1.
+    pub best_score: Decimal,
+    pub candidates: Vec<HarvestLot>,
+    pub blocked: Vec<BlockedLot>,
+    pub net_loss: Decimal,
+    pub tax_benefit: Decimal,
+    /// Candidate symbol -> same asset class and sector, another wash group.
+    pub replacements: BTreeMap<String, Vec<String>>,
+}
+
+impl ShardState {
+    /// The highest price at which some lot of a position comes within the
+    /// hysteresis margin of the thresholds (`None`: no lot can at any price).
+    pub(crate) fn harvest_trigger(&self, lots: &[Lot]) -> Option<Decimal> {
+        let cfg = &self.config.tax;
+        let s = Decimal::ONE - self.config.hysteresis;
+        lots.iter()
+            .filter(|l| !l.quantity.is_zero())
+            .map(|l| {
+                // Value at which the net loss reaches s x min_loss, and at which the
+                // loss reaches s x fraction x basis; the lower one binds.
+                let by_amount = (l.basis - s * cfg.harvest_min_loss) / (Decimal::ONE + cfg.trading_cost);
+                let by_fraction = l.basis * (Decimal::ONE - s * cfg.harvest_min_loss_fraction);
+                by_amount.min(by_fraction) / l.quantity
+            })
+            .filter(|p| *p > Decimal::ZERO)
+            .max()
+    }
+
+    /// A lot's loss against the thresholds: at least 1 for a candidate.
+    fn harvest_score(&self, unrealized_loss: Decimal, net_loss: Decimal, basis: Decimal) -> Decimal {
+        let cfg = &self.config.tax;
+        if unrealized_loss <= Decimal::ZERO || net_loss <= Decimal::ZERO {
+            return Decimal::ZERO;
+        }
+        let by_amount = if cfg.harvest_min_loss.is_zero() { UNBOUNDED } else { net_loss / cfg.harvest_min_loss };
+        let by_fraction = if cfg.harvest_min_loss_fraction.is_zero() || basis <= Decimal::ZERO {
+            UNBOUNDED
+        } else {
+            unrealized_loss / (cfg.harvest_min_loss_fraction * basis)
+        };
+        by_amount.min(by_fraction).min(UNBOUNDED)
+    }
+
+    /// The account's harvest candidates at event time `now`.
+    pub fn harvest_view_at(&self, account_id: &str, now: Timestamp) -> Option<HarvestView> {
+        let a = self.accounts.get(account_id)?;
+        let cfg = &self.config.tax;
+        let mut view = HarvestView {
+            account_id: a.account_id.clone(),
+            user_id: a.user_id.clone(),
+            tax_status: a.tax_status,
+            as_of: now,
+            min_loss: cfg.harvest_min_loss,
+            min_loss_fraction: cfg.harvest_min_loss_fraction,
+            trading_cost: cfg.trading_cost,
+            short_term_rate: cfg.short_term_rate,
+            long_term_rate: cfg.long_term_rate,
+            best_score: Decimal::ZERO,
+            candidates: Vec::new(),
+            blocked: Vec::new(),
+            net_loss: Decimal::ZERO,
+            tax_benefit: Decimal::ZERO,
+            replacements: BTreeMap::new(),
+        };
+        if a.tax_status != TaxStatus::Taxable {
+            return Some(view);
+        }
+        let Some(book) = self.tax.get(&a.user_id) else { return Some(view) };
+        let Some(lots) = book.account(account_id).map(|t| &t.lots) else { return Some(view) };
+        let since = now.day() - WASH_WINDOW_DAYS;
+        for lot in lots.open_lots() {
+            let price = self.last_price(&lot.symbol);
+            let value = lot.quantity * price;
+            let unrealized_loss = lot.basis - value;
+            let trading_cost = (value * cfg.trading_cost).round_dp(2);
+            let net_loss = unrealized_loss - trading_cost;
+            let score = self.harvest_score(unrealized_loss, net_loss, lot.basis);
+            if score < Decimal::ONE - self.config.hysteresis {
+                continue;
+            }
+            let group = self.wash_group(&lot.symbol);
+            if let Some(latest) = book.ledger().acquired_since(group, since, (&lot.account_id, &lot.trade_id)) {
+                if score >= Decimal::ONE {
+                    let through = crate::tax::date_of(latest.plus_seconds(WASH_WINDOW_DAYS * 86_400));
+                    view.blocked.push(BlockedLot {
+                        symbol: lot.symbol.clone(),
+                        lot_id: lot.id(),
+                        net_loss,
+                        wash_group: group.to_string(),
+                        blocked_through: through.to_string(),
+                    });
+                }
+                continue;
+            }
+            view.best_score = view.best_score.max(score);
+            if score < Decimal::ONE {
+                continue;
+            }
+            let term = term(lot.holding_start, now);
+            let tax_rate = match term {
+                Term::Short => cfg.short_term_rate,
+                Term::Long => cfg.long_term_rate,
+            };
+            let tax_benefit = (net_loss * tax_rate).round_dp(2);
+            view.net_loss += net_loss;
+            view.tax_benefit += tax_benefit;
+            if !view.replacements.contains_key(&lot.symbol) {
+                view.replacements.insert(lot.symbol.clone(), self.replacements_for(&lot.symbol));
+            }
+            view.candidates.push(HarvestLot {
+                symbol: lot.symbol.clone(),
+                lot_id: lot.id(),
+                quantity: lot.quantity,
+                basis: lot.basis,
+                price,
+                value,
+                unrealized_loss,
+                trading_cost,
+                net_loss,
+                term,
+                tax_rate,
+                tax_benefit,
+            });
+        }
+        view.best_score = view.best_score.round_dp(6);
+        Some(view)
+    }
+
+    /// Listed securities of the same asset class and sector in another wash group,
+    /// in symbol order.
+    fn replacements_for(&self, symbol: &str) -> Vec<String> {
+        let Some(sec) = self.securities.get(symbol) else { return Vec::new() };
+        self.securities
+            .values()
+            .filter(|s| s.asset_class == sec.asset_class && s.sector == sec.sector && s.wash_group != sec.wash_group)
+            .map(|s| s.symbol.clone())
+            .take(self.config.tax.replacements)
+            .collect()
+    }
+
+    pub(crate) fn evaluate_harvest(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
+        const RULE: Rule = Rule { kind: AlertKind::TaxLossHarvest, name: "tax_loss_harvest" };
+        let a = &self.accounts[account_id];
+        if a.tax_status != TaxStatus::Taxable {
+            return;
+        }
+        let near = a.positions.values().any(|p| p.harvest_below.is_some_and(|t| p.value <= t));
+        let raised = self.signal(RULE.name, account_id).is_some_and(|s| s.raised);
+        if !near && !raised {
+            return;
+        }
+        let view = if near { self.harvest_view_at(account_id, cause.ts) } else { None };
+        let best = view.as_ref().map_or(Decimal::ZERO, |v| v.best_score);
+        let level = if best >= Decimal::ONE {
+            Level::Breach
+        } else if best <= Decimal::ONE - self.config.hysteresis {
+            Level::Clear
+        } else {
+            Level::Hold
+        };
+        let describe = move |s: &ShardState| finding(view, s, account_id);
+        self.step_named(RULE, account_id, level, cause, owner_of(account_id), describe, out);
+    }
+}
+
+fn finding(view: Option<HarvestView>, s: &ShardState, account_id: &str) -> Finding {
+    let view = view.unwrap_or_else(|| s.harvest_view_at(account_id, s.now).expect("evaluated accounts exist"));
+    let lots = view.candidates.len();
+    let message = if lots == 0 {
+        "no lot is a tax-loss harvesting candidate any more".to_string()
+    } else {
+        let symbols: Vec<&str> = view.replacements.keys().map(String::as_str).collect();
+        format!(
+            "{lots} lot(s) of {} can be sold for a net loss of {} (estimated tax benefit {})",
+            symbols.join(", "),
+            view.net_loss,
+            view.tax_benefit
+        )
+    };
+    Finding {
+        value: view.net_loss,
+        threshold: view.min_loss,
+        priority: if view.tax_benefit >= view.min_loss { Priority::Medium } else { Priority::Low },
+        message,
+        details: Some(serde_json::to_value(&view).expect("views serialise")),
+    }
+}

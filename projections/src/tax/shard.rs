@@ -1,0 +1,181 @@
+//! The tax lots inside a shard. A user's accounts all live in the user's shard
+//! (placement is by `user_id`), so one `TaxBook` per user sees every account the
+//! wash-sale rules span. This file keeps the books in step with the trades, turns
+//! decided wash sales into stored records and `wash_sale_risk` alerts, and keeps
+//! each position's basis equal to its lots'.
+
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Rejection, TaxStatus, Timestamp, TradeExecuted};
+use rust_decimal::Decimal;
+
+use super::{date_of, TaxBook, TaxError, WashAdjustment};
+use crate::rules::{alert_id, Cause};
+use crate::state::ShardState;
+
+/// A tax error as the rejection of the trade that caused it.
+pub(crate) fn rejection(e: TaxError) -> Rejection {
+    Rejection::field(e.field(), e.to_string())
+}
+
+impl ShardState {
+    pub(crate) fn open_tax_account(&mut self, user_id: &str, account_id: &str, status: TaxStatus) {
+        let book = self.tax.entry(user_id.to_string()).or_insert_with(|| TaxBook::new(user_id));
+        book.open_account(account_id, status);
+        self.dirty.tax_books.insert(user_id.to_string());
+    }
+
+    /// Whether the lots accept the trade (method, named lots, duplicate buys).
+    pub(crate) fn check_tax(&self, e: &TradeExecuted) -> Result<(), Rejection> {
+        let book = self.tax.get(&e.user_id).ok_or_else(|| {
+            Rejection::field("user_id", format!("user `{}` has no tax lots in this shard", e.user_id))
+        })?;
+        book.check(e).map_err(rejection)
+    }
+
+    /// The symbol's group of substantially identical securities (itself when unlisted).
+    pub(crate) fn wash_group<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.securities.get(symbol).map_or(symbol, |s| s.wash_group.as_str())
+    }
+
+    /// Books a trade in its user's lots (after `check_tax`); the position's basis
+    /// follows in `sync_basis`. Returns the wash sales the trade settled.
+    pub(crate) fn book_tax_trade(&mut self, e: &TradeExecuted, ts: Timestamp) -> Vec<WashAdjustment> {
+        let group = self.wash_group(&e.symbol).to_string();
+        let book = self.tax.get_mut(&e.user_id).expect("checked before apply");
+        let outcome = book.trade(e, ts, &group).expect("checked before apply");
+        if book.ledger().has_pending() {
+            self.tax_pending.insert(e.user_id.clone());
+        }
+        self.dirty.tax_books.insert(e.user_id.clone());
+        self.dirty.tax_lots.insert((e.account_id.clone(), e.symbol.clone()));
+        outcome.washes
+    }
+
+    /// Decides the wash sales of every pending timestamp before `now`, for every
+    /// user with trades waiting (a later event of any kind moves event time on).
+    pub(crate) fn settle_taxes(&mut self, now: Timestamp, cause: Cause, out: &mut Vec<Alert>) {
+        if self.tax_pending.is_empty() {
+            return;
+        }
+        let users: Vec<String> = self.tax_pending.iter().cloned().collect();
+        for user in users {
+            let book = self.tax.get_mut(&user).expect("pending users have books");
+            if !book.ledger().due(now) {
+                continue;
+            }
+            let washes = book.settle(now);
+            self.dirty.tax_books.insert(user.clone());
+            if !book.ledger().has_pending() {
+                self.tax_pending.remove(&user);
+            }
+            if !washes.is_empty() {
+                self.record_washes(&user, washes, cause, out);
+            }
+        }
+    }
+
+    /// Stores decided wash sales, moves the replacement positions' basis and raises
+    /// one `wash_sale_risk` alert per adjustment (the retroactive ones correct a
+    /// loss already reported).
+    pub(crate) fn record_washes(
+        &mut self,
+        user_id: &str,
+        washes: Vec<WashAdjustment>,
+        cause: Cause,
+        out: &mut Vec<Alert>,
+    ) {
+        self.dirty.tax_books.insert(user_id.to_string());
+        for w in washes {
+            self.dirty.tax_lots.insert((w.replacement_account_id.clone(), w.replacement_symbol.clone()));
+            self.sync_basis(&w.replacement_account_id, &w.replacement_symbol);
+            out.push(wash_alert(&w, user_id, cause));
+            let list = self.wash_sales.entry(user_id.to_string()).or_default();
+            self.dirty.wash_sales.insert((user_id.to_string(), list.len()));
+            list.push(w);
+        }
+    }
+
+    /// Sets a position's basis to its lots' and refreshes its harvest trigger.
+    pub(crate) fn sync_basis(&mut self, account_id: &str, symbol: &str) {
+        let Some(a) = self.accounts.get(account_id) else { return };
+        let Some(book) = self.tax.get(&a.user_id) else { return };
+        let Some(lots) = book.account(account_id).map(|t| t.lots.lots(symbol)) else { return };
+        let basis: Decimal = lots.iter().map(|l| l.basis).sum();
+        let taxable = a.tax_status == TaxStatus::Taxable;
+        let trigger = if taxable { self.harvest_trigger(lots) } else { None };
+        let a = self.accounts.get_mut(account_id).expect("read above");
+        if let Some(p) = a.positions.get_mut(symbol) {
+            if p.cost_basis != basis {
+                p.cost_basis = basis;
+                self.dirty.positions.insert((account_id.to_string(), symbol.to_string()));
+            }
+            p.harvest_below = trigger.map(|lot_value_per_share| lot_value_per_share * p.quantity);
+        }
+    }
+
+    /// Recomputes what the tax state derives after a load: pending users, each
+    /// position's harvest trigger, and the event time reached.
+    pub(crate) fn rebuild_tax_derived(&mut self, account_ids: &[String]) {
+        self.tax_pending = self.tax.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
+        for id in account_ids {
+            let symbols: Vec<String> = self.accounts[id].positions.keys().cloned().collect();
+            for symbol in symbols {
+                self.sync_basis(id, &symbol);
+            }
+        }
+        let latest_price = self.prices.values().map(|p| p.ts).max();
+        let latest_open = self.accounts.values().map(|a| a.opened_at).max();
+        let latest_lot = self
+            .tax
+            .values()
+            .flat_map(|b| b.accounts())
+            .flat_map(|(_, a)| a.lots.open_lots())
+            .map(|l| l.acquired)
+            .max();
+        let latest_wash = self.wash_sales.values().flatten().map(|w| w.sold.max(w.acquired)).max();
+        self.now = [latest_price, latest_open, latest_lot, latest_wash]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(Timestamp(i64::MIN))
+            .max(self.now);
+    }
+}
+
+fn wash_alert(w: &WashAdjustment, user_id: &str, cause: Cause) -> Alert {
+    let rule = AlertKind::WashSaleRisk.as_str();
+    let subject =
+        format!("{}/{}/{}/{}", w.sale_trade_id, w.loss_lot_id, w.replacement_account_id, w.replacement_lot_id);
+    let sold = date_of(w.sold);
+    let bought = date_of(w.acquired);
+    let into = if w.added_to_basis {
+        format!("added to the basis of lot `{}`", w.replacement_lot_id)
+    } else {
+        format!("lost: the replacement shares are in retirement account `{}`", w.replacement_account_id)
+    };
+    let message = if w.retroactive {
+        format!(
+            "correction: buying {} {} on {bought} in `{}` washes the loss of sale `{}` ({}, {sold}): {} disallowed, {into}",
+            w.quantity, w.replacement_symbol, w.replacement_account_id, w.sale_trade_id, w.symbol, w.disallowed
+        )
+    } else {
+        format!(
+            "sale `{}` of {} {} on {sold} is a wash sale (bought {} {} on {bought} in `{}`): {} of the loss disallowed, {into}",
+            w.sale_trade_id, w.quantity, w.symbol, w.quantity, w.replacement_symbol, w.replacement_account_id, w.disallowed
+        )
+    };
+    Alert {
+        alert_id: alert_id(cause.at, rule, &subject, &w.loss_account_id),
+        kind: AlertKind::WashSaleRisk,
+        state: AlertState::Raised,
+        priority: if w.retroactive { Priority::High } else { Priority::Medium },
+        account_id: w.loss_account_id.clone(),
+        user_id: user_id.to_string(),
+        ts: cause.ts,
+        caused_by: cause.at,
+        rule: rule.to_string(),
+        value: w.disallowed,
+        threshold: Decimal::ZERO,
+        message,
+        details: Some(serde_json::to_value(w).expect("adjustments serialise")),
+    }
+}
