@@ -207,6 +207,8 @@ fn banner(args: &DemoArgs, addr: SocketAddr, dir: &Path) {
     eprintln!("  API        http://{addr}  (try: curl http://{addr}/v1/accounts/acc-000001)");
     eprintln!("  risk       curl http://{addr}/v1/accounts/acc-000001/risk");
     eprintln!("  alerts     curl 'http://{addr}/v1/alerts?since=0&limit=20'");
+    eprintln!("  tax        curl http://{addr}/v1/accounts/acc-000001/lots   (also /realized?year=, /harvest)");
+    eprintln!("             curl http://{addr}/v1/users/usr-000001/wash-sales");
     eprintln!(
         "  stop with Ctrl-C{}",
         if args.duration > 0 { format!(" (or after {} s)", args.duration) } else { String::new() }
@@ -219,6 +221,11 @@ fn summary(app: &AppState<RocksDbStore>, stats: runtime::PumpStats, dir: &Path) 
         "demo stopped: {} items fed this run, {events} events accepted, {accounts} accounts, {alerts} alerts raised",
         stats.items
     );
+    let by_kind: Vec<String> =
+        app.read().metrics().raised_by_kind().into_iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+    if !by_kind.is_empty() {
+        eprintln!("raised by kind: {}", by_kind.join(", "));
+    }
     // After `make demo` the binary is not on PATH: name the one that ran.
     let exe = std::env::current_exe().map_or_else(|_| "riskstream".to_string(), |p| p.display().to_string());
     eprintln!("check it:  {exe} verify --data-dir {0}", dir.display());
