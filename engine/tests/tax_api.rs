@@ -192,12 +192,31 @@ async fn lots_wash_sales_harvest_and_what_if_over_http() {
     assert_eq!(dec(&account["positions"][0]["cost_basis"]), d("3031.6"), "the position's basis is its lots'");
     assert_eq!(dec(&server.get(&format!("/v1/accounts/{IRA}/lots")).await["lots"][0]["basis"]), d("3951"));
 
-    // One wash_sale_risk alert per adjustment, to the account that sold at a loss.
+    // One wash_sale_risk alert per purchase that washed an earlier loss (here one
+    // adjustment each), to the account that sold at a loss.
     let alerts = alerts_of(&server, TX, "wash_sale_risk").await;
     let values: Vec<_> = alerts.iter().map(|a| (a.0.clone(), a.1, a.2["priority"].clone())).collect();
     assert_eq!(values, [("raised".into(), d("1001"), json!("high")), ("raised".into(), d("600.6"), json!("high"))]);
     assert!(alerts[0].2["message"].as_str().unwrap().starts_with("correction:"), "{:?}", alerts[0].2);
-    assert_eq!(alerts[1].2["details"]["replacement_lot_id"], "b3");
+    assert_eq!(alerts[1].2["details"]["purchase"], "b3");
+    assert_eq!(alerts[1].2["details"]["wash_sales"][0]["replacement_lot_id"], "b3");
+
+    // A sale at a loss after a purchase (not retroactive): washed from the start,
+    // recorded, and no correction to announce. b4 comes after s1's window (day 12 +
+    // 30); FIFO then sells 10 of b3 (basis 3,031.60 x 10/30 = 1,010.5333333333) for
+    // 699, and b4 washes the whole 311.5333333333 loss (b3's own shares never do).
+    server
+        .post(&[
+            ev("b4", 45 * DAY, trade("b4", TX, &user, "AAA", Side::Buy, "10", "81")),
+            ev("s2", 46 * DAY, trade("s2", TX, &user, "AAA", Side::Sell, "10", "70")),
+            ev("", 46 * DAY + 1, tick("AAA", "70")),
+        ])
+        .await;
+    let washes = server.get(&format!("/v1/users/{user}/wash-sales")).await;
+    let third = &washes["wash_sales"][2];
+    assert_eq!((third["sale_trade_id"].clone(), third["replacement_trade_id"].clone()), (json!("s2"), json!("b4")));
+    assert_eq!((dec(&third["disallowed"]), third["retroactive"].clone()), (d("311.5333333333"), json!(false)));
+    assert_eq!(alerts_of(&server, TX, "wash_sale_risk").await.len(), 2, "no alert for a non-retroactive wash");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,8 @@
 //! they came in; `trade` and `settle` return the [`WashAdjustment`]s they decided,
 //! each naming the loss, the replacement lot and the disallowed amount, flagged
 //! `retroactive` when the replacement was bought after the sale. The shard stores
-//! each one as a `wash_sales` row and raises a `wash_sale_risk` alert (for a
-//! retroactive one, the correction of a loss already reported). `view.rs` has what
+//! each one as a `wash_sales` row; a purchase that washes losses already reported
+//! raises a `wash_sale_risk` alert, the correction, per seller account. `view.rs` has what
 //! the API serves: lots, realized figures, wash sales and the pre-trade check.
 //!
 //! Choices the rules leave open, made here and tested:

@@ -1,7 +1,8 @@
 //! The tax lots inside a shard. A user's accounts all live in the user's shard
 //! (placement is by `user_id`), so one `TaxBook` per user sees every account the
 //! wash-sale rules span. This file keeps the books in step with the trades, turns
-//! decided wash sales into stored records and `wash_sale_risk` alerts, and keeps
+//! decided wash sales into stored records and, for purchases that wash losses
+//! already reported, `wash_sale_risk` alerts, and keeps
 //! each position's basis equal to its lots'.
 
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Rejection, TaxStatus, Timestamp, TradeExecuted};
@@ -73,9 +74,11 @@ impl ShardState {
         }
     }
 
-    /// Stores decided wash sales, moves the replacement positions' basis and raises
-    /// one `wash_sale_risk` alert per adjustment (the retroactive ones correct a
-    /// loss already reported).
+    /// Stores decided wash sales and moves the replacement positions' basis. A
+    /// purchase that washes losses already reported (retroactive adjustments) raises
+    /// one `wash_sale_risk` alert per seller account: the correction, with every
+    /// adjustment in its details. A loss washed by an earlier purchase raises none:
+    /// the sale's own figures carry it from the start.
     pub(crate) fn record_washes(
         &mut self,
         user_id: &str,
@@ -84,11 +87,26 @@ impl ShardState {
         out: &mut Vec<Alert>,
     ) {
         self.dirty.tax_books.insert(user_id.to_string());
-        for w in washes {
+        let mut corrections: Vec<Vec<&WashAdjustment>> = Vec::new();
+        for w in &washes {
             self.dirty.tax_lots.insert((w.replacement_account_id.clone(), w.replacement_symbol.clone()));
             self.sync_basis(&w.replacement_account_id, &w.replacement_symbol);
-            out.push(wash_alert(&w, user_id, cause));
-            let list = self.wash_sales.entry(user_id.to_string()).or_default();
+            if !w.retroactive {
+                continue;
+            }
+            let same = |c: &&mut Vec<&WashAdjustment>| {
+                let first = c[0];
+                (&first.replacement_account_id, &first.replacement_trade_id, &first.loss_account_id)
+                    == (&w.replacement_account_id, &w.replacement_trade_id, &w.loss_account_id)
+            };
+            match corrections.iter_mut().find(same) {
+                Some(group) => group.push(w),
+                None => corrections.push(vec![w]),
+            }
+        }
+        out.extend(corrections.iter().map(|group| correction_alert(group, user_id, cause)));
+        let list = self.wash_sales.entry(user_id.to_string()).or_default();
+        for w in washes {
             self.dirty.wash_sales.insert((user_id.to_string(), list.len()));
             list.push(w);
         }
@@ -141,41 +159,41 @@ impl ShardState {
     }
 }
 
-fn wash_alert(w: &WashAdjustment, user_id: &str, cause: Cause) -> Alert {
+/// The alert of one purchase washing earlier losses of one account.
+fn correction_alert(washes: &[&WashAdjustment], user_id: &str, cause: Cause) -> Alert {
     let rule = AlertKind::WashSaleRisk.as_str();
-    let subject =
-        format!("{}/{}/{}/{}", w.sale_trade_id, w.loss_lot_id, w.replacement_account_id, w.replacement_lot_id);
-    let sold = date_of(w.sold);
-    let bought = date_of(w.acquired);
-    let into = if w.added_to_basis {
-        format!("added to the basis of lot `{}`", w.replacement_lot_id)
+    let first = washes[0];
+    let subject = format!("{}/{}", first.replacement_account_id, first.replacement_trade_id);
+    let disallowed: Decimal = washes.iter().map(|w| w.disallowed).sum();
+    let lost = washes.iter().any(|w| !w.added_to_basis);
+    let mut sales: Vec<String> =
+        washes.iter().map(|w| format!("`{}` ({})", w.sale_trade_id, date_of(w.sold))).collect();
+    sales.dedup();
+    let into = if lost {
+        format!("lost: the replacement shares are in retirement account `{}`", first.replacement_account_id)
     } else {
-        format!("lost: the replacement shares are in retirement account `{}`", w.replacement_account_id)
+        format!("added to the basis of the replacement shares in `{}`", first.replacement_account_id)
     };
-    let message = if w.retroactive {
-        format!(
-            "correction: buying {} {} on {bought} in `{}` washes the loss of sale `{}` ({}, {sold}): {} disallowed, {into}",
-            w.quantity, w.replacement_symbol, w.replacement_account_id, w.sale_trade_id, w.symbol, w.disallowed
-        )
-    } else {
-        format!(
-            "sale `{}` of {} {} on {sold} is a wash sale (bought {} {} on {bought} in `{}`): {} of the loss disallowed, {into}",
-            w.sale_trade_id, w.quantity, w.symbol, w.quantity, w.replacement_symbol, w.replacement_account_id, w.disallowed
-        )
-    };
+    let message = format!(
+        "correction: buying {} {} on {} washes the loss of sale {}: {disallowed} disallowed, {into}",
+        washes.iter().map(|w| w.quantity).sum::<Decimal>(),
+        first.replacement_symbol,
+        date_of(first.acquired),
+        sales.join(", "),
+    );
     Alert {
-        alert_id: alert_id(cause.at, rule, &subject, &w.loss_account_id),
+        alert_id: alert_id(cause.at, rule, &subject, &first.loss_account_id),
         kind: AlertKind::WashSaleRisk,
         state: AlertState::Raised,
-        priority: if w.retroactive { Priority::High } else { Priority::Medium },
-        account_id: w.loss_account_id.clone(),
+        priority: Priority::High,
+        account_id: first.loss_account_id.clone(),
         user_id: user_id.to_string(),
         ts: cause.ts,
         caused_by: cause.at,
         rule: rule.to_string(),
-        value: w.disallowed,
+        value: disallowed,
         threshold: Decimal::ZERO,
         message,
-        details: Some(serde_json::to_value(w).expect("adjustments serialise")),
+        details: Some(serde_json::json!({ "purchase": first.replacement_trade_id, "wash_sales": washes })),
     }
 }
