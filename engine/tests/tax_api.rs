@@ -76,6 +76,10 @@ fn dec(v: &Value) -> rust_decimal::Decimal {
     v.as_str().unwrap_or_else(|| panic!("not a decimal string: {v}")).parse().unwrap()
 }
 
+fn items_of(v: &Value) -> &[Value] {
+    v.as_array().unwrap_or_else(|| panic!("not an array: {v}"))
+}
+
 /// The account's alerts of one kind: (state, value).
 async fn alerts_of(server: &Server, account: &str, kind: &str) -> Vec<(String, rust_decimal::Decimal, Value)> {
     let body = server.get(&format!("/v1/accounts/{account}/alerts")).await;
@@ -217,6 +221,110 @@ async fn lots_wash_sales_harvest_and_what_if_over_http() {
     assert_eq!((third["sale_trade_id"].clone(), third["replacement_trade_id"].clone()), (json!("s2"), json!("b4")));
     assert_eq!((dec(&third["disallowed"]), third["retroactive"].clone()), (d("311.5333333333"), json!(false)));
     assert_eq!(alerts_of(&server, TX, "wash_sale_risk").await.len(), 2, "no alert for a non-retroactive wash");
+
+    assert_documented(&server, &user, &harvest, (&what_if, &answer)).await;
+}
+
+/// The OpenAPI document describes the tax routes and every body they served here:
+/// each field is a property of its component and each required property is
+/// served. `harvest` has a candidate; `what_if` is a buy checked before (the
+/// request and the answer); a sell is checked now for the lots it closes.
+async fn assert_documented(server: &Server, user: &str, harvest: &Value, (buy, bought): (&Value, &Value)) {
+    let openapi = server.get("/v1/openapi.json").await;
+    for (method, route, schema) in [
+        ("get", "/v1/accounts/{id}/lots", "Lots"),
+        ("get", "/v1/accounts/{id}/realized", "Realized"),
+        ("get", "/v1/accounts/{id}/harvest", "Harvest"),
+        ("post", "/v1/accounts/{id}/what-if", "WhatIf"),
+        ("get", "/v1/users/{id}/wash-sales", "WashSales"),
+    ] {
+        assert_route_documented(&openapi, method, route, schema);
+    }
+    for route in ["/v1/accounts/{id}/realized", "/v1/users/{id}/wash-sales"] {
+        let parameters = openapi["paths"][route]["get"]["parameters"].as_array().unwrap();
+        assert!(parameters.iter().any(|p| p["name"] == "year" && p["in"] == "query"), "{route} documents no `year`");
+    }
+
+    // The what-if request: the trade without `type` and `ts` required.
+    let request = &openapi["paths"]["/v1/accounts/{id}/what-if"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"];
+    let trade = request.as_str().and_then(|r| r.strip_prefix("#/components/schemas/")).expect("a component");
+    let sell = json!({ "trade_id": "s9", "account_id": TX, "user_id": user, "symbol": "AAA", "side": "sell",
+                       "quantity": "5", "price": "70", "fees": "1" });
+    for body in [buy, &sell] {
+        assert_described(&openapi, trade, body);
+    }
+    let required = openapi["components"]["schemas"][trade]["required"].as_array().unwrap();
+    assert!(!required.contains(&json!("type")) && !required.contains(&json!("ts")), "{required:?}");
+    let (status, sold) = server.post_json(&format!("/v1/accounts/{TX}/what-if"), &sell).await;
+    assert_eq!(status, StatusCode::OK, "{sold}");
+    assert!(!sold["closed"].as_array().unwrap().is_empty(), "{sold}");
+
+    let lots = server.get(&format!("/v1/accounts/{TX}/lots")).await;
+    let realized = server.get(&format!("/v1/accounts/{TX}/realized")).await;
+    let washes = server.get(&format!("/v1/users/{user}/wash-sales")).await;
+    let now = server.get(&format!("/v1/accounts/{TX}/harvest")).await;
+    let alerts = server.get("/v1/alerts?limit=10000").await;
+    let mut served: Vec<(&str, &Value)> = vec![
+        ("Lots", &lots),
+        ("Realized", &realized),
+        ("WashSales", &washes),
+        ("Harvest", harvest),
+        ("Harvest", &now),
+        ("WhatIf", bought),
+        ("WhatIf", &sold),
+    ];
+    served.extend(items_of(&lots["lots"]).iter().map(|l| ("Lot", l)));
+    for year in items_of(&realized["account"]).iter().chain(items_of(&realized["user_taxable"])) {
+        served.extend([
+            ("RealizedYear", year),
+            ("RealizedTerm", &year["short_term"]),
+            ("RealizedTerm", &year["long_term"]),
+        ]);
+    }
+    served.extend(items_of(&washes["wash_sales"]).iter().map(|w| ("WashSale", w)));
+    served.extend(items_of(&harvest["candidates"]).iter().map(|c| ("HarvestLot", c)));
+    // Blocked lots, if any now (b4's purchase blocks the rest of b3).
+    served.extend(items_of(&now["blocked"]).iter().map(|b| ("BlockedLot", b)));
+    for answer in [bought, &sold] {
+        served.extend([("WhatIfSnapshot", &answer["before"]), ("WhatIfSnapshot", &answer["after"])]);
+        served.extend(items_of(&answer["closed"]).iter().map(|c| ("ClosedLot", c)));
+        served.extend(items_of(&answer["washes"]).iter().map(|w| ("WashSale", w)));
+    }
+    let alerts = items_of(&alerts["alerts"]);
+    served.extend(alerts.iter().map(|a| ("Alert", a)));
+    for (schema, body) in &served {
+        assert_described(&openapi, schema, body);
+    }
+    for schema in [
+        "Lots",
+        "Lot",
+        "Realized",
+        "RealizedYear",
+        "RealizedTerm",
+        "WashSales",
+        "WashSale",
+        "Harvest",
+        "HarvestLot",
+        "WhatIf",
+        "WhatIfSnapshot",
+        "ClosedLot",
+    ] {
+        assert!(served.iter().any(|(s, _)| *s == schema), "no {schema} served to check");
+    }
+
+    // Nested objects without a component of their own, and the alerts' kinds.
+    let schemas = &openapi["components"]["schemas"];
+    for lot in items_of(&lots["lots"]).iter().filter(|l| l.get("replaces").is_some()) {
+        assert_described_by("Lot.replaces", &schemas["Lot"]["properties"]["replaces"], &lot["replaces"]);
+    }
+    let kinds = schemas["Alert"]["properties"]["kind"]["enum"].as_array().unwrap();
+    for kind in ["tax_loss_harvest", "wash_sale_risk"] {
+        assert!(alerts.iter().any(|a| a["kind"] == kind), "no {kind} alert served");
+    }
+    for alert in alerts {
+        assert!(kinds.contains(&alert["kind"]), "Alert.kind lacks {}", alert["kind"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

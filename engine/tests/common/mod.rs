@@ -116,3 +116,39 @@ pub fn workload(accounts: usize, ticks: usize) -> Vec<Event> {
     }
     out
 }
+
+/// The OpenAPI document says `method route` answers 200 with component `schema`
+/// (which exists) and documents a 404.
+#[track_caller]
+pub fn assert_route_documented(openapi: &serde_json::Value, method: &str, route: &str, schema: &str) {
+    let responses = &openapi["paths"][route][method]["responses"];
+    assert_eq!(
+        responses["200"]["content"]["application/json"]["schema"]["$ref"],
+        format!("#/components/schemas/{schema}"),
+        "{method} {route}"
+    );
+    assert!(responses.get("404").is_some(), "{method} {route} documents no 404");
+    assert!(openapi["components"]["schemas"].get(schema).is_some(), "no component {schema}");
+}
+
+/// Component `schema` of the OpenAPI document describes a served `body`.
+#[track_caller]
+pub fn assert_described(openapi: &serde_json::Value, schema: &str, body: &serde_json::Value) {
+    assert_described_by(schema, &openapi["components"]["schemas"][schema], body);
+}
+
+/// `schema` (an object schema, `what` names it) describes `body`: every field
+/// served is one of its `properties`, and every `required` property is served.
+#[track_caller]
+pub fn assert_described_by(what: &str, schema: &serde_json::Value, body: &serde_json::Value) {
+    let properties = schema["properties"].as_object().unwrap_or_else(|| panic!("{what} has no properties: {schema}"));
+    let fields = body.as_object().unwrap_or_else(|| panic!("{what}: the body is not an object: {body}"));
+    for field in fields.keys() {
+        assert!(properties.contains_key(field), "{what} lacks `{field}` (served: {body})");
+    }
+    for name in schema["required"].as_array().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_else(|| panic!("{what}: `required` holds {name}"));
+        assert!(properties.contains_key(name), "{what}: required `{name}` is not one of its properties");
+        assert!(fields.contains_key(name), "{what}: required `{name}` is not served: {body}");
+    }
+}
