@@ -148,6 +148,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         let mut shards = Vec::new();
         let mut heads = Vec::new();
         let mut sequencer = Sequencer::new(shard_count, rules.risk.bar_secs);
+        let codec = Codec::new();
         for shard in 0..shard_count {
             let mut state = ShardState::new(shard, rules.clone());
             for row in store.load_shard(shard)? {
@@ -159,12 +160,19 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
                 sequencer.remember_tick(symbol, p.ts);
             }
             let head = store.head(shard)?;
+            // The clock the tax views read is the last applied record's event time.
+            if let Some(last) = store.record(shard, head.seq)? {
+                let event = codec
+                    .decode(last.fingerprint, &last.payload)
+                    .map_err(|e| StoreError::Corrupt(format!("record ({shard}, {}): {e}", head.seq)))?;
+                state.observe_time(event.ts);
+            }
             metrics.head_seq.with_label_values(&[&shard.to_string()]).set(head.seq as i64);
             shards.push(state);
             heads.push(head);
         }
         let counters = store.counters()?;
-        Ok(Engine { store, codec: Codec::new(), shards, heads, counters, sequencer, metrics, poisoned: false })
+        Ok(Engine { store, codec, shards, heads, counters, sequencer, metrics, poisoned: false })
     }
 
     /// Load-test baseline: revalue touched accounts from scratch (same results).

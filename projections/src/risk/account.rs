@@ -64,7 +64,9 @@ impl RiskMarks {
             return false;
         }
         self.day = day;
-        self.day_start = value;
+        // Normalised: the running value's scale depends on the path that summed it
+        // (incremental or rebuilt on load), and stored rows must not.
+        self.day_start = value.normalize();
         self.day_flows = Decimal::ZERO;
         self.reducing = false;
         true
@@ -76,7 +78,7 @@ impl RiskMarks {
         self.day_flows += amount;
         match self.unit_value(before) {
             Some(u) if u > Decimal::ZERO => {
-                self.units += amount / u;
+                self.units = (self.units + amount / u).normalize();
                 if self.units <= Decimal::ZERO {
                     *self = RiskMarks {
                         day: self.day,
@@ -90,7 +92,7 @@ impl RiskMarks {
                 // First money in (or back from zero): unit value 1.
                 let after = before + amount;
                 if after > Decimal::ZERO {
-                    self.units = after;
+                    self.units = after.normalize();
                     self.high_water = Decimal::ONE;
                 }
             }
@@ -105,11 +107,11 @@ impl RiskMarks {
         }
         let scaled_high = self.high_water * self.units;
         if value > scaled_high {
-            self.high_water = value / self.units;
+            self.high_water = (value / self.units).normalize();
             return true;
         }
         if value < (Decimal::ONE - self.max_drawdown) * scaled_high {
-            self.max_drawdown = self.drawdown(value);
+            self.max_drawdown = self.drawdown(value).normalize();
             return true;
         }
         false

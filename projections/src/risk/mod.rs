@@ -155,6 +155,9 @@ impl ShardState {
             };
             let a = self.accounts.get_mut(id).expect("listed above");
             let h = &mut a.risk.history;
+            // Exposures at the previous close book this bar's P&L even when the
+            // positions are gone now.
+            let had_exposures = !h.exposures.is_empty();
             let exception = h.close_bar(&closed.simple, window);
             let sigma = book.sigma();
             h.forecast = (sigma > 0.0).then_some(z * sigma);
@@ -165,7 +168,7 @@ impl ShardState {
                 .filter(|(&i, _)| i != UNMODELLED)
                 .map(|(&i, &e)| (i, e))
                 .collect();
-            let changed = exception.is_some() || !h.exposures.is_empty() || !a.positions.is_empty();
+            let changed = exception.is_some() || had_exposures || !h.exposures.is_empty() || !a.positions.is_empty();
             a.risk.book = book;
             if changed {
                 self.dirty.risk_history.insert(id.clone());

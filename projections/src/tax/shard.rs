@@ -131,7 +131,8 @@ impl ShardState {
     }
 
     /// Recomputes what the tax state derives after a load: pending users, each
-    /// position's harvest trigger, and the event time reached.
+    /// position's harvest trigger, and a lower bound of the event time reached (the
+    /// engine sets the exact one from the log's last record with `observe_time`).
     pub(crate) fn rebuild_tax_derived(&mut self, account_ids: &[String]) {
         self.tax_pending = self.tax.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
         for id in account_ids {
@@ -160,6 +161,14 @@ impl ShardState {
 }
 
 /// The alert of one purchase washing earlier losses of one account.
+impl ShardState {
+    /// Moves the shard's clock (the latest event time applied) to at least `ts`:
+    /// the views of lots and harvest candidates are as of it.
+    pub fn observe_time(&mut self, ts: Timestamp) {
+        self.now = self.now.max(ts);
+    }
+}
+
 fn correction_alert(washes: &[&WashAdjustment], user_id: &str, cause: Cause) -> Alert {
     let rule = AlertKind::WashSaleRisk.as_str();
     let first = washes[0];
