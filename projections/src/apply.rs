@@ -163,6 +163,8 @@ impl ShardState {
             targets: None,
             market_value: Decimal::ZERO,
             mark: 0,
+            harvest_raised: false,
+            harvest_near: 0,
             risk: Default::default(),
         };
         self.accounts.insert(e.account_id.clone(), account);
@@ -282,7 +284,7 @@ impl ShardState {
                 let p = a.positions.get_mut(*symbol).expect("holders index matches positions");
                 let new_value = p.quantity * info.price;
                 a.market_value += new_value - p.value;
-                p.value = new_value;
+                a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
                 a.risk.book.set_exposure(index, f64_of(new_value), model);
                 if a.mark != epoch {
                     a.mark = epoch;
@@ -310,7 +312,7 @@ impl ShardState {
                     }
                     let new_value = p.quantity * price;
                     a.market_value += new_value - p.value;
-                    p.value = new_value;
+                    a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
                     a.risk.book.put_exposure(index, f64_of(new_value));
                     hit = true;
                 }

@@ -24,13 +24,14 @@ pub enum Table {
     RiskMarks,
     RiskHistory,
     TaxBooks,
+    WashLedger,
     TaxLots,
     WashSales,
 }
 
 impl Table {
     /// In load order: a row comes after the rows it hangs off.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Accounts,
         Table::Securities,
         Table::Positions,
@@ -42,6 +43,7 @@ impl Table {
         Table::RiskMarks,
         Table::RiskHistory,
         Table::TaxBooks,
+        Table::WashLedger,
         Table::TaxLots,
         Table::WashSales,
     ];
@@ -59,6 +61,7 @@ impl Table {
             Table::RiskMarks => "risk_marks",
             Table::RiskHistory => "risk_history",
             Table::TaxBooks => "tax_books",
+            Table::WashLedger => "wash_ledger",
             Table::TaxLots => "tax_lots",
             Table::WashSales => "wash_sales",
         }
@@ -131,6 +134,10 @@ impl ShardState {
         for user in dirty.tax_books {
             put(Table::TaxBooks, user.clone(), self.tax.get(&user).map(TaxBook::header_row));
         }
+        for (user, group) in dirty.wash_ledger {
+            let row = self.tax.get(&user).and_then(|b| b.ledger_group_row(&group));
+            put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
+        }
         for (id, symbol) in dirty.tax_lots {
             let row = self.lots_row(&id, &symbol).map(json);
             put(Table::TaxLots, format!("{id}{SEP}{symbol}"), row);
@@ -197,6 +204,9 @@ impl ShardState {
         }
         for (user, book) in &self.tax {
             put(Table::TaxBooks, user.clone(), book.header_row());
+            for (group, row) in book.ledger_group_rows() {
+                put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
+            }
             for (id, account) in book.accounts() {
                 let symbols: std::collections::BTreeSet<&str> =
                     account.lots.open_lots().map(|l| l.symbol.as_str()).collect();
@@ -267,6 +277,15 @@ impl ShardState {
             Table::TaxBooks => {
                 let book = TaxBook::from_header_row(value).map_err(bad)?;
                 self.tax.insert(key.to_string(), book);
+            }
+            Table::WashLedger => {
+                let (user, group) =
+                    key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad wash_ledger key `{key}`")))?;
+                let book = self
+                    .tax
+                    .get_mut(user)
+                    .ok_or_else(|| Rejection::body(format!("stored wash ledger of `{user}` but no tax book")))?;
+                book.load_ledger_group(group, value).map_err(bad)?;
             }
             Table::TaxLots => {
                 let lots: Vec<Lot> = serde_json::from_slice(value).map_err(bad)?;

@@ -41,6 +41,20 @@ impl Position {
     pub fn new(quantity: Decimal, cost_basis: Decimal) -> Self {
         Position { quantity, cost_basis, value: Decimal::ZERO, harvest_below: None }
     }
+
+    /// Whether the position is at or below its harvest trigger.
+    pub(crate) fn near_harvest(&self) -> bool {
+        self.harvest_below.is_some_and(|t| self.value <= t)
+    }
+
+    /// Sets the running value; returns how `near_harvest` moved (+1, -1 or 0), for
+    /// the account's count.
+    #[inline]
+    pub(crate) fn revalue(&mut self, value: Decimal) -> i32 {
+        let was = self.near_harvest();
+        self.value = value;
+        i32::from(self.near_harvest()) - i32::from(was)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +122,14 @@ pub struct Account {
     /// The last price batch that touched the account (dedupes holders cheaply).
     #[serde(skip)]
     pub(crate) mark: u64,
+    /// Whether `tax_loss_harvest` is raised (mirrors its signal, so the tick path
+    /// needs no lookup).
+    #[serde(skip)]
+    pub(crate) harvest_raised: bool,
+    /// Positions at or below their harvest trigger (kept by `Position::revalue`),
+    /// so the harvest rule skips an account in O(1).
+    #[serde(skip)]
+    pub(crate) harvest_near: u32,
     /// Exposures, variance, performance marks and bar history (stored in the
     /// risk tables, not in the account row).
     #[serde(skip)]
@@ -115,6 +137,11 @@ pub struct Account {
 }
 
 impl Account {
+    /// Recounts the positions at or below their harvest trigger.
+    pub(crate) fn count_near_harvest(&mut self) {
+        self.harvest_near = self.positions.values().filter(|p| p.near_harvest()).count() as u32;
+    }
+
     /// Market value as maintained incrementally.
     pub fn market_value(&self) -> Decimal {
         self.market_value
@@ -153,6 +180,8 @@ pub(crate) struct Dirty {
     pub risk_history: BTreeSet<String>,
     /// Users whose tax book header (statuses, realized, wash ledger) changed.
     pub tax_books: BTreeSet<String>,
+    /// (user, wash group) whose wash-ledger row changed.
+    pub wash_ledger: BTreeSet<(String, String)>,
     /// (account, symbol) whose open lots changed.
     pub tax_lots: BTreeSet<(String, String)>,
     /// (user, number) of wash sales recorded.
@@ -228,6 +257,7 @@ impl ShardState {
                 total += p.value;
             }
             a.market_value = total;
+            a.count_near_harvest();
         }
         self.rebuild_book(account_id);
     }

@@ -12,13 +12,15 @@
 
 use std::collections::BTreeMap;
 
-use riskstream_schemas::{Alert, AlertKind, Priority, TaxStatus, Timestamp};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, TaxStatus, Timestamp};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{owner_of, Cause, Finding, Level, Rule};
 use crate::state::ShardState;
 use crate::tax::{term, Lot, Term, WASH_WINDOW_DAYS};
+
+pub(crate) const HARVEST: Rule = Rule { kind: AlertKind::TaxLossHarvest, name: "tax_loss_harvest" };
 
 /// Stands for "no threshold on this side" in a lot's score.
 const UNBOUNDED: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
@@ -114,6 +116,55 @@ impl ShardState {
         by_amount.min(by_fraction).min(UNBOUNDED)
     }
 
+    /// The rule's level: breach when an unblocked lot is a candidate, hold when one
+    /// is within the hysteresis margin, else clear. Looks only at positions past
+    /// their trigger, compares by multiplication and allocates nothing: it runs
+    /// for every touched account near a candidate on every price batch.
+    fn harvest_level_at(&self, account_id: &str, now: Timestamp) -> Level {
+        let a = &self.accounts[account_id];
+        let cfg = &self.config.tax;
+        let lots = self.tax.get(&a.user_id).and_then(|b| Some((b, &b.account(account_id)?.lots)));
+        let Some((book, lots)) = lots else { return Level::Clear };
+        let since = now.day() - WASH_WINDOW_DAYS;
+        let floor = Decimal::ONE - self.config.hysteresis;
+        // score >= 1  <=>  net loss >= min_loss  and  loss >= fraction x basis;
+        // score > floor likewise with the floor's multiples, strictly (clear at it).
+        let past = |loss: Decimal, net: Decimal, basis: Decimal, s: Decimal, strict: bool| {
+            let (by_amount, by_fraction) = (s * cfg.harvest_min_loss, s * cfg.harvest_min_loss_fraction * basis);
+            let over =
+                if strict { net > by_amount && loss > by_fraction } else { net >= by_amount && loss >= by_fraction };
+            loss > Decimal::ZERO && net > Decimal::ZERO && over
+        };
+        let mut level = Level::Clear;
+        for (symbol, p) in &a.positions {
+            if !p.near_harvest() {
+                continue;
+            }
+            let price = self.last_price(symbol);
+            for lot in lots.lots(symbol) {
+                let value = lot.quantity * price;
+                let loss = lot.basis - value;
+                let net = loss - value * cfg.trading_cost;
+                if !past(loss, net, lot.basis, floor, true) {
+                    continue;
+                }
+                let breach = past(loss, net, lot.basis, Decimal::ONE, false);
+                if !breach && level == Level::Hold {
+                    continue;
+                }
+                let group = self.wash_group(symbol);
+                if book.ledger().acquired_since(group, since, (&lot.account_id, &lot.trade_id)).is_some() {
+                    continue;
+                }
+                if breach {
+                    return Level::Breach;
+                }
+                level = Level::Hold;
+            }
+        }
+        level
+    }
+
     /// The account's harvest candidates at event time `now`.
     pub fn harvest_view_at(&self, account_id: &str, now: Timestamp) -> Option<HarvestView> {
         let a = self.accounts.get(account_id)?;
@@ -147,7 +198,9 @@ impl ShardState {
             let unrealized_loss = lot.basis - value;
             let trading_cost = (value * cfg.trading_cost).round_dp(2);
             let net_loss = unrealized_loss - trading_cost;
-            let score = self.harvest_score(unrealized_loss, net_loss, lot.basis);
+            // Scored on the exact cost, as the positions' triggers are (the cent
+            // rounding is for display).
+            let score = self.harvest_score(unrealized_loss, unrealized_loss - value * cfg.trading_cost, lot.basis);
             if score < Decimal::ONE - self.config.hysteresis {
                 continue;
             }
@@ -212,32 +265,25 @@ impl ShardState {
     }
 
     pub(crate) fn evaluate_harvest(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        const RULE: Rule = Rule { kind: AlertKind::TaxLossHarvest, name: "tax_loss_harvest" };
         let a = &self.accounts[account_id];
         if a.tax_status != TaxStatus::Taxable {
             return;
         }
-        let near = a.positions.values().any(|p| p.harvest_below.is_some_and(|t| p.value <= t));
-        let raised = self.signal(RULE.name, account_id).is_some_and(|s| s.raised);
-        if !near && !raised {
+        let near = a.harvest_near > 0;
+        if !near && !a.harvest_raised {
             return;
         }
-        let view = if near { self.harvest_view_at(account_id, cause.ts) } else { None };
-        let best = view.as_ref().map_or(Decimal::ZERO, |v| v.best_score);
-        let level = if best >= Decimal::ONE {
-            Level::Breach
-        } else if best <= Decimal::ONE - self.config.hysteresis {
-            Level::Clear
-        } else {
-            Level::Hold
-        };
-        let describe = move |s: &ShardState| finding(view, s, account_id);
-        self.step_named(RULE, account_id, level, cause, owner_of(account_id), describe, out);
+        let level = if near { self.harvest_level_at(account_id, cause.ts) } else { Level::Clear };
+        let now = cause.ts;
+        let describe = move |s: &ShardState| finding(s, account_id, now);
+        if let Some(state) = self.step_named(HARVEST, account_id, level, cause, owner_of(account_id), describe, out) {
+            self.accounts.get_mut(account_id).expect("evaluated").harvest_raised = state == AlertState::Raised;
+        }
     }
 }
 
-fn finding(view: Option<HarvestView>, s: &ShardState, account_id: &str) -> Finding {
-    let view = view.unwrap_or_else(|| s.harvest_view_at(account_id, s.now).expect("evaluated accounts exist"));
+fn finding(s: &ShardState, account_id: &str, now: Timestamp) -> Finding {
+    let view = s.harvest_view_at(account_id, now).expect("evaluated accounts exist");
     let lots = view.candidates.len();
     let message = if lots == 0 {
         "no lot is a tax-loss harvesting candidate any more".to_string()
@@ -255,6 +301,12 @@ fn finding(view: Option<HarvestView>, s: &ShardState, account_id: &str) -> Findi
         threshold: view.min_loss,
         priority: if view.tax_benefit >= view.min_loss { Priority::Medium } else { Priority::Low },
         message,
-        details: Some(serde_json::to_value(&view).expect("views serialise")),
+        // The candidates, not the whole view: blocked lots are for the API.
+        details: Some(serde_json::json!({
+            "candidates": view.candidates,
+            "net_loss": view.net_loss,
+            "tax_benefit": view.tax_benefit,
+            "replacements": view.replacements,
+        })),
     }
 }

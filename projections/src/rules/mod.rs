@@ -11,6 +11,7 @@ mod limits;
 mod market_move;
 mod market_risk;
 
+pub(crate) use harvest::HARVEST;
 pub use harvest::{BlockedLot, HarvestLot, HarvestView};
 pub use market_risk::UNIVERSE;
 

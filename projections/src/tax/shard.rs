@@ -9,7 +9,7 @@ use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Rejection, TaxS
 use rust_decimal::Decimal;
 
 use super::{date_of, TaxBook, TaxError, WashAdjustment};
-use crate::rules::{alert_id, Cause};
+use crate::rules::{alert_id, Cause, HARVEST};
 use crate::state::ShardState;
 
 /// A tax error as the rejection of the trade that caused it.
@@ -42,6 +42,9 @@ impl ShardState {
     pub(crate) fn book_tax_trade(&mut self, e: &TradeExecuted, ts: Timestamp) -> Vec<WashAdjustment> {
         let group = self.wash_group(&e.symbol).to_string();
         let book = self.tax.get_mut(&e.user_id).expect("checked before apply");
+        for due in book.groups_due(ts) {
+            self.dirty.wash_ledger.insert((e.user_id.clone(), due));
+        }
         let outcome = book.trade(e, ts, &group).expect("checked before apply");
         if book.ledger().has_pending() {
             self.tax_pending.insert(e.user_id.clone());
@@ -60,9 +63,11 @@ impl ShardState {
         let users: Vec<String> = self.tax_pending.iter().cloned().collect();
         for user in users {
             let book = self.tax.get_mut(&user).expect("pending users have books");
-            if !book.ledger().due(now) {
+            let due = book.groups_due(now);
+            if due.is_empty() {
                 continue;
             }
+            self.dirty.wash_ledger.extend(due.into_iter().map(|g| (user.clone(), g)));
             let washes = book.settle(now);
             self.dirty.tax_books.insert(user.clone());
             if !book.ledger().has_pending() {
@@ -126,8 +131,9 @@ impl ShardState {
                 p.cost_basis = basis;
                 self.dirty.positions.insert((account_id.to_string(), symbol.to_string()));
             }
-            p.harvest_below = trigger.map(|lot_value_per_share| lot_value_per_share * p.quantity);
+            p.harvest_below = trigger.map(|price| price * p.quantity);
         }
+        a.count_near_harvest();
     }
 
     /// Recomputes what the tax state derives after a load: pending users, each
@@ -136,6 +142,8 @@ impl ShardState {
     pub(crate) fn rebuild_tax_derived(&mut self, account_ids: &[String]) {
         self.tax_pending = self.tax.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
         for id in account_ids {
+            let raised = self.signal(HARVEST.name, id).is_some_and(|s| s.raised);
+            self.accounts.get_mut(id).expect("listed").harvest_raised = raised;
             let symbols: Vec<String> = self.accounts[id].positions.keys().cloned().collect();
             for symbol in symbols {
                 self.sync_basis(id, &symbol);

@@ -36,12 +36,14 @@ pub struct TradeOutcome {
     pub washes: Vec<WashAdjustment>,
 }
 
-/// `TaxBook` without the open lots (the stored header row).
+/// `TaxBook` without the open lots and the wash ledger's groups (the stored
+/// header row; those have rows of their own).
 #[derive(Serialize, Deserialize)]
 struct Header {
     user_id: String,
     accounts: BTreeMap<String, AccountHeader>,
-    ledger: WashLedger,
+    /// Trades of a timestamp not settled yet.
+    pending: Vec<Fact>,
     realized: Realized,
 }
 
@@ -49,6 +51,21 @@ struct Header {
 struct AccountHeader {
     status: TaxStatus,
     realized: Realized,
+}
+
+/// `Header` by reference, for writing (a trade writes its user's header).
+#[derive(Serialize)]
+struct HeaderRef<'a> {
+    user_id: &'a str,
+    accounts: BTreeMap<&'a str, AccountHeaderRef<'a>>,
+    pending: &'a [Fact],
+    realized: &'a Realized,
+}
+
+#[derive(Serialize)]
+struct AccountHeaderRef<'a> {
+    status: TaxStatus,
+    realized: &'a Realized,
 }
 
 /// The tax state of one user.
@@ -102,18 +119,36 @@ impl TaxBook {
         let accounts = self
             .accounts
             .iter()
-            .map(|(id, a)| (id.clone(), AccountHeader { status: a.status, realized: a.lots.realized().clone() }))
+            .map(|(id, a)| (id.as_str(), AccountHeaderRef { status: a.status, realized: a.lots.realized() }))
             .collect();
-        let header = Header {
-            user_id: self.user_id.clone(),
-            accounts,
-            ledger: self.ledger.clone(),
-            realized: self.realized.clone(),
-        };
+        let header =
+            HeaderRef { user_id: &self.user_id, accounts, pending: self.ledger.pending(), realized: &self.realized };
         serde_json::to_vec(&header).expect("tax rows always serialise")
     }
 
-    /// Restores a user's book from its header row; the lots come with `load_lots`.
+    /// One wash group's row of the ledger (`None`: the group has nothing in the window).
+    pub fn ledger_group_row(&self, group: &str) -> Option<Vec<u8>> {
+        self.ledger.group(group).map(|g| serde_json::to_vec(g).expect("tax rows always serialise"))
+    }
+
+    /// Every wash group's row of the ledger, in group order.
+    pub fn ledger_group_rows(&self) -> impl Iterator<Item = (&str, Vec<u8>)> {
+        self.ledger.groups().map(|(name, g)| (name, serde_json::to_vec(g).expect("tax rows always serialise")))
+    }
+
+    /// Puts back one stored wash-group row of the ledger.
+    pub fn load_ledger_group(&mut self, group: &str, row: &[u8]) -> Result<(), serde_json::Error> {
+        self.ledger.load_group(group, serde_json::from_slice(row)?);
+        Ok(())
+    }
+
+    /// The wash groups settling up to `now` changes (their rows are rewritten).
+    pub fn groups_due(&self, now: Timestamp) -> Vec<String> {
+        self.ledger.due_groups(now)
+    }
+
+    /// Restores a user's book from its header row; the lots come with `load_lots`,
+    /// the ledger's groups with `load_ledger_group`.
     pub fn from_header_row(row: &[u8]) -> Result<TaxBook, serde_json::Error> {
         let h: Header = serde_json::from_slice(row)?;
         let accounts = h
@@ -125,7 +160,7 @@ impl TaxBook {
                 (id, TaxAccount { status: a.status, lots })
             })
             .collect();
-        Ok(TaxBook { user_id: h.user_id, accounts, ledger: h.ledger, realized: h.realized })
+        Ok(TaxBook { user_id: h.user_id, accounts, ledger: WashLedger::from_pending(h.pending), realized: h.realized })
     }
 
     /// Puts back one stored (account, symbol) row of open lots; false when the

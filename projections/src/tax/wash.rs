@@ -120,7 +120,7 @@ impl Fact {
 
 /// The window's supply and waiting losses of one wash group, each in canonical order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct GroupLedger {
+pub(crate) struct GroupLedger {
     supply: Vec<Supply>,
     losses: Vec<Loss>,
 }
@@ -190,6 +190,43 @@ impl WashLedger {
         self.pending.push(fact);
     }
 
+    /// A ledger with these unsettled facts; the groups come with `load_group`.
+    pub(crate) fn from_pending(pending: Vec<Fact>) -> WashLedger {
+        WashLedger { groups: BTreeMap::new(), pending }
+    }
+
+    pub(crate) fn pending(&self) -> &[Fact] {
+        &self.pending
+    }
+
+    pub(crate) fn groups(&self) -> impl Iterator<Item = (&str, &GroupLedger)> {
+        self.groups.iter().map(|(g, l)| (g.as_str(), l))
+    }
+
+    pub(crate) fn group(&self, group: &str) -> Option<&GroupLedger> {
+        self.groups.get(group)
+    }
+
+    pub(crate) fn load_group(&mut self, group: &str, ledger: GroupLedger) {
+        self.groups.insert(group.to_string(), ledger);
+    }
+
+    /// The groups that settling up to `now` changes: those of the pending facts
+    /// before it (only they are decided and pruned).
+    pub(crate) fn due_groups(&self, now: Timestamp) -> Vec<String> {
+        let mut groups: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|f| f.ts() < now)
+            .map(|f| match f {
+                Fact::Supply { group, .. } | Fact::Loss { group, .. } => group.clone(),
+            })
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
+
     /// The latest acquisition of shares of `group` on UTC day `first_day` or later
     /// (settled or not), other than by the purchase `(account_id, trade_id)`: while
     /// there is one, selling at a loss would be washed by it.
@@ -204,11 +241,6 @@ impl WashLedger {
             _ => None,
         });
         settled.into_iter().chain(pending.filter(other)).map(|s| s.acquired).max()
-    }
-
-    /// Whether facts of a timestamp before `now` wait to be settled.
-    pub fn due(&self, now: Timestamp) -> bool {
-        self.pending.iter().any(|f| f.ts() < now)
     }
 
     /// Whether facts wait for their timestamp to be settled.
@@ -232,7 +264,6 @@ impl WashLedger {
         facts: Vec<Fact>,
         available: impl Fn(&Supply) -> Decimal,
     ) -> Vec<Match> {
-        self.prune(ts);
         let mut touched: Vec<String> = Vec::new();
         for fact in facts {
             let group = self.insert(fact);
@@ -241,6 +272,7 @@ impl WashLedger {
             }
         }
         touched.sort_unstable();
+        self.prune(ts, &touched);
         let mut used: BTreeMap<(String, String, String), Decimal> = BTreeMap::new();
         let mut out = Vec::new();
         for group in &touched {
@@ -267,15 +299,21 @@ impl WashLedger {
         }
     }
 
-    /// Drops what no sale at or after `ts` can reach: supply acquired more than 30
-    /// days before, losses whose window has closed or that are fully washed.
-    fn prune(&mut self, ts: Timestamp) {
+    /// Drops from `groups` what no sale at or after `ts` can reach: supply acquired
+    /// more than 30 days before, losses whose window has closed or that are fully
+    /// washed. Only the groups being decided are pruned, so a decision rewrites
+    /// only their rows; the others keep stale entries, which every lookup filters
+    /// by date anyway, until their next decision.
+    fn prune(&mut self, ts: Timestamp, groups: &[String]) {
         let today = ts.day();
-        for ledger in self.groups.values_mut() {
+        for group in groups {
+            let Some(ledger) = self.groups.get_mut(group) else { continue };
             ledger.supply.retain(|s| s.acquired.day() >= today - WASH_WINDOW_DAYS);
             ledger.losses.retain(|l| !l.quantity.is_zero() && l.sold.day() + WASH_WINDOW_DAYS >= today);
+            if ledger.supply.is_empty() && ledger.losses.is_empty() {
+                self.groups.remove(group);
+            }
         }
-        self.groups.retain(|_, g| !g.supply.is_empty() || !g.losses.is_empty());
     }
 }
 
