@@ -9,6 +9,7 @@
 //! `distributed` drives the same pipeline from Kafka, one shard per partition.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod distributed;
 pub mod metrics;
