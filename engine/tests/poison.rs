@@ -57,6 +57,9 @@ impl EventStore for FlakyStore {
     fn counters(&self) -> Result<Counters, StoreError> {
         self.inner.counters()
     }
+    fn merkle_node(&self, shard: u32, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        self.inner.merkle_node(shard, level, index)
+    }
 }
 
 impl ProjectionStore for FlakyStore {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use riskstream_engine::audit::{leaf_hash, node_hash, root_of, MerkleTree, NodeStore};
 use riskstream_engine::store::*;
 use riskstream_projections::{Change, Table};
 use riskstream_schemas::{AlertKind, AlertState, Priority, RecordRef};
@@ -63,6 +64,13 @@ fn conformance<S: EventStore + ProjectionStore>(store: &S) {
 
     assert_eq!(store.head(1).unwrap(), r2.head());
     assert_eq!(store.record(1, 2).unwrap(), Some(r2.clone()));
+    // The commit extended each shard's Merkle tree over its record hashes (RFC 6962).
+    let (l1, l2) = (leaf_hash(&r1.hash), leaf_hash(&r2.hash));
+    assert_eq!(store.merkle_node(1, 0, 0).unwrap(), Some(l1));
+    assert_eq!(store.merkle_node(1, 0, 1).unwrap(), Some(l2));
+    assert_eq!(store.merkle_node(1, 1, 0).unwrap(), Some(node_hash(&l1, &l2)));
+    assert_eq!(store.merkle_node(0, 0, 0).unwrap(), Some(leaf_hash(&other.hash)));
+    assert_eq!(store.merkle_node(0, 1, 0).unwrap(), None, "one leaf completes no parent");
     assert_eq!(store.record(1, 3).unwrap(), None);
     let shard1: Vec<Record> = store.records(1, 0).map(Result::unwrap).collect();
     assert_eq!(shard1, vec![r1, r2.clone()], "records of one shard only, in seq order");
@@ -100,6 +108,67 @@ fn conformance<S: EventStore + ProjectionStore>(store: &S) {
     store.commit(&restored, Counters { alerts: 4, dead_letters: 1 }).unwrap();
     assert_eq!(store.alerts_after(3, 10).unwrap().iter().map(|a| a.number).collect::<Vec<_>>(), vec![4]);
     assert_eq!(store.outbox(10).unwrap().iter().map(|a| a.number).collect::<Vec<_>>(), vec![2]);
+
+    // A record that does not extend its shard's tree is refused, and nothing is written.
+    let stray = Record::next(r2.head(), 1, "t#9".into(), 9, b"gap".to_vec());
+    let gap = Record { seq: 5, ..stray };
+    let refused = store.commit(&CommitBatch { records: vec![gap], ..Default::default() }, Counters::default());
+    assert!(matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("does not extend")), "{refused:?}");
+    assert_eq!(store.record(1, 5).unwrap(), None);
+}
+
+/// Appends `n` chained records to shard 0 in batches of `per_batch`.
+fn append_records<S: EventStore>(store: &S, n: usize, per_batch: usize) -> Vec<Record> {
+    let mut head = store.head(0).unwrap();
+    let mut all = Vec::new();
+    let mut left = n;
+    while left > 0 {
+        let mut batch = CommitBatch::default();
+        for _ in 0..per_batch.min(left) {
+            let r = Record::next(head, 0, "t".into(), 1, head.seq.to_be_bytes().to_vec());
+            head = r.head();
+            batch.records.push(r);
+            left -= 1;
+        }
+        batch.heads.push((0, head));
+        all.extend(batch.records.clone());
+        store.commit(&batch, Counters::default()).unwrap();
+    }
+    all
+}
+
+/// Every root of the stored tree equals the root computed from scratch.
+fn assert_tree_matches<S: EventStore>(store: &S, records: &[Record]) {
+    struct Stored<'a, S>(&'a S);
+    impl<S: EventStore> NodeStore for Stored<'_, S> {
+        type Error = StoreError;
+        fn node(&self, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+            self.0.merkle_node(0, level, index)
+        }
+        fn put_node(&mut self, _: u8, _: u64, _: [u8; 32]) -> Result<(), StoreError> {
+            unreachable!("read only")
+        }
+    }
+    let leaves: Vec<[u8; 32]> = records.iter().map(|r| leaf_hash(&r.hash)).collect();
+    let tree = MerkleTree::open(Stored(store), leaves.len() as u64);
+    for size in 1..=leaves.len() {
+        assert_eq!(tree.root(size as u64).unwrap(), root_of(&leaves[..size]), "root of {size} leaves");
+    }
+}
+
+#[test]
+fn merkle_tree_grows_across_batches_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut records = {
+        let store = RocksDbStore::open(dir.path(), false).unwrap();
+        append_records(&store, 37, 5)
+    };
+    let store = RocksDbStore::open(dir.path(), false).unwrap();
+    records.extend(append_records(&store, 40, 7));
+    assert_tree_matches(&store, &records);
+    let memory = MemoryStore::new();
+    let in_memory = append_records(&memory, 77, 11);
+    assert_tree_matches(&memory, &in_memory);
 }
 
 #[test]

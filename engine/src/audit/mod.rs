@@ -6,12 +6,18 @@
 //! the log (inclusion proof) and that a later checkpoint extends an earlier one
 //! without rewriting it (consistency proof).
 //!
-//! For now this is only the tree, in `merkle`: pure, no I/O. Its nodes go through
-//! the `NodeStore` trait (`MemoryNodes` for tests; a RocksDB column family later).
-//! Signed checkpoints and the wiring into the store come next.
+//! - `merkle`: the tree, pure, no I/O; its nodes go through the `NodeStore` trait
+//!   (`MemoryNodes` for tests, the store's `merkle` column family in the engine),
+//!   proofs and the strict verifiers an auditor runs.
+//! - `frontier`: the tree's right edge, with which the event store extends the tree
+//!   in the same atomic commit as the records.
+//!
+//! Signed checkpoints come next.
 
+pub mod frontier;
 pub mod merkle;
 
+pub use frontier::{Frontier, Node};
 pub use merkle::{
     leaf_hash, node_hash, root_of, verify_consistency, verify_inclusion, Hash, MemoryNodes, MerkleTree, NodeStore,
     ProofError, TreeError, EMPTY_ROOT,

@@ -22,11 +22,14 @@ struct Inner {
     alerts: BTreeMap<u64, StoredAlert>,
     outbox: BTreeMap<u64, StoredAlert>,
     dead_letters: BTreeMap<u64, DeadLetter>,
+    merkle: BTreeMap<(u32, u8, u64), Hash>,
 }
 
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Each shard's Merkle frontier after the last commit.
+    frontiers: Mutex<BTreeMap<u32, crate::audit::Frontier>>,
 }
 
 impl MemoryStore {
@@ -41,7 +44,13 @@ impl MemoryStore {
 
 impl EventStore for MemoryStore {
     fn commit(&self, batch: &CommitBatch, counters: Counters) -> Result<(), StoreError> {
+        let mut frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
+        let (nodes, after) = merkle_nodes(self, &frontiers, &batch.records)?;
         let mut s = self.lock();
+        for (shard, (level, index, hash)) in nodes {
+            s.merkle.insert((shard, level, index), hash);
+        }
+        frontiers.extend(after);
         for r in &batch.records {
             s.records.insert((r.shard, r.seq), r.clone());
         }
@@ -94,6 +103,10 @@ impl EventStore for MemoryStore {
 
     fn head(&self, shard: u32) -> Result<ChainHead, StoreError> {
         Ok(self.lock().heads.get(&shard).copied().unwrap_or_default())
+    }
+
+    fn merkle_node(&self, shard: u32, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        Ok(self.lock().merkle.get(&(shard, level, index)).copied())
     }
 
     fn record(&self, shard: u32, seq: u64) -> Result<Option<Record>, StoreError> {

@@ -7,9 +7,13 @@ mod memory;
 mod record;
 mod rocks;
 
+use std::collections::BTreeMap;
+
 use riskstream_projections::Change;
 use riskstream_schemas::{Alert, RecordRef};
 use serde::{Deserialize, Serialize};
+
+use crate::audit::{Frontier, Node};
 
 pub use memory::MemoryStore;
 pub use record::{chain_hash, hex, ChainHead, Hash, Record, GENESIS};
@@ -99,6 +103,78 @@ pub trait EventStore: Send + Sync {
     fn event_seen(&self, event_id: &str) -> Result<Option<RecordRef>, StoreError>;
     fn source_position(&self, source: &str) -> Result<Option<String>, StoreError>;
     fn counters(&self) -> Result<Counters, StoreError>;
+    /// A node of the shard's Merkle tree over its records' chain hashes (RFC 6962;
+    /// leaf i is record seq i + 1): the root of leaves [index * 2^level,
+    /// (index + 1) * 2^level). `commit` writes the nodes its records complete.
+    fn merkle_node(&self, shard: u32, level: u8, index: u64) -> Result<Option<Hash>, StoreError>;
+}
+
+/// Nodes to write (shard, node) and each shard's frontier after them.
+pub(crate) type MerkleGrowth = (Vec<(u32, Node)>, BTreeMap<u32, Frontier>);
+
+/// The Merkle nodes a batch's records add, shard by shard, from each shard's
+/// frontier: taken from `cache`, else loaded from the store, else (a data dir made
+/// before the tree existed) rebuilt from the shard's records. Returns the nodes and
+/// the frontiers after the batch, to cache once the batch is written.
+pub(crate) fn merkle_nodes<S: EventStore + ?Sized>(
+    store: &S,
+    cache: &BTreeMap<u32, Frontier>,
+    records: &[Record],
+) -> Result<MerkleGrowth, StoreError> {
+    let mut nodes = Vec::new();
+    let mut after: BTreeMap<u32, Frontier> = BTreeMap::new();
+    for r in records {
+        let frontier = match after.entry(r.shard) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(match cache.get(&r.shard) {
+                Some(f) => f.clone(),
+                None => load_frontier(store, r.shard, &mut nodes)?,
+            }),
+        };
+        if r.seq != frontier.size() + 1 {
+            return Err(StoreError::Corrupt(format!(
+                "record ({}, {}) does not extend shard {}'s Merkle tree of {} leaves",
+                r.shard,
+                r.seq,
+                r.shard,
+                frontier.size()
+            )));
+        }
+        let mut out = Vec::new();
+        frontier.append(&r.hash, &mut out);
+        nodes.extend(out.into_iter().map(|n| (r.shard, n)));
+    }
+    Ok((nodes, after))
+}
+
+/// A shard's frontier at its head; rebuilt from its records (their nodes pushed to
+/// `nodes`) when the tree was never written.
+fn load_frontier<S: EventStore + ?Sized>(
+    store: &S,
+    shard: u32,
+    nodes: &mut Vec<(u32, Node)>,
+) -> Result<Frontier, StoreError> {
+    let size = store.head(shard)?.seq;
+    if let Some(f) = Frontier::load(size, |level, index| store.merkle_node(shard, level, index))? {
+        return Ok(f);
+    }
+    tracing::info!(shard, records = size, "building the Merkle tree of a log written before it existed");
+    let mut frontier = Frontier::default();
+    let mut out = Vec::new();
+    for r in store.records(shard, 1).take_while(|r| r.as_ref().map_or(true, |r| r.seq <= size)) {
+        frontier.append(&r?.hash, &mut out);
+    }
+    nodes.extend(out.into_iter().map(|n| (shard, n)));
+    Ok(frontier)
+}
+
+/// Key of a Merkle node: shard (u32 BE), level (u8), index (u64 BE).
+pub(crate) fn merkle_key(shard: u32, level: u8, index: u64) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[..4].copy_from_slice(&shard.to_be_bytes());
+    k[4] = level;
+    k[5..].copy_from_slice(&index.to_be_bytes());
+    k
 }
 
 /// The projections, alert history, outbox and dead letters.

@@ -19,7 +19,8 @@ const ALERTS: &str = "alerts";
 const ACCOUNT_ALERTS: &str = "account_alerts";
 const OUTBOX: &str = "outbox";
 const DEAD_LETTERS: &str = "dead_letters";
-const LOG_FAMILIES: [&str; 7] = [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS];
+const MERKLE: &str = "merkle";
+const LOG_FAMILIES: [&str; 8] = [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS, MERKLE];
 
 const SHARDS_KEY: &[u8] = b"shards";
 const COUNTERS_KEY: &[u8] = b"counters";
@@ -48,6 +49,8 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &[u8]) -> Result<T, Stor
 pub struct RocksDbStore {
     db: DB,
     write: WriteOptions,
+    /// Each shard's Merkle frontier after the last commit (loaded on first use).
+    frontiers: std::sync::Mutex<std::collections::BTreeMap<u32, crate::audit::Frontier>>,
 }
 
 impl RocksDbStore {
@@ -69,7 +72,7 @@ impl RocksDbStore {
         })?;
         let mut write = WriteOptions::default();
         write.set_sync(sync);
-        Ok(RocksDbStore { db, write })
+        Ok(RocksDbStore { db, write, frontiers: Default::default() })
     }
 
     /// Opens an existing store for reading only, beside a running engine.
@@ -81,7 +84,7 @@ impl RocksDbStore {
         let names = LOG_FAMILIES.iter().copied().chain(Table::ALL.iter().map(|t| t.name()));
         let db = DB::open_cf_for_read_only(&opts, dir, names, false)
             .map_err(|e| StoreError::Io(format!("cannot open the data dir {}: {e}", dir.display())))?;
-        Ok(RocksDbStore { db, write: WriteOptions::default() })
+        Ok(RocksDbStore { db, write: WriteOptions::default(), frontiers: Default::default() })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -144,9 +147,14 @@ impl RocksDbStore {
 
 impl EventStore for RocksDbStore {
     fn commit(&self, batch: &CommitBatch, counters: Counters) -> Result<(), StoreError> {
+        let mut frontiers = self.frontiers.lock().unwrap_or_else(|p| p.into_inner());
+        let (nodes, after) = merkle_nodes(self, &frontiers, &batch.records)?;
         let mut wb = WriteBatch::default();
         for r in &batch.records {
             wb.put_cf(self.cf(RECORDS), Record::key(r.shard, r.seq), r.encode_value());
+        }
+        for (shard, (level, index, hash)) in &nodes {
+            wb.put_cf(self.cf(MERKLE), merkle_key(*shard, *level, *index), hash);
         }
         for (id, at) in &batch.event_ids {
             wb.put_cf(self.cf(EVENT_IDS), id.as_bytes(), Record::key(at.shard, at.seq));
@@ -167,7 +175,17 @@ impl EventStore for RocksDbStore {
             COUNTERS_KEY,
             [counters.alerts.to_be_bytes(), counters.dead_letters.to_be_bytes()].concat(),
         );
-        self.db.write_opt(wb, &self.write).map_err(io)
+        self.db.write_opt(wb, &self.write).map_err(io)?;
+        frontiers.extend(after);
+        Ok(())
+    }
+
+    fn merkle_node(&self, shard: u32, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        let Some(v) = self.get(MERKLE, &merkle_key(shard, level, index))? else { return Ok(None) };
+        let hash = v.as_slice().try_into().map_err(|_| {
+            StoreError::Corrupt(format!("Merkle node ({shard}, level {level}, index {index}) is {} bytes", v.len()))
+        })?;
+        Ok(Some(hash))
     }
 
     fn shard_count(&self) -> Result<Option<u32>, StoreError> {
