@@ -22,6 +22,15 @@ pub enum ApiError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::audit::ProofRequestError> for ApiError {
+    fn from(e: crate::audit::ProofRequestError) -> Self {
+        match e {
+            crate::audit::ProofRequestError::BadRequest(m) => ApiError::BadRequest(m),
+            crate::audit::ProofRequestError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {

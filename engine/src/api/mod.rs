@@ -74,6 +74,9 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/accounts/{id}/what-if", post(post_what_if::<S>))
         .route("/v1/users/{id}/wash-sales", get(get_wash_sales::<S>))
         .route("/v1/securities/{symbol}/risk", get(get_security_risk::<S>))
+        .route("/v1/audit/{shard}/root", get(get_audit_root::<S>))
+        .route("/v1/audit/{shard}/inclusion", get(get_audit_inclusion::<S>))
+        .route("/v1/audit/{shard}/consistency", get(get_audit_consistency::<S>))
         .route("/v1/alerts", get(get_alerts::<S>))
         .route("/v1/dead-letters", get(get_dead_letters::<S>))
         .route("/v1/schemas", get(get_schemas::<S>))
@@ -472,6 +475,64 @@ async fn get_record<S: EventStore + ProjectionStore + 'static>(
         "schema_fingerprint": format!("{:016x}", record.fingerprint),
         "event": event,
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    /// Tree size (the shard's head seq when absent).
+    size: Option<u64>,
+    tree_size: Option<u64>,
+    seq: Option<u64>,
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+/// Proofs of a shard's log, as of its committed head.
+fn proof_reader<S: EventStore>(
+    store: &S,
+    shard: u32,
+    shards: u32,
+) -> Result<crate::audit::ProofReader<'_, S>, ApiError> {
+    if shard >= shards {
+        return Err(ApiError::NotFound(format!("no shard {shard} (the data dir has {shards})")));
+    }
+    Ok(crate::audit::ProofReader::new(store, shard)?)
+}
+
+/// The root of a shard's Merkle tree over its record hashes (RFC 6962).
+async fn get_audit_root<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(shard): Path<u32>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = app.read();
+    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
+    Ok(Json(serde_json::to_value(reader.root(q.size.or(q.tree_size))?).expect("views serialise")))
+}
+
+/// The inclusion proof of record `seq` in the tree of `tree_size` records.
+async fn get_audit_inclusion<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(shard): Path<u32>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let seq = q.seq.ok_or_else(|| ApiError::BadRequest("query parameter `seq` is required".into()))?;
+    let engine = app.read();
+    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
+    Ok(Json(serde_json::to_value(reader.inclusion(seq, q.tree_size.or(q.size))?).expect("views serialise")))
+}
+
+/// The consistency proof between the trees of `from` and `to` records.
+async fn get_audit_consistency<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(shard): Path<u32>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let from = q.from.ok_or_else(|| ApiError::BadRequest("query parameter `from` is required".into()))?;
+    let engine = app.read();
+    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
+    Ok(Json(serde_json::to_value(reader.consistency(from, q.to)?).expect("views serialise")))
 }
 
 async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {

@@ -12,13 +12,18 @@
 //! - `frontier`: the tree's right edge, with which the event store extends the tree
 //!   in the same atomic commit as the records.
 //!
+//! - `proofs`: roots, inclusion and consistency proofs read from a store, as the
+//!   API serves them.
+//!
 //! Signed checkpoints come next.
 
 pub mod frontier;
 pub mod merkle;
+pub mod proofs;
 
 pub use frontier::{Frontier, Node};
 pub use merkle::{
     leaf_hash, node_hash, root_of, verify_consistency, verify_inclusion, Hash, MemoryNodes, MerkleTree, NodeStore,
     ProofError, TreeError, EMPTY_ROOT,
 };
+pub use proofs::{ConsistencyView, InclusionView, ProofReader, ProofRequestError, RootView};
