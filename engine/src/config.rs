@@ -29,6 +29,32 @@ pub struct EngineConfig {
     pub kafka: Option<riskstream_connectors::kafka::KafkaConfig>,
     /// The API address other instances and clients reach this one at (default: `listen`).
     pub advertised_url: Option<String>,
+    /// Signed checkpoints of the audit log (section `[audit]`).
+    pub audit: AuditConfig,
+}
+
+/// Signed checkpoints (docs/AUDIT.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign a checkpoint of a shard every this many records (0: never).
+    pub checkpoint_every: u64,
+    /// The Ed25519 signing key (hex of its 32-byte seed); generated there, readable
+    /// by its owner only, when absent. Default: `<data_dir>/checkpoint.key`.
+    pub signing_key: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { checkpoint_every: 10_000, signing_key: None }
+    }
+}
+
+impl EngineConfig {
+    /// Where the checkpoint signing key lives.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.audit.signing_key.clone().unwrap_or_else(|| self.data_dir.join("checkpoint.key"))
+    }
 }
 
 impl Default for EngineConfig {
@@ -44,6 +70,7 @@ impl Default for EngineConfig {
             rules: RuleConfig::default(),
             kafka: None,
             advertised_url: None,
+            audit: AuditConfig::default(),
         }
     }
 }

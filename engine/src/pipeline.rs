@@ -17,6 +17,7 @@ use riskstream_schemas::json::{self, Decoded};
 use riskstream_schemas::{Alert, Event, EventBody, RecordRef, Rejection};
 use serde::Serialize;
 
+use crate::audit::{shard_digest, CheckpointSigner};
 use crate::metrics::Metrics;
 use crate::sequencer::{Refused, Routed, Sequencer};
 use crate::store::{
@@ -68,6 +69,16 @@ pub struct Engine<S> {
     sequencer: Sequencer,
     metrics: Arc<Metrics>,
     poisoned: bool,
+    checkpoints: Option<Checkpointing>,
+}
+
+/// Signed checkpoints: every `every` records of a shard, after the commit that
+/// reaches them.
+struct Checkpointing {
+    signer: CheckpointSigner,
+    every: u64,
+    /// Tree size of each shard's newest checkpoint.
+    last: Vec<u64>,
 }
 
 /// What one shard produced for a batch.
@@ -172,7 +183,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             heads.push(head);
         }
         let counters = store.counters()?;
-        Ok(Engine { store, codec, shards, heads, counters, sequencer, metrics, poisoned: false })
+        Ok(Engine { checkpoints: None, store, codec, shards, heads, counters, sequencer, metrics, poisoned: false })
     }
 
     /// Load-test baseline: revalue touched accounts from scratch (same results).
@@ -382,8 +393,46 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         self.store.commit(batch, self.counters).map_err(|e| {
             // Replay calls this directly; ingest also poisons on its own errors.
             self.poisoned = true;
-            e.into()
-        })
+            EngineError::from(e)
+        })?;
+        self.sign_due_checkpoints()
+    }
+
+    /// Signs a checkpoint every `every` records of each shard (at the first commit
+    /// that reaches the next multiple's distance from the last one). Without a
+    /// signing key the engine makes none.
+    pub fn enable_checkpoints(&mut self, signer: CheckpointSigner, every: u64) -> Result<(), EngineError> {
+        let mut last = Vec::with_capacity(self.shards.len());
+        for shard in 0..self.shards.len() as u32 {
+            last.push(self.store.latest_checkpoint(shard)?.map_or(0, |c| c.tree_size));
+        }
+        self.checkpoints = Some(Checkpointing { signer, every: every.max(1), last });
+        Ok(())
+    }
+
+    /// The public key checkpoints are signed with, when they are.
+    pub fn checkpoint_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        self.checkpoints.as_ref().map(|c| c.signer.public_key())
+    }
+
+    fn sign_due_checkpoints(&mut self) -> Result<(), EngineError> {
+        let Some(cp) = self.checkpoints.as_mut() else { return Ok(()) };
+        for (shard, state) in self.shards.iter().enumerate() {
+            let size = self.heads[shard].seq;
+            if size < cp.last[shard].saturating_add(cp.every) {
+                continue;
+            }
+            let shard_no = shard as u32;
+            let root = crate::audit::ProofReader::new(self.store.as_ref(), shard_no)?
+                .root_hash(size)
+                .map_err(|e| EngineError::Internal(format!("cannot read shard {shard}'s Merkle root: {e}")))?;
+            let digest = shard_digest(shard_no, &state.facts());
+            let checkpoint = cp.signer.sign(shard_no, size, &root, &digest, state.clock());
+            self.store.put_checkpoint(&checkpoint)?;
+            cp.last[shard] = size;
+            tracing::debug!(shard, tree_size = size, "signed a checkpoint");
+        }
+        Ok(())
     }
 
     fn observe(&self, report: &IngestReport, batch: &CommitBatch, started: Instant) {

@@ -9,7 +9,9 @@ mod common;
 use common::server::Server;
 use common::*;
 use reqwest::StatusCode;
-use riskstream_engine::audit::{leaf_hash, root_of, verify_consistency, verify_inclusion, Hash};
+use riskstream_engine::audit::{
+    leaf_hash, public_key, root_of, shard_digest, verify_consistency, verify_inclusion, Checkpoint, Hash,
+};
 use riskstream_projections::RuleConfig;
 use serde_json::Value;
 
@@ -105,4 +107,51 @@ async fn bad_proof_requests_name_what_is_wrong() {
         let error = body["error"].as_str().unwrap_or_default();
         assert!(error.contains(says), "{path}: {error}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_signed_bind_roots_and_state_and_extend_each_other() {
+    let server = Server::start_signing(SHARDS, RuleConfig::default(), Some(([9; 32], 4)));
+    // Several batches, so checkpoints fall at several sizes.
+    let events = workload(6, 30);
+    for chunk in events.chunks(7) {
+        server.post(chunk).await;
+    }
+    let key = server.get("/v1/audit/public-key").await;
+    assert_eq!(key["algorithm"], "ed25519");
+    let key = public_key(key["public_key"].as_str().unwrap()).unwrap();
+    for shard in 0..SHARDS {
+        let body = server.get(&format!("/v1/audit/{shard}/checkpoints")).await;
+        let list: Vec<Checkpoint> = serde_json::from_value(body["checkpoints"].clone()).unwrap();
+        assert!(list.len() >= 2, "shard {shard}: {body}");
+        for pair in list.windows(2) {
+            assert!(pair[1].tree_size >= pair[0].tree_size + 4, "one per 4 records at most: {pair:?}");
+            let p = server
+                .get(&format!("/v1/audit/{shard}/consistency?from={}&to={}", pair[0].tree_size, pair[1].tree_size))
+                .await;
+            let (old, new) = (pair[0].root_hash().unwrap(), pair[1].root_hash().unwrap());
+            verify_consistency(pair[0].tree_size, pair[1].tree_size, &old, &new, &proof(&p["proof"])).unwrap();
+        }
+        for c in &list {
+            c.verify(&key).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            let root = server.get(&format!("/v1/audit/{shard}/root?size={}", c.tree_size)).await;
+            assert_eq!(root["root"], c.root.as_str());
+        }
+        // The newest checkpoint at the head binds the state the engine holds now.
+        let last = list.last().unwrap();
+        let head = server.get(&format!("/v1/audit/{shard}/root")).await["tree_size"].as_u64().unwrap();
+        if last.tree_size == head {
+            let engine = server.app().read();
+            let (_, _, digest) = engine.find_view(|s| s == shard, |s| Some(shard_digest(shard, &s.facts()))).unwrap();
+            assert_eq!(last.state_digest, riskstream_engine::store::hex(&digest));
+        }
+        // A checkpoint whose root was altered does not verify.
+        let forged = Checkpoint { root: "00".repeat(32), ..last.clone() };
+        assert!(forged.verify(&key).is_err());
+        let page = server.get(&format!("/v1/audit/{shard}/checkpoints?after={}", list[0].tree_size)).await;
+        assert_eq!(page["checkpoints"].as_array().unwrap().len(), list.len() - 1, "`after` pages");
+    }
+    let unsigned = Server::start(SHARDS, RuleConfig::default());
+    let (status, _) = unsigned.get_any("/v1/audit/public-key").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

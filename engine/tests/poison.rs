@@ -60,6 +60,20 @@ impl EventStore for FlakyStore {
     fn merkle_node(&self, shard: u32, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
         self.inner.merkle_node(shard, level, index)
     }
+    fn put_checkpoint(&self, c: &riskstream_engine::audit::Checkpoint) -> Result<(), StoreError> {
+        self.inner.put_checkpoint(c)
+    }
+    fn checkpoints(
+        &self,
+        shard: u32,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<riskstream_engine::audit::Checkpoint>, StoreError> {
+        self.inner.checkpoints(shard, after, limit)
+    }
+    fn latest_checkpoint(&self, shard: u32) -> Result<Option<riskstream_engine::audit::Checkpoint>, StoreError> {
+        self.inner.latest_checkpoint(shard)
+    }
 }
 
 impl ProjectionStore for FlakyStore {

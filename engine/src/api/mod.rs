@@ -77,6 +77,8 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/audit/{shard}/root", get(get_audit_root::<S>))
         .route("/v1/audit/{shard}/inclusion", get(get_audit_inclusion::<S>))
         .route("/v1/audit/{shard}/consistency", get(get_audit_consistency::<S>))
+        .route("/v1/audit/{shard}/checkpoints", get(get_audit_checkpoints::<S>))
+        .route("/v1/audit/public-key", get(get_audit_public_key::<S>))
         .route("/v1/alerts", get(get_alerts::<S>))
         .route("/v1/dead-letters", get(get_dead_letters::<S>))
         .route("/v1/schemas", get(get_schemas::<S>))
@@ -533,6 +535,39 @@ async fn get_audit_consistency<S: EventStore + ProjectionStore + 'static>(
     let engine = app.read();
     let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
     Ok(Json(serde_json::to_value(reader.consistency(from, q.to)?).expect("views serialise")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointQuery {
+    /// Checkpoints with a tree size above this (0 when absent).
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// A shard's signed checkpoints, oldest first.
+async fn get_audit_checkpoints<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(shard): Path<u32>,
+    Query(q): Query<CheckpointQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let engine = app.read();
+    if shard >= engine.shard_count() {
+        return Err(ApiError::NotFound(format!("no shard {shard} (the data dir has {})", engine.shard_count())));
+    }
+    let list = engine.store().checkpoints(shard, q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 10_000))?;
+    Ok(Json(json!({ "shard": shard, "checkpoints": list })))
+}
+
+/// The Ed25519 public key checkpoints are signed with (hex).
+async fn get_audit_public_key<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+) -> Result<Json<Value>, ApiError> {
+    let key = app
+        .read()
+        .checkpoint_key()
+        .ok_or_else(|| ApiError::NotFound("this engine signs no checkpoints ([audit] checkpoint_every = 0)".into()))?;
+    Ok(Json(json!({ "algorithm": "ed25519", "public_key": hex(key.as_bytes()) })))
 }
 
 async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {

@@ -15,12 +15,15 @@
 //! - `proofs`: roots, inclusion and consistency proofs read from a store, as the
 //!   API serves them.
 //!
-//! Signed checkpoints come next.
+//! - `checkpoint`: signed checkpoints binding a tree size and root to a digest of
+//!   the projection state after those records (Ed25519).
 
+pub mod checkpoint;
 pub mod frontier;
 pub mod merkle;
 pub mod proofs;
 
+pub use checkpoint::{public_key, shard_digest, Checkpoint, CheckpointError, CheckpointSigner};
 pub use frontier::{Frontier, Node};
 pub use merkle::{
     leaf_hash, node_hash, root_of, verify_consistency, verify_inclusion, Hash, MemoryNodes, MerkleTree, NodeStore,

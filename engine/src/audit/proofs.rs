@@ -97,6 +97,11 @@ impl<'a, S: EventStore + ?Sized> ProofReader<'a, S> {
         self.tree.size()
     }
 
+    /// The tree hash at `size`.
+    pub fn root_hash(&self, size: u64) -> Result<Hash, ProofRequestError> {
+        Ok(self.tree.root(size)?)
+    }
+
     pub fn root(&self, size: Option<u64>) -> Result<RootView, ProofRequestError> {
         let tree_size = size.unwrap_or(self.size());
         Ok(RootView { shard: self.shard, tree_size, root: hex(&self.tree.root(tree_size)?) })

@@ -130,7 +130,12 @@ pub fn open_engine(cfg: &EngineConfig, explicit_shards: bool) -> anyhow::Result<
         );
     }
     let metrics = Arc::new(Metrics::new());
-    Ok(Engine::open(Arc::new(store), shards, cfg.rules.clone(), metrics)?)
+    let mut engine = Engine::open(Arc::new(store), shards, cfg.rules.clone(), metrics)?;
+    if cfg.audit.checkpoint_every > 0 {
+        let signer = riskstream_engine::audit::CheckpointSigner::load_or_generate(&cfg.signing_key_path())?;
+        engine.enable_checkpoints(signer, cfg.audit.checkpoint_every)?;
+    }
+    Ok(engine)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

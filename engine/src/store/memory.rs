@@ -23,6 +23,7 @@ struct Inner {
     outbox: BTreeMap<u64, StoredAlert>,
     dead_letters: BTreeMap<u64, DeadLetter>,
     merkle: BTreeMap<(u32, u8, u64), Hash>,
+    checkpoints: BTreeMap<(u32, u64), crate::audit::Checkpoint>,
 }
 
 #[derive(Default)]
@@ -107,6 +108,24 @@ impl EventStore for MemoryStore {
 
     fn merkle_node(&self, shard: u32, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
         Ok(self.lock().merkle.get(&(shard, level, index)).copied())
+    }
+
+    fn put_checkpoint(&self, c: &crate::audit::Checkpoint) -> Result<(), StoreError> {
+        self.lock().checkpoints.insert((c.shard, c.tree_size), c.clone());
+        Ok(())
+    }
+
+    fn checkpoints(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<crate::audit::Checkpoint>, StoreError> {
+        let s = self.lock();
+        Ok(s.checkpoints
+            .range((shard, after.saturating_add(1))..=(shard, u64::MAX))
+            .take(limit)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
+    fn latest_checkpoint(&self, shard: u32) -> Result<Option<crate::audit::Checkpoint>, StoreError> {
+        Ok(self.lock().checkpoints.range((shard, 0)..=(shard, u64::MAX)).next_back().map(|(_, c)| c.clone()))
     }
 
     fn record(&self, shard: u32, seq: u64) -> Result<Option<Record>, StoreError> {

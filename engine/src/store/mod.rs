@@ -13,7 +13,7 @@ use riskstream_projections::Change;
 use riskstream_schemas::{Alert, RecordRef};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Frontier, Node};
+use crate::audit::{Checkpoint, Frontier, Node};
 
 pub use memory::MemoryStore;
 pub use record::{chain_hash, hex, ChainHead, Hash, Record, GENESIS};
@@ -107,6 +107,12 @@ pub trait EventStore: Send + Sync {
     /// leaf i is record seq i + 1): the root of leaves [index * 2^level,
     /// (index + 1) * 2^level). `commit` writes the nodes its records complete.
     fn merkle_node(&self, shard: u32, level: u8, index: u64) -> Result<Option<Hash>, StoreError>;
+    /// Keeps a signed checkpoint (after the commit of the records it covers).
+    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError>;
+    /// The shard's checkpoints with tree size above `after`, oldest first, at most `limit`.
+    fn checkpoints(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError>;
+    /// The shard's newest checkpoint.
+    fn latest_checkpoint(&self, shard: u32) -> Result<Option<Checkpoint>, StoreError>;
 }
 
 /// Nodes to write (shard, node) and each shard's frontier after them.
@@ -166,6 +172,14 @@ fn load_frontier<S: EventStore + ?Sized>(
     }
     nodes.extend(out.into_iter().map(|n| (shard, n)));
     Ok(frontier)
+}
+
+/// Key of a checkpoint: shard (u32 BE), tree size (u64 BE).
+pub(crate) fn checkpoint_key(shard: u32, tree_size: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&shard.to_be_bytes());
+    k[4..].copy_from_slice(&tree_size.to_be_bytes());
+    k
 }
 
 /// Key of a Merkle node: shard (u32 BE), level (u8), index (u64 BE).

@@ -20,7 +20,9 @@ const ACCOUNT_ALERTS: &str = "account_alerts";
 const OUTBOX: &str = "outbox";
 const DEAD_LETTERS: &str = "dead_letters";
 const MERKLE: &str = "merkle";
-const LOG_FAMILIES: [&str; 8] = [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS, MERKLE];
+const CHECKPOINTS: &str = "checkpoints";
+const LOG_FAMILIES: [&str; 9] =
+    [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS, MERKLE, CHECKPOINTS];
 
 const SHARDS_KEY: &[u8] = b"shards";
 const COUNTERS_KEY: &[u8] = b"counters";
@@ -186,6 +188,30 @@ impl EventStore for RocksDbStore {
             StoreError::Corrupt(format!("Merkle node ({shard}, level {level}, index {index}) is {} bytes", v.len()))
         })?;
         Ok(Some(hash))
+    }
+
+    fn put_checkpoint(&self, c: &crate::audit::Checkpoint) -> Result<(), StoreError> {
+        self.db.put_cf_opt(self.cf(CHECKPOINTS), checkpoint_key(c.shard, c.tree_size), json(c), &self.write).map_err(io)
+    }
+
+    fn checkpoints(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<crate::audit::Checkpoint>, StoreError> {
+        let start = checkpoint_key(shard, after.saturating_add(1));
+        let mut out = Vec::new();
+        for row in self.scan(CHECKPOINTS, &start, shard.to_be_bytes().to_vec()).take(limit) {
+            let (_, v) = row?;
+            out.push(parse("checkpoint", &v)?);
+        }
+        Ok(out)
+    }
+
+    fn latest_checkpoint(&self, shard: u32) -> Result<Option<crate::audit::Checkpoint>, StoreError> {
+        let end = checkpoint_key(shard, u64::MAX);
+        let mode = IteratorMode::From(&end, Direction::Reverse);
+        match self.db.iterator_cf(self.cf(CHECKPOINTS), mode).next() {
+            Some(Ok((k, v))) if k.starts_with(&shard.to_be_bytes()) => Ok(Some(parse("checkpoint", &v)?)),
+            Some(Err(e)) => Err(io(e)),
+            _ => Ok(None),
+        }
     }
 
     fn shard_count(&self) -> Result<Option<u32>, StoreError> {

@@ -33,11 +33,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(shards: u32, rules: RuleConfig) -> Server {
+        Self::start_signing(shards, rules, None)
+    }
+
+    /// A server that signs a checkpoint every `every` records with the key of `seed`.
+    pub fn start_signing(shards: u32, rules: RuleConfig, checkpoints: Option<([u8; 32], u64)>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (app_tx, app_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let path = dir.path().to_path_buf();
-        let thread = std::thread::spawn(move || serve_until(&path, shards, rules, app_tx, stopped));
+        let thread = std::thread::spawn(move || serve_until(&path, shards, rules, checkpoints, app_tx, stopped));
         let (addr, app) = app_rx.recv_timeout(Duration::from_secs(30)).expect("the server starts");
         let base = format!("http://{addr}");
         Server { base, http: reqwest::Client::new(), app: Some(app), stop: Some(stop), thread: Some(thread), _dir: dir }
@@ -104,11 +109,15 @@ fn serve_until(
     dir: &Path,
     shards: u32,
     rules: RuleConfig,
+    checkpoints: Option<([u8; 32], u64)>,
     started: std::sync::mpsc::Sender<Started>,
     stopped: oneshot::Receiver<()>,
 ) {
     let store = Arc::new(RocksDbStore::open(dir, false).unwrap());
-    let engine = Engine::open(store, shards, rules, Arc::new(Metrics::new())).unwrap();
+    let mut engine = Engine::open(store, shards, rules, Arc::new(Metrics::new())).unwrap();
+    if let Some((seed, every)) = checkpoints {
+        engine.enable_checkpoints(riskstream_engine::audit::CheckpointSigner::from_seed(seed), every).unwrap();
+    }
     let sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(MemoryAlertSink::new())];
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));

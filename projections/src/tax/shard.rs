@@ -175,6 +175,11 @@ impl ShardState {
     pub fn observe_time(&mut self, ts: Timestamp) {
         self.now = self.now.max(ts);
     }
+
+    /// The latest event time applied.
+    pub fn clock(&self) -> Timestamp {
+        self.now
+    }
 }
 
 fn correction_alert(washes: &[&WashAdjustment], user_id: &str, cause: Cause) -> Alert {
