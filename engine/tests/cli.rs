@@ -121,3 +121,87 @@ fn replay_uses_the_rules_the_data_dir_was_created_with() {
     assert_eq!(wrong.status.code(), Some(1), "other rules give other alerts: {}", stdout(&wrong));
     assert!(stdout(&wrong).contains("differ"), "{}", stdout(&wrong));
 }
+
+/// An auditor's round: the operator publishes the public key, checkpoints and
+/// proofs (here read with `query`); `riskstream audit` checks them holding nothing
+/// else, and refuses a forged proof, a tampered checkpoint and another key.
+#[test]
+fn audit_checks_checkpoints_and_proofs_with_only_the_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (d, file, config) = (data.to_str().unwrap(), dir.path().join("in.jsonl"), dir.path().join("rs.toml"));
+    write_events(&file);
+    std::fs::write(&config, "[audit]\ncheckpoint_every = 5\n").unwrap();
+    let c = config.to_str().unwrap();
+    let out = riskstream(&[
+        "import",
+        file.to_str().unwrap(),
+        "--config",
+        c,
+        "--data-dir",
+        d,
+        "--shards",
+        "2",
+        "--batch",
+        "9",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let key_out = riskstream(&["audit", "public-key", "--data-dir", d]);
+    assert!(key_out.status.success(), "{}", String::from_utf8_lossy(&key_out.stderr));
+    let key = stdout(&key_out).trim().to_string();
+    assert_eq!(key.len(), 64, "{key}");
+
+    let list = query(&data, "/v1/audit/0/checkpoints");
+    let checkpoints = list["checkpoints"].as_array().unwrap();
+    assert!(checkpoints.len() >= 2, "{list}");
+    let (old, new) = (&checkpoints[0], &checkpoints[checkpoints.len() - 1]);
+    let save = |name: &str, v: &serde_json::Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, serde_json::to_vec(v).unwrap()).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (old_file, new_file) = (save("old.json", old), save("new.json", new));
+    let size = new["tree_size"].as_u64().unwrap();
+    let inclusion = query(&data, &format!("/v1/audit/0/inclusion?seq=3&tree_size={size}"));
+    let consistency =
+        query(&data, &format!("/v1/audit/0/consistency?from={}&to={size}", old["tree_size"].as_u64().unwrap()));
+    let (inc_file, con_file) = (save("inclusion.json", &inclusion), save("consistency.json", &consistency));
+
+    let ok = |args: &[&str]| {
+        let out = riskstream(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout(&out).starts_with("ok:"), "{}", stdout(&out));
+    };
+    ok(&["audit", "checkpoint", "--public-key", &key, &new_file]);
+    ok(&["audit", "inclusion", "--public-key", &key, "--checkpoint", &new_file, &inc_file]);
+    ok(&["audit", "consistency", "--public-key", &key, "--old", &old_file, "--new", &new_file, &con_file]);
+
+    let refused = |args: &[&str], says: &str| {
+        let out = riskstream(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success() && err.contains(says), "{args:?} should fail with `{says}`: {err}");
+    };
+    let mut forged = inclusion.clone();
+    let first = forged["proof"][0].as_str().unwrap().to_string();
+    forged["proof"][0] = format!("{}{}", if first.starts_with('0') { "1" } else { "0" }, &first[1..]).into();
+    let forged_file = save("forged.json", &forged);
+    refused(&["audit", "inclusion", "--public-key", &key, "--checkpoint", &new_file, &forged_file], "does not lead");
+    let mut truncated = consistency.clone();
+    truncated["proof"].as_array_mut().unwrap().pop();
+    let truncated_file = save("truncated.json", &truncated);
+    refused(
+        &["audit", "consistency", "--public-key", &key, "--old", &old_file, "--new", &new_file, &truncated_file],
+        "does not extend",
+    );
+    let mut tampered = new.clone();
+    tampered["tree_size"] = (size + 1).into();
+    let tampered_file = save("tampered.json", &tampered);
+    refused(&["audit", "checkpoint", "--public-key", &key, &tampered_file], "signature does not verify");
+    refused(&["audit", "inclusion", "--public-key", &key, "--checkpoint", &old_file, &inc_file], "the proof is for");
+    refused(&["audit", "checkpoint", "--public-key", &"ab".repeat(32), &new_file], "not an Ed25519 public key");
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, "07".repeat(32)).unwrap();
+    let other = stdout(&riskstream(&["audit", "public-key", "--signing-key", other_key.to_str().unwrap()]));
+    refused(&["audit", "checkpoint", "--public-key", other.trim(), &new_file], "not by the expected key");
+}

@@ -48,6 +48,8 @@ pub struct Checkpoint {
 pub enum CheckpointError {
     #[error("{what} is not valid hex of {bytes} bytes: `{value}`")]
     BadHex { what: &'static str, bytes: usize, value: String },
+    #[error("`{0}` is not an Ed25519 public key (32 bytes that encode a curve point)")]
+    NotAKey(String),
     #[error("the checkpoint is signed by key {signed_by}, not by the expected key {expected}")]
     WrongKey { signed_by: String, expected: String },
     #[error("the signature does not verify: the checkpoint was altered or signed by another key")]
@@ -102,11 +104,7 @@ pub fn unhex<const N: usize>(what: &'static str, value: &str) -> Result<[u8; N],
 /// A public key from its hex form.
 pub fn public_key(hex_key: &str) -> Result<VerifyingKey, CheckpointError> {
     let bytes = unhex::<32>("public key", hex_key.trim())?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| CheckpointError::BadHex {
-        what: "public key",
-        bytes: 32,
-        value: hex_key.trim().to_string(),
-    })
+    VerifyingKey::from_bytes(&bytes).map_err(|_| CheckpointError::NotAKey(hex_key.trim().to_string()))
 }
 
 /// The engine's signing key.

@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod audit;
 mod demo;
 mod offline;
 mod produce;
@@ -50,6 +51,9 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// Kafka topics of distributed mode: `topics create` prints or applies the layout.
     Topics(topics::TopicsArgs),
+    /// Check checkpoints and proofs with only the public key (no data dir needed):
+    /// `audit checkpoint`, `audit inclusion`, `audit consistency`.
+    Audit(audit::AuditArgs),
 }
 
 /// Settings shared by the commands that open a data dir for writing.
@@ -111,6 +115,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(a) => offline::replay(a),
         Command::Topics(a) => topics::topics(a),
         Command::Produce(a) => produce::produce(a),
+        Command::Audit(a) => audit::audit(a),
     }
 }
 
