@@ -2,7 +2,9 @@
 //! Handlers are generic over the store traits; `riskstream query` runs the same
 //! router in-process so offline answers equal online ones.
 
+mod audit;
 mod error;
+mod tax;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
@@ -68,17 +70,17 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/accounts/{id}", get(get_account::<S>))
         .route("/v1/accounts/{id}/alerts", get(get_account_alerts::<S>))
         .route("/v1/accounts/{id}/risk", get(get_account_risk::<S>))
-        .route("/v1/accounts/{id}/lots", get(get_account_lots::<S>))
-        .route("/v1/accounts/{id}/realized", get(get_account_realized::<S>))
-        .route("/v1/accounts/{id}/harvest", get(get_account_harvest::<S>))
-        .route("/v1/accounts/{id}/what-if", post(post_what_if::<S>))
-        .route("/v1/users/{id}/wash-sales", get(get_wash_sales::<S>))
+        .route("/v1/accounts/{id}/lots", get(tax::get_account_lots::<S>))
+        .route("/v1/accounts/{id}/realized", get(tax::get_account_realized::<S>))
+        .route("/v1/accounts/{id}/harvest", get(tax::get_account_harvest::<S>))
+        .route("/v1/accounts/{id}/what-if", post(tax::post_what_if::<S>))
+        .route("/v1/users/{id}/wash-sales", get(tax::get_wash_sales::<S>))
         .route("/v1/securities/{symbol}/risk", get(get_security_risk::<S>))
-        .route("/v1/audit/{shard}/root", get(get_audit_root::<S>))
-        .route("/v1/audit/{shard}/inclusion", get(get_audit_inclusion::<S>))
-        .route("/v1/audit/{shard}/consistency", get(get_audit_consistency::<S>))
-        .route("/v1/audit/{shard}/checkpoints", get(get_audit_checkpoints::<S>))
-        .route("/v1/audit/public-key", get(get_audit_public_key::<S>))
+        .route("/v1/audit/{shard}/root", get(audit::get_audit_root::<S>))
+        .route("/v1/audit/{shard}/inclusion", get(audit::get_audit_inclusion::<S>))
+        .route("/v1/audit/{shard}/consistency", get(audit::get_audit_consistency::<S>))
+        .route("/v1/audit/{shard}/checkpoints", get(audit::get_audit_checkpoints::<S>))
+        .route("/v1/audit/public-key", get(audit::get_audit_public_key::<S>))
         .route("/v1/alerts", get(get_alerts::<S>))
         .route("/v1/dead-letters", get(get_dead_letters::<S>))
         .route("/v1/schemas", get(get_schemas::<S>))
@@ -176,123 +178,6 @@ async fn get_account_risk<S: EventStore + ProjectionStore + 'static>(
     answer_for_account(&app, &id, found, &["risk"], q, None).await
 }
 
-/// The account's open tax lots at the last prices.
-async fn get_account_lots<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(id): Path<String>,
-    Query(q): Query<AccountQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let found = app.read().find_view(|_| true, |s| s.lots_view(&id)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
-    answer_for_account(&app, &id, found, &["lots"], q, None).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct YearQuery {
-    /// A tax year (UTC calendar year of the sale); all years when absent.
-    year: Option<i32>,
-    local: Option<bool>,
-    user_id: Option<String>,
-}
-
-impl YearQuery {
-    fn split(self) -> (Option<i32>, AccountQuery) {
-        (self.year, AccountQuery { local: self.local, user_id: self.user_id })
-    }
-}
-
-/// Realized gains per tax year and term: the account's and its user's taxable total.
-async fn get_account_realized<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(id): Path<String>,
-    Query(q): Query<YearQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let (year, q) = q.split();
-    let found =
-        app.read().find_view(|_| true, |s| s.realized_view(&id, year)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
-    answer_for_account(&app, &id, found, &["realized"], q, year).await
-}
-
-/// Tax-loss harvesting candidates now, with blocked lots and replacements.
-async fn get_account_harvest<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(id): Path<String>,
-    Query(q): Query<AccountQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let found = app.read().find_view(|_| true, |s| s.harvest_view(&id)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
-    answer_for_account(&app, &id, found, &["harvest"], q, None).await
-}
-
-/// The shards whose state this instance serves (all of them when embedded).
-fn served_shards<S>(app: &AppState<S>) -> impl Fn(u32) -> bool {
-    let cluster = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).owned.clone());
-    move |s| cluster.as_ref().is_none_or(|owned| owned.contains(&s))
-}
-
-/// A user's wash sales (of the loss sale's tax year when given).
-async fn get_wash_sales<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(id): Path<String>,
-    Query(q): Query<YearQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let served = served_shards(&app);
-    let found = app.read().find_view(served, |s| s.wash_sales_view(&id, q.year));
-    let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no user `{id}` on this instance")))?;
-    let mut body = to_json(view);
-    body["shard"] = json!(shard);
-    body["as_of_seq"] = json!(seq);
-    Ok(Json(body))
-}
-
-/// The pre-trade check: a `TradeExecuted` (with or without `type` and `ts`; the
-/// shard's latest event time when `ts` is absent) against the account's state now.
-/// Nothing is stored or changed.
-async fn post_what_if<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let mut value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not a JSON object: {e}")))?;
-    let Some(fields) = value.as_object_mut() else {
-        return Err(ApiError::BadRequest("the body must be a JSON object (a TradeExecuted)".into()));
-    };
-    match fields.get("type").and_then(Value::as_str) {
-        None => {
-            fields.insert("type".into(), json!("TradeExecuted"));
-        }
-        Some("TradeExecuted") => {}
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!("field `type`: a what-if takes a TradeExecuted, not `{other}`")))
-        }
-    }
-    let at = fields.contains_key("ts");
-    if !at {
-        fields.insert("ts".into(), json!("1970-01-01T00:00:00Z"));
-    }
-    fields.entry("account_id").or_insert_with(|| json!(id));
-    let event = json::event_from_value(value).map_err(|r| ApiError::BadRequest(r.to_string()))?;
-    let riskstream_schemas::EventBody::TradeExecuted(trade) = &event.body else {
-        return Err(ApiError::BadRequest("a what-if takes a TradeExecuted".into()));
-    };
-    if trade.account_id != id {
-        return Err(ApiError::BadRequest(format!(
-            "field `account_id`: the trade is for `{}` but the path names `{id}`",
-            trade.account_id
-        )));
-    }
-    let ts = at.then_some(event.ts);
-    let served = served_shards(&app);
-    // Ok(None) (not this shard's account) moves on to the next shard.
-    let found = app.read().find_view(served, |s| s.what_if(trade, ts).transpose());
-    let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}` on this instance")))?;
-    let view = view.map_err(|r| ApiError::BadRequest(r.to_string()))?;
-    let mut body = to_json(view);
-    body["shard"] = json!(shard);
-    body["as_of_seq"] = json!(seq);
-    Ok(Json(body))
-}
-
 /// A symbol's risk from the lowest-numbered shard that models it; in distributed
 /// mode only the shards this instance owns count (the others' state in memory is
 /// not fed, so it may be empty or frozen at a handover).
@@ -301,22 +186,32 @@ async fn get_security_risk<S: EventStore + ProjectionStore + 'static>(
     Path(symbol): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cluster = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone());
-    let owned = |s: u32| cluster.as_ref().is_none_or(|c| c.owned.contains(&s));
-    let found = app.read().find_view(owned, |s| s.symbol_risk_view(&symbol));
+    let found = app.read().find_view(served_shards(&app), |s| s.symbol_risk_view(&symbol));
     let (shard, seq, view) = found.ok_or_else(|| {
         let scope = if cluster.is_some() { " in the shards this instance owns" } else { "" };
         ApiError::NotFound(format!(
             "no risk for `{symbol}` yet{scope} (a symbol enters the model at its first bar close)"
         ))
     })?;
-    let mut body = to_json(view);
-    body["shard"] = json!(shard);
-    body["as_of_seq"] = json!(seq);
+    let mut body = stamped(to_json(view), shard, seq);
     if let Some(c) = &cluster {
         body["restoring"] = json!(c.restoring.contains(&shard));
         body["served_by"] = json!(c.me);
     }
     Ok(Json(body))
+}
+
+/// The shards whose state this instance serves (all of them when embedded).
+fn served_shards<S>(app: &AppState<S>) -> impl Fn(u32) -> bool {
+    let cluster = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).owned.clone());
+    move |s| cluster.as_ref().is_none_or(|owned| owned.contains(&s))
+}
+
+/// A view with the shard and the seq it reflects.
+fn stamped(mut body: Value, shard: u32, seq: u64) -> Value {
+    body["shard"] = json!(shard);
+    body["as_of_seq"] = json!(seq);
+    body
 }
 
 fn to_json(view: impl serde::Serialize) -> Value {
@@ -335,15 +230,12 @@ async fn answer_for_account<S: EventStore + ProjectionStore + 'static>(
     year: Option<i32>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(cluster) = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone()) else {
-        let (shard, seq, mut body) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
-        body["shard"] = json!(shard);
-        body["as_of_seq"] = json!(seq);
-        return Ok(Json(body));
+        let (shard, seq, body) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}`")))?;
+        return Ok(Json(stamped(body, shard, seq)));
     };
     // Distributed mode: answer for owned shards, forward the rest to their owners.
-    if let Some((shard, seq, mut body)) = found.filter(|(s, _, _)| cluster.owned.contains(s)) {
-        body["shard"] = json!(shard);
-        body["as_of_seq"] = json!(seq);
+    if let Some((shard, seq, body)) = found.filter(|(s, _, _)| cluster.owned.contains(s)) {
+        let mut body = stamped(body, shard, seq);
         body["restoring"] = json!(cluster.restoring.contains(&shard));
         body["served_by"] = json!(cluster.me);
         return Ok(Json(body));
@@ -477,97 +369,6 @@ async fn get_record<S: EventStore + ProjectionStore + 'static>(
         "schema_fingerprint": format!("{:016x}", record.fingerprint),
         "event": event,
     })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    /// Tree size (the shard's head seq when absent).
-    size: Option<u64>,
-    tree_size: Option<u64>,
-    seq: Option<u64>,
-    from: Option<u64>,
-    to: Option<u64>,
-}
-
-/// Proofs of a shard's log, as of its committed head.
-fn proof_reader<S: EventStore>(
-    store: &S,
-    shard: u32,
-    shards: u32,
-) -> Result<crate::audit::ProofReader<'_, S>, ApiError> {
-    if shard >= shards {
-        return Err(ApiError::NotFound(format!("no shard {shard} (the data dir has {shards})")));
-    }
-    Ok(crate::audit::ProofReader::new(store, shard)?)
-}
-
-/// The root of a shard's Merkle tree over its record hashes (RFC 6962).
-async fn get_audit_root<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(shard): Path<u32>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let engine = app.read();
-    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
-    Ok(Json(serde_json::to_value(reader.root(q.size.or(q.tree_size))?).expect("views serialise")))
-}
-
-/// The inclusion proof of record `seq` in the tree of `tree_size` records.
-async fn get_audit_inclusion<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(shard): Path<u32>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let seq = q.seq.ok_or_else(|| ApiError::BadRequest("query parameter `seq` is required".into()))?;
-    let engine = app.read();
-    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
-    Ok(Json(serde_json::to_value(reader.inclusion(seq, q.tree_size.or(q.size))?).expect("views serialise")))
-}
-
-/// The consistency proof between the trees of `from` and `to` records.
-async fn get_audit_consistency<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(shard): Path<u32>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let from = q.from.ok_or_else(|| ApiError::BadRequest("query parameter `from` is required".into()))?;
-    let engine = app.read();
-    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
-    Ok(Json(serde_json::to_value(reader.consistency(from, q.to)?).expect("views serialise")))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckpointQuery {
-    /// Checkpoints with a tree size above this (0 when absent).
-    after: Option<u64>,
-    limit: Option<usize>,
-}
-
-/// A shard's signed checkpoints, oldest first.
-async fn get_audit_checkpoints<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-    Path(shard): Path<u32>,
-    Query(q): Query<CheckpointQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let engine = app.read();
-    if shard >= engine.shard_count() {
-        return Err(ApiError::NotFound(format!("no shard {shard} (the data dir has {})", engine.shard_count())));
-    }
-    let list = engine.store().checkpoints(shard, q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 10_000))?;
-    Ok(Json(json!({ "shard": shard, "checkpoints": list })))
-}
-
-/// The Ed25519 public key checkpoints are signed with (hex).
-async fn get_audit_public_key<S: EventStore + ProjectionStore + 'static>(
-    State(app): Shared<S>,
-) -> Result<Json<Value>, ApiError> {
-    let key = app
-        .read()
-        .checkpoint_key()
-        .ok_or_else(|| ApiError::NotFound("this engine signs no checkpoints ([audit] checkpoint_every = 0)".into()))?;
-    Ok(Json(json!({ "algorithm": "ed25519", "public_key": hex(key.as_bytes()) })))
 }
 
 async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {
