@@ -191,19 +191,12 @@ impl ShardState {
             self.dirty.prices.insert(e.symbol.clone());
         }
         let price = self.last_price(&e.symbol);
-        let notional = e.quantity * e.price;
-        let cash_delta = match e.side {
-            Side::Buy => -(notional + e.fees),
-            Side::Sell => notional - e.fees,
-        };
+        let (quantity_delta, cash_delta) = trade_effect(e);
         let a = self.accounts.get_mut(&e.account_id).expect("checked before apply");
         let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| Position::new(Decimal::ZERO, Decimal::ZERO));
         let old_value = p.value;
         // The basis comes from the lots (`sync_basis`).
-        match e.side {
-            Side::Buy => p.quantity += e.quantity,
-            Side::Sell => p.quantity -= e.quantity,
-        }
+        p.quantity += quantity_delta;
         p.value = p.quantity * price;
         a.market_value += p.value - old_value + cash_delta;
         a.cash += cash_delta;
@@ -343,6 +336,16 @@ impl ShardState {
             self.dirty.prices.insert(symbol.to_string());
         }
         open
+    }
+}
+
+/// What a trade changes in its account: (quantity of the symbol, cash). The
+/// projection and the pre-trade check both book trades with it.
+pub(crate) fn trade_effect(e: &TradeExecuted) -> (Decimal, Decimal) {
+    let notional = e.quantity * e.price;
+    match e.side {
+        Side::Buy => (e.quantity, -(notional + e.fees)),
+        Side::Sell => (-e.quantity, notional - e.fees),
     }
 }
 

@@ -1,18 +1,13 @@
 //! Golden tests: `tests/golden/<case>/events.jsonl` applied to one shard must give
 //! `expected.json`, whose `_source` says how each number was computed by hand.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{assert_subset, manifest_dir};
 use riskstream_projections::{RuleConfig, ShardState};
 use riskstream_schemas::{json, Alert, RecordRef};
 use rust_decimal::Decimal;
 use serde_json::Value;
-
-/// The crate's directory as the test runner reports it at run time: a binary built
-/// from another checkout sharing the target dir must not read that checkout's files.
-fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
-}
 
 fn run(case: &str) -> (ShardState, Vec<Alert>) {
     let dir = manifest_dir().join("tests/golden").join(case);
@@ -34,23 +29,6 @@ fn expected(case: &str) -> Value {
 
 fn dec(v: &Value) -> Decimal {
     v.as_str().unwrap().parse().unwrap()
-}
-
-/// Compares every field named in `want` with `got` (decimals numerically).
-fn assert_subset(what: &str, want: &Value, got: &Value) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w {
-                let gv = g.get(k).unwrap_or_else(|| panic!("{what}: missing `{k}` in {got}"));
-                assert_subset(&format!("{what}.{k}"), wv, gv);
-            }
-        }
-        (Value::String(w), Value::String(g)) => match (w.parse::<Decimal>(), g.parse::<Decimal>()) {
-            (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}"),
-            _ => assert_eq!(w, g, "{what}"),
-        },
-        _ => assert_eq!(want, got, "{what}"),
-    }
 }
 
 fn check(case: &str) {

@@ -2,18 +2,14 @@
 //! driven through one `TaxBook` per user the way the engine will drive it, must give
 //! `expected.json`, whose `_source` says where every number comes from.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
+use std::collections::BTreeMap;
+
+use common::{assert_subset, manifest_dir};
 use riskstream_projections::tax::{TaxBook, WashAdjustment};
 use riskstream_schemas::{json, EventBody};
-use rust_decimal::Decimal;
 use serde_json::{json, Value};
-
-/// The crate's directory at run time (see `golden.rs`).
-fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
-}
 
 fn run(case: &str) -> (BTreeMap<String, TaxBook>, Vec<WashAdjustment>) {
     let body = std::fs::read(manifest_dir().join("tests/golden_tax").join(case).join("events.jsonl")).unwrap();
@@ -67,30 +63,6 @@ fn view(book: &TaxBook) -> Value {
         })
         .collect();
     json!({"lots": lots, "realized": realized})
-}
-
-/// Compares every field named in `want` with `got` (decimals numerically; arrays
-/// element by element and of equal length).
-fn assert_subset(what: &str, want: &Value, got: &Value) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w.iter().filter(|(k, _)| !k.starts_with('_')) {
-                let gv = g.get(k).unwrap_or_else(|| panic!("{what}: missing `{k}` in {got}"));
-                assert_subset(&format!("{what}.{k}"), wv, gv);
-            }
-        }
-        (Value::Array(w), Value::Array(g)) => {
-            assert_eq!(w.len(), g.len(), "{what}: {got}");
-            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                assert_subset(&format!("{what}[{i}]"), wv, gv);
-            }
-        }
-        (Value::String(w), Value::String(g)) => match (w.parse::<Decimal>(), g.parse::<Decimal>()) {
-            (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}"),
-            _ => assert_eq!(w, g, "{what}"),
-        },
-        _ => assert_eq!(want, got, "{what}"),
-    }
 }
 
 fn check(case: &str) {

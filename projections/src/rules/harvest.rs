@@ -101,7 +101,8 @@ impl ShardState {
             .max()
     }
 
-    /// A lot's loss against the thresholds: at least 1 for a candidate.
+    /// A lot's loss against the thresholds, shown in the view (`best_score`): at
+    /// least 1 for a candidate.
     fn harvest_score(&self, unrealized_loss: Decimal, net_loss: Decimal, basis: Decimal) -> Decimal {
         let cfg = &self.config.tax;
         if unrealized_loss <= Decimal::ZERO || net_loss <= Decimal::ZERO {
@@ -116,6 +117,16 @@ impl ShardState {
         by_amount.min(by_fraction).min(UNBOUNDED)
     }
 
+    /// Whether a lot's loss reaches `s` times both thresholds (`strict`: beyond
+    /// them): score >= 1 <=> net loss >= min_loss and loss >= fraction x basis.
+    /// The rule and the view decide candidates with it, by multiplication.
+    fn lot_past(&self, loss: Decimal, net: Decimal, basis: Decimal, s: Decimal, strict: bool) -> bool {
+        let cfg = &self.config.tax;
+        let (by_amount, by_fraction) = (s * cfg.harvest_min_loss, s * cfg.harvest_min_loss_fraction * basis);
+        let over = if strict { net > by_amount && loss > by_fraction } else { net >= by_amount && loss >= by_fraction };
+        loss > Decimal::ZERO && net > Decimal::ZERO && over
+    }
+
     /// The rule's level: breach when an unblocked lot is a candidate, hold when one
     /// is within the hysteresis margin, else clear. Looks only at positions past
     /// their trigger, compares by multiplication and allocates nothing: it runs
@@ -127,14 +138,6 @@ impl ShardState {
         let Some((book, lots)) = lots else { return Level::Clear };
         let since = now.day() - WASH_WINDOW_DAYS;
         let floor = Decimal::ONE - self.config.hysteresis;
-        // score >= 1  <=>  net loss >= min_loss  and  loss >= fraction x basis;
-        // score > floor likewise with the floor's multiples, strictly (clear at it).
-        let past = |loss: Decimal, net: Decimal, basis: Decimal, s: Decimal, strict: bool| {
-            let (by_amount, by_fraction) = (s * cfg.harvest_min_loss, s * cfg.harvest_min_loss_fraction * basis);
-            let over =
-                if strict { net > by_amount && loss > by_fraction } else { net >= by_amount && loss >= by_fraction };
-            loss > Decimal::ZERO && net > Decimal::ZERO && over
-        };
         let mut level = Level::Clear;
         for (symbol, p) in &a.positions {
             if !p.near_harvest() {
@@ -145,10 +148,10 @@ impl ShardState {
                 let value = lot.quantity * price;
                 let loss = lot.basis - value;
                 let net = loss - value * cfg.trading_cost;
-                if !past(loss, net, lot.basis, floor, true) {
+                if !self.lot_past(loss, net, lot.basis, floor, true) {
                     continue;
                 }
-                let breach = past(loss, net, lot.basis, Decimal::ONE, false);
+                let breach = self.lot_past(loss, net, lot.basis, Decimal::ONE, false);
                 if !breach && level == Level::Hold {
                     continue;
                 }
@@ -198,15 +201,16 @@ impl ShardState {
             let unrealized_loss = lot.basis - value;
             let trading_cost = (value * cfg.trading_cost).round_dp(2);
             let net_loss = unrealized_loss - trading_cost;
-            // Scored on the exact cost, as the positions' triggers are (the cent
+            // Judged on the exact cost, as the positions' triggers are (the cent
             // rounding is for display).
-            let score = self.harvest_score(unrealized_loss, unrealized_loss - value * cfg.trading_cost, lot.basis);
-            if score < Decimal::ONE - self.config.hysteresis {
+            let exact_net = unrealized_loss - value * cfg.trading_cost;
+            if !self.lot_past(unrealized_loss, exact_net, lot.basis, Decimal::ONE - self.config.hysteresis, false) {
                 continue;
             }
+            let candidate = self.lot_past(unrealized_loss, exact_net, lot.basis, Decimal::ONE, false);
             let group = self.wash_group(&lot.symbol);
             if let Some(latest) = book.ledger().acquired_since(group, since, (&lot.account_id, &lot.trade_id)) {
-                if score >= Decimal::ONE {
+                if candidate {
                     let through = crate::tax::date_of(latest.plus_seconds(WASH_WINDOW_DAYS * 86_400));
                     view.blocked.push(BlockedLot {
                         symbol: lot.symbol.clone(),
@@ -218,8 +222,8 @@ impl ShardState {
                 }
                 continue;
             }
-            view.best_score = view.best_score.max(score);
-            if score < Decimal::ONE {
+            view.best_score = view.best_score.max(self.harvest_score(unrealized_loss, exact_net, lot.basis));
+            if !candidate {
                 continue;
             }
             let term = term(lot.holding_start, now);

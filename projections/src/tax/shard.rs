@@ -119,6 +119,14 @@ impl ShardState {
 
     /// Sets a position's basis to its lots' and refreshes its harvest trigger.
     pub(crate) fn sync_basis(&mut self, account_id: &str, symbol: &str) {
+        self.set_basis_from_lots(account_id, symbol);
+        if let Some(a) = self.accounts.get_mut(account_id) {
+            a.count_near_harvest();
+        }
+    }
+
+    /// `sync_basis` without the account's recount (a load recounts once per account).
+    fn set_basis_from_lots(&mut self, account_id: &str, symbol: &str) {
         let Some(a) = self.accounts.get(account_id) else { return };
         let Some(book) = self.tax.get(&a.user_id) else { return };
         let Some(lots) = book.account(account_id).map(|t| t.lots.lots(symbol)) else { return };
@@ -133,7 +141,6 @@ impl ShardState {
             }
             p.harvest_below = trigger.map(|price| price * p.quantity);
         }
-        a.count_near_harvest();
     }
 
     /// Recomputes what the tax state derives after a load: pending users, each
@@ -146,8 +153,9 @@ impl ShardState {
             self.accounts.get_mut(id).expect("listed").harvest_raised = raised;
             let symbols: Vec<String> = self.accounts[id].positions.keys().cloned().collect();
             for symbol in symbols {
-                self.sync_basis(id, &symbol);
+                self.set_basis_from_lots(id, &symbol);
             }
+            self.accounts.get_mut(id).expect("listed").count_near_harvest();
         }
         let latest_price = self.prices.values().map(|p| p.ts).max();
         let latest_open = self.accounts.values().map(|a| a.opened_at).max();

@@ -2,7 +2,7 @@
 //! realized figures per tax year and term, the wash sales decided, and the
 //! pre-trade check (`what_if`), which works on copies and changes nothing.
 
-use riskstream_schemas::{Event, EventBody, Rejection, Side, TaxStatus, Timestamp, TradeExecuted};
+use riskstream_schemas::{Event, EventBody, Rejection, TaxStatus, Timestamp, TradeExecuted};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -243,21 +243,13 @@ impl ShardState {
         let before = self.snapshot(account, &trade.symbol, None);
         let mut after_account = account.clone();
         let price = self.prices.get(&trade.symbol).map_or(trade.price, |p| p.price);
-        let notional = trade.quantity * trade.price;
+        let (quantity_delta, cash_delta) = crate::apply::trade_effect(trade);
         let p = after_account
             .positions
             .entry(trade.symbol.clone())
             .or_insert_with(|| Position::new(Decimal::ZERO, Decimal::ZERO));
-        match trade.side {
-            Side::Buy => {
-                p.quantity += trade.quantity;
-                after_account.cash -= notional + trade.fees;
-            }
-            Side::Sell => {
-                p.quantity -= trade.quantity;
-                after_account.cash += notional - trade.fees;
-            }
-        }
+        p.quantity += quantity_delta;
+        after_account.cash += cash_delta;
         if p.quantity.is_zero() {
             after_account.positions.remove(&trade.symbol);
         }
