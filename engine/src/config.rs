@@ -33,20 +33,37 @@ pub struct EngineConfig {
     pub audit: AuditConfig,
 }
 
-/// Signed checkpoints (docs/AUDIT.md).
+/// Signed checkpoints and snapshots (docs/AUDIT.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// Sign a checkpoint of a shard every this many records (0: never).
+    /// Sign a checkpoint of a shard every this many records (0: not by count).
     pub checkpoint_every: u64,
+    /// Also sign one when a shard's event time has moved this many seconds past its
+    /// last checkpoint (0: not by time), so a quiet shard is still checkpointed.
+    pub checkpoint_every_secs: i64,
     /// The Ed25519 signing key (hex of its 32-byte seed); generated there, readable
     /// by its owner only, when absent. Default: `<data_dir>/checkpoint.key`.
     pub signing_key: Option<PathBuf>,
+    /// Take a snapshot (a copy of the data dir plus a signed checkpoint per shard)
+    /// every this many records over all shards (0: never).
+    pub snapshot_every: u64,
+    /// Snapshots kept; older ones are removed.
+    pub snapshots_keep: usize,
+    /// Where snapshots go. Default: `<data_dir>/snapshots` (same disk: hard links).
+    pub snapshot_dir: Option<PathBuf>,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { checkpoint_every: 10_000, signing_key: None }
+        AuditConfig {
+            checkpoint_every: 10_000,
+            checkpoint_every_secs: 3_600,
+            signing_key: None,
+            snapshot_every: 1_000_000,
+            snapshots_keep: 3,
+            snapshot_dir: None,
+        }
     }
 }
 
@@ -54,6 +71,11 @@ impl EngineConfig {
     /// Where the checkpoint signing key lives.
     pub fn signing_key_path(&self) -> PathBuf {
         self.audit.signing_key.clone().unwrap_or_else(|| self.data_dir.join("checkpoint.key"))
+    }
+
+    /// Where snapshots live.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.audit.snapshot_dir.clone().unwrap_or_else(|| self.data_dir.join("snapshots"))
     }
 }
 
@@ -121,6 +143,12 @@ impl EngineConfig {
         if let Some(problem) = r.tax.problems().into_iter().next() {
             return invalid("rules.tax", &problem);
         }
+        if self.audit.checkpoint_every_secs < 0 {
+            return invalid("audit.checkpoint_every_secs", "must not be negative (0 turns it off)");
+        }
+        if self.audit.snapshots_keep == 0 {
+            return invalid("audit.snapshots_keep", "must be at least 1 (set snapshot_every = 0 for no snapshots)");
+        }
         Ok(())
     }
 }
@@ -148,6 +176,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/riskstream.toml");
         let cfg = EngineConfig::load(Some(&path)).unwrap();
         assert_eq!(cfg.rules, RuleConfig::default(), "deploy/riskstream.toml shows the defaults");
+        assert_eq!(cfg.audit, AuditConfig::default(), "deploy/riskstream.toml shows the [audit] defaults");
         cfg.validate().unwrap();
     }
 

@@ -7,45 +7,83 @@ use riskstream_schemas::Alert;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::audit::history::AsOf;
 use crate::pipeline::{Engine, EngineError};
 use crate::store::{hex, EventStore, ProjectionStore, StoreError};
 
 /// Records per replay commit.
 const CHUNK: usize = 5_000;
 
-/// Copies every record of `live` with seq <= `until` into `target`, applying each.
-/// Returns the number of records replayed.
+/// Copies the records of `live` after `target`'s heads into `target`, applying
+/// each: all of them, or in each shard those up to `until` (a seq, or an event
+/// time: the shard stops before its first record later than it). Returns the
+/// number of records replayed.
 pub fn rebuild<L, T>(
     live: &L,
     target: &mut Engine<T>,
-    until: Option<u64>,
+    until: Option<AsOf>,
+    progress: impl FnMut(u64),
+) -> Result<u64, EngineError>
+where
+    L: EventStore + ?Sized,
+    T: EventStore + ProjectionStore,
+{
+    copy_log(live, target, until, false, progress)
+}
+
+/// Brings a replica (a restored snapshot) up to `live`'s heads: like `rebuild`, but
+/// the alerts it raises were delivered by `live` already, so they go to the
+/// history only, not the outbox.
+pub fn catch_up<L, T>(live: &L, target: &mut Engine<T>, progress: impl FnMut(u64)) -> Result<u64, EngineError>
+where
+    L: EventStore + ?Sized,
+    T: EventStore + ProjectionStore,
+{
+    copy_log(live, target, None, true, progress)
+}
+
+fn copy_log<L, T>(
+    live: &L,
+    target: &mut Engine<T>,
+    until: Option<AsOf>,
+    delivered: bool,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, EngineError>
 where
     L: EventStore + ?Sized,
     T: EventStore + ProjectionStore,
 {
+    let apply = |target: &mut Engine<T>, chunk: Vec<_>| {
+        if delivered {
+            target.restore(chunk, Vec::new()).map(drop)
+        } else {
+            target.replay(chunk).map(drop)
+        }
+    };
     let mut total = 0;
     for shard in 0..target.shard_count() {
         let mut chunk = Vec::with_capacity(CHUNK);
         for record in live.records(shard, target.head(shard).seq + 1) {
             let record = record?;
-            if until.is_some_and(|u| record.seq > u) {
+            if matches!(until, Some(AsOf::Seq(u)) if record.seq > u) {
                 break;
             }
             let event = target
                 .codec()
                 .decode(record.fingerprint, &record.payload)
                 .map_err(|e| EngineError::Internal(format!("record ({shard}, {}) does not decode: {e}", record.seq)))?;
+            if matches!(until, Some(AsOf::Time(t)) if event.ts > t) {
+                break;
+            }
             chunk.push((record, event));
             if chunk.len() == CHUNK {
                 total += chunk.len() as u64;
-                target.replay(std::mem::take(&mut chunk))?;
+                apply(target, std::mem::take(&mut chunk))?;
                 progress(total);
             }
         }
         total += chunk.len() as u64;
-        target.replay(chunk)?;
+        apply(target, chunk)?;
         progress(total);
     }
     Ok(total)

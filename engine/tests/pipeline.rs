@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use riskstream_engine::audit::history::AsOf;
 use riskstream_engine::metrics::Metrics;
 use riskstream_engine::replay::{compare, rebuild, state_digest};
 use riskstream_engine::store::*;
@@ -87,7 +88,7 @@ fn replay_until_builds_an_earlier_state() {
     let seq = live.head(0).seq;
     feed(&mut live, &events[10..], 10);
     let mut replayed = memory_engine(1);
-    rebuild(live.store().as_ref(), &mut replayed, Some(seq), |_| {}).unwrap();
+    rebuild(live.store().as_ref(), &mut replayed, Some(AsOf::Seq(seq)), |_| {}).unwrap();
     assert_eq!(replayed.head(0).seq, seq);
     assert_eq!(state_digest(replayed.store().as_ref(), 1).unwrap(), early);
 }

@@ -83,6 +83,9 @@ impl ProjectionStore for FlakyStore {
     fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
         self.inner.alerts_after(after, limit)
     }
+    fn alert_by_id(&self, alert_id: &str) -> Result<Option<StoredAlert>, StoreError> {
+        self.inner.alert_by_id(alert_id)
+    }
     fn account_alerts(&self, account_id: &str, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
         self.inner.account_alerts(account_id, limit)
     }

@@ -1,7 +1,14 @@
 //! The audit routes: each shard's Merkle root, inclusion and consistency proofs,
-//! signed checkpoints and the key that signs them (README, "Audit a riskstream log").
+//! signed checkpoints and the key that signs them (README, "Audit a riskstream log"),
+//! accounts as of a past point and the explanation of an alert.
+
+use std::path::PathBuf;
+
+use riskstream_projections::RuleConfig;
+use riskstream_schemas::avro::Codec;
 
 use super::*;
+use crate::audit::history::{AsOf, History};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,4 +99,81 @@ pub(super) async fn get_audit_public_key<S: EventStore + ProjectionStore + 'stat
         .checkpoint_key()
         .ok_or_else(|| ApiError::NotFound("this engine signs no checkpoints ([audit] checkpoint_every = 0)".into()))?;
     Ok(Json(json!({ "algorithm": "ed25519", "public_key": hex(key.as_bytes()) })))
+}
+
+/// What a replay of the past needs, cloned out of the engine so that it runs
+/// without holding the engine lock: ingest goes on meanwhile.
+struct PastReader<S> {
+    store: Arc<S>,
+    snapshots: Option<PathBuf>,
+    rules: RuleConfig,
+    codec: Codec,
+}
+
+impl<S: EventStore + ProjectionStore> PastReader<S> {
+    fn of(engine: &Engine<S>) -> Self {
+        PastReader {
+            store: Arc::clone(engine.store()),
+            snapshots: engine.snapshot_dir().map(|p| p.to_path_buf()),
+            rules: engine.rules().clone(),
+            codec: engine.codec().clone(),
+        }
+    }
+
+    fn history(&self) -> History<'_, S> {
+        History {
+            store: self.store.as_ref(),
+            snapshots: self.snapshots.as_deref(),
+            rules: &self.rules,
+            codec: &self.codec,
+        }
+    }
+}
+
+/// Runs a replay of the past on the blocking pool.
+async fn replaying<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::BadRequest(format!("replay task failed: {e}")))?
+}
+
+/// `GET /v1/accounts/{id}?as_of=`: the account as of a seq of its shard or an event
+/// time, rebuilt from the newest snapshot at or before it plus the log tail.
+pub(super) async fn past_account<S: EventStore + ProjectionStore + 'static>(
+    app: &Arc<AppState<S>>,
+    id: String,
+    as_of: &str,
+) -> Result<Json<Value>, ApiError> {
+    let at = AsOf::parse(as_of).map_err(|e| ApiError::BadRequest(format!("`as_of`: {e}")))?;
+    let (reader, shard) = {
+        let engine = app.read();
+        let found = engine.find_view(served_shards(app), |s| s.account(&id).map(|_| ()));
+        (PastReader::of(&engine), found.map(|(shard, _, ())| shard))
+    };
+    let shard = shard.ok_or_else(|| {
+        let scope = if app.cluster.get().is_some() { " in the shards this instance owns" } else { "" };
+        ApiError::NotFound(format!("no account `{id}`{scope}"))
+    })?;
+    let (view, info) = replaying(move || {
+        let past = reader.history().state_at(shard, at)?;
+        Ok((past.state.incremental_view(&id).map(to_json), past.info))
+    })
+    .await?;
+    let view = view.ok_or_else(|| {
+        ApiError::NotFound(format!("the account did not exist yet as of {at} (shard {shard}, seq {})", info.seq))
+    })?;
+    let mut body = stamped(view, shard, info.seq);
+    body["as_of"] = json!({ "requested": as_of, "past": info });
+    Ok(Json(body))
+}
+
+/// `GET /v1/alerts/{alert_id}/explain`: the causing record with its inclusion
+/// proof, what the rule saw, and whether a replay raises the alert again.
+pub(super) async fn get_alert_explain<S: EventStore + ProjectionStore + 'static>(
+    State(app): Shared<S>,
+    Path(alert_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let reader = PastReader::of(&app.read());
+    let explanation = replaying(move || Ok(reader.history().explain(&alert_id)?)).await?;
+    Ok(Json(to_json(explanation)))
 }

@@ -31,6 +31,17 @@ impl From<crate::audit::ProofRequestError> for ApiError {
     }
 }
 
+impl From<crate::audit::history::HistoryError> for ApiError {
+    fn from(e: crate::audit::history::HistoryError) -> Self {
+        use crate::audit::history::HistoryError;
+        match e {
+            HistoryError::OutOfRange(m) => ApiError::BadRequest(m),
+            HistoryError::NotFound(m) => ApiError::NotFound(m),
+            HistoryError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {

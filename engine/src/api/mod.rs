@@ -82,6 +82,7 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/audit/{shard}/checkpoints", get(audit::get_audit_checkpoints::<S>))
         .route("/v1/audit/public-key", get(audit::get_audit_public_key::<S>))
         .route("/v1/alerts", get(get_alerts::<S>))
+        .route("/v1/alerts/{alert_id}/explain", get(audit::get_alert_explain::<S>))
         .route("/v1/dead-letters", get(get_dead_letters::<S>))
         .route("/v1/schemas", get(get_schemas::<S>))
         .route("/v1/openapi.json", get(openapi))
@@ -156,6 +157,8 @@ struct AccountQuery {
     local: Option<bool>,
     /// The account's user: lets a non-owner forward straight to the owner of its shard.
     user_id: Option<String>,
+    /// A seq of the account's shard or an RFC 3339 event time (`/v1/accounts/{id}` only).
+    as_of: Option<String>,
 }
 
 async fn get_account<S: EventStore + ProjectionStore + 'static>(
@@ -163,6 +166,9 @@ async fn get_account<S: EventStore + ProjectionStore + 'static>(
     Path(id): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(as_of) = &q.as_of {
+        return audit::past_account(&app, id, as_of).await;
+    }
     let found = app.read().account_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
     answer_for_account(&app, &id, found, &[], q, None).await
 }
@@ -174,6 +180,9 @@ async fn get_account_risk<S: EventStore + ProjectionStore + 'static>(
     Path(id): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if q.as_of.is_some() {
+        return Err(ApiError::BadRequest("`as_of` is answered by /v1/accounts/{id} only".into()));
+    }
     let found = app.read().risk_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
     answer_for_account(&app, &id, found, &["risk"], q, None).await
 }
@@ -355,20 +364,7 @@ async fn get_record<S: EventStore + ProjectionStore + 'static>(
     let engine = app.read();
     let record =
         engine.store().record(shard, seq)?.ok_or_else(|| ApiError::NotFound(format!("no record ({shard}, {seq})")))?;
-    let event = engine
-        .codec()
-        .decode(record.fingerprint, &record.payload)
-        .map(|e| serde_json::to_value(e).expect("events serialise"))
-        .unwrap_or_else(|e| json!({ "undecodable": e.to_string() }));
-    Ok(Json(json!({
-        "shard": record.shard,
-        "seq": record.seq,
-        "prev_hash": hex(&record.prev_hash),
-        "hash": hex(&record.hash),
-        "source": record.source,
-        "schema_fingerprint": format!("{:016x}", record.fingerprint),
-        "event": event,
-    })))
+    Ok(Json(crate::audit::history::record_view(&record, engine.codec())))
 }
 
 async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {

@@ -24,7 +24,7 @@ pub(super) struct YearQuery {
 
 impl YearQuery {
     fn split(self) -> (Option<i32>, AccountQuery) {
-        (self.year, AccountQuery { local: self.local, user_id: self.user_id })
+        (self.year, AccountQuery { local: self.local, user_id: self.user_id, as_of: None })
     }
 }
 

@@ -17,11 +17,18 @@
 //!
 //! - `checkpoint`: signed checkpoints binding a tree size and root to a digest of
 //!   the projection state after those records (Ed25519).
+//!
+//! - `snapshot`: copies of the data dir tied to each shard's head and a signed
+//!   checkpoint there; the start of point-in-time replays and of new replicas.
+//! - `history`: a shard's state as of a seq or an event time (nearest snapshot plus
+//!   the log tail, live state untouched) and the explanation of an alert.
 
 pub mod checkpoint;
 pub mod frontier;
+pub mod history;
 pub mod merkle;
 pub mod proofs;
+pub mod snapshot;
 
 pub use checkpoint::{public_key, shard_digest, Checkpoint, CheckpointError, CheckpointSigner};
 pub use frontier::{Frontier, Node};

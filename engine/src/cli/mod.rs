@@ -5,6 +5,7 @@ mod demo;
 mod offline;
 mod produce;
 mod run;
+mod snapshot;
 mod topics;
 
 use std::path::PathBuf;
@@ -45,12 +46,15 @@ pub enum Command {
     /// Check every shard's hash chain; names the first bad (shard, seq).
     Verify(offline::VerifyArgs),
     /// Rebuild projections from the log: `--check` compares with the live state,
-    /// `--until SEQ --out DIR` builds the state as of SEQ.
+    /// `--until SEQ|TIME --out DIR` builds the state as of a seq or an event time.
     Replay(offline::ReplayArgs),
     /// Publish events (a JSON-lines file or the simulator) to the Kafka input topics.
     Produce(produce::ProduceArgs),
     /// Kafka topics of distributed mode: `topics create` prints or applies the layout.
     Topics(topics::TopicsArgs),
+    /// Snapshots of a data dir: `snapshot create`, `snapshot list`, and
+    /// `snapshot restore` to start a replica from one plus the live log's tail.
+    Snapshot(snapshot::SnapshotArgs),
     /// Check checkpoints and proofs with only the public key (no data dir needed):
     /// `audit checkpoint`, `audit inclusion`, `audit consistency`.
     Audit(audit::AuditArgs),
@@ -116,6 +120,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topics(a) => topics::topics(a),
         Command::Produce(a) => produce::produce(a),
         Command::Audit(a) => audit::audit(a),
+        Command::Snapshot(a) => snapshot::snapshot(a),
     }
 }
 
@@ -136,10 +141,12 @@ pub fn open_engine(cfg: &EngineConfig, explicit_shards: bool) -> anyhow::Result<
     }
     let metrics = Arc::new(Metrics::new());
     let mut engine = Engine::open(Arc::new(store), shards, cfg.rules.clone(), metrics)?;
-    if cfg.audit.checkpoint_every > 0 {
+    if cfg.audit.checkpoint_every > 0 || cfg.audit.checkpoint_every_secs > 0 {
         let signer = riskstream_engine::audit::CheckpointSigner::load_or_generate(&cfg.signing_key_path())?;
         engine.enable_checkpoints(signer, cfg.audit.checkpoint_every)?;
+        engine.checkpoint_by_event_time(cfg.audit.checkpoint_every_secs);
     }
+    engine.enable_snapshots(cfg.snapshot_dir(), cfg.audit.snapshot_every, cfg.audit.snapshots_keep)?;
     Ok(engine)
 }
 

@@ -17,6 +17,8 @@ use riskstream_engine::store::{EventStore, RocksDbStore};
 use riskstream_engine::{replay as rebuild, runtime, verify as chain, Engine, EngineConfig};
 use tower::ServiceExt;
 
+use riskstream_engine::audit::history::AsOf;
+
 use super::{open_engine, EngineArgs};
 
 #[derive(Args, Debug)]
@@ -76,7 +78,10 @@ fn open_read_only(dir: &std::path::Path) -> anyhow::Result<Engine<RocksDbStore>>
     let store = RocksDbStore::open_read_only(dir)?;
     let shards = store.shard_count()?.context("the data dir holds no shards yet")?;
     let rules = riskstream_engine::stored_rules(&store)?.unwrap_or_default();
-    Ok(Engine::open(Arc::new(store), shards, rules, Arc::new(Metrics::new()))?)
+    let mut engine = Engine::open(Arc::new(store), shards, rules, Arc::new(Metrics::new()))?;
+    // Past states start from the data dir's snapshots (none are taken here).
+    engine.enable_snapshots(dir.join("snapshots"), 0, 1)?;
+    Ok(engine)
 }
 
 pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
@@ -138,9 +143,11 @@ pub struct ReplayArgs {
     /// sequence with the live ones; exits 1 on any difference.
     #[arg(long)]
     pub check: bool,
-    /// Replay records up to this seq in every shard.
-    #[arg(long, requires = "out")]
-    pub until: Option<u64>,
+    /// Replay up to this point in every shard: a seq (records 1..=SEQ of each
+    /// shard) or an RFC 3339 event time (each shard up to its first record later
+    /// than it), e.g. 2026-03-31T23:59:59Z.
+    #[arg(long, requires = "out", value_name = "SEQ|TIME", value_parser = AsOf::parse)]
+    pub until: Option<AsOf>,
     /// Where to build the replayed data dir (must not exist yet; a temp dir for --check).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -173,7 +180,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!("replayed {records} records in {secs:.2} s ({:.0} records/s)", records as f64 / secs.max(1e-9));
     if !args.check {
-        println!("state as of seq {} in every shard written to {}", args.until.unwrap_or(u64::MAX), out.display());
+        let heads: Vec<String> = (0..shards).map(|s| format!("shard {s} at seq {}", target.head(s).seq)).collect();
+        let until = args.until.map_or("the head".to_string(), |u| u.to_string());
+        println!("state as of {until} written to {}: {}", out.display(), heads.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
     let report = rebuild::compare(&live, store.as_ref(), shards, records)?;

@@ -166,6 +166,10 @@ impl ProjectionStore for MemoryStore {
         Ok(self.lock().alerts.range(after.saturating_add(1)..).take(limit).map(|(_, a)| a.clone()).collect())
     }
 
+    fn alert_by_id(&self, alert_id: &str) -> Result<Option<StoredAlert>, StoreError> {
+        Ok(self.lock().alerts.values().find(|a| a.alert.alert_id == alert_id).cloned())
+    }
+
     fn account_alerts(&self, account_id: &str, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
         let s = self.lock();
         let all: Vec<_> = s.alerts.values().filter(|a| a.alert.account_id == account_id).cloned().collect();

@@ -113,6 +113,11 @@ pub trait EventStore: Send + Sync {
     fn checkpoints(&self, shard: u32, after: u64, limit: usize) -> Result<Vec<Checkpoint>, StoreError>;
     /// The shard's newest checkpoint.
     fn latest_checkpoint(&self, shard: u32) -> Result<Option<Checkpoint>, StoreError>;
+    /// Writes a consistent, openable copy of the whole store (log and projections,
+    /// as of the last commit) to `dir`, which must not exist yet.
+    fn snapshot(&self, dir: &std::path::Path) -> Result<(), StoreError> {
+        Err(StoreError::Mismatch(format!("this store keeps no snapshots (asked for {})", dir.display())))
+    }
 }
 
 /// Nodes to write (shard, node) and each shard's frontier after them.
@@ -197,6 +202,8 @@ pub trait ProjectionStore: Send + Sync {
     fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError>;
     /// Alerts numbered above `after`, oldest first.
     fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError>;
+    /// The alert with this id (ids are unique: they hash the causing record).
+    fn alert_by_id(&self, alert_id: &str) -> Result<Option<StoredAlert>, StoreError>;
     /// The last `limit` alerts of one account, oldest first.
     fn account_alerts(&self, account_id: &str, limit: usize) -> Result<Vec<StoredAlert>, StoreError>;
     fn dead_letters_after(&self, after: u64, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;

@@ -21,8 +21,9 @@ const OUTBOX: &str = "outbox";
 const DEAD_LETTERS: &str = "dead_letters";
 const MERKLE: &str = "merkle";
 const CHECKPOINTS: &str = "checkpoints";
-const LOG_FAMILIES: [&str; 9] =
-    [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS, MERKLE, CHECKPOINTS];
+const ALERT_IDS: &str = "alert_ids";
+const LOG_FAMILIES: [&str; 10] =
+    [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS, MERKLE, CHECKPOINTS, ALERT_IDS];
 
 const SHARDS_KEY: &[u8] = b"shards";
 const COUNTERS_KEY: &[u8] = b"counters";
@@ -143,6 +144,7 @@ impl RocksDbStore {
                 wb.put_cf(self.cf(OUTBOX), a.number.to_be_bytes(), &value);
             }
             wb.put_cf(self.cf(ACCOUNT_ALERTS), account_alert_key(&a.alert.account_id, a.number), []);
+            wb.put_cf(self.cf(ALERT_IDS), a.alert.alert_id.as_bytes(), a.number.to_be_bytes());
         }
     }
 }
@@ -212,6 +214,13 @@ impl EventStore for RocksDbStore {
             Some(Err(e)) => Err(io(e)),
             _ => Ok(None),
         }
+    }
+
+    fn snapshot(&self, dir: &Path) -> Result<(), StoreError> {
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db).map_err(io)?;
+        checkpoint
+            .create_checkpoint(dir)
+            .map_err(|e| StoreError::Io(format!("cannot write a snapshot to {}: {e}", dir.display())))
     }
 
     fn shard_count(&self) -> Result<Option<u32>, StoreError> {
@@ -296,6 +305,11 @@ impl ProjectionStore for RocksDbStore {
     fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
         let start = after.saturating_add(1).to_be_bytes();
         self.scan(ALERTS, &start, Vec::new()).take(limit).map(|r| parse("alert", &r?.1)).collect()
+    }
+
+    fn alert_by_id(&self, alert_id: &str) -> Result<Option<StoredAlert>, StoreError> {
+        let Some(number) = self.get(ALERT_IDS, alert_id.as_bytes())? else { return Ok(None) };
+        self.get(ALERTS, &number)?.map(|v| parse("alert", &v)).transpose()
     }
 
     fn account_alerts(&self, account_id: &str, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {

@@ -38,14 +38,25 @@ impl Server {
 
     /// A server that signs a checkpoint every `every` records with the key of `seed`.
     pub fn start_signing(shards: u32, rules: RuleConfig, checkpoints: Option<([u8; 32], u64)>) -> Server {
+        let audit = checkpoints.map(|(seed, every)| Audit { seed, every, snapshot_every: 0 });
+        Self::start_audited(shards, rules, audit)
+    }
+
+    /// A server that signs checkpoints and, with `snapshot_every` > 0, takes
+    /// snapshots into `<data dir>/snapshots`.
+    pub fn start_audited(shards: u32, rules: RuleConfig, audit: Option<Audit>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let (app_tx, app_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let path = dir.path().to_path_buf();
-        let thread = std::thread::spawn(move || serve_until(&path, shards, rules, checkpoints, app_tx, stopped));
+        let thread = std::thread::spawn(move || serve_until(&path, shards, rules, audit, app_tx, stopped));
         let (addr, app) = app_rx.recv_timeout(Duration::from_secs(30)).expect("the server starts");
         let base = format!("http://{addr}");
         Server { base, http: reqwest::Client::new(), app: Some(app), stop: Some(stop), thread: Some(thread), _dir: dir }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub fn app(&self) -> &AppState<RocksDbStore> {
@@ -103,20 +114,30 @@ impl Drop for Server {
 
 type Started = (SocketAddr, Arc<AppState<RocksDbStore>>);
 
+/// Checkpoints signed with the key of `seed` every `every` records of a shard;
+/// snapshots every `snapshot_every` records over all shards (0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct Audit {
+    pub seed: [u8; 32],
+    pub every: u64,
+    pub snapshot_every: u64,
+}
+
 /// Runs the engine, its outbox and the API until `stopped`, then stops the outbox
 /// and drops the store (once the test released its handle).
 fn serve_until(
     dir: &Path,
     shards: u32,
     rules: RuleConfig,
-    checkpoints: Option<([u8; 32], u64)>,
+    audit: Option<Audit>,
     started: std::sync::mpsc::Sender<Started>,
     stopped: oneshot::Receiver<()>,
 ) {
     let store = Arc::new(RocksDbStore::open(dir, false).unwrap());
     let mut engine = Engine::open(store, shards, rules, Arc::new(Metrics::new())).unwrap();
-    if let Some((seed, every)) = checkpoints {
-        engine.enable_checkpoints(riskstream_engine::audit::CheckpointSigner::from_seed(seed), every).unwrap();
+    if let Some(a) = audit {
+        engine.enable_checkpoints(riskstream_engine::audit::CheckpointSigner::from_seed(a.seed), a.every).unwrap();
+        engine.enable_snapshots(dir.join("snapshots"), a.snapshot_every, 3).unwrap();
     }
     let sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(MemoryAlertSink::new())];
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
