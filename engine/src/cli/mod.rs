@@ -7,6 +7,7 @@ mod produce;
 mod run;
 mod snapshot;
 mod topics;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,8 +44,10 @@ pub enum Command {
     Import(offline::ImportArgs),
     /// Print what the API would answer for PATH, read from a data dir (offline).
     Query(offline::QueryArgs),
-    /// Check every shard's hash chain; names the first bad (shard, seq).
-    Verify(offline::VerifyArgs),
+    /// Check every shard's hash chain, Merkle tree and signed checkpoints (in
+    /// parallel, with progress); `--from` a checkpoint walks only the records after it.
+    /// Names the first bad (shard, seq or tree size).
+    Verify(verify::VerifyArgs),
     /// Rebuild projections from the log: `--check` compares with the live state,
     /// `--until SEQ|TIME --out DIR` builds the state as of a seq or an event time.
     Replay(offline::ReplayArgs),
@@ -115,7 +118,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::demo(a),
         Command::Import(a) => offline::import(a),
         Command::Query(a) => offline::query(a),
-        Command::Verify(a) => offline::verify(a),
+        Command::Verify(a) => verify::verify(a),
         Command::Replay(a) => offline::replay(a),
         Command::Topics(a) => topics::topics(a),
         Command::Produce(a) => produce::produce(a),

@@ -14,7 +14,7 @@ use riskstream_connectors::{AlertLogSink, AlertSink, JsonLinesFileSource};
 use riskstream_engine::api::{self, AppState};
 use riskstream_engine::metrics::Metrics;
 use riskstream_engine::store::{EventStore, RocksDbStore};
-use riskstream_engine::{replay as rebuild, runtime, verify as chain, Engine, EngineConfig};
+use riskstream_engine::{replay as rebuild, runtime, Engine, EngineConfig};
 use tower::ServiceExt;
 
 use riskstream_engine::audit::history::AsOf;
@@ -101,36 +101,6 @@ pub fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         Err(_) => print!("{}", String::from_utf8_lossy(&body)),
     }
     Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// Data directory to verify (read-only; may be in use).
-    #[arg(long, env = "RISKSTREAM_DATA_DIR")]
-    pub data_dir: PathBuf,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let store = RocksDbStore::open_read_only(&args.data_dir)?;
-    let started = Instant::now();
-    let report = chain::verify(&store, |shard, n| eprintln!("shard {shard}: {n} records checked"))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    let secs = started.elapsed().as_secs_f64();
-    match &report.first_bad {
-        None => {
-            println!("ok: {} records in {} shards verified in {secs:.2} s", report.records, report.shards);
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(b) => {
-            println!("BROKEN: shard {} seq {}: {}", b.shard, b.seq, b.reason);
-            Ok(ExitCode::from(1))
-        }
-    }
 }
 
 #[derive(Args, Debug)]
