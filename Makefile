@@ -24,8 +24,9 @@ test: deps
 	@deploy/dev/run-tests.sh
 
 # Long crash/restart loops; not part of `make test`.
+# `make soak SOAK_ITERATIONS=2000`: the crash test with more kills than `make test` runs (500 by default).
 soak: deps
-	RISKSTREAM_SOAK=1 deploy/dev/run-tests.sh -E 'test(/soak|crash/)'
+	deploy/dev/soak-crash.sh $(SOAK_ITERATIONS)
 
 loadtest: deps
 	$(CARGO) run -p riskstream-loadtest -- $(LOADTEST_ARGS)

@@ -80,3 +80,32 @@ fn opening_in_a_missing_directory_names_the_path() {
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
     assert!(err.to_string().contains(&path.display().to_string()), "{err}");
 }
+
+/// A crash between the write and the outbox's acknowledgement makes the next
+/// process deliver the same round again: the log keeps each alert once.
+#[test]
+fn a_redelivered_round_after_a_restart_is_not_written_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.jsonl");
+    AlertLogSink::open(&path).unwrap().deliver(&[alert(1), alert(2), alert(3)]).unwrap();
+    let mut again = AlertLogSink::open(&path).unwrap();
+    again.deliver(&[alert(2), alert(3), alert(4)]).unwrap();
+    again.deliver(&[alert(5)]).unwrap();
+    assert_eq!(read_log(&path), [alert(1), alert(2), alert(3), alert(4), alert(5)]);
+}
+
+/// A crash mid-write leaves a line cut short; the next process removes it (its
+/// alert was never acknowledged, so it is delivered again) instead of gluing the
+/// next alert onto it.
+#[test]
+fn a_line_cut_short_by_a_crash_is_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.jsonl");
+    AlertLogSink::open(&path).unwrap().deliver(&[alert(1)]).unwrap();
+    let torn = serde_json::to_string(&alert(2)).unwrap();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, &torn.as_bytes()[..torn.len() / 2]).unwrap();
+    drop(file);
+    AlertLogSink::open(&path).unwrap().deliver(&[alert(2), alert(3)]).unwrap();
+    assert_eq!(read_log(&path), [alert(1), alert(2), alert(3)]);
+}
