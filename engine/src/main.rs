@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The engine allocates millions of small rows and positions (at load, per batch);
+/// mimalloc's per-thread free lists make that a third cheaper than glibc's arenas
+/// (docs/BENCHMARKS.md, "Restart and replay").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing(args.verbose);

@@ -18,12 +18,12 @@
 use std::path::Path;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use riskstream_projections::Change;
+use riskstream_projections::{Change, Table};
 use riskstream_schemas::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::hex;
+use crate::store::{hex, ProjectionStore, StoreError};
 
 /// Everything a checkpoint says, and its signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,12 +180,27 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// Feeds one projection row of `shard` to a digest: shard, then table name, key and
 /// value, each length-prefixed, so no two row sequences hash alike.
 pub fn digest_row(h: &mut Sha256, shard: u32, row: &Change) {
-    let value = row.value.as_deref().unwrap_or_default();
+    digest_row_parts(h, shard, row.table, &row.key, row.value.as_deref().unwrap_or_default());
+}
+
+/// `digest_row` of a row lent by a store scan.
+pub fn digest_row_parts(h: &mut Sha256, shard: u32, table: Table, key: &str, value: &[u8]) {
     h.update(shard.to_be_bytes());
-    for part in [row.table.name().as_bytes(), row.key.as_bytes(), value] {
+    for part in [table.name().as_bytes(), key.as_bytes(), value] {
         h.update((part.len() as u32).to_be_bytes());
         h.update(part);
     }
+}
+
+/// The state digest of a shard from its stored rows (those committed with its
+/// head), streamed: no copy of the state and no re-encoding of it.
+pub fn stored_shard_digest<S: ProjectionStore + ?Sized>(store: &S, shard: u32) -> Result<[u8; 32], StoreError> {
+    let mut h = Sha256::new();
+    store.for_each_row(shard, &mut |table, key, value| {
+        digest_row_parts(&mut h, shard, table, key, value);
+        Ok(())
+    })?;
+    Ok(h.finalize().into())
 }
 
 /// SHA-256 over a shard's projection rows (in table then key order, as `facts()`

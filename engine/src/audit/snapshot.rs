@@ -14,8 +14,8 @@ use ed25519_dalek::VerifyingKey;
 use riskstream_schemas::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{shard_digest, Checkpoint, ProofReader};
-use crate::store::{hex, EventStore, ProjectionStore, RocksDbStore, StoreError};
+use super::{Checkpoint, ProofReader};
+use crate::store::{hex, EventStore, RocksDbStore, StoreError};
 
 /// The manifest file of a snapshot; written last, so a snapshot without one is
 /// incomplete (a crash while taking it) and ignored.
@@ -188,7 +188,7 @@ pub fn check(snapshot: &Snapshot, key: Option<&VerifyingKey>) -> Result<Vec<Snap
             if hex(&root) != c.root {
                 return Err(mismatch(format!("shard {}'s log does not have the checkpoint's root", h.shard)));
             }
-            if hex(&shard_digest(h.shard, &store.load_shard(h.shard)?)) != c.state_digest {
+            if hex(&super::checkpoint::stored_shard_digest(&store, h.shard)?) != c.state_digest {
                 return Err(mismatch(format!(
                     "shard {}'s projection rows do not have the checkpoint's state digest",
                     h.shard

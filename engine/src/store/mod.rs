@@ -9,7 +9,7 @@ mod rocks;
 
 use std::collections::BTreeMap;
 
-use riskstream_projections::Change;
+use riskstream_projections::{Change, Table};
 use riskstream_schemas::{Alert, RecordRef};
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +82,9 @@ pub struct Counters {
     pub alerts: u64,
     pub dead_letters: u64,
 }
+
+/// Called with each projection row a scan lends: table, key, value.
+pub type RowVisitor<'a> = dyn FnMut(Table, &str, &[u8]) -> Result<(), StoreError> + 'a;
 
 pub type RecordIter<'a> = Box<dyn Iterator<Item = Result<Record, StoreError>> + 'a>;
 
@@ -200,6 +203,14 @@ pub(crate) fn merkle_key(shard: u32, level: u8, index: u64) -> [u8; 13] {
 pub trait ProjectionStore: Send + Sync {
     /// Every projection row of a shard, in table then key order.
     fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError>;
+    /// The same rows handed to `row` one at a time, so opening a large shard does
+    /// not hold a copy of all of it.
+    fn for_each_row(&self, shard: u32, row: &mut RowVisitor<'_>) -> Result<(), StoreError> {
+        for c in self.load_shard(shard)? {
+            row(c.table, &c.key, c.value.as_deref().unwrap_or_default())?;
+        }
+        Ok(())
+    }
     /// Alerts numbered above `after`, oldest first.
     fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError>;
     /// The alert with this id (ids are unique: they hash the causing record).

@@ -302,6 +302,26 @@ impl ProjectionStore for RocksDbStore {
         Ok(out)
     }
 
+    fn for_each_row(&self, shard: u32, row: &mut RowVisitor<'_>) -> Result<(), StoreError> {
+        let prefix = shard.to_be_bytes();
+        for table in Table::ALL {
+            // A raw iterator lends keys and values: no allocation per row.
+            let mut it = self.db.raw_iterator_cf(self.cf(table.name()));
+            it.seek(prefix);
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let key = std::str::from_utf8(&k[4..])
+                    .map_err(|_| StoreError::Corrupt(format!("{} key is not UTF-8", table.name())))?;
+                row(table, key, v)?;
+                it.next();
+            }
+            it.status().map_err(io)?;
+        }
+        Ok(())
+    }
+
     fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
         let start = after.saturating_add(1).to_be_bytes();
         self.scan(ALERTS, &start, Vec::new()).take(limit).map(|r| parse("alert", &r?.1)).collect()
