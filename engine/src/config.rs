@@ -31,6 +31,52 @@ pub struct EngineConfig {
     pub advertised_url: Option<String>,
     /// Signed checkpoints of the audit log (section `[audit]`).
     pub audit: AuditConfig,
+    /// The API's admin routes (section `[api]`).
+    pub api: ApiConfig,
+    /// Where the per-user keys of personal data live (section `[privacy]`).
+    pub privacy: PrivacyConfig,
+}
+
+/// The admin routes of the API (`POST /v1/users/{id}/erase`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// The bearer token of the admin routes; none: they answer 403. Prefer the
+    /// environment variable `RISKSTREAM_ADMIN_TOKEN` to the file.
+    pub admin_token: Option<AdminToken>,
+}
+
+/// A secret: compared in constant time by the API, never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AdminToken(pub String);
+
+impl AdminToken {
+    /// The shortest token accepted: 128 bits of hex.
+    pub const MIN_LEN: usize = 32;
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+impl std::str::FromStr for AdminToken {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(AdminToken(s.to_string()))
+    }
+}
+
+/// Personal data (docs/EVENTS.md, "Personal data").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// The key store: a RocksDB of the per-user keys that seal personal fields, outside
+    /// the event store and its snapshots. Default: `<data_dir>/keys`.
+    pub key_dir: Option<PathBuf>,
 }
 
 /// Signed checkpoints and snapshots (docs/AUDIT.md).
@@ -77,6 +123,11 @@ impl EngineConfig {
     pub fn snapshot_dir(&self) -> PathBuf {
         self.audit.snapshot_dir.clone().unwrap_or_else(|| self.data_dir.join("snapshots"))
     }
+
+    /// Where the per-user keys of personal data live.
+    pub fn key_dir(&self) -> PathBuf {
+        self.privacy.key_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
+    }
 }
 
 impl Default for EngineConfig {
@@ -93,6 +144,8 @@ impl Default for EngineConfig {
             kafka: None,
             advertised_url: None,
             audit: AuditConfig::default(),
+            api: ApiConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -149,6 +202,12 @@ impl EngineConfig {
         if self.audit.snapshots_keep == 0 {
             return invalid("audit.snapshots_keep", "must be at least 1 (set snapshot_every = 0 for no snapshots)");
         }
+        if self.api.admin_token.as_ref().is_some_and(|t| t.0.trim().len() < AdminToken::MIN_LEN) {
+            return invalid(
+                "api.admin_token",
+                "must have at least 32 characters (a random secret, e.g. `openssl rand -hex 32`)",
+            );
+        }
         Ok(())
     }
 }
@@ -177,6 +236,8 @@ mod tests {
         let cfg = EngineConfig::load(Some(&path)).unwrap();
         assert_eq!(cfg.rules, RuleConfig::default(), "deploy/riskstream.toml shows the defaults");
         assert_eq!(cfg.audit, AuditConfig::default(), "deploy/riskstream.toml shows the [audit] defaults");
+        assert_eq!(cfg.api, ApiConfig::default(), "deploy/riskstream.toml leaves the admin token unset");
+        assert_eq!(cfg.privacy, PrivacyConfig::default(), "deploy/riskstream.toml shows the [privacy] defaults");
         cfg.validate().unwrap();
     }
 
@@ -189,6 +250,22 @@ mod tests {
         let mut cfg = EngineConfig::default();
         cfg.rules.risk.bar_secs = 0;
         assert!(cfg.validate().unwrap_err().to_string().contains("risk.bar_secs"));
+    }
+
+    #[test]
+    fn the_admin_token_is_long_enough_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rs.toml");
+        let token = "0123456789abcdef0123456789abcdef";
+        std::fs::write(&path, format!("[api]\nadmin_token = \"{token}\"\n[privacy]\nkey_dir = \"/k\"\n")).unwrap();
+        let cfg = EngineConfig::load(Some(&path)).unwrap();
+        assert_eq!(cfg.api.admin_token, Some(AdminToken(token.into())));
+        assert_eq!(cfg.key_dir(), PathBuf::from("/k"));
+        cfg.validate().unwrap();
+        assert!(!format!("{cfg:?}").contains(token));
+        let short = EngineConfig { api: ApiConfig { admin_token: Some(AdminToken("secret".into())) }, ..cfg };
+        assert!(short.validate().unwrap_err().to_string().contains("`api.admin_token`"));
+        assert_eq!(EngineConfig::default().key_dir(), PathBuf::from("riskstream-data/keys"));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! (state, valuation, rules) is `riskstream-projections`; event sources and alert
 //! sinks are `riskstream-connectors`.
 //!
-//! Flow, one module per step: `sequencer` -> `store` (append) -> `pipeline`
-//! (apply + rules + commit) -> `outbox` (sinks); `api`, `verify`, `replay` read.
+//! Flow, one module per step: `sequencer` -> `privacy` (seal personal fields) ->
+//! `store` (append) -> `pipeline` (apply + rules + commit) -> `outbox` (sinks); `api`,
+//! `verify`, `replay` read.
 //! `distributed` drives the same pipeline from Kafka, one shard per partition.
 
 pub mod api;
@@ -15,6 +16,7 @@ pub mod distributed;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod privacy;
 pub mod replay;
 pub mod runtime;
 pub mod sequencer;

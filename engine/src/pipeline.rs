@@ -18,10 +18,11 @@ use riskstream_schemas::json::{self, Decoded};
 use riskstream_schemas::{Alert, Event, EventBody, RecordRef, Rejection, Timestamp};
 use serde::Serialize;
 
-use crate::audit::snapshot::{self, Manifest, Snapshot, SnapshotHead};
 use crate::audit::checkpoint::stored_shard_digest;
+use crate::audit::snapshot::{self, Manifest, Snapshot, SnapshotHead};
 use crate::audit::{Checkpoint, CheckpointSigner};
 use crate::metrics::Metrics;
+use crate::privacy::{KeyStore, KeyStoreError, PersonalData};
 use crate::sequencer::{Refused, Routed, Sequencer};
 use crate::store::{
     hex, ChainHead, CommitBatch, Counters, DeadLetter, EventStore, ProjectionStore, Record, StoreError, StoredAlert,
@@ -31,6 +32,8 @@ use crate::store::{
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("the engine stopped after a storage failure; restart it to reload the last committed state")]
@@ -75,6 +78,8 @@ pub struct Engine<S> {
     checkpoints: Option<Checkpointing>,
     snapshots: Option<Snapshotting>,
     rules: RuleConfig,
+    /// Seals personal fields before records are made; keys outside the store.
+    personal: PersonalData,
 }
 
 /// Signed checkpoints: every `every` records of a shard, or once its event time is
@@ -153,6 +158,17 @@ impl<S> Engine<S> {
     pub fn account_count(&self) -> usize {
         self.shards.iter().map(|s| s.accounts().count()).sum()
     }
+
+    /// Personal data: its key store, for disclosing and erasing.
+    pub fn personal_data(&self) -> &PersonalData {
+        &self.personal
+    }
+
+    /// Keeps the per-user keys in `keys` (an engine opens with keys in memory). Set
+    /// it before the first batch: what was sealed with the previous store stays so.
+    pub fn set_key_store(&mut self, keys: Arc<dyn KeyStore>) {
+        self.personal = PersonalData::new(keys);
+    }
 }
 
 impl<S: EventStore + ProjectionStore> Engine<S> {
@@ -210,6 +226,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             sequencer,
             metrics,
             poisoned: false,
+            personal: PersonalData::default(),
         })
     }
 
@@ -301,12 +318,15 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     fn apply_and_commit(
         &mut self,
         source: &str,
-        per_shard: Vec<Vec<Routed>>,
+        mut per_shard: Vec<Vec<Routed>>,
         mut refused: Vec<Refused>,
         positions: Vec<(String, String)>,
         mut report: IngestReport,
         started: Instant,
     ) -> Result<IngestReport, EngineError> {
+        // Both ingest paths (embedded and Kafka) come here after deduplication: personal
+        // fields are sealed, and new keys stored, before any record is made.
+        self.personal.seal(per_shard.iter_mut().flatten().map(|r| &mut r.event))?;
         let outputs = self.run_shards(source, per_shard)?;
         let mut batch = CommitBatch { positions, ..Default::default() };
         for out in outputs {
@@ -411,7 +431,8 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
                 index: r.rejection.index,
                 field: r.rejection.field.clone(),
                 reason: r.rejection.reason.clone(),
-                raw: r.raw.clone(),
+                // A rejected event is not sealed, so its personal values are dropped.
+                raw: crate::privacy::redact_raw(&r.raw).into_owned(),
             });
         }
     }

@@ -53,6 +53,8 @@ fn ira(user: &str) -> EventBody {
         user_id: user.into(),
         tax_status: TaxStatus::TraditionalIra,
         base_currency: "USD".into(),
+        holder_name: None,
+        holder_email: None,
     })
 }
 

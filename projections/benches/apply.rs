@@ -43,6 +43,8 @@ fn book() -> (ShardState, u64) {
                 user_id: user_id.clone(),
                 tax_status: TaxStatus::Taxable,
                 base_currency: "USD".into(),
+                holder_name: None,
+                holder_email: None,
             }),
         );
         let mut targets = BTreeMap::new();

@@ -116,6 +116,8 @@ fn setup() -> (ShardState, u64) {
                 user_id: format!("u{i}"),
                 tax_status: TaxStatus::Taxable,
                 base_currency: "USD".into(),
+                holder_name: None,
+                holder_email: None,
             }),
         );
     }

@@ -45,6 +45,8 @@ impl Script {
             user_id: "u".into(),
             tax_status: TaxStatus::Taxable,
             base_currency: "USD".into(),
+            holder_name: None,
+            holder_email: None,
         }));
         assert!(s.limits(limits).is_empty());
         s.run(EventBody::CashMovement(CashMovement {

@@ -154,6 +154,8 @@ fn setup() -> Vec<Event> {
             user_id: format!("u{i}"),
             tax_status: TaxStatus::Taxable,
             base_currency: "USD".into(),
+            holder_name: None,
+            holder_email: None,
         }));
     }
     out.into_iter().map(|body| Event { event_id: None, ts: START, body }).collect()

@@ -41,6 +41,8 @@ impl Script {
             user_id: "u".into(),
             tax_status: TaxStatus::Taxable,
             base_currency: "USD".into(),
+            holder_name: None,
+            holder_email: None,
         }));
         s.run(EventBody::RiskLimitsSet(RiskLimitsSet {
             account_id: "a".into(),
@@ -112,6 +114,8 @@ fn bands_follow_the_5_25_rule() {
         user_id: "u".into(),
         tax_status: TaxStatus::Taxable,
         base_currency: "USD".into(),
+        holder_name: None,
+        holder_email: None,
     }));
     let targets = BTreeMap::from([
         ("A".to_string(), d("0.60").into()),

@@ -190,6 +190,8 @@ fn setup() -> Vec<Event> {
             user_id: user_id.into(),
             tax_status,
             base_currency: "USD".into(),
+            holder_name: None,
+            holder_email: None,
         }));
     }
     for (account_id, user_id, _) in ACCOUNTS {

@@ -6,7 +6,8 @@
 //! name is what pairs an old writer schema with the current reader schema. Contract v2
 //! changed `RiskLimitsSet` (optional limits appended) and `Alert` (enum symbols
 //! appended); v3 changed `Alert` again (enum symbols and the optional `details`
-//! appended). A schema is identified by its [`Fingerprint`]: the CRC-64-AVRO (Rabin)
+//! appended); v4 changed `AccountOpened` (the optional personal fields `holder_name` and
+//! `holder_email` appended). A schema is identified by its [`Fingerprint`]: the CRC-64-AVRO (Rabin)
 //! fingerprint of its Parsing Canonical Form, computed here to the letter of the spec
 //! (apache-avro's own canonical form keeps decimal attributes, so its fingerprints differ
 //! from other implementations'). Docs, defaults and logical-type attributes (decimal
@@ -107,10 +108,11 @@ const SCHEMA_FILES: [(&str, &str); 10] = [
 /// with them (event store records, Kafka messages under their pinned ids) must stay
 /// readable, so [`Codec::new`] registers each as a historical writer schema. Never edit
 /// or remove one; a schema that changes again adds its previous version here.
-pub const HISTORICAL_SCHEMAS: [(&str, &str); 3] = [
+pub const HISTORICAL_SCHEMAS: [(&str, &str); 4] = [
     ("RiskLimitsSet", include_str!("../avro/history/RiskLimitsSet.v1.avsc")),
     (ALERT, include_str!("../avro/history/Alert.v1.avsc")),
     (ALERT, include_str!("../avro/history/Alert.v2.avsc")),
+    ("AccountOpened", include_str!("../avro/history/AccountOpened.v1.avsc")),
 ];
 
 /// Why a value could not be encoded, a datum decoded or a schema accepted.

@@ -105,6 +105,18 @@ impl EventBody {
         }
     }
 
+    /// The personal fields this event carries (set or not), by name: what the engine
+    /// seals before the record is made and opens for `GET /v1/events/{shard}/{seq}`.
+    /// Every field of [`PERSONAL_FIELDS`], and only those.
+    pub fn personal_fields_mut(&mut self) -> Vec<(&'static str, &mut Option<String>)> {
+        match self {
+            EventBody::AccountOpened(e) => {
+                vec![("holder_name", &mut e.holder_name), ("holder_email", &mut e.holder_email)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The partition key of account-scoped events; `None` for broadcast events
     /// (securities, ticks), which every shard receives.
     pub fn user_id(&self) -> Option<&str> {
@@ -139,6 +151,8 @@ pub enum TaxStatus {
     RothIra,
 }
 
+/// An account was opened. v2 of the record (contract v4) appended the optional
+/// personal fields; v1 data reads with them unset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountOpened {
@@ -146,7 +160,19 @@ pub struct AccountOpened {
     pub user_id: String,
     pub tax_status: TaxStatus,
     pub base_currency: String,
+    /// Personal data: the account holder's name. Producers send it in clear; the
+    /// engine seals it (`enc:v1:...`) under the user's key before the record is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_name: Option<String>,
+    /// Personal data: the account holder's e-mail address, sealed like `holder_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_email: Option<String>,
 }
+
+/// The fields of the contract that carry personal data (docs/EVENTS.md, "Personal
+/// data"): `(event type, field)`. Identifiers (`user_id`, `account_id`) are
+/// pseudonymous and not listed: they key the log and the state.
+pub const PERSONAL_FIELDS: [(&str, &str); 2] = [("AccountOpened", "holder_name"), ("AccountOpened", "holder_email")];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

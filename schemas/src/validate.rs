@@ -13,6 +13,10 @@ pub const DECIMAL_SCALE: u32 = 10;
 pub const WEIGHT_SUM_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 6);
 /// Upper bound on identifiers, so one event cannot bloat every key it touches.
 pub const MAX_ID_LEN: usize = 128;
+/// Upper bound on `holder_name`, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Upper bound on `holder_email`, in bytes: the longest address SMTP carries (RFC 5321).
+pub const MAX_EMAIL_LEN: usize = 254;
 
 pub fn validate(event: &Event) -> Result<(), Rejection> {
     if let Some(id) = &event.event_id {
@@ -25,7 +29,7 @@ pub fn validate(event: &Event) -> Result<(), Rejection> {
             if e.base_currency.len() != 3 || !e.base_currency.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(Rejection::field("base_currency", "must be an ISO 4217 code such as USD"));
             }
-            Ok(())
+            validate_holder(e)
         }
         EventBody::SecurityListed(e) => {
             id_field("symbol", &e.symbol)?;
@@ -142,6 +146,59 @@ fn validate_limits(e: &RiskLimitsSet) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// The personal fields. A rejection never quotes the value: it is kept with the
+/// dead letter, outside the engine's sealing.
+fn validate_holder(e: &AccountOpened) -> Result<(), Rejection> {
+    if let Some(name) = &e.holder_name {
+        if name.trim().is_empty() {
+            return Err(Rejection::field("holder_name", "must not be empty (leave the field out when unknown)"));
+        }
+        if name.len() > MAX_NAME_LEN {
+            return Err(Rejection::field("holder_name", format!("longer than {MAX_NAME_LEN} bytes")));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Rejection::field("holder_name", "contains a control character"));
+        }
+    }
+    if let Some(email) = &e.holder_email {
+        if email.len() > MAX_EMAIL_LEN {
+            return Err(Rejection::field("holder_email", format!("longer than {MAX_EMAIL_LEN} bytes")));
+        }
+        if let Err(reason) = email_shape(email) {
+            return Err(Rejection::field(
+                "holder_email",
+                format!("must be an e-mail address such as ann@example.com: {reason}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The shape of an address as account services store it: `local@domain`, one `@`,
+/// a local part of at most 64 bytes, a domain of dot-separated labels (at least two,
+/// none empty, none over 63 bytes), no spaces, control characters or the specials
+/// that need quoting. Deliverability is the notifier's business, not the contract's.
+fn email_shape(email: &str) -> Result<(), &'static str> {
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains a space or a control character");
+    }
+    if email.chars().any(|c| matches!(c, '(' | ')' | '<' | '>' | ',' | ';' | ':' | '\\' | '"' | '[' | ']')) {
+        return Err("it contains a character that needs quoting");
+    }
+    let (local, domain) = match email.split_once('@') {
+        Some((l, d)) if !d.contains('@') => (l, d),
+        _ => return Err("it needs exactly one `@`"),
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err("the part before `@` must have 1 to 64 bytes");
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.len() > 63) {
+        return Err("the domain must be dot-separated labels of 1 to 63 bytes, such as example.com");
+    }
+    Ok(())
+}
+
 fn id_field(field: &str, value: &str) -> Result<(), Rejection> {
     if value.trim().is_empty() {
         return Err(Rejection::field(field, "must not be empty"));
@@ -230,6 +287,60 @@ mod tests {
             let err = limits(|e| set(e, Some(d("0.00000000001")))).unwrap_err();
             assert_eq!(err, Rejection::field(field, "has more than 10 decimal places"));
         }
+    }
+
+    fn opened(name: Option<&str>, email: Option<&str>) -> Result<(), Rejection> {
+        let body = AccountOpened {
+            account_id: "a-1".into(),
+            user_id: "u-1".into(),
+            tax_status: TaxStatus::Taxable,
+            base_currency: "USD".into(),
+            holder_name: name.map(str::to_string),
+            holder_email: email.map(str::to_string),
+        };
+        validate(&Event { event_id: None, ts: crate::Timestamp::from_micros(0), body: EventBody::AccountOpened(body) })
+    }
+
+    #[test]
+    fn holder_fields_are_optional_and_checked_by_name() {
+        assert_eq!(opened(None, None), Ok(()));
+        assert_eq!(opened(Some("Ann O'Neil-Smith"), Some("ann.oneil+tax@mail.example.co.uk")), Ok(()));
+        assert_eq!(opened(Some("Zoë Ångström 王"), Some("zoë@exämple.de")), Ok(()));
+        assert_eq!(opened(Some(&"n".repeat(MAX_NAME_LEN)), None), Ok(()));
+        let local = "l".repeat(64);
+        let email = format!("{local}@{}.{}.{}.com", "d".repeat(61), "d".repeat(61), "d".repeat(61));
+        assert_eq!(email.len(), MAX_EMAIL_LEN);
+        assert_eq!(opened(None, Some(&email)), Ok(()));
+
+        for (name, reason) in [
+            ("", "must not be empty (leave the field out when unknown)"),
+            ("   ", "must not be empty (leave the field out when unknown)"),
+            ("Ann\nSmith", "contains a control character"),
+            (&"n".repeat(MAX_NAME_LEN + 1), "longer than 256 bytes"),
+        ] {
+            assert_eq!(opened(Some(name), None), Err(Rejection::field("holder_name", reason)), "{name:?}");
+        }
+        let bad_emails = [
+            ("ann", "it needs exactly one `@`"),
+            ("ann@b@example.com", "it needs exactly one `@`"),
+            ("@example.com", "the part before `@` must have 1 to 64 bytes"),
+            (&format!("{}@example.com", "l".repeat(65)), "the part before `@` must have 1 to 64 bytes"),
+            ("ann@localhost", "the domain must be dot-separated labels of 1 to 63 bytes, such as example.com"),
+            ("ann@example..com", "the domain must be dot-separated labels of 1 to 63 bytes, such as example.com"),
+            ("ann@example.com.", "the domain must be dot-separated labels of 1 to 63 bytes, such as example.com"),
+            ("ann smith@example.com", "it contains a space or a control character"),
+            ("Ann <ann@example.com>", "it contains a space or a control character"),
+            ("ann<x>@example.com", "it contains a character that needs quoting"),
+        ];
+        for (email, reason) in bad_emails {
+            let expected = format!("must be an e-mail address such as ann@example.com: {reason}");
+            assert_eq!(opened(None, Some(email)), Err(Rejection::field("holder_email", expected)), "{email}");
+        }
+        let long = format!("{}@{}.com", "l".repeat(64), "d".repeat(200));
+        assert_eq!(opened(None, Some(&long)), Err(Rejection::field("holder_email", "longer than 254 bytes")));
+        // The rejection names the field and never quotes the personal value.
+        let err = opened(Some("Secret\u{7}Name"), None).unwrap_err();
+        assert!(!err.to_string().contains("Secret"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Schema evolution. v1 -> v2: `RiskLimitsSet` gained seven optional limits and `Alert`'s
 //! `AlertKind` gained symbols. v2 -> v3: `Alert` gained two more kinds and the optional
-//! `details`. The superseded schemas live on in `schemas/avro/history/` as historical
+//! `details`. v3 -> v4: `AccountOpened` gained the optional personal fields
+//! `holder_name` and `holder_email`. The superseded schemas live on in `schemas/avro/history/` as historical
 //! writer schemas, so records stored (and messages sent) before a change still read.
 
 mod common;
@@ -15,6 +16,7 @@ use rust_decimal::Decimal;
 const RISK_LIMITS_V1: Fingerprint = 0x6950_e468_391d_1720;
 const ALERT_V1: Fingerprint = 0x61a9_92fb_f86f_3f33;
 const ALERT_V2: Fingerprint = 0x290e_ab3b_48a7_063a;
+const ACCOUNT_OPENED_V1: Fingerprint = 0x1578_d5e9_9f6d_be6f;
 
 /// The historical schema with this fingerprint.
 fn historical(fingerprint: Fingerprint) -> &'static str {
@@ -130,13 +132,16 @@ fn the_superseded_schemas_are_registered_as_historical_writers() {
     assert_eq!(codec.writer_type(RISK_LIMITS_V1), Some("RiskLimitsSet"));
     assert_eq!(codec.writer_type(ALERT_V1), Some("Alert"));
     assert_eq!(codec.writer_type(ALERT_V2), Some("Alert"));
+    assert_eq!(codec.writer_type(ACCOUNT_OPENED_V1), Some("AccountOpened"));
     assert_ne!(codec.fingerprint("RiskLimitsSet"), Some(RISK_LIMITS_V1));
+    assert_ne!(codec.fingerprint("AccountOpened"), Some(ACCOUNT_OPENED_V1));
     for old in [ALERT_V1, ALERT_V2] {
         assert_ne!(codec.fingerprint("Alert"), Some(old));
     }
     // Registering one again is a no-op, and historical schemas are not published.
     assert_eq!(codec.register_writer_schema(historical(RISK_LIMITS_V1)).unwrap(), RISK_LIMITS_V1);
     assert_eq!(codec.register_writer_schema(historical(ALERT_V2)).unwrap(), ALERT_V2);
+    assert_eq!(codec.register_writer_schema(historical(ACCOUNT_OPENED_V1)).unwrap(), ACCOUNT_OPENED_V1);
     assert_eq!(codec.schemas().count(), 10);
     assert!(codec.schemas().all(|(_, json)| !HISTORICAL_SCHEMAS.iter().any(|(_, old)| *old == json)));
     assert_eq!(codec.writer_type(0x0123_4567_89ab_cdef), None);
@@ -377,4 +382,103 @@ fn incompatible_writer_schemas_are_refused() {
     // Nothing was registered or published; the historical writer is still there.
     assert_eq!(codec.schemas().count(), 10);
     assert_eq!(codec.writer_type(RISK_LIMITS_V1), known);
+}
+
+fn opened_v1() -> Schema {
+    Schema::parse_str(historical(ACCOUNT_OPENED_V1)).unwrap()
+}
+
+fn opened_v2() -> Schema {
+    Schema::parse_str(Codec::new().schema_json("AccountOpened").unwrap()).unwrap()
+}
+
+fn opened(holder_name: Option<&str>, holder_email: Option<&str>) -> Event {
+    Event {
+        event_id: None,
+        ts: Timestamp::from_micros(1_000_000),
+        body: EventBody::AccountOpened(AccountOpened {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            tax_status: TaxStatus::RothIra,
+            base_currency: "USD".into(),
+            holder_name: holder_name.map(str::to_string),
+            holder_email: holder_email.map(str::to_string),
+        }),
+    }
+}
+
+/// The v1 datum of `opened(None, None)`, byte by byte: what the codec wrote before v4
+/// (and what any v1 producer writes).
+fn opened_v1_datum() -> Vec<u8> {
+    vec![
+        0x00, // event_id: null
+        0x80, 0x89, 0x7a, // ts: 1_000_000
+        0x02, b'a', // account_id
+        0x02, b'u', // user_id
+        0x04, // tax_status: roth_ira (index 2)
+        0x06, b'U', b'S', b'D', // base_currency
+    ]
+}
+
+/// A record stored before v4 carries the v1 fingerprint: it must still replay, with no
+/// personal fields.
+#[test]
+fn an_account_opened_stored_before_v4_still_replays() {
+    let codec = Codec::new();
+    assert_eq!(codec.decode(ACCOUNT_OPENED_V1, &opened_v1_datum()).unwrap(), opened(None, None));
+    // apache-avro's own resolution agrees: the new fields take their null default.
+    let read = apache_avro::from_avro_datum(&opened_v1(), &mut opened_v1_datum().as_slice(), Some(&opened_v2()));
+    let read = read.unwrap();
+    assert_eq!(field(&read, "holder_name"), &Value::Union(0, Box::new(Value::Null)));
+    assert_eq!(field(&read, "holder_email"), &Value::Union(0, Box::new(Value::Null)));
+    // Today's datum of the same event is the v1 datum plus two null branches; the
+    // fingerprint is honoured, so it is no v1 datum.
+    let (fingerprint, v2) = codec.encode(&opened(None, None)).unwrap();
+    assert_eq!(Some(fingerprint), codec.fingerprint("AccountOpened"));
+    assert_eq!(v2, [opened_v1_datum(), vec![0x00, 0x00]].concat());
+    let err = codec.decode(ACCOUNT_OPENED_V1, &v2).unwrap_err();
+    assert_eq!(err.to_string(), "datum for `AccountOpened` has 2 trailing bytes");
+}
+
+/// A v1 producer's data (written by apache-avro with the v1 schema) reads as the current
+/// type, whether single-object encoded or in a container.
+#[test]
+fn v1_account_opened_from_other_writers_reads_without_personal_fields() {
+    let record = Value::Record(vec![
+        ("event_id".into(), Value::Union(0, Box::new(Value::Null))),
+        ("ts".into(), Value::TimestampMicros(1_000_000)),
+        ("account_id".into(), Value::String("a".into())),
+        ("user_id".into(), Value::String("u".into())),
+        ("tax_status".into(), Value::Enum(2, "roth_ira".into())),
+        ("base_currency".into(), Value::String("USD".into())),
+    ]);
+    let datum = apache_avro::to_avro_datum(&opened_v1(), record).unwrap();
+    assert_eq!(datum, opened_v1_datum());
+    let codec = Codec::new();
+    let mut single = vec![0xC3, 0x01];
+    single.extend(ACCOUNT_OPENED_V1.to_le_bytes());
+    single.extend(&datum);
+    assert_eq!(codec.decode_single_object(&single).unwrap(), opened(None, None));
+    let body = common::container(historical(ACCOUNT_OPENED_V1), &[datum.clone(), datum]);
+    let items = codec.decode_body(&body).unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|item| item.result == Ok(opened(None, None))), "{items:?}");
+}
+
+/// Forward compatibility: a consumer still on the v1 schema reads today's data and
+/// skips the personal fields (set or not); the current codec reads its data back whole.
+#[test]
+fn current_account_opened_read_with_the_v1_reader_drops_the_personal_fields() {
+    let codec = Codec::new();
+    for event in [opened(None, None), opened(Some("Ann Lee"), None), opened(Some("Ann Lee"), Some("ann@example.com"))] {
+        let (fingerprint, datum) = codec.encode(&event).unwrap();
+        assert_ne!(fingerprint, ACCOUNT_OPENED_V1);
+        let read = apache_avro::from_avro_datum(&opened_v2(), &mut datum.as_slice(), Some(&opened_v1())).unwrap();
+        assert_eq!(names(&read), field_names(&opened_v1()));
+        assert_eq!(field(&read, "base_currency"), &Value::String("USD".into()));
+        assert_eq!(codec.decode(fingerprint, &datum).unwrap(), event);
+    }
+    // The schemas are compatible both ways, as a registry's BACKWARD and FORWARD checks see them.
+    apache_avro::schema_compatibility::SchemaCompatibility::can_read(&opened_v1(), &opened_v2()).unwrap();
+    apache_avro::schema_compatibility::SchemaCompatibility::can_read(&opened_v2(), &opened_v1()).unwrap();
 }

@@ -84,7 +84,7 @@ fn fingerprints_are_distinct_and_stable() {
 fn fingerprints_are_pinned() {
     let codec = Codec::new();
     let pinned: [(&str, Fingerprint); 10] = [
-        ("AccountOpened", 0x1578_d5e9_9f6d_be6f),
+        ("AccountOpened", 0x49ed_5534_8d10_cf38), // v2: holder_name and holder_email appended
         ("SecurityListed", 0x57e9_e63d_2657_62e6),
         ("CashMovement", 0x5017_3b94_5aa1_5a08),
         ("TradeExecuted", 0x7073_8e1f_60f3_5de1),
@@ -106,10 +106,11 @@ fn fingerprints_are_pinned() {
 #[test]
 fn historical_fingerprints_are_pinned() {
     let codec = Codec::new();
-    let pinned: [(&str, Fingerprint); 3] = [
+    let pinned: [(&str, Fingerprint); 4] = [
         ("RiskLimitsSet", 0x6950_e468_391d_1720), // v1
         ("Alert", 0x61a9_92fb_f86f_3f33),         // v1
         ("Alert", 0x290e_ab3b_48a7_063a),         // v2
+        ("AccountOpened", 0x1578_d5e9_9f6d_be6f), // v1
     ];
     let actual: Vec<(&str, String)> = HISTORICAL_SCHEMAS
         .iter()
@@ -131,8 +132,8 @@ fn historical_schemas_are_the_files_under_history() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files, ["Alert.v1.avsc", "Alert.v2.avsc", "RiskLimitsSet.v1.avsc"]);
-    let listed = ["RiskLimitsSet.v1.avsc", "Alert.v1.avsc", "Alert.v2.avsc"];
+    assert_eq!(files, ["AccountOpened.v1.avsc", "Alert.v1.avsc", "Alert.v2.avsc", "RiskLimitsSet.v1.avsc"]);
+    let listed = ["RiskLimitsSet.v1.avsc", "Alert.v1.avsc", "Alert.v2.avsc", "AccountOpened.v1.avsc"];
     for ((name, json), file_name) in HISTORICAL_SCHEMAS.into_iter().zip(listed) {
         let file = std::fs::read_to_string(dir.join(file_name)).unwrap();
         assert_eq!(json, file, "{file_name}: the embedded historical schema differs from the file");
@@ -158,8 +159,9 @@ fn alert_kind_symbols_match_the_rust_enum() {
         assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
     }
     // v2 and v3 only appended: the older symbols keep their positions.
-    let older: Vec<usize> = HISTORICAL_SCHEMAS[1..]
+    let older: Vec<usize> = HISTORICAL_SCHEMAS
         .iter()
+        .filter(|(name, _)| *name == "Alert")
         .map(|&(_, json)| {
             let Schema::Record(old) = Schema::parse_str(json).unwrap() else { panic!() };
             let Schema::Enum(old_kind) = &old.fields[1].schema else { panic!() };
@@ -187,6 +189,28 @@ fn alert_details_is_an_appended_optional_string() {
     let Schema::Union(union) = &details.schema else { panic!("details is not a union: {:?}", details.schema) };
     assert_eq!(union.variants(), [Schema::Null, Schema::String]);
     assert_eq!(details.default, Some(serde_json::Value::Null));
+}
+
+/// v4's personal fields: appended to `AccountOpened` v1, optional strings with a null
+/// default, so v1 records read with them unset and a v1 reader skips them.
+#[test]
+fn account_holder_fields_are_appended_optional_strings() {
+    let Schema::Record(record) = Schema::parse_str(Codec::new().schema_json("AccountOpened").unwrap()).unwrap() else {
+        panic!("AccountOpened is not a record")
+    };
+    let Schema::Record(v1) = Schema::parse_str(HISTORICAL_SCHEMAS[3].1).unwrap() else { panic!() };
+    assert_eq!(v1.name.name, "AccountOpened");
+    let v1_names: Vec<&str> = v1.fields.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names[..v1_names.len()], v1_names);
+    assert_eq!(names[v1_names.len()..], ["holder_name", "holder_email"]);
+    for field in &record.fields[v1_names.len()..] {
+        let Schema::Union(union) = &field.schema else { panic!("{} is not a union: {:?}", field.name, field.schema) };
+        assert_eq!(union.variants(), [Schema::Null, Schema::String]);
+        assert_eq!(field.default, Some(serde_json::Value::Null));
+    }
+    let personal: Vec<(&str, &str)> = riskstream_schemas::PERSONAL_FIELDS.to_vec();
+    assert_eq!(personal, [("AccountOpened", "holder_name"), ("AccountOpened", "holder_email")]);
 }
 
 /// The Avro project's vectors (share/test/data/schema-tests.txt): input, canonical form,

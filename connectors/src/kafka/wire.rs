@@ -18,8 +18,8 @@ use crate::kafka::registry::SchemaRegistry;
 /// already on the topics would be misread. A schema that evolves gets a new id; its old
 /// id keeps naming the old schema, which the codec still reads (a historical writer
 /// schema). Writers use the id of each record's current schema; every id is read.
-pub const EMBEDDED_IDS: [(&str, u32, Fingerprint); 13] = [
-    ("AccountOpened", 1, 0x1578_d5e9_9f6d_be6f),
+pub const EMBEDDED_IDS: [(&str, u32, Fingerprint); 14] = [
+    ("AccountOpened", 1, 0x1578_d5e9_9f6d_be6f), // v1: read only
     ("SecurityListed", 2, 0x57e9_e63d_2657_62e6),
     ("CashMovement", 3, 0x5017_3b94_5aa1_5a08),
     ("TradeExecuted", 4, 0x7073_8e1f_60f3_5de1),
@@ -32,6 +32,7 @@ pub const EMBEDDED_IDS: [(&str, u32, Fingerprint); 13] = [
     ("RiskLimitsSet", 11, 0xaa0c_2848_a1c0_3d44), // v2
     ("Alert", 12, 0x290e_ab3b_48a7_063a),         // v2: read only
     ("Alert", 13, 0x7022_19d9_45fe_b15e),         // v3
+    ("AccountOpened", 14, 0x49ed_5534_8d10_cf38), // v2: holder_name, holder_email
 ];
 
 const MAGIC: u8 = 0;
@@ -209,14 +210,15 @@ mod tests {
 
     #[test]
     fn superseded_ids_keep_naming_their_schemas_and_the_current_ones_are_written() {
-        // The historical schemas in order: RiskLimitsSet v1, Alert v1, Alert v2.
+        // The historical schemas in order: RiskLimitsSet v1, Alert v1, Alert v2, AccountOpened v1.
         let historical: Vec<Fingerprint> =
             HISTORICAL_SCHEMAS.iter().map(|(_, json)| schema_fingerprint(json).unwrap()).collect();
         let id_of = |fingerprint: Fingerprint| EMBEDDED_IDS.iter().find(|(_, _, f)| *f == fingerprint).unwrap().1;
-        assert_eq!(historical.iter().map(|&f| id_of(f)).collect::<Vec<_>>(), [7, 10, 12]);
+        assert_eq!(historical.iter().map(|&f| id_of(f)).collect::<Vec<_>>(), [7, 10, 12, 1]);
         let codec = ValueCodec::embedded();
         assert_eq!(codec.id_for("RiskLimitsSet"), Ok(11));
         assert_eq!(codec.id_for("Alert"), Ok(13));
+        assert_eq!(codec.id_for("AccountOpened"), Ok(14));
         assert_eq!(codec.id_for("TradeExecuted"), Ok(4));
         // Only the current schemas are written: one id per record.
         assert_eq!(codec.out_ids.read().unwrap().len(), 10);
@@ -252,6 +254,34 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(read, expected);
+    }
+
+    fn opened(holder_name: Option<&str>) -> Event {
+        let body = riskstream_schemas::AccountOpened {
+            account_id: "a".into(),
+            user_id: "u".into(),
+            tax_status: riskstream_schemas::TaxStatus::Taxable,
+            base_currency: "USD".into(),
+            holder_name: holder_name.map(str::to_string),
+            holder_email: None,
+        };
+        Event { event_id: None, ts: Timestamp::from_micros(1_000_000), body: EventBody::AccountOpened(body) }
+    }
+
+    #[test]
+    fn accounts_are_opened_with_id_14_and_id_1_still_reads() {
+        let codec = ValueCodec::embedded();
+        let value = codec.encode(ValueFormat::Avro, &opened(Some("Ann Lee"))).unwrap();
+        assert_eq!(value[..5], [0, 0, 0, 0, 14]);
+        assert_eq!(codec.decode(ValueFormat::Avro, &value), Ok(opened(Some("Ann Lee"))));
+
+        // A message a producer from before v4 sent: the v1 datum of {a, u, taxable, USD}.
+        let mut v1 = vec![0, 0, 0, 0, 1];
+        v1.extend([0x00, 0x80, 0x89, 0x7a, 0x02, b'a', 0x02, b'u', 0x00, 0x06, b'U', b'S', b'D']);
+        assert_eq!(codec.decode(ValueFormat::Avro, &v1), Ok(opened(None)));
+        // Without the personal fields the v2 datum is the v1 datum and two null branches.
+        let plain = codec.encode(ValueFormat::Avro, &opened(None)).unwrap();
+        assert_eq!(plain[5..], [&v1[5..], &[0x00, 0x00][..]].concat());
     }
 
     fn alert(kind: AlertKind) -> Alert {

@@ -84,6 +84,8 @@ impl Accounts {
             user_id: account.user_id.clone(),
             tax_status: draw_tax_status(rng),
             base_currency: "USD".to_string(),
+            holder_name: None,
+            holder_email: None,
         }));
         self.list.push(account);
         let size = rng.gen_range(ACCOUNT_SIZE.0.ln()..=ACCOUNT_SIZE.1.ln()).exp();

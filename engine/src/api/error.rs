@@ -14,12 +14,20 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// No or a wrong credential for an admin route.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The route is disabled by configuration.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("unsupported content type `{0}`: send application/json, application/x-ndjson or application/avro")]
     UnsupportedMediaType(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    KeyStore(#[from] crate::privacy::KeyStoreError),
 }
 
 impl From<crate::audit::ProofRequestError> for ApiError {
@@ -47,13 +55,20 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             // Internal: stop loudly; the operator restarts, clients retry.
-            ApiError::Engine(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Engine(_) | ApiError::Store(_) | ApiError::KeyStore(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: say which scheme the route takes.
+            return (status, [(axum::http::header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        (status, body).into_response()
     }
 }

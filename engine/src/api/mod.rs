@@ -4,6 +4,7 @@
 
 mod audit;
 mod error;
+mod privacy;
 mod tax;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,8 @@ pub struct AppState<S> {
     pub outbox_wake: Mutex<Option<Sender<()>>>,
     /// Distributed mode: the shards this instance owns (set once, when it joins).
     pub cluster: std::sync::OnceLock<Arc<Mutex<crate::distributed::ClusterView>>>,
+    /// The bearer token of the admin routes (set once, at start); none: they answer 403.
+    admin_token: std::sync::OnceLock<crate::config::AdminToken>,
     requests: AtomicU64,
 }
 
@@ -42,6 +45,7 @@ impl<S> AppState<S> {
             engine: RwLock::new(engine),
             outbox_wake: Mutex::new(outbox_wake),
             cluster: std::sync::OnceLock::new(),
+            admin_token: std::sync::OnceLock::new(),
             requests: AtomicU64::new(0),
         })
     }
@@ -52,6 +56,14 @@ impl<S> AppState<S> {
 
     pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Engine<S>> {
         self.engine.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Enables the admin routes with `token` (`[api] admin_token`); only the first
+    /// token set counts.
+    pub fn set_admin_token(&self, token: Option<crate::config::AdminToken>) {
+        if let Some(token) = token {
+            let _ = self.admin_token.set(token);
+        }
     }
 
     pub fn wake_outbox(&self) {
@@ -75,6 +87,7 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/accounts/{id}/harvest", get(tax::get_account_harvest::<S>))
         .route("/v1/accounts/{id}/what-if", post(tax::post_what_if::<S>))
         .route("/v1/users/{id}/wash-sales", get(tax::get_wash_sales::<S>))
+        .route("/v1/users/{id}/erase", post(privacy::post_user_erase::<S>))
         .route("/v1/securities/{symbol}/risk", get(get_security_risk::<S>))
         .route("/v1/audit/{shard}/root", get(audit::get_audit_root::<S>))
         .route("/v1/audit/{shard}/inclusion", get(audit::get_audit_inclusion::<S>))
@@ -364,7 +377,9 @@ async fn get_record<S: EventStore + ProjectionStore + 'static>(
     let engine = app.read();
     let record =
         engine.store().record(shard, seq)?.ok_or_else(|| ApiError::NotFound(format!("no record ({shard}, {seq})")))?;
-    Ok(Json(crate::audit::history::record_view(&record, engine.codec())))
+    // The one view that shows personal data: opened with the user's key, when it exists.
+    let personal = crate::privacy::Disclosure::Disclosed(engine.personal_data());
+    Ok(Json(crate::audit::history::record_view(&record, engine.codec(), personal)))
 }
 
 async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::{snapshot, Checkpoint, InclusionView, ProofReader, ProofRequestError};
 use crate::pipeline::load_shard_state;
+use crate::privacy::Disclosure;
 use crate::store::{hex, EventStore, ProjectionStore, Record, StoreError, StoredAlert};
 
 /// Records applied between two drains of the replayed state's change list.
@@ -237,7 +238,7 @@ impl<S: EventStore + ProjectionStore + ?Sized> History<'_, S> {
             rule: stored.alert.rule.clone(),
             value: stored.alert.value.to_string(),
             threshold: stored.alert.threshold.to_string(),
-            cause: CauseView { record: record_view(&record, self.codec), inclusion, checkpoint },
+            cause: CauseView { record: record_view(&record, self.codec, Disclosure::Withheld), inclusion, checkpoint },
             inputs: Inputs {
                 account_before,
                 account: past.state.incremental_view(&account),
@@ -249,11 +250,15 @@ impl<S: EventStore + ProjectionStore + ?Sized> History<'_, S> {
     }
 }
 
-/// A stored record as the API shows it, its event decoded.
-pub fn record_view(record: &Record, codec: &Codec) -> Value {
+/// A stored record as the API shows it, its event decoded and its personal fields as
+/// `personal` says (the stored, sealed values are never shown as data).
+pub fn record_view(record: &Record, codec: &Codec, personal: Disclosure<'_>) -> Value {
     let event = codec
         .decode(record.fingerprint, &record.payload)
-        .map(|e| serde_json::to_value(e).expect("events serialise"))
+        .map(|mut e| {
+            crate::privacy::show(&mut e, personal);
+            serde_json::to_value(e).expect("events serialise")
+        })
         .unwrap_or_else(|e| json!({ "undecodable": e.to_string() }));
     json!({
         "shard": record.shard,

@@ -110,6 +110,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
+    app.set_admin_token(cfg.api.admin_token.clone());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = rt.block_on(runtime::bind(args.listen))?;
     let addr = listener.local_addr()?;

@@ -78,6 +78,10 @@ pub struct EngineArgs {
     /// fsync every commit (survives power loss, slower).
     #[arg(long, env = "RISKSTREAM_SYNC_WRITES")]
     pub sync_writes: bool,
+    /// Bearer token of the admin routes (`POST /v1/users/{id}/erase`); prefer the
+    /// environment variable, a flag shows in the process list.
+    #[arg(long, env = "RISKSTREAM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<riskstream_engine::config::AdminToken>,
 }
 
 impl EngineArgs {
@@ -94,6 +98,9 @@ impl EngineArgs {
             cfg.shards = s;
         }
         cfg.sync_writes |= self.sync_writes;
+        if let Some(t) = &self.admin_token {
+            cfg.api.admin_token = Some(t.clone());
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -144,6 +151,8 @@ pub fn open_engine(cfg: &EngineConfig, explicit_shards: bool) -> anyhow::Result<
     }
     let metrics = Arc::new(Metrics::new());
     let mut engine = Engine::open(Arc::new(store), shards, cfg.rules.clone(), metrics)?;
+    let keys = riskstream_engine::privacy::RocksDbKeyStore::open(&cfg.key_dir())?;
+    engine.set_key_store(Arc::new(keys));
     if cfg.audit.checkpoint_every > 0 || cfg.audit.checkpoint_every_secs > 0 {
         let signer = riskstream_engine::audit::CheckpointSigner::load_or_generate(&cfg.signing_key_path())?;
         engine.enable_checkpoints(signer, cfg.audit.checkpoint_every)?;

@@ -77,6 +77,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
+    app.set_admin_token(cfg.api.admin_token.clone());
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = runtime::bind(cfg.listen).await?;
@@ -97,6 +98,7 @@ fn run_distributed(
 ) -> anyhow::Result<ExitCode> {
     let kafka = cfg.kafka.clone().expect("distributed mode has Kafka settings");
     let app = AppState::new(engine, None);
+    app.set_admin_token(cfg.api.admin_token.clone());
     let rt = tokio::runtime::Runtime::new()?;
     let listener = rt.block_on(runtime::bind(cfg.listen))?;
     let local = listener.local_addr()?;

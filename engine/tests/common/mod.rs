@@ -40,6 +40,8 @@ pub fn opened(account: &str, user: &str) -> EventBody {
         user_id: user.into(),
         tax_status: TaxStatus::Taxable,
         base_currency: "USD".into(),
+        holder_name: None,
+        holder_email: None,
     })
 }
 

@@ -135,6 +135,8 @@ fn serve_until(
 ) {
     let store = Arc::new(RocksDbStore::open(dir, false).unwrap());
     let mut engine = Engine::open(store, shards, rules, Arc::new(Metrics::new())).unwrap();
+    // Personal data keys where `riskstream run` keeps them.
+    engine.set_key_store(Arc::new(riskstream_engine::privacy::RocksDbKeyStore::open(&dir.join("keys")).unwrap()));
     if let Some(a) = audit {
         engine.enable_checkpoints(riskstream_engine::audit::CheckpointSigner::from_seed(a.seed), a.every).unwrap();
         engine.enable_snapshots(dir.join("snapshots"), a.snapshot_every, 3).unwrap();

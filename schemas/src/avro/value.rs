@@ -100,6 +100,8 @@ fn body_fields(body: &EventBody) -> Result<Vec<Field>, AvroError> {
             string("user_id", &e.user_id),
             field("tax_status", symbol(&e.tax_status)),
             string("base_currency", &e.base_currency),
+            field("holder_name", optional(e.holder_name.clone().map(Value::String))),
+            field("holder_email", optional(e.holder_email.clone().map(Value::String))),
         ],
         EventBody::SecurityListed(e) => vec![
             string("symbol", &e.symbol),
@@ -414,6 +416,9 @@ fn body_from(type_name: &str, f: &Fields) -> Result<EventBody, AvroError> {
             user_id: f.string("user_id")?,
             tax_status: f.symbol("tax_status")?,
             base_currency: f.string("base_currency")?,
+            // v1 records resolve to v2 with the fields' null default.
+            holder_name: f.opt_string("holder_name")?,
+            holder_email: f.opt_string("holder_email")?,
         }),
         "SecurityListed" => EventBody::SecurityListed(SecurityListed {
             symbol: f.string("symbol")?,

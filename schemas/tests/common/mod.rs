@@ -66,9 +66,21 @@ fn lots() -> impl Strategy<Value = (Option<LotMethod>, Vec<String>)> {
 
 fn account_opened() -> impl Strategy<Value = EventBody> {
     let tax = prop_oneof![Just(TaxStatus::Taxable), Just(TaxStatus::TraditionalIra), Just(TaxStatus::RothIra)];
-    (id(), id(), tax, "[A-Z]{3}").prop_map(|(account_id, user_id, tax_status, base_currency)| {
-        EventBody::AccountOpened(AccountOpened { account_id, user_id, tax_status, base_currency })
-    })
+    // v2 personal fields: any printable name (non-ASCII too), a plain address.
+    let name = proptest::option::of("[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ' .-]{0,40}");
+    let email = proptest::option::of("[a-z0-9._+-]{1,20}@[a-z0-9-]{1,20}\\.[a-z]{2,6}");
+    (id(), id(), tax, "[A-Z]{3}", name, email).prop_map(
+        |(account_id, user_id, tax_status, base_currency, holder_name, holder_email)| {
+            EventBody::AccountOpened(AccountOpened {
+                account_id,
+                user_id,
+                tax_status,
+                base_currency,
+                holder_name,
+                holder_email,
+            })
+        },
+    )
 }
 
 fn security_listed() -> impl Strategy<Value = EventBody> {
