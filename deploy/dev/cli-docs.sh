@@ -9,7 +9,7 @@ B="$CARGO_TARGET_DIR/debug/riskstream"
   echo '# riskstream CLI reference'
   echo
   echo 'Generated from `riskstream <command> --help` (regenerate with `deploy/dev/cli-docs.sh`).'
-  for c in "" run demo import query verify replay produce topics "topics create" audit "audit checkpoint" "audit inclusion" "audit consistency" "audit public-key"; do
+  for c in "" run demo import query verify replay produce topics "topics create" audit "audit checkpoint" "audit inclusion" "audit consistency" "audit public-key" snapshot "snapshot create" "snapshot list" "snapshot restore"; do
     echo
     if [ -z "$c" ]; then echo '## riskstream'; else echo "## riskstream $c"; fi
     echo

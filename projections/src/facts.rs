@@ -149,6 +149,12 @@ impl ShardState {
         out
     }
 
+    /// Forgets the rows changed since the last drain without encoding them: a
+    /// replay that keeps its state in memory (a point-in-time query) stores nothing.
+    pub fn discard_changes(&mut self) {
+        self.dirty = Default::default();
+    }
+
     /// An (account, symbol)'s open lots; `None` when there are none.
     fn lots_row(&self, account_id: &str, symbol: &str) -> Option<&[Lot]> {
         let user = &self.accounts.get(account_id)?.user_id;

@@ -18,7 +18,7 @@ use crate::pipeline::load_shard_state;
 use crate::privacy::Disclosure;
 use crate::store::{hex, EventStore, ProjectionStore, Record, StoreError, StoredAlert};
 
-/// Records applied between two drains of the replayed state's change list.
+/// Records applied between two discards of the replayed state's changed-row list.
 const DRAIN_EVERY: u64 = 4_096;
 
 /// A point in a shard's log.
@@ -195,10 +195,10 @@ impl<S: EventStore + ProjectionStore + ?Sized> History<'_, S> {
             past.info.seq = record.seq;
             past.info.records_replayed += 1;
             if past.info.records_replayed.is_multiple_of(DRAIN_EVERY) {
-                past.state.drain_changes();
+                past.state.discard_changes();
             }
         }
-        past.state.drain_changes();
+        past.state.discard_changes();
         past.info.time = (past.info.seq > 0).then(|| past.state.clock().to_rfc3339());
         Ok(())
     }

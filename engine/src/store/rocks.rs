@@ -26,6 +26,8 @@ const LOG_FAMILIES: [&str; 10] =
     [RECORDS, META, EVENT_IDS, ALERTS, ACCOUNT_ALERTS, OUTBOX, DEAD_LETTERS, MERKLE, CHECKPOINTS, ALERT_IDS];
 
 const SHARDS_KEY: &[u8] = b"shards";
+/// Most write-ahead log kept unflushed (see `open`).
+const WAL_LIMIT_BYTES: u64 = 128 << 20;
 const COUNTERS_KEY: &[u8] = b"counters";
 const RULES_KEY: &[u8] = b"rules";
 
@@ -65,6 +67,9 @@ impl RocksDbStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Bounds what a restart after a crash replays from the write-ahead log: past
+        // this, the column families holding the oldest writes are flushed.
+        opts.set_max_total_wal_size(WAL_LIMIT_BYTES);
         let families = LOG_FAMILIES
             .iter()
             .copied()
