@@ -103,7 +103,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
-            checkpoint_every: 10_000,
+            checkpoint_every: 100_000,
             checkpoint_every_secs: 3_600,
             signing_key: None,
             snapshot_every: 1_000_000,

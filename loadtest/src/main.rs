@@ -79,6 +79,11 @@ struct Args {
     /// time `riskstream query --data-dir DIR /healthz` (a reopen) afterwards.
     #[arg(long)]
     keep_data_dir: Option<std::path::PathBuf>,
+    /// Sign a checkpoint of each shard every this many of its records, as `riskstream
+    /// run` does by default every 100,000 (default here: none, to measure the pipeline
+    /// alone).
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
     /// Only open this data dir and print how long that took (a restart: a fresh
     /// process, as the measured run spawns it).
     #[arg(long, hide = true)]
@@ -213,6 +218,9 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     };
     let store = Arc::new(RocksDbStore::open(&dir, false)?);
     let mut engine = Engine::open(store, args.shards, rules(args), Arc::new(Metrics::new()))?;
+    if let Some(every) = args.checkpoint_every {
+        engine.enable_checkpoints(riskstream_engine::audit::CheckpointSigner::from_seed([7; 32]), every)?;
+    }
     let mut source = SimulatorSource::new(simulator(args));
     let (setup_events, setup_secs) = setup(&mut engine, &mut source, args)?;
     engine.set_full_recompute(full_recompute);
