@@ -33,6 +33,9 @@ pub struct ImportArgs {
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    // Inputs first: a bad path fails before a data dir or a thread exists.
+    let mut source =
+        JsonLinesFileSource::open(&args.file).with_context(|| format!("cannot import {}", args.file.display()))?;
     let cfg = args.engine.resolve(Some("riskstream-data"))?;
     let engine = open_engine(&cfg, args.engine.shards.is_some())?;
     let dead_before = engine.store().counters()?.dead_letters;
@@ -42,13 +45,14 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
-    let mut source =
-        JsonLinesFileSource::open(&args.file).with_context(|| format!("cannot import {}", args.file.display()))?;
     let started = Instant::now();
-    let stats = runtime::pump(&app, &mut source, args.batch.max(1), None, &AtomicBool::new(false))?;
-    let rejected = app.read().store().counters()?.dead_letters - dead_before;
+    let pumped = runtime::pump(&app, &mut source, args.batch.max(1), None, &AtomicBool::new(false));
+    // The outbox thread ends before the store closes, on every path: a process
+    // exiting while it is inside RocksDB can die of a signal instead of its error.
     app.outbox_wake.lock().unwrap_or_else(|p| p.into_inner()).take();
     let _ = outbox.join();
+    let stats = pumped?;
+    let rejected = app.read().store().counters()?.dead_letters - dead_before;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "imported {} lines from {} in {secs:.2} s ({:.0} lines/s): {} rejected, {} alerts",
