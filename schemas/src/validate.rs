@@ -22,6 +22,7 @@ pub fn validate(event: &Event) -> Result<(), Rejection> {
     if let Some(id) = &event.event_id {
         id_field("event_id", id)?;
     }
+    event_time("ts", event.ts)?;
     match &event.body {
         EventBody::AccountOpened(e) => {
             id_field("account_id", &e.account_id)?;
@@ -74,9 +75,27 @@ pub fn validate(event: &Event) -> Result<(), Rejection> {
                 id_field("prices", symbol)?;
                 positive(&format!("prices.{symbol}"), price.0)?;
             }
+            for (symbol, ts) in &e.times {
+                event_time(&format!("times.{symbol}"), *ts)?;
+            }
             Ok(())
         }
     }
+}
+
+/// Times travel as RFC 3339 in JSON and in every view, so an Avro `timestamp-micros`
+/// outside its years (0000 to 9999) would be an event no view could show.
+fn event_time(field: &str, ts: crate::Timestamp) -> Result<(), Rejection> {
+    if ts.is_rfc3339() {
+        return Ok(());
+    }
+    Err(Rejection::field(
+        field,
+        format!(
+            "{} microseconds since the epoch is outside years 0000 to 9999, the times RFC 3339 can write",
+            ts.micros()
+        ),
+    ))
 }
 
 fn validate_trade(e: &TradeExecuted) -> Result<(), Rejection> {
@@ -287,6 +306,30 @@ mod tests {
             let err = limits(|e| set(e, Some(d("0.00000000001")))).unwrap_err();
             assert_eq!(err, Rejection::field(field, "has more than 10 decimal places"));
         }
+    }
+
+    #[test]
+    fn event_times_must_have_an_rfc3339_form() {
+        let tick = |micros: i64| Event {
+            event_id: None,
+            ts: crate::Timestamp(micros),
+            body: EventBody::MarketTick(MarketTick { symbol: "AAA".into(), price: d("1"), volume: None }),
+        };
+        for ok in [crate::Timestamp::RFC3339_MIN.0, 0, crate::Timestamp::RFC3339_MAX.0] {
+            assert_eq!(validate(&tick(ok)), Ok(()), "{ok}");
+        }
+        for bad in [i64::MIN, crate::Timestamp::RFC3339_MIN.0 - 1, crate::Timestamp::RFC3339_MAX.0 + 1, i64::MAX] {
+            let reason = format!(
+                "{bad} microseconds since the epoch is outside years 0000 to 9999, the times RFC 3339 can write"
+            );
+            assert_eq!(validate(&tick(bad)), Err(Rejection::field("ts", reason)), "{bad}");
+        }
+        let batch = PriceBatch {
+            prices: [("AAA".to_string(), DecimalStr(d("1")))].into(),
+            times: [("AAA".to_string(), crate::Timestamp(i64::MAX))].into(),
+        };
+        let err = validate(&Event { event_id: None, ts: crate::Timestamp(0), body: EventBody::PriceBatch(batch) });
+        assert_eq!(err.unwrap_err().field.as_deref(), Some("times.AAA"));
     }
 
     fn opened(name: Option<&str>, email: Option<&str>) -> Result<(), Rejection> {

@@ -39,6 +39,26 @@ fn container_by_apache_avro(events: &[Event], deflate: bool) -> Vec<u8> {
     writer.into_inner().unwrap()
 }
 
+/// Stored rows, checkpoints and snapshot manifests write times with `Timestamp`'s
+/// serde form; it must read back every value, not only RFC 3339's years.
+#[test]
+fn stored_times_round_trip_at_the_edges() {
+    for micros in EDGE_MICROS {
+        let text = serde_json::to_string(&Timestamp(micros)).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), Timestamp(micros), "{text}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn stored_times_round_trip(ts in stored_ts()) {
+        let text = serde_json::to_string(&ts).unwrap();
+        prop_assert_eq!(serde_json::from_str::<Timestamp>(&text).unwrap(), ts);
+        // Inside RFC 3339's years the text is RFC 3339 (what views and events show).
+        prop_assert_eq!(ts.is_rfc3339(), Timestamp::parse(text.trim_matches('"')).is_ok());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 

@@ -86,7 +86,12 @@ impl Record {
     /// format(1) prev_hash(32) hash(32) fingerprint(8) source_len(2) source payload
     pub fn encode_value(&self) -> Vec<u8> {
         let src = self.source.as_bytes();
-        let src_len = src.len().min(u16::MAX as usize);
+        // Source labels are the engine's own (`file:<path>`, `http:<n>`, Kafka
+        // partitions), far below 64 KiB; a longer one is cut at a character boundary.
+        let mut src_len = src.len().min(u16::MAX as usize);
+        while !self.source.is_char_boundary(src_len) {
+            src_len -= 1;
+        }
         let mut v = Vec::with_capacity(75 + src_len + self.payload.len());
         v.push(FORMAT_V1);
         v.extend_from_slice(&self.prev_hash);

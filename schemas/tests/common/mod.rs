@@ -17,9 +17,34 @@ pub fn symbol() -> impl Strategy<Value = String> {
     "[A-Z]{1,5}"
 }
 
-/// 1900-01-01 to 2100-01-01 in microseconds.
+/// Event times: the first and last microsecond RFC 3339 can write, or any time
+/// from 1900-01-01 to 2100-01-01.
 pub fn ts() -> impl Strategy<Value = Timestamp> {
-    (-2_208_988_800_000_000i64..4_102_444_800_000_000).prop_map(Timestamp::from_micros)
+    prop_oneof![
+        1 => proptest::sample::select(vec![Timestamp::RFC3339_MIN, Timestamp::RFC3339_MAX]),
+        9 => (-2_208_988_800_000_000i64..4_102_444_800_000_000).prop_map(Timestamp::from_micros),
+    ]
+}
+
+/// The times a stored row can hold, edge values first: i64's ends (an empty
+/// shard's clock is `i64::MIN`), RFC 3339's bounds and one past them, the epoch.
+pub const EDGE_MICROS: [i64; 11] = [
+    i64::MIN,
+    i64::MIN + 1,
+    Timestamp::RFC3339_MIN.0 - 1,
+    Timestamp::RFC3339_MIN.0,
+    -1,
+    0,
+    1,
+    Timestamp::RFC3339_MAX.0,
+    Timestamp::RFC3339_MAX.0 + 1,
+    i64::MAX - 1,
+    i64::MAX,
+];
+
+/// Any microsecond, a third of the time an edge value.
+pub fn stored_ts() -> impl Strategy<Value = Timestamp> {
+    prop_oneof![1 => proptest::sample::select(EDGE_MICROS.to_vec()), 2 => any::<i64>()].prop_map(Timestamp)
 }
 
 /// At most 10 decimal places, below 10^17, trailing zeros kept (`1.50` stays `1.50`).
