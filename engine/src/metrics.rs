@@ -27,6 +27,12 @@ pub struct Metrics {
     pub rebalances: IntGauge,
     /// Distributed mode: last seq per shard on the audit topic.
     pub published_seq: IntGaugeVec,
+    /// Snapshots and checkpoints that failed after their batch committed (the batch
+    /// stands; each is tried again), by task: snapshot, checkpoint.
+    pub audit_failures: IntCounterVec,
+    /// Snapshot directories found unreadable and set aside (never read; removed by
+    /// the next snapshot's housekeeping).
+    pub snapshots_set_aside: IntGauge,
 }
 
 impl Metrics {
@@ -65,6 +71,13 @@ impl Metrics {
         let published_seq =
             IntGaugeVec::new(Opts::new("published_seq", "Last seq per shard published to the audit topic"), &["shard"])
                 .expect("valid");
+        let audit_failures = IntCounterVec::new(
+            Opts::new("audit_failures_total", "Snapshots and checkpoints that failed after their batch committed"),
+            &["task"],
+        )
+        .expect("valid");
+        let snapshots_set_aside =
+            IntGauge::new("snapshots_set_aside", "Unreadable snapshot directories set aside").expect("valid");
         for c in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(records.clone()),
@@ -77,6 +90,8 @@ impl Metrics {
             Box::new(restoring.clone()),
             Box::new(rebalances.clone()),
             Box::new(published_seq.clone()),
+            Box::new(audit_failures.clone()),
+            Box::new(snapshots_set_aside.clone()),
         ] {
             registry.register(c).expect("each metric is registered once");
         }
@@ -93,6 +108,8 @@ impl Metrics {
             restoring,
             rebalances,
             published_seq,
+            audit_failures,
+            snapshots_set_aside,
         }
     }
 

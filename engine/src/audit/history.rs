@@ -128,9 +128,13 @@ impl<S: EventStore + ProjectionStore + ?Sized> History<'_, S> {
                 )));
             }
         }
-        let candidates = match self.snapshots {
-            Some(dir) => snapshot::list(dir)?,
-            None => Vec::new(),
+        // Snapshots only save replay: one that cannot be read is passed over.
+        let candidates = match self.snapshots.map(snapshot::scan).transpose() {
+            Ok(listing) => listing.map(|l| l.snapshots).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list snapshots; replaying from the start");
+                Vec::new()
+            }
         };
         for snap in candidates.iter().rev() {
             let Some(h) = snap.head(shard) else { continue };
@@ -142,14 +146,13 @@ impl<S: EventStore + ProjectionStore + ?Sized> History<'_, S> {
                 tracing::warn!(snapshot = %snap.dir.display(), shard, "snapshot does not match this log; skipped");
                 continue;
             }
-            let (mut state, loaded) = load_shard_state(&snap.open()?, shard, self.rules, self.codec)?;
-            if loaded.seq != h.seq {
-                return Err(StoreError::Corrupt(format!(
-                    "snapshot {} holds seq {} of shard {shard}, its manifest says {}",
-                    snap.manifest.name, loaded.seq, h.seq
-                ))
-                .into());
-            }
+            let mut state = match self.load_snapshot(snap, shard, h.seq) {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::warn!(snapshot = %snap.dir.display(), shard, error = %e, "snapshot cannot be read; skipped");
+                    continue;
+                }
+            };
             state.observe_time(h.clock);
             let info = PastInfo {
                 shard,
@@ -162,6 +165,17 @@ impl<S: EventStore + ProjectionStore + ?Sized> History<'_, S> {
         }
         let state = ShardState::new(shard, self.rules.clone());
         Ok(PastShard { state, info: PastInfo { shard, seq: 0, time: None, from_snapshot: None, records_replayed: 0 } })
+    }
+
+    fn load_snapshot(&self, snap: &snapshot::Snapshot, shard: u32, seq: u64) -> Result<ShardState, StoreError> {
+        let (state, loaded) = load_shard_state(&snap.open()?, shard, self.rules, self.codec)?;
+        if loaded.seq != seq {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot {} holds seq {} of shard {shard}, its manifest says {seq}",
+                snap.manifest.name, loaded.seq
+            )));
+        }
+        Ok(state)
     }
 
     /// Applies the log's records after the past state's seq up to `at`, handing each

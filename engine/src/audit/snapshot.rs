@@ -45,6 +45,19 @@ pub struct Manifest {
     pub checkpoints: Vec<Checkpoint>,
 }
 
+impl Manifest {
+    /// The manifest file's bytes (pretty JSON, for the operator who opens it).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifests serialise")
+    }
+
+    /// Reads what `to_json` writes; `path` names the file in the error.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Manifest, StoreError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("snapshot manifest {}: {e}", path.display())))
+    }
+}
+
 /// A complete snapshot on disk.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -76,35 +89,79 @@ impl Snapshot {
         let text = std::fs::read(&path).map_err(|e| {
             StoreError::Io(format!("{} is not a complete snapshot (cannot read {MANIFEST}: {e})", dir.display()))
         })?;
-        let manifest = serde_json::from_slice(&text)
-            .map_err(|e| StoreError::Corrupt(format!("snapshot manifest {}: {e}", path.display())))?;
+        let manifest = Manifest::from_json(&text, &path)?;
         Ok(Snapshot { dir: dir.to_path_buf(), manifest })
     }
 }
 
-/// Every complete snapshot under `dir`, oldest first (by log progress). A missing
-/// `dir` holds none.
-pub fn list(dir: &Path) -> Result<Vec<Snapshot>, StoreError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::Io(format!("cannot list snapshots in {}: {e}", dir.display()))),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| StoreError::Io(e.to_string()))?.path();
-        if path.join(MANIFEST).is_file() {
-            out.push(Snapshot::load(&path)?);
-        }
-    }
-    out.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
-    Ok(out)
+/// A snapshot directory that cannot be used (its manifest does not parse, or its
+/// store is missing): it is set aside, never read, and removed by the next
+/// snapshot's housekeeping, so its hard-linked files do not hold disk for ever.
+#[derive(Debug, Clone)]
+pub struct SetAside {
+    pub dir: PathBuf,
+    pub reason: String,
 }
 
-/// A snapshot's name: the log progress it holds (records over all shards), so
-/// names sort in log order.
+/// What a snapshot directory holds: the usable snapshots, oldest first (by log
+/// progress), and the ones set aside. Incomplete ones (no manifest yet: a crash
+/// while taking one) are in neither.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub snapshots: Vec<Snapshot>,
+    pub set_aside: Vec<SetAside>,
+}
+
+impl Listing {
+    /// Logs each set-aside snapshot (once per scan; the engine scans at open).
+    pub fn warn_set_aside(&self) {
+        for s in &self.set_aside {
+            tracing::warn!(snapshot = %s.dir.display(), reason = %s.reason, "snapshot set aside: it cannot be read");
+        }
+    }
+}
+
+/// Scans `dir` for snapshots. A missing `dir` holds none; only failing to list
+/// `dir` itself is an error.
+pub fn scan(dir: &Path) -> Result<Listing, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Listing::default()),
+        Err(e) => return Err(StoreError::Io(format!("cannot list snapshots in {}: {e}", dir.display()))),
+    };
+    let mut listing = Listing::default();
+    for entry in entries {
+        let path =
+            entry.map_err(|e| StoreError::Io(format!("cannot list snapshots in {}: {e}", dir.display())))?.path();
+        if !path.join(MANIFEST).is_file() {
+            continue;
+        }
+        match Snapshot::load(&path) {
+            Ok(s) if s.db_dir().is_dir() => listing.snapshots.push(s),
+            Ok(s) => {
+                listing.set_aside.push(SetAside { reason: format!("{} is missing", s.db_dir().display()), dir: path })
+            }
+            Err(e) => listing.set_aside.push(SetAside { dir: path, reason: e.to_string() }),
+        }
+    }
+    listing.snapshots.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
+    listing.set_aside.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(listing)
+}
+
+/// Every usable snapshot under `dir`, oldest first (see `scan`).
+pub fn list(dir: &Path) -> Result<Vec<Snapshot>, StoreError> {
+    Ok(scan(dir)?.snapshots)
+}
+
+/// Log progress: records over all shards (saturating, so no head can overflow it).
+pub fn progress(seqs: impl IntoIterator<Item = u64>) -> u64 {
+    seqs.into_iter().fold(0, u64::saturating_add)
+}
+
+/// A snapshot's name: the log progress it holds, so names sort in log order.
 pub fn name_for(heads: &[SnapshotHead]) -> String {
-    format!("snap-{:020}", heads.iter().map(|h| h.seq).sum::<u64>())
+    format!("snap-{:020}", progress(heads.iter().map(|h| h.seq)))
 }
 
 /// Copies `store` as of its last commit into `dir/<name>`, writes the manifest,
@@ -116,30 +173,36 @@ pub fn take<S: EventStore + ?Sized>(
     keep: usize,
 ) -> Result<Snapshot, StoreError> {
     let target = dir.join(&manifest.name);
-    if target.join(MANIFEST).is_file() {
-        return Snapshot::load(&target);
+    if let Ok(existing) = Snapshot::load(&target) {
+        if existing.manifest.heads == manifest.heads && existing.db_dir().is_dir() {
+            return Ok(existing);
+        }
+    }
+    if target.exists() {
+        // Left by a crash mid-snapshot, or set aside: RocksDB wants a fresh directory.
+        std::fs::remove_dir_all(&target)
+            .map_err(|e| StoreError::Io(format!("cannot clear {}: {e}", target.display())))?;
     }
     std::fs::create_dir_all(&target)
         .map_err(|e| StoreError::Io(format!("cannot create the snapshot dir {}: {e}", target.display())))?;
     let db = target.join(DB_DIR);
-    if db.exists() {
-        // Left by a crash mid-snapshot: RocksDB wants a fresh directory.
-        std::fs::remove_dir_all(&db).map_err(|e| StoreError::Io(format!("cannot clear {}: {e}", db.display())))?;
-    }
     store.snapshot(&db)?;
     let tmp = target.join(format!("{MANIFEST}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest).expect("manifests serialise"))
+    std::fs::write(&tmp, manifest.to_json())
         .and_then(|()| std::fs::rename(&tmp, target.join(MANIFEST)))
         .map_err(|e| StoreError::Io(format!("cannot write the snapshot manifest in {}: {e}", target.display())))?;
     prune(dir, keep.max(1), &manifest.name)?;
     Ok(Snapshot { dir: target, manifest })
 }
 
-/// Removes incomplete snapshots (other than `current`) and all but the newest `keep`.
+/// Housekeeping: removes set-aside and incomplete snapshots (other than `current`)
+/// and all but the newest `keep` usable ones.
 fn prune(dir: &Path, keep: usize, current: &str) -> Result<(), StoreError> {
-    let complete = list(dir)?;
+    let listing = scan(dir)?;
+    let complete = &listing.snapshots;
     let drop_complete = complete.len().saturating_sub(keep);
     let mut doomed: Vec<PathBuf> = complete[..drop_complete].iter().map(|s| s.dir.clone()).collect();
+    doomed.extend(listing.set_aside.iter().map(|s| s.dir.clone()));
     for entry in std::fs::read_dir(dir).map_err(|e| StoreError::Io(e.to_string()))? {
         let path = entry.map_err(|e| StoreError::Io(e.to_string()))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();

@@ -88,12 +88,16 @@ fn create(args: &EngineArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(dir: &Path) -> anyhow::Result<ExitCode> {
-    let all = snapshot::list(dir)?;
-    if all.is_empty() {
+    let listing = snapshot::scan(dir)?;
+    if listing.snapshots.is_empty() && listing.set_aside.is_empty() {
         println!("no snapshots in {}", dir.display());
     }
-    for s in &all {
+    for s in &listing.snapshots {
         print_snapshot(s);
+    }
+    for s in &listing.set_aside {
+        let name = s.dir.file_name().map_or_else(|| s.dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        println!("{name}  set aside (unreadable, removed at the next snapshot): {}", s.reason);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -104,6 +108,9 @@ fn print_snapshot(s: &Snapshot) {
         .heads
         .iter()
         .map(|h| {
+            if h.seq == 0 {
+                return format!("shard {} empty", h.shard);
+            }
             let signed = if s.checkpoint(h.shard).is_some() { "signed" } else { "unsigned" };
             format!("shard {} at seq {} ({}, {signed})", h.shard, h.seq, h.clock.to_rfc3339())
         })

@@ -1,7 +1,8 @@
 //! The audit side of the engine: signed checkpoints after the commits that reach
 //! them (by record count or event time) and snapshots of the data dir, each tied to
-//! a signed checkpoint per shard. The batch path only calls `sign_due_checkpoints`
-//! and `take_due_snapshot` after each commit.
+//! a signed checkpoint per shard. The batch path only calls
+//! `sign_due_checkpoints_after_commit` and `take_due_snapshot` after each commit;
+//! neither can fail the batch, which is committed by then.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -59,7 +60,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         self.checkpoints.as_ref().map(|c| c.signer.public_key())
     }
 
-    pub(super) fn sign_due_checkpoints(&mut self) -> Result<(), EngineError> {
+    fn sign_due_checkpoints(&mut self) -> Result<(), EngineError> {
         let Some(cp) = self.checkpoints.as_ref() else { return Ok(()) };
         let due: Vec<u32> = (0..self.shards.len())
             .filter(|&shard| {
@@ -99,8 +100,17 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
 
     /// Takes a snapshot into `dir` every `every` records over all shards, keeping the
     /// newest `keep`.
+    /// Snapshots are an optimisation: one that cannot be read is logged, counted
+    /// and set aside, and the engine runs as it would without it.
     pub fn enable_snapshots(&mut self, dir: PathBuf, every: u64, keep: usize) -> Result<(), EngineError> {
-        let last_total = snapshot::list(&dir)?.last().map_or(0, |s| s.manifest.heads.iter().map(|h| h.seq).sum());
+        let listing = snapshot::scan(&dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot list snapshots; the next one is taken at the first interval");
+            snapshot::Listing::default()
+        });
+        listing.warn_set_aside();
+        self.metrics.snapshots_set_aside.set(listing.set_aside.len() as i64);
+        let last_total =
+            listing.snapshots.last().map_or(0, |s| snapshot::progress(s.manifest.heads.iter().map(|h| h.seq)));
         self.snapshots = Some(Snapshotting { dir, every, keep, last_total });
         Ok(())
     }
@@ -110,16 +120,40 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         self.snapshots.as_ref().map(|s| s.dir.as_path())
     }
 
-    pub(super) fn take_due_snapshot(&mut self) -> Result<(), EngineError> {
-        let Some(snap) = self.snapshots.as_ref() else { return Ok(()) };
-        let total: u64 = self.heads.iter().map(|h| h.seq).sum();
+    /// After a commit: a snapshot when one is due. A failure never fails the batch
+    /// (it is committed): it is logged, counted, and tried again an interval later.
+    pub(super) fn take_due_snapshot(&mut self) {
+        let Some(snap) = self.snapshots.as_ref() else { return };
+        let total = snapshot::progress(self.heads.iter().map(|h| h.seq));
         if snap.every == 0 || total < snap.last_total.saturating_add(snap.every) {
-            return Ok(());
+            return;
         }
         let started = Instant::now();
-        let taken = self.take_snapshot()?;
-        tracing::info!(snapshot = %taken.dir.display(), records = total, secs = started.elapsed().as_secs_f64(), "took a snapshot");
-        Ok(())
+        match self.take_snapshot() {
+            Ok(taken) => {
+                // Housekeeping has removed the set-aside ones it could.
+                let dir = self.snapshot_dir().map(Path::to_path_buf).unwrap_or_default();
+                let left = snapshot::scan(&dir).map_or(0, |l| l.set_aside.len());
+                self.metrics.snapshots_set_aside.set(left as i64);
+                tracing::info!(snapshot = %taken.dir.display(), records = total, secs = started.elapsed().as_secs_f64(), "took a snapshot");
+            }
+            Err(e) => {
+                self.metrics.audit_failures.with_label_values(&["snapshot"]).inc();
+                if let Some(s) = self.snapshots.as_mut() {
+                    s.last_total = total;
+                }
+                tracing::error!(records = total, error = %e, "cannot take a snapshot; ingest goes on, the next interval tries again");
+            }
+        }
+    }
+
+    /// After a commit: the checkpoints due. A failure leaves the batch committed
+    /// and acknowledged; the checkpoint stays due, so the next commit tries again.
+    pub(super) fn sign_due_checkpoints_after_commit(&mut self) {
+        if let Err(e) = self.sign_due_checkpoints() {
+            self.metrics.audit_failures.with_label_values(&["checkpoint"]).inc();
+            tracing::error!(error = %e, "cannot sign a checkpoint; the next commit tries again");
+        }
     }
 
     /// Copies the data dir as of the last commit into the snapshot dir, with a signed
@@ -153,7 +187,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             heads,
             checkpoints,
         };
-        let total = manifest.heads.iter().map(|h| h.seq).sum();
+        let total = snapshot::progress(manifest.heads.iter().map(|h| h.seq));
         let taken = snapshot::take(self.store.as_ref(), &dir, manifest, keep)?;
         if let Some(s) = self.snapshots.as_mut() {
             s.last_total = total;

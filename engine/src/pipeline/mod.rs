@@ -423,8 +423,10 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             self.poisoned = true;
             EngineError::from(e)
         })?;
-        self.sign_due_checkpoints()?;
-        self.take_due_snapshot()
+        // The batch is durable from here: what follows cannot un-commit it.
+        self.sign_due_checkpoints_after_commit();
+        self.take_due_snapshot();
+        Ok(())
     }
 
     fn observe(&self, report: &IngestReport, batch: &CommitBatch, started: Instant) {
