@@ -6,7 +6,8 @@
 //!
 //! Flow, one module per step: `sequencer` -> `privacy` (seal personal fields) ->
 //! `store` (append) -> `pipeline` (apply + rules + commit) -> `outbox` (sinks); `api`,
-//! `verify`, `replay` read.
+//! `verify`, `replay` read, the API's account views through `views` (the committed
+//! store, not the writer's state).
 //! `distributed` drives the same pipeline from Kafka, one shard per partition.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod runtime;
 pub mod sequencer;
 pub mod store;
 pub mod verify;
+pub mod views;
 
 pub use config::EngineConfig;
 pub use pipeline::{stored_rules, Engine, EngineError, IngestReport, ShardBatch};

@@ -2,7 +2,7 @@
 //! (result, shard, alert kind), never an account id.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,7 +14,13 @@ pub struct Metrics {
     /// Alerts by kind and state.
     pub alerts: IntCounterVec,
     pub batch_seconds: Histogram,
+    /// Time of each stage of a batch: sequence (dedupe, route, conflate), apply
+    /// (records, projections, rules), commit (the one atomic write), audit
+    /// (checkpoints and snapshots after the commit).
+    pub stage_seconds: HistogramVec,
     pub outbox_depth: IntGauge,
+    /// Open accounts as of the last commit (what `/healthz` reports).
+    pub accounts: IntGauge,
     /// Last applied seq per shard.
     pub head_seq: IntGaugeVec,
     /// Distributed mode: messages not yet applied, per input partition.
@@ -50,8 +56,15 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(0.0001, 2.0, 18).expect("valid")),
         )
         .expect("valid");
+        let stage_seconds = HistogramVec::new(
+            HistogramOpts::new("stage_seconds", "Time of each stage of a batch")
+                .buckets(prometheus::exponential_buckets(0.00001, 2.0, 22).expect("valid")),
+            &["stage"],
+        )
+        .expect("valid");
         let outbox_depth =
             IntGauge::new("outbox_depth", "Alerts committed but not yet delivered to every sink").expect("valid");
+        let accounts = IntGauge::new("accounts", "Open accounts as of the last commit").expect("valid");
         let head_seq =
             IntGaugeVec::new(Opts::new("head_seq", "Last applied sequence number"), &["shard"]).expect("valid");
         let consumer_lag = IntGaugeVec::new(
@@ -83,7 +96,9 @@ impl Metrics {
             Box::new(records.clone()),
             Box::new(alerts.clone()),
             Box::new(batch_seconds.clone()),
+            Box::new(stage_seconds.clone()),
             Box::new(outbox_depth.clone()),
+            Box::new(accounts.clone()),
             Box::new(head_seq.clone()),
             Box::new(consumer_lag.clone()),
             Box::new(restored_records.clone()),
@@ -101,7 +116,9 @@ impl Metrics {
             records,
             alerts,
             batch_seconds,
+            stage_seconds,
             outbox_depth,
+            accounts,
             head_seq,
             consumer_lag,
             restored_records,

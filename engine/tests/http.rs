@@ -337,6 +337,16 @@ async fn assert_health_metrics_and_docs(server: &Server) {
     ] {
         assert!(metrics.lines().any(|l| l == line), "missing `{line}` in:\n{metrics}");
     }
+    // Every batch times each of its stages once.
+    let count = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let batches = count("riskstream_batch_seconds_count");
+    assert!(batches > 0);
+    for stage in ["sequence", "apply", "commit", "audit"] {
+        assert_eq!(count(&format!("riskstream_stage_seconds_count{{stage=\"{stage}\"}}")), batches, "{stage}");
+    }
 
     let openapi = server.get("/v1/openapi.json").await;
     assert_eq!(openapi["openapi"], "3.0.3");

@@ -77,6 +77,9 @@ impl EventStore for FlakyStore {
 }
 
 impl ProjectionStore for FlakyStore {
+    fn committed(&self) -> Box<dyn riskstream_engine::store::CommittedRead + '_> {
+        self.inner.committed()
+    }
     fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError> {
         self.inner.load_shard(shard)
     }
@@ -118,6 +121,13 @@ fn a_failed_commit_stops_the_engine_and_loses_nothing_committed() {
     let err = engine.ingest("test", None, common::items(std::slice::from_ref(&deposit))).unwrap_err();
     assert!(matches!(err, EngineError::Store(StoreError::Io(_))), "{err}");
     assert_eq!((0..2).map(|s| store.head(s).unwrap()).collect::<Vec<_>>(), heads, "nothing of the batch is stored");
+    // Queries read the committed store: the failed batch is not visible to them,
+    // although the engine's memory applied it.
+    assert_eq!(engine.account_view("acc-0").unwrap().2.cash, cash + common::d("5"));
+    let read = riskstream_engine::views::account_view(store.as_ref(), 2, &RuleConfig::default(), "acc-0", |_| true);
+    let (_, seq, view) = read.unwrap().unwrap();
+    assert_eq!(view.cash, cash);
+    assert!(heads.iter().any(|h| h.seq == seq));
 
     store.broken.store(false, Ordering::SeqCst);
     let again = engine.ingest("test", None, common::items(std::slice::from_ref(&deposit))).unwrap_err();

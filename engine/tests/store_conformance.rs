@@ -81,6 +81,18 @@ fn conformance<S: EventStore + ProjectionStore>(store: &S) {
     assert_eq!(store.source_position("file:x").unwrap().as_deref(), Some("17"));
     assert_eq!(store.counters().unwrap(), Counters { alerts: 3, dead_letters: 1 });
 
+    // The read path's view of the same commit: heads and rows of one shard.
+    {
+        let read = store.committed();
+        assert_eq!(read.head(1).unwrap(), r2.head());
+        assert_eq!(read.head(0).unwrap(), other.head());
+        assert_eq!(read.row(1, Table::Cash, "b").unwrap().as_deref(), Some(b"\"2\"".as_slice()));
+        assert_eq!(read.row(0, Table::Cash, "b").unwrap(), None, "rows are per shard");
+        assert_eq!(read.rows_with_prefix(1, Table::Cash, "").unwrap(), vec![("b".to_string(), b"\"2\"".to_vec())]);
+        assert_eq!(read.rows_with_prefix(1, Table::Accounts, "a").unwrap().len(), 1);
+        assert!(read.rows_with_prefix(1, Table::Accounts, "ab").unwrap().is_empty());
+    }
+
     let rows = store.load_shard(1).unwrap();
     let keys: Vec<(Table, &str)> = rows.iter().map(|c| (c.table, c.key.as_str())).collect();
     assert_eq!(keys, vec![(Table::Accounts, "a"), (Table::Cash, "b")], "table order, then key order, one shard");
@@ -180,6 +192,27 @@ fn memory_store_conforms() {
 fn rocksdb_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     conformance(&RocksDbStore::open(dir.path(), false).unwrap());
+}
+
+/// A committed read is a RocksDB snapshot: a commit made while it is open is not
+/// part of it (so one query's rows and head agree), and the next read sees it.
+#[test]
+fn a_rocksdb_committed_read_does_not_see_later_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksDbStore::open(dir.path(), false).unwrap();
+    let row = |v: &str| CommitBatch {
+        changes: vec![(0, Change { table: Table::Cash, key: "a".into(), value: Some(v.as_bytes().to_vec()) })],
+        heads: vec![(0, ChainHead { seq: v.len() as u64, hash: [0; 32] })],
+        ..Default::default()
+    };
+    store.commit(&row("\"1\""), Counters::default()).unwrap();
+    let read = store.committed();
+    store.commit(&row("\"22\""), Counters::default()).unwrap();
+    assert_eq!(read.row(0, Table::Cash, "a").unwrap().as_deref(), Some(b"\"1\"".as_slice()));
+    assert_eq!(read.head(0).unwrap().seq, 3);
+    drop(read);
+    assert_eq!(store.committed().row(0, Table::Cash, "a").unwrap().as_deref(), Some(b"\"22\"".as_slice()));
+    assert_eq!(store.committed().head(0).unwrap().seq, 4);
 }
 
 #[test]

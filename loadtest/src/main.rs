@@ -8,10 +8,14 @@
 //! queueing and batching. Unpaced runs saturate the engine and the latency is a
 //! saturation figure; pass `--rate` to measure latency at a given load.
 //!
+//! With `--query-rate Q` the API is served over HTTP during the measured run and a
+//! reader times `GET /v1/accounts/{id}` at Q queries/s (see `queries.rs`).
+//!
 //! With `--kafka BROKERS` the same workload goes through a broker to `riskstream run`
 //! instances instead (see `kafka.rs`).
 
 mod kafka;
+mod queries;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +25,7 @@ use clap::Parser;
 use crossbeam_channel::{bounded, Receiver};
 use hdrhistogram::Histogram;
 use riskstream_connectors::{SimulatorConfig, SimulatorSource};
+use riskstream_engine::api::AppState;
 use riskstream_engine::audit::history::{AsOf, History};
 use riskstream_engine::audit::shard_digest;
 use riskstream_engine::metrics::Metrics;
@@ -96,6 +101,10 @@ struct Args {
     /// `--events` then counts every event, setup included.
     #[arg(long)]
     kafka: Option<String>,
+    /// Serve the API on 127.0.0.1 during the measured (incremental) run and time
+    /// `GET /v1/accounts/{id}` at this many queries/s over HTTP.
+    #[arg(long)]
+    query_rate: Option<f64>,
     /// Distributed mode: the instance counts to measure, one run each.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     instances: Vec<usize>,
@@ -132,6 +141,8 @@ struct RunResult {
     /// Bar closes of the risk model (shard 0).
     bars: u32,
     by_kind: Vec<(&'static str, u64)>,
+    /// Account queries over HTTP during the run (`--query-rate`).
+    queries: Option<queries::QueryResult>,
 }
 
 fn simulator(args: &Args) -> SimulatorConfig {
@@ -224,6 +235,12 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     let mut source = SimulatorSource::new(simulator(args));
     let (setup_events, setup_secs) = setup(&mut engine, &mut source, args)?;
     engine.set_full_recompute(full_recompute);
+    // Batches go through the shared state the API reads, as in `riskstream run`.
+    let app = AppState::new(engine, None);
+    let query_load = match args.query_rate.filter(|_| !full_recompute) {
+        Some(rate) => Some(queries::QueryLoad::start(Arc::clone(&app), rate, args.accounts)?),
+        None => None,
+    };
     let chunks = spawn_generator(source, args);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let (mut events, mut alerts, mut records) = (0u64, 0u64, 0u64);
@@ -238,17 +255,21 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
             }
         }
         events += batch.len() as u64;
-        let report = engine.ingest("loadtest", None, items(batch))?;
+        let report = app.write().ingest("loadtest", None, items(batch))?;
         let waited = oldest.elapsed().as_micros() as u64;
         latency.record_n(waited.max(1), report.alerts.len() as u64)?;
         alerts += report.alerts.len() as u64;
         records += report.records_appended as u64;
     }
     let secs = started.elapsed().as_secs_f64();
+    let queries = query_load.map(queries::QueryLoad::finish).transpose()?;
+    let engine = app.read();
     let positions = (0..args.shards).filter_map(|s| engine.shard(s)).map(|s| s.position_count()).sum();
     let bars = engine.shard(0).map_or(0, |s| s.model().scalars().bars);
     let by_kind = engine.metrics().raised_by_kind();
     drop(engine);
+    anyhow::ensure!(Arc::strong_count(&app) == 1, "the API still holds the engine");
+    drop(app);
     let reopen_secs = reopen_in_fresh_process(&dir, args)?;
     let store = Arc::new(RocksDbStore::open(&dir, false)?);
     let reopened = Engine::open(store, args.shards, rules(args), Arc::new(Metrics::new()))?;
@@ -273,6 +294,7 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         positions,
         bars,
         by_kind,
+        queries,
     })
 }
 
@@ -365,6 +387,20 @@ fn print(r: &RunResult) {
     );
     let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!("{:<15} {} bar closes; raised: {}", "", r.bars, kinds.join(", "));
+    if let Some(q) = &r.queries {
+        println!(
+            "{:<15} GET /v1/accounts/{{id}} offered {:.0}/s during the run ({:.0}/s achieved): {} answered, {} failed, p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms",
+            "",
+            q.rate,
+            q.achieved_rate,
+            q.answered,
+            q.failed,
+            q.us_p50 as f64 / 1e3,
+            q.us_p99 as f64 / 1e3,
+            q.us_p999 as f64 / 1e3,
+            q.us_max as f64 / 1e3
+        );
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -77,7 +77,7 @@ pub struct Change {
 }
 
 /// Separates the two parts of composite keys; ids cannot contain control characters.
-const SEP: char = '\u{1f}';
+pub(crate) const SEP: char = '\u{1f}';
 
 /// Key of the model's scalars row in `risk_model` (no symbol starts with a control
 /// character).

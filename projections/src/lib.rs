@@ -8,6 +8,7 @@
 //! covariance model (volatility, VaR, CVaR) are `f64` and say how they were computed.
 
 mod apply;
+mod committed;
 mod config;
 mod facts;
 pub mod risk;
@@ -16,6 +17,7 @@ mod state;
 pub mod tax;
 mod valuation;
 
+pub use crate::committed::FactSource;
 pub use crate::config::{RiskConfig, RuleConfig, TaxConfig};
 pub use crate::facts::{Change, Table};
 pub use crate::rules::{alert_id, BlockedLot, HarvestLot, HarvestView, UNIVERSE};

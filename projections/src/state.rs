@@ -300,6 +300,10 @@ impl ShardState {
         self.signals.get(rule)?.get(subject)
     }
 
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
     pub fn position_count(&self) -> usize {
         self.accounts.values().map(|a| a.positions.len()).sum()
     }

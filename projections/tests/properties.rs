@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use riskstream_projections::{RuleConfig, ShardState};
+use riskstream_projections::{FactSource, RuleConfig, ShardState, Table};
 use riskstream_schemas::*;
 use rust_decimal::Decimal;
 
@@ -150,10 +150,32 @@ fn check_steps(steps: &[Step], start: Timestamp) -> Result<(), TestCaseError> {
     }
     reloaded.rebuild_derived();
     prop_assert_eq!(reloaded.facts(), state.facts());
+    // The read path: one account's view from its committed rows alone.
+    let mut rows = Rows(state.facts().into_iter().map(|c| ((c.table, c.key), c.value.unwrap())).collect());
     for a in ACCOUNTS {
         prop_assert_eq!(reloaded.incremental_view(a), state.incremental_view(a));
+        let read = ShardState::account_view_from(0, &RuleConfig::default(), a, &mut rows).unwrap();
+        prop_assert_eq!(read, state.incremental_view(a));
     }
+    prop_assert_eq!(ShardState::account_view_from(0, &RuleConfig::default(), "nobody", &mut rows).unwrap(), None);
     Ok(())
+}
+
+/// Committed rows as a store holds them.
+struct Rows(BTreeMap<(Table, String), Vec<u8>>);
+
+impl FactSource for Rows {
+    type Error = Rejection;
+
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, Rejection> {
+        Ok(self.0.get(&(table, key.to_string())).cloned())
+    }
+
+    fn scan(&mut self, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Rejection> {
+        let rows =
+            self.0.range((table, prefix.to_string())..).take_while(|((t, k), _)| *t == table && k.starts_with(prefix));
+        Ok(rows.map(|((_, k), v)| (k.clone(), v.clone())).collect())
+    }
 }
 
 proptest! {

@@ -30,6 +30,12 @@ use crate::store::{hex, EventStore, ProjectionStore};
 /// What the handlers share.
 pub struct AppState<S> {
     pub engine: RwLock<Engine<S>>,
+    /// The store the engine commits to, for the read path (`views`): account
+    /// queries read its last commit and never take the engine lock.
+    store: Arc<S>,
+    shards: u32,
+    rules: riskstream_projections::RuleConfig,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Wakes the outbox delivery after a commit.
     pub outbox_wake: Mutex<Option<Sender<()>>>,
     /// Distributed mode: the shards this instance owns (set once, when it joins).
@@ -39,9 +45,13 @@ pub struct AppState<S> {
     requests: AtomicU64,
 }
 
-impl<S> AppState<S> {
+impl<S: EventStore + ProjectionStore> AppState<S> {
     pub fn new(engine: Engine<S>, outbox_wake: Option<Sender<()>>) -> Arc<Self> {
         Arc::new(AppState {
+            store: Arc::clone(engine.store()),
+            shards: engine.shard_count(),
+            rules: engine.rules().clone(),
+            metrics: Arc::clone(engine.metrics()),
             engine: RwLock::new(engine),
             outbox_wake: Mutex::new(outbox_wake),
             cluster: std::sync::OnceLock::new(),
@@ -49,7 +59,9 @@ impl<S> AppState<S> {
             requests: AtomicU64::new(0),
         })
     }
+}
 
+impl<S> AppState<S> {
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Engine<S>> {
         self.engine.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -182,7 +194,9 @@ async fn get_account<S: EventStore + ProjectionStore + 'static>(
     if let Some(as_of) = &q.as_of {
         return audit::past_account(&app, id, as_of).await;
     }
-    let found = app.read().account_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    // The committed store, not the engine: no wait for a batch in flight.
+    let found = crate::views::account_view(app.store.as_ref(), app.shards, &app.rules, &id, |_| true)?;
+    let found = found.map(|(shard, seq, v)| (shard, seq, to_json(v)));
     answer_for_account(&app, &id, found, &[], q, None).await
 }
 
@@ -317,11 +331,10 @@ async fn get_account_alerts<S: EventStore + ProjectionStore + 'static>(
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = Arc::clone(app.read().store());
-    if app.read().account_view(&id).is_none() {
+    if crate::views::account_shard(app.store.as_ref(), app.shards, &id)?.is_none() {
         return Err(ApiError::NotFound(format!("no account `{id}`")));
     }
-    let alerts = store.account_alerts(&id, page.limit())?;
+    let alerts = app.store.account_alerts(&id, page.limit())?;
     Ok(Json(json!({ "account_id": id, "alerts": alerts })))
 }
 
@@ -330,7 +343,7 @@ async fn get_alerts<S: EventStore + ProjectionStore + 'static>(
     State(app): Shared<S>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = Arc::clone(app.read().store());
+    let store = &app.store;
     let since = page.since.as_deref().unwrap_or("0");
     let alerts = match since.parse::<u64>() {
         Ok(after) => store.alerts_after(after, page.limit())?,
@@ -358,7 +371,7 @@ async fn get_dead_letters<S: EventStore + ProjectionStore + 'static>(
     State(app): Shared<S>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = Arc::clone(app.read().store());
+    let store = &app.store;
     let after = match page.since.as_deref() {
         None => 0,
         Some(s) => {
@@ -395,25 +408,26 @@ async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shar
     Json(json!({ "schemas": schemas }))
 }
 
-async fn healthz<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {
-    let engine = app.read();
-    let shards: Vec<Value> = (0..engine.shard_count())
-        .map(|s| {
-            let h = engine.head(s);
-            json!({ "shard": s, "seq": h.seq, "hash": hex(&h.hash) })
-        })
-        .collect();
-    let mut body = json!({ "status": "ok", "accounts": engine.account_count(), "shards": shards });
+/// From the last commit and the metrics it set: a probe never waits for a batch.
+async fn healthz<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Result<Json<Value>, ApiError> {
+    let read = app.store.committed();
+    let mut shards = Vec::new();
+    for s in 0..app.shards {
+        let h = read.head(s)?;
+        shards.push(json!({ "shard": s, "seq": h.seq, "hash": hex(&h.hash) }));
+    }
+    drop(read);
+    let mut body = json!({ "status": "ok", "accounts": app.metrics.accounts.get(), "shards": shards });
     if let Some(view) = app.cluster.get() {
         let v = view.lock().unwrap_or_else(|p| p.into_inner()).clone();
         body["cluster"] =
             json!({ "me": v.me, "owned": v.owned, "restoring": v.restoring, "published": v.published, "lag": v.lag });
     }
-    Json(body)
+    Ok(Json(body))
 }
 
 async fn metrics<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> impl IntoResponse {
-    let text = app.read().metrics().render();
+    let text = app.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -136,7 +136,7 @@ impl<S> Engine<S> {
     }
 
     pub fn account_count(&self) -> usize {
-        self.shards.iter().map(|s| s.accounts().count()).sum()
+        self.shards.iter().map(ShardState::account_count).sum()
     }
 
     /// Personal data: its key store, for disclosing and erasing.
@@ -194,6 +194,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             heads.push(head);
         }
         let counters = store.counters()?;
+        metrics.accounts.set(shards.iter().map(ShardState::account_count).sum::<usize>() as i64);
         Ok(Engine {
             checkpoints: None,
             snapshots: None,
@@ -283,6 +284,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         let started = Instant::now();
         let store = Arc::clone(&self.store);
         let seq = self.sequencer.route(items, |id| store.event_seen(id).map(|r| r.is_some()))?;
+        self.metrics.stage_seconds.with_label_values(&["sequence"]).observe(started.elapsed().as_secs_f64());
         let report = IngestReport {
             accepted: seq.ticks,
             duplicates: seq.duplicates,
@@ -306,8 +308,10 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     ) -> Result<IngestReport, EngineError> {
         // Both ingest paths (embedded and Kafka) come here after deduplication: personal
         // fields are sealed, and new keys stored, before any record is made.
+        let applying = Instant::now();
         self.personal.seal(per_shard.iter_mut().flatten().map(|r| &mut r.event))?;
         let outputs = self.run_shards(source, per_shard)?;
+        self.metrics.stage_seconds.with_label_values(&["apply"]).observe(applying.elapsed().as_secs_f64());
         let mut batch = CommitBatch { positions, ..Default::default() };
         for out in outputs {
             report.accepted += out.accepted;
@@ -418,14 +422,23 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
     }
 
     fn commit(&mut self, batch: &CommitBatch) -> Result<(), EngineError> {
+        let committing = Instant::now();
         self.store.commit(batch, self.counters).map_err(|e| {
             // Replay calls this directly; ingest also poisons on its own errors.
             self.poisoned = true;
             EngineError::from(e)
         })?;
+        let metrics = Arc::clone(&self.metrics);
+        let stage = |name: &str, since: Instant| {
+            metrics.stage_seconds.with_label_values(&[name]).observe(since.elapsed().as_secs_f64())
+        };
+        stage("commit", committing);
+        self.metrics.accounts.set(self.account_count() as i64);
         // The batch is durable from here: what follows cannot un-commit it.
+        let auditing = Instant::now();
         self.sign_due_checkpoints_after_commit();
         self.take_due_snapshot();
+        stage("audit", auditing);
         Ok(())
     }
 

@@ -151,7 +151,30 @@ impl EventStore for MemoryStore {
     }
 }
 
+/// The last commit, read under the store's lock (commits wait; tests only).
+struct MemoryCommitted<'a>(std::sync::MutexGuard<'a, Inner>);
+
+impl CommittedRead for MemoryCommitted<'_> {
+    fn head(&self, shard: u32) -> Result<ChainHead, StoreError> {
+        Ok(self.0.heads.get(&shard).copied().unwrap_or_default())
+    }
+
+    fn row(&self, shard: u32, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.projections.get(&(table, shard, key.to_string())).cloned())
+    }
+
+    fn rows_with_prefix(&self, shard: u32, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows = self.0.projections.range((table, shard, prefix.to_string())..);
+        let rows = rows.take_while(|((t, s, k), _)| *t == table && *s == shard && k.starts_with(prefix));
+        Ok(rows.map(|((_, _, k), v)| (k.clone(), v.clone())).collect())
+    }
+}
+
 impl ProjectionStore for MemoryStore {
+    fn committed(&self) -> Box<dyn CommittedRead + '_> {
+        Box::new(MemoryCommitted(self.lock()))
+    }
+
     fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError> {
         let s = self.lock();
         let rows = s.projections.iter().filter(|((_, sh, _), _)| *sh == shard).map(|((table, _, key), v)| Change {

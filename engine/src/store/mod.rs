@@ -32,6 +32,13 @@ pub enum StoreError {
     Mismatch(String),
 }
 
+/// A stored row that does not load is corrupt data.
+impl From<riskstream_schemas::Rejection> for StoreError {
+    fn from(r: riskstream_schemas::Rejection) -> Self {
+        StoreError::Corrupt(r.reason)
+    }
+}
+
 /// An alert as kept in the history and the outbox, numbered in commit order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAlert {
@@ -199,8 +206,20 @@ pub(crate) fn merkle_key(shard: u32, level: u8, index: u64) -> [u8; 13] {
     k
 }
 
+/// One consistent read of what is committed (a RocksDB snapshot): a reader sees
+/// whole batches only (invariant 1) and never waits for one in flight.
+pub trait CommittedRead {
+    fn head(&self, shard: u32) -> Result<ChainHead, StoreError>;
+    /// The projection row `key` of `table` in `shard`.
+    fn row(&self, shard: u32, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The rows of `table` in `shard` whose key starts with `prefix`, in key order.
+    fn rows_with_prefix(&self, shard: u32, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
 /// The projections, alert history, outbox and dead letters.
 pub trait ProjectionStore: Send + Sync {
+    /// A consistent read of the last commit, for the query path.
+    fn committed(&self) -> Box<dyn CommittedRead + '_>;
     /// Every projection row of a shard, in table then key order.
     fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError>;
     /// The same rows handed to `row` one at a time, so opening a large shard does

@@ -51,6 +51,14 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &[u8]) -> Result<T, Stor
     serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
+fn decode_head(shard: u32, value: Option<Vec<u8>>) -> Result<ChainHead, StoreError> {
+    let Some(v) = value else { return Ok(ChainHead::default()) };
+    if v.len() != 40 {
+        return Err(StoreError::Corrupt(format!("head of shard {shard}")));
+    }
+    Ok(ChainHead { seq: u64::from_be_bytes(v[..8].try_into().expect("8")), hash: v[8..].try_into().expect("32") })
+}
+
 pub struct RocksDbStore {
     db: DB,
     write: WriteOptions,
@@ -250,11 +258,7 @@ impl EventStore for RocksDbStore {
     }
 
     fn head(&self, shard: u32) -> Result<ChainHead, StoreError> {
-        let Some(v) = self.get(META, &head_key(shard))? else { return Ok(ChainHead::default()) };
-        if v.len() != 40 {
-            return Err(StoreError::Corrupt(format!("head of shard {shard}")));
-        }
-        Ok(ChainHead { seq: u64::from_be_bytes(v[..8].try_into().expect("8")), hash: v[8..].try_into().expect("32") })
+        decode_head(shard, self.get(META, &head_key(shard))?)
     }
 
     fn record(&self, shard: u32, seq: u64) -> Result<Option<Record>, StoreError> {
@@ -292,7 +296,46 @@ impl EventStore for RocksDbStore {
     }
 }
 
+/// The last commit as a RocksDB snapshot: heads and rows agree with each other
+/// whatever commits while it is read, and reading it takes no lock.
+struct RocksDbCommitted<'a> {
+    store: &'a RocksDbStore,
+    snapshot: rocksdb::SnapshotWithThreadMode<'a, DB>,
+}
+
+impl CommittedRead for RocksDbCommitted<'_> {
+    fn head(&self, shard: u32) -> Result<ChainHead, StoreError> {
+        decode_head(shard, self.snapshot.get_cf(self.store.cf(META), head_key(shard)).map_err(io)?)
+    }
+
+    fn row(&self, shard: u32, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snapshot.get_cf(self.store.cf(table.name()), projection_key(shard, key)).map_err(io)
+    }
+
+    fn rows_with_prefix(&self, shard: u32, table: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let start = projection_key(shard, prefix);
+        let mut it = self.snapshot.raw_iterator_cf(self.store.cf(table.name()));
+        it.seek(&start);
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&start) {
+                break;
+            }
+            let key = std::str::from_utf8(&k[4..])
+                .map_err(|_| StoreError::Corrupt(format!("{} key is not UTF-8", table.name())))?;
+            out.push((key.to_string(), v.to_vec()));
+            it.next();
+        }
+        it.status().map_err(io)?;
+        Ok(out)
+    }
+}
+
 impl ProjectionStore for RocksDbStore {
+    fn committed(&self) -> Box<dyn CommittedRead + '_> {
+        Box::new(RocksDbCommitted { store: self, snapshot: self.db.snapshot() })
+    }
+
     fn load_shard(&self, shard: u32) -> Result<Vec<Change>, StoreError> {
         let prefix = shard.to_be_bytes().to_vec();
         let mut out = Vec::new();
