@@ -1,13 +1,15 @@
 //! The read path: `GET /v1/accounts/{id}` answers from the committed store, not
 //! from the engine's state, so it answers while a batch holds the engine (the
 //! writer) and equals the engine's own view after every commit; health, metrics
-//! and the stored histories answer without the engine too.
+//! and the stored histories answer without the engine too. Ingest pushes back: past
+//! `MAX_PENDING_POSTS` waiting posts, a post is answered 503 with `Retry-After`.
 
 mod common;
 
 use std::time::Duration;
 
 use common::server::Server;
+use riskstream_engine::api::MAX_PENDING_POSTS;
 use riskstream_projections::RuleConfig;
 use serde_json::Value;
 
@@ -65,4 +67,41 @@ async fn committed_views_equal_the_engine_s_own_after_every_batch() {
             assert_eq!(unstamped(body), serde_json::to_value(view).unwrap(), "{id}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_ingest_answers_503_with_retry_after_and_applies_nothing_of_it() {
+    let server = Server::start(2, RuleConfig::default());
+    server.post(&common::workload(2, 0)).await;
+    let cash = |server: &Server| server.app().read().account_view("acc-0").unwrap().2.cash;
+    let before = cash(&server);
+    let deposit = |n: usize| {
+        let e = common::ev(&format!("more-{n}"), 5, common::deposit("acc-0", "user-0", "1.00"));
+        serde_json::to_value(vec![e]).unwrap()
+    };
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/events", server.base);
+    let writer = server.app().write();
+    let mut waiting = Vec::new();
+    for n in 0..MAX_PENDING_POSTS {
+        let (http, url, body) = (http.clone(), url.clone(), deposit(n));
+        waiting.push(tokio::spawn(async move { http.post(url).json(&body).send().await.unwrap().status() }));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.app().pending_posts() < MAX_PENDING_POSTS {
+        assert!(std::time::Instant::now() < deadline, "the posts were not admitted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = http.post(&url).json(&deposit(99)).send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("send this one again"), "{text}");
+    drop(writer);
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), reqwest::StatusCode::OK);
+    }
+    // The admitted posts were applied once each; the refused one not at all.
+    assert_eq!(cash(&server) - before, rust_decimal::Decimal::from(MAX_PENDING_POSTS as u64));
+    assert_eq!(server.app().pending_posts(), 0);
 }

@@ -39,8 +39,7 @@ pub(super) async fn get_audit_root<S: EventStore + ProjectionStore + 'static>(
     Path(shard): Path<u32>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let engine = app.read();
-    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
+    let reader = proof_reader(app.store.as_ref(), shard, app.shards)?;
     Ok(Json(serde_json::to_value(reader.root(q.size.or(q.tree_size))?).expect("views serialise")))
 }
 
@@ -51,8 +50,7 @@ pub(super) async fn get_audit_inclusion<S: EventStore + ProjectionStore + 'stati
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let seq = q.seq.ok_or_else(|| ApiError::BadRequest("query parameter `seq` is required".into()))?;
-    let engine = app.read();
-    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
+    let reader = proof_reader(app.store.as_ref(), shard, app.shards)?;
     Ok(Json(serde_json::to_value(reader.inclusion(seq, q.tree_size.or(q.size))?).expect("views serialise")))
 }
 
@@ -63,8 +61,7 @@ pub(super) async fn get_audit_consistency<S: EventStore + ProjectionStore + 'sta
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let from = q.from.ok_or_else(|| ApiError::BadRequest("query parameter `from` is required".into()))?;
-    let engine = app.read();
-    let reader = proof_reader(engine.store().as_ref(), shard, engine.shard_count())?;
+    let reader = proof_reader(app.store.as_ref(), shard, app.shards)?;
     Ok(Json(serde_json::to_value(reader.consistency(from, q.to)?).expect("views serialise")))
 }
 
@@ -82,11 +79,10 @@ pub(super) async fn get_audit_checkpoints<S: EventStore + ProjectionStore + 'sta
     Path(shard): Path<u32>,
     Query(q): Query<CheckpointQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let engine = app.read();
-    if shard >= engine.shard_count() {
-        return Err(ApiError::NotFound(format!("no shard {shard} (the data dir has {})", engine.shard_count())));
+    if shard >= app.shards {
+        return Err(ApiError::NotFound(format!("no shard {shard} (the data dir has {})", app.shards)));
     }
-    let list = engine.store().checkpoints(shard, q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 10_000))?;
+    let list = app.store.checkpoints(shard, q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 10_000))?;
     Ok(Json(json!({ "shard": shard, "checkpoints": list })))
 }
 
@@ -95,8 +91,8 @@ pub(super) async fn get_audit_public_key<S: EventStore + ProjectionStore + 'stat
     State(app): Shared<S>,
 ) -> Result<Json<Value>, ApiError> {
     let key = app
-        .read()
-        .checkpoint_key()
+        .on_engine(|e| e.checkpoint_key())
+        .await?
         .ok_or_else(|| ApiError::NotFound("this engine signs no checkpoints ([audit] checkpoint_every = 0)".into()))?;
     Ok(Json(json!({ "algorithm": "ed25519", "public_key": hex(key.as_bytes()) })))
 }
@@ -145,11 +141,13 @@ pub(super) async fn past_account<S: EventStore + ProjectionStore + 'static>(
     as_of: &str,
 ) -> Result<Json<Value>, ApiError> {
     let at = AsOf::parse(as_of).map_err(|e| ApiError::BadRequest(format!("`as_of`: {e}")))?;
-    let (reader, shard) = {
-        let engine = app.read();
-        let found = engine.find_view(served_shards(app), |s| s.account(&id).map(|_| ()));
-        (PastReader::of(&engine), found.map(|(shard, _, ())| shard))
-    };
+    let (served, key) = (served_shards(app), id.clone());
+    let (reader, shard) = app
+        .on_engine(move |engine| {
+            let found = engine.find_view(served, |s| s.account(&key).map(|_| ()));
+            (PastReader::of(engine), found.map(|(shard, _, ())| shard))
+        })
+        .await?;
     let shard = shard.ok_or_else(|| {
         let scope = if app.cluster.get().is_some() { " in the shards this instance owns" } else { "" };
         ApiError::NotFound(format!("no account `{id}`{scope}"))
@@ -173,7 +171,7 @@ pub(super) async fn get_alert_explain<S: EventStore + ProjectionStore + 'static>
     State(app): Shared<S>,
     Path(alert_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let reader = PastReader::of(&app.read());
+    let reader = app.on_engine(|e| PastReader::of(e)).await?;
     let explanation = replaying(move || Ok(reader.history().explain(&alert_id)?)).await?;
     Ok(Json(to_json(explanation)))
 }

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The route is disabled by configuration.
     #[error("{0}")]
     Forbidden(String),
+    /// Ingest is full; the sender retries after `Retry-After`. Nothing was applied.
+    #[error("{0}")]
+    Busy(String),
     #[error("unsupported content type `{0}`: send application/json, application/x-ndjson or application/avro")]
     UnsupportedMediaType(String),
     #[error(transparent)]
@@ -58,13 +61,18 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             // Internal: stop loudly; the operator restarts, clients retry.
             ApiError::Engine(_) | ApiError::Store(_) | ApiError::KeyStore(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        if let ApiError::Busy(_) = self {
+            // Load, not failure: no error log; one second lets a batch or two commit.
+            return (status, [(axum::http::header::RETRY_AFTER, "1")], body).into_response();
+        }
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750: say which scheme the route takes.
             return (status, [(axum::http::header::WWW_AUTHENTICATE, "Bearer")], body).into_response();

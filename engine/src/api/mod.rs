@@ -24,6 +24,10 @@ use serde_json::{json, Value};
 
 pub use error::ApiError;
 
+/// Event posts admitted at once: one applying, the rest waiting for it. Past
+/// this an ingest answers 503 with `Retry-After` instead of queueing without bound.
+pub const MAX_PENDING_POSTS: usize = 8;
+
 use crate::pipeline::Engine;
 use crate::store::{hex, EventStore, ProjectionStore};
 
@@ -36,6 +40,9 @@ pub struct AppState<S> {
     shards: u32,
     rules: riskstream_projections::RuleConfig,
     metrics: Arc<crate::metrics::Metrics>,
+    codec: riskstream_schemas::avro::Codec,
+    /// Admission of event posts (`MAX_PENDING_POSTS`).
+    ingest_slots: tokio::sync::Semaphore,
     /// Wakes the outbox delivery after a commit.
     pub outbox_wake: Mutex<Option<Sender<()>>>,
     /// Distributed mode: the shards this instance owns (set once, when it joins).
@@ -52,6 +59,8 @@ impl<S: EventStore + ProjectionStore> AppState<S> {
             shards: engine.shard_count(),
             rules: engine.rules().clone(),
             metrics: Arc::clone(engine.metrics()),
+            codec: engine.codec().clone(),
+            ingest_slots: tokio::sync::Semaphore::new(MAX_PENDING_POSTS),
             engine: RwLock::new(engine),
             outbox_wake: Mutex::new(outbox_wake),
             cluster: std::sync::OnceLock::new(),
@@ -61,7 +70,27 @@ impl<S: EventStore + ProjectionStore> AppState<S> {
     }
 }
 
+impl<S: Send + Sync + 'static> AppState<S> {
+    /// Reads the engine's state on the blocking pool: a batch in flight holds it,
+    /// and that wait must not hold an async worker, so the read path, probes and
+    /// metrics go on answering meanwhile.
+    pub async fn on_engine<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Engine<S>) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let app = Arc::clone(self);
+        tokio::task::spawn_blocking(move || read(&app.read()))
+            .await
+            .map_err(|e| ApiError::Engine(crate::pipeline::EngineError::Internal(format!("query task failed: {e}"))))
+    }
+}
+
 impl<S> AppState<S> {
+    /// Event posts admitted and not yet answered.
+    pub fn pending_posts(&self) -> usize {
+        MAX_PENDING_POSTS - self.ingest_slots.available_permits()
+    }
+
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Engine<S>> {
         self.engine.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -127,7 +156,7 @@ fn content_type(headers: &HeaderMap) -> String {
 fn decode_body<S>(app: &AppState<S>, kind: &str, body: &[u8]) -> Result<(Vec<Decoded>, bool), ApiError> {
     let decoded = match kind {
         "application/json" | "application/x-ndjson" | "application/jsonl" | "text/plain" => json::decode_batch(body),
-        "application/avro" | "avro/binary" => app.read().codec().decode_body(body),
+        "application/avro" | "avro/binary" => app.codec.decode_body(body),
         other => return Err(ApiError::UnsupportedMediaType(other.to_string())),
     };
     Ok(match decoded {
@@ -151,6 +180,12 @@ async fn post_events<S: EventStore + ProjectionStore + 'static>(
                 .into(),
         ));
     }
+    // Back-pressure: a full pipeline answers at once rather than queueing for ever.
+    let Ok(_admitted) = app.ingest_slots.try_acquire() else {
+        return Err(ApiError::Busy(format!(
+            "the engine is applying and queueing {MAX_PENDING_POSTS} event posts; send this one again shortly"
+        )));
+    };
     let kind = content_type(&headers);
     let (items, whole) = decode_body(&app, &kind, &body)?;
     let source = format!("http:{}", app.requests.fetch_add(1, Ordering::Relaxed));
@@ -210,7 +245,8 @@ async fn get_account_risk<S: EventStore + ProjectionStore + 'static>(
     if q.as_of.is_some() {
         return Err(ApiError::BadRequest("`as_of` is answered by /v1/accounts/{id} only".into()));
     }
-    let found = app.read().risk_view(&id).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    let key = id.clone();
+    let found = app.on_engine(move |e| e.risk_view(&key).map(|(shard, seq, v)| (shard, seq, to_json(v)))).await?;
     answer_for_account(&app, &id, found, &["risk"], q, None).await
 }
 
@@ -222,7 +258,8 @@ async fn get_security_risk<S: EventStore + ProjectionStore + 'static>(
     Path(symbol): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cluster = app.cluster.get().map(|v| v.lock().unwrap_or_else(|p| p.into_inner()).clone());
-    let found = app.read().find_view(served_shards(&app), |s| s.symbol_risk_view(&symbol));
+    let (served, key) = (served_shards(&app), symbol.clone());
+    let found = app.on_engine(move |e| e.find_view(served, |s| s.symbol_risk_view(&key))).await?;
     let (shard, seq, view) = found.ok_or_else(|| {
         let scope = if cluster.is_some() { " in the shards this instance owns" } else { "" };
         ApiError::NotFound(format!(
@@ -281,7 +318,7 @@ async fn answer_for_account<S: EventStore + ProjectionStore + 'static>(
     }
     let mut peers: Vec<String> = match &q.user_id {
         Some(user) => {
-            let shard = riskstream_schemas::placement::shard_for(user, app.read().shard_count());
+            let shard = riskstream_schemas::placement::shard_for(user, app.shards);
             cluster.owners.get(&shard).cloned().into_iter().collect()
         }
         None => cluster.owners.values().cloned().collect(),
@@ -387,17 +424,16 @@ async fn get_record<S: EventStore + ProjectionStore + 'static>(
     State(app): Shared<S>,
     Path((shard, seq)): Path<(u32, u64)>,
 ) -> Result<Json<Value>, ApiError> {
-    let engine = app.read();
     let record =
-        engine.store().record(shard, seq)?.ok_or_else(|| ApiError::NotFound(format!("no record ({shard}, {seq})")))?;
+        app.store.record(shard, seq)?.ok_or_else(|| ApiError::NotFound(format!("no record ({shard}, {seq})")))?;
+    let personal = app.on_engine(|e| e.personal_data().clone()).await?;
     // The one view that shows personal data: opened with the user's key, when it exists.
-    let personal = crate::privacy::Disclosure::Disclosed(engine.personal_data());
-    Ok(Json(crate::audit::history::record_view(&record, engine.codec(), personal)))
+    let personal = crate::privacy::Disclosure::Disclosed(&personal);
+    Ok(Json(crate::audit::history::record_view(&record, &app.codec, personal)))
 }
 
 async fn get_schemas<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Json<Value> {
-    let engine = app.read();
-    let codec = engine.codec();
+    let codec = &app.codec;
     let schemas: Vec<Value> = codec
         .schemas()
         .map(|(name, schema)| {

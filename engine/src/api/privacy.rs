@@ -31,7 +31,7 @@ pub(super) async fn post_user_erase<S: EventStore + ProjectionStore + 'static>(
             riskstream_schemas::MAX_ID_LEN
         )));
     }
-    let personal = app.read().personal_data().clone();
+    let personal = app.on_engine(|e| e.personal_data().clone()).await?;
     // Erasing fsyncs and compacts the key store: off the async workers.
     let erasure = tokio::task::spawn_blocking(move || personal.erase(&user_id))
         .await

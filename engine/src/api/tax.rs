@@ -9,7 +9,8 @@ pub(super) async fn get_account_lots<S: EventStore + ProjectionStore + 'static>(
     Path(id): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = app.read().find_view(|_| true, |s| s.lots_view(&id)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    let key = id.clone();
+    let found = app.on_engine(move |e| e.find_view(|_| true, |s| s.lots_view(&key).map(to_json))).await?;
     answer_for_account(&app, &id, found, &["lots"], q, None).await
 }
 
@@ -35,8 +36,8 @@ pub(super) async fn get_account_realized<S: EventStore + ProjectionStore + 'stat
     Query(q): Query<YearQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let (year, q) = q.split();
-    let found =
-        app.read().find_view(|_| true, |s| s.realized_view(&id, year)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    let key = id.clone();
+    let found = app.on_engine(move |e| e.find_view(|_| true, |s| s.realized_view(&key, year).map(to_json))).await?;
     answer_for_account(&app, &id, found, &["realized"], q, year).await
 }
 
@@ -46,7 +47,8 @@ pub(super) async fn get_account_harvest<S: EventStore + ProjectionStore + 'stati
     Path(id): Path<String>,
     Query(q): Query<AccountQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = app.read().find_view(|_| true, |s| s.harvest_view(&id)).map(|(shard, seq, v)| (shard, seq, to_json(v)));
+    let key = id.clone();
+    let found = app.on_engine(move |e| e.find_view(|_| true, |s| s.harvest_view(&key).map(to_json))).await?;
     answer_for_account(&app, &id, found, &["harvest"], q, None).await
 }
 
@@ -57,9 +59,10 @@ pub(super) async fn get_wash_sales<S: EventStore + ProjectionStore + 'static>(
     Query(q): Query<YearQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let served = served_shards(&app);
-    let found = app.read().find_view(served, |s| s.wash_sales_view(&id, q.year));
+    let (key, year) = (id.clone(), q.year);
+    let found = app.on_engine(move |e| e.find_view(served, |s| s.wash_sales_view(&key, year).map(to_json))).await?;
     let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no user `{id}` on this instance")))?;
-    Ok(Json(stamped(to_json(view), shard, seq)))
+    Ok(Json(stamped(view, shard, seq)))
 }
 
 /// The pre-trade check: a `TradeExecuted` (with or without `type` and `ts`; the
@@ -102,8 +105,11 @@ pub(super) async fn post_what_if<S: EventStore + ProjectionStore + 'static>(
     let ts = at.then_some(event.ts);
     let served = served_shards(&app);
     // Ok(None) (not this shard's account) moves on to the next shard.
-    let found = app.read().find_view(served, |s| s.what_if(trade, ts).transpose());
+    let trade = trade.clone();
+    let found = app
+        .on_engine(move |e| e.find_view(served, |s| s.what_if(&trade, ts).transpose().map(|v| v.map(to_json))))
+        .await?;
     let (shard, seq, view) = found.ok_or_else(|| ApiError::NotFound(format!("no account `{id}` on this instance")))?;
     let view = view.map_err(|r| ApiError::BadRequest(r.to_string()))?;
-    Ok(Json(stamped(to_json(view), shard, seq)))
+    Ok(Json(stamped(view, shard, seq)))
 }
