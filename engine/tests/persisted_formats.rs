@@ -17,21 +17,10 @@ use riskstream_engine::store::{
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use rust_decimal::Decimal;
 
-/// i64's ends (an empty shard's clock is `i64::MIN`), RFC 3339's bounds and one
-/// past them, the epoch.
-const EDGE_MICROS: [i64; 11] = [
-    i64::MIN,
-    i64::MIN + 1,
-    Timestamp::RFC3339_MIN.0 - 1,
-    Timestamp::RFC3339_MIN.0,
-    -1,
-    0,
-    1,
-    Timestamp::RFC3339_MAX.0,
-    Timestamp::RFC3339_MAX.0 + 1,
-    i64::MAX - 1,
-    i64::MAX,
-];
+#[path = "../../schemas/tests/common/edges.rs"]
+mod edges;
+use edges::EDGE_MICROS;
+
 const EDGE_U64: [u64; 4] = [0, 1, u64::MAX - 1, u64::MAX];
 
 fn any_ts() -> impl Strategy<Value = Timestamp> {

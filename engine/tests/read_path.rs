@@ -22,6 +22,7 @@ fn unstamped(mut body: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // holding the writer's lock is the point
 async fn account_queries_answer_while_a_batch_holds_the_engine() {
     let server = Server::start(2, RuleConfig::default());
     server.post(&common::workload(4, 20)).await;
@@ -70,6 +71,7 @@ async fn committed_views_equal_the_engine_s_own_after_every_batch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // holding the writer's lock is the point
 async fn a_full_ingest_answers_503_with_retry_after_and_applies_nothing_of_it() {
     let server = Server::start(2, RuleConfig::default());
     server.post(&common::workload(2, 0)).await;

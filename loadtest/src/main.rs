@@ -143,6 +143,10 @@ struct RunResult {
     by_kind: Vec<(&'static str, u64)>,
     /// Account queries over HTTP during the run (`--query-rate`).
     queries: Option<queries::QueryResult>,
+    /// Batches of the run, setup included, and the mean milliseconds per batch of each
+    /// stage (`riskstream_stage_seconds`).
+    batches: u64,
+    stage_ms: Vec<(&'static str, f64)>,
 }
 
 fn simulator(args: &Args) -> SimulatorConfig {
@@ -267,6 +271,11 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     let positions = (0..args.shards).filter_map(|s| engine.shard(s)).map(|s| s.position_count()).sum();
     let bars = engine.shard(0).map_or(0, |s| s.model().scalars().bars);
     let by_kind = engine.metrics().raised_by_kind();
+    let stage = |name| engine.metrics().stage_seconds.with_label_values(&[name]);
+    let batches = stage("apply").get_sample_count();
+    let stage_ms = ["sequence", "apply", "commit", "audit"]
+        .map(|name| (name, stage(name).get_sample_sum() * 1e3 / batches.max(1) as f64))
+        .to_vec();
     drop(engine);
     anyhow::ensure!(Arc::strong_count(&app) == 1, "the API still holds the engine");
     drop(app);
@@ -295,6 +304,8 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         bars,
         by_kind,
         queries,
+        batches,
+        stage_ms,
     })
 }
 
@@ -387,6 +398,8 @@ fn print(r: &RunResult) {
     );
     let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!("{:<15} {} bar closes; raised: {}", "", r.bars, kinds.join(", "));
+    let stages: Vec<String> = r.stage_ms.iter().map(|(s, ms)| format!("{s} {ms:.1}")).collect();
+    println!("{:<15} {} batches; mean ms per batch: {}", "", r.batches, stages.join(", "));
     if let Some(q) = &r.queries {
         println!(
             "{:<15} GET /v1/accounts/{{id}} offered {:.0}/s during the run ({:.0}/s achieved): {} answered, {} failed, p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms",

@@ -1,6 +1,9 @@
 //! Strategies for valid contract events, shared by the codec tests.
 #![allow(dead_code)]
 
+mod edges;
+pub use edges::EDGE_MICROS;
+
 use std::collections::BTreeMap;
 
 use proptest::collection::{btree_map, btree_set, vec};
@@ -25,22 +28,6 @@ pub fn ts() -> impl Strategy<Value = Timestamp> {
         9 => (-2_208_988_800_000_000i64..4_102_444_800_000_000).prop_map(Timestamp::from_micros),
     ]
 }
-
-/// The times a stored row can hold, edge values first: i64's ends (an empty
-/// shard's clock is `i64::MIN`), RFC 3339's bounds and one past them, the epoch.
-pub const EDGE_MICROS: [i64; 11] = [
-    i64::MIN,
-    i64::MIN + 1,
-    Timestamp::RFC3339_MIN.0 - 1,
-    Timestamp::RFC3339_MIN.0,
-    -1,
-    0,
-    1,
-    Timestamp::RFC3339_MAX.0,
-    Timestamp::RFC3339_MAX.0 + 1,
-    i64::MAX - 1,
-    i64::MAX,
-];
 
 /// Any microsecond, a third of the time an edge value.
 pub fn stored_ts() -> impl Strategy<Value = Timestamp> {
