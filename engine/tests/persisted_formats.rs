@@ -14,12 +14,12 @@ use riskstream_engine::audit::CheckpointSigner;
 use riskstream_engine::store::{
     hex, ChainHead, CommitBatch, Counters, DeadLetter, EventStore, ProjectionStore, Record, RocksDbStore, StoredAlert,
 };
-use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
-use rust_decimal::Decimal;
+use riskstream_schemas::Timestamp;
 
-#[path = "../../schemas/tests/common/edges.rs"]
-mod edges;
-use edges::EDGE_MICROS;
+// The contract's strategies (alerts, edge times) from the schemas crate's tests.
+#[path = "../../schemas/tests/common/mod.rs"]
+mod contract;
+use contract::{alert, EDGE_MICROS};
 
 const EDGE_U64: [u64; 4] = [0, 1, u64::MAX - 1, u64::MAX];
 
@@ -105,41 +105,6 @@ fn heads_and_counters_round_trip_at_the_edges() {
         assert_eq!(store.head(shard).unwrap(), head);
         assert_eq!(store.counters().unwrap(), counters);
     }
-}
-
-fn alert() -> impl Strategy<Value = Alert> {
-    let kind = proptest::sample::select(AlertKind::ALL.to_vec());
-    let state = prop_oneof![Just(AlertState::Raised), Just(AlertState::Cleared)];
-    let priority = proptest::sample::select(vec![Priority::Low, Priority::Medium, Priority::High, Priority::Critical]);
-    let decimal = (any::<i64>(), 0u32..=28).prop_map(|(m, s)| Decimal::new(m, s));
-    let details = proptest::option::of(
-        (any_text(), any::<i64>(), any::<f64>().prop_filter("JSON holds finite numbers", |f| f.is_finite()))
-            .prop_map(|(s, i, f)| serde_json::json!({ "text": s, "int": i, "float": f, "list": [i, s] })),
-    );
-    (
-        (any_text(), kind, state, priority, any_text(), any_text(), any_ts()),
-        (any::<u32>(), any_u64(), any_text(), decimal.clone(), decimal, any_text(), details),
-    )
-        .prop_map(
-            |(
-                (alert_id, kind, state, priority, account_id, user_id, ts),
-                (shard, seq, rule, value, threshold, message, details),
-            )| Alert {
-                alert_id,
-                kind,
-                state,
-                priority,
-                account_id,
-                user_id,
-                ts,
-                caused_by: RecordRef { shard, seq },
-                rule,
-                value,
-                threshold,
-                message,
-                details,
-            },
-        )
 }
 
 fn dead_letter() -> impl Strategy<Value = DeadLetter> {

@@ -1,5 +1,5 @@
-//! Edge values of stored times, shared by the schemas and engine round-trip tests
-//! (the engine's includes this file by path).
+//! Edge values of stored times, for the schemas round-trip tests and the engine's
+//! persisted-format tests (which include `common/` by path).
 
 use riskstream_schemas::Timestamp;
 
