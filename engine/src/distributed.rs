@@ -27,7 +27,7 @@ use riskstream_connectors::kafka::{KafkaConfig, Membership, OwnershipChange, Sha
 use riskstream_connectors::SourceError;
 use riskstream_schemas::Rejection;
 
-use crate::api::AppState;
+use crate::handle::AppState;
 use crate::pipeline::{EngineError, ShardBatch};
 use crate::sequencer::{Refused, Routed};
 use crate::store::{CommitBatch, EventStore, ProjectionStore, Record, StoreError};

@@ -7,13 +7,15 @@
 //! Flow, one module per step: `sequencer` -> `privacy` (seal personal fields) ->
 //! `store` (append) -> `pipeline` (apply + rules + commit) -> `outbox` (sinks); `api`,
 //! `verify`, `replay` read, the API's account views through `views` (the committed
-//! store, not the writer's state).
+//! store, not the writer's state). `handle` is the engine handle the API, the
+//! runtime, the Kafka runner and the CLI share.
 //! `distributed` drives the same pipeline from Kafka, one shard per partition.
 
 pub mod api;
 pub mod audit;
 pub mod config;
 pub mod distributed;
+pub mod handle;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

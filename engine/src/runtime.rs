@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use riskstream_connectors::{AlertSink, EventSource, SourceError};
 
-use crate::api::{self, AppState};
+use crate::api;
+use crate::handle::AppState;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxDelivery;
 use crate::pipeline::EngineError;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use riskstream_engine::api::AppState;
+use riskstream_engine::handle::AppState;
 use riskstream_engine::runtime;
 use riskstream_engine::store::RocksDbStore;
 

@@ -7,9 +7,8 @@ mod error;
 mod privacy;
 mod tax;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -24,95 +23,10 @@ use serde_json::{json, Value};
 
 pub use error::ApiError;
 
-/// Event posts admitted at once: one applying, the rest waiting for it. Past
-/// this an ingest answers 503 with `Retry-After` instead of queueing without bound.
-pub const MAX_PENDING_POSTS: usize = 8;
+pub use crate::handle::{AppState, MAX_PENDING_POSTS};
 
 use crate::pipeline::Engine;
 use crate::store::{hex, EventStore, ProjectionStore};
-
-/// What the handlers share.
-pub struct AppState<S> {
-    pub engine: RwLock<Engine<S>>,
-    /// The store the engine commits to, for the read path (`views`): account
-    /// queries read its last commit and never take the engine lock.
-    store: Arc<S>,
-    shards: u32,
-    rules: riskstream_projections::RuleConfig,
-    metrics: Arc<crate::metrics::Metrics>,
-    codec: riskstream_schemas::avro::Codec,
-    /// Admission of event posts (`MAX_PENDING_POSTS`).
-    ingest_slots: tokio::sync::Semaphore,
-    /// Wakes the outbox delivery after a commit.
-    pub outbox_wake: Mutex<Option<Sender<()>>>,
-    /// Distributed mode: the shards this instance owns (set once, when it joins).
-    pub cluster: std::sync::OnceLock<Arc<Mutex<crate::distributed::ClusterView>>>,
-    /// The bearer token of the admin routes (set once, at start); none: they answer 403.
-    admin_token: std::sync::OnceLock<crate::config::AdminToken>,
-    requests: AtomicU64,
-}
-
-impl<S: EventStore + ProjectionStore> AppState<S> {
-    pub fn new(engine: Engine<S>, outbox_wake: Option<Sender<()>>) -> Arc<Self> {
-        Arc::new(AppState {
-            store: Arc::clone(engine.store()),
-            shards: engine.shard_count(),
-            rules: engine.rules().clone(),
-            metrics: Arc::clone(engine.metrics()),
-            codec: engine.codec().clone(),
-            ingest_slots: tokio::sync::Semaphore::new(MAX_PENDING_POSTS),
-            engine: RwLock::new(engine),
-            outbox_wake: Mutex::new(outbox_wake),
-            cluster: std::sync::OnceLock::new(),
-            admin_token: std::sync::OnceLock::new(),
-            requests: AtomicU64::new(0),
-        })
-    }
-}
-
-impl<S: Send + Sync + 'static> AppState<S> {
-    /// Reads the engine's state on the blocking pool: a batch in flight holds it,
-    /// and that wait must not hold an async worker, so the read path, probes and
-    /// metrics go on answering meanwhile.
-    pub async fn on_engine<T: Send + 'static>(
-        self: &Arc<Self>,
-        read: impl FnOnce(&Engine<S>) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let app = Arc::clone(self);
-        tokio::task::spawn_blocking(move || read(&app.read()))
-            .await
-            .map_err(|e| ApiError::Engine(crate::pipeline::EngineError::Internal(format!("query task failed: {e}"))))
-    }
-}
-
-impl<S> AppState<S> {
-    /// Event posts admitted and not yet answered.
-    pub fn pending_posts(&self) -> usize {
-        MAX_PENDING_POSTS - self.ingest_slots.available_permits()
-    }
-
-    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Engine<S>> {
-        self.engine.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Engine<S>> {
-        self.engine.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Enables the admin routes with `token` (`[api] admin_token`); only the first
-    /// token set counts.
-    pub fn set_admin_token(&self, token: Option<crate::config::AdminToken>) {
-        if let Some(token) = token {
-            let _ = self.admin_token.set(token);
-        }
-    }
-
-    pub fn wake_outbox(&self) {
-        if let Some(tx) = self.outbox_wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            let _ = tx.send(());
-        }
-    }
-}
 
 type Shared<S> = State<Arc<AppState<S>>>;
 

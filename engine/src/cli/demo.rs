@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use riskstream_connectors::{AlertLogSink, AlertSink, SimulatorConfig, SimulatorSource, SinkError};
-use riskstream_engine::api::AppState;
+use riskstream_engine::handle::AppState;
 use riskstream_engine::runtime;
 use riskstream_engine::store::RocksDbStore;
 use riskstream_schemas::Alert;

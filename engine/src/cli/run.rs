@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use riskstream_connectors::kafka::input::partition_count;
 use riskstream_connectors::{AlertLogSink, AlertSink};
-use riskstream_engine::api::AppState;
 use riskstream_engine::distributed::{ClusterView, Distributed};
+use riskstream_engine::handle::AppState;
 use riskstream_engine::runtime;
 
 use super::{open_engine, shutdown_signal, EngineArgs};
