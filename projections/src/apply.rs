@@ -58,8 +58,26 @@ impl ShardState {
                 format!("unknown symbol `{}` (send SecurityListed first)", e.symbol),
             ));
         }
+        let held = a.positions.get(&e.symbol).map_or(Decimal::ZERO, |p| p.quantity);
+        // Each bound is below 10^18, but their products are not: refuse a trade
+        // whose money would overflow the decimal rather than stop the shard on it.
+        let fits = || -> Option<()> {
+            let notional = e.quantity.checked_mul(e.price)?.checked_add(e.fees)?;
+            let value = held.checked_add(e.quantity)?.checked_mul(e.price)?;
+            a.cash.checked_sub(notional)?.checked_add(notional)?.checked_add(notional)?;
+            a.market_value.checked_add(value)?.checked_add(notional)?;
+            Some(())
+        };
+        if fits().is_none() {
+            return Err(Rejection::field(
+                "quantity",
+                format!(
+                    "{} {} at {} is beyond the money a position can hold (28 significant digits)",
+                    e.quantity, e.symbol, e.price
+                ),
+            ));
+        }
         if e.side == Side::Sell {
-            let held = a.positions.get(&e.symbol).map_or(Decimal::ZERO, |p| p.quantity);
             if e.quantity > held {
                 return Err(Rejection::field(
                     "quantity",

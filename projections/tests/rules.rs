@@ -186,6 +186,43 @@ fn alert_ids_are_deterministic_and_distinct() {
     assert_ne!(alert_id(at, "market_move", "AB", "C"), alert_id(at, "market_move", "A", "BC"));
 }
 
+/// Quantity and price are each below 10^18, their product need not be: such a
+/// trade is refused with its reason instead of overflowing the decimal.
+#[test]
+fn a_trade_whose_money_overflows_is_refused() {
+    let mut s = Script::new();
+    let before = s.state.facts();
+    let huge = Event {
+        event_id: None,
+        ts: s.ts,
+        body: EventBody::TradeExecuted(TradeExecuted {
+            trade_id: "huge".into(),
+            account_id: "a".into(),
+            user_id: "u".into(),
+            symbol: "AAA".into(),
+            side: Side::Buy,
+            quantity: d("100000000000000000"),
+            price: d("100000000000000000"),
+            fees: Decimal::ZERO,
+            lot_method: None,
+            lot_ids: vec![],
+        }),
+    };
+    let err = s.state.apply(RecordRef { shard: 0, seq: 99 }, &huge).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("quantity"));
+    assert!(err.reason.contains("beyond the money a position can hold"), "{err}");
+    assert_eq!(s.state.facts(), before);
+    // A large trade that fits still books.
+    s.run(EventBody::CashMovement(CashMovement {
+        account_id: "a".into(),
+        user_id: "u".into(),
+        kind: CashKind::Deposit,
+        amount: d("100000000000000000"),
+    }));
+    s.trade("AAA", "1000000000", "1000000");
+    assert_eq!(s.state.account("a").unwrap().positions["AAA"].quantity, d("1000000050"));
+}
+
 #[test]
 fn rejected_events_change_nothing() {
     let mut s = Script::new();
