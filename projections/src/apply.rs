@@ -77,16 +77,14 @@ impl ShardState {
                 ),
             ));
         }
-        if e.side == Side::Sell {
-            if e.quantity > held {
-                return Err(Rejection::field(
-                    "quantity",
-                    format!(
-                        "selling {} {} but account `{}` holds {held} (short sales are not supported)",
-                        e.quantity, e.symbol, e.account_id
-                    ),
-                ));
-            }
+        if e.side == Side::Sell && e.quantity > held {
+            return Err(Rejection::field(
+                "quantity",
+                format!(
+                    "selling {} {} but account `{}` holds {held} (short sales are not supported)",
+                    e.quantity, e.symbol, e.account_id
+                ),
+            ));
         }
         self.check_tax(e)
     }
