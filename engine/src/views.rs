@@ -25,32 +25,31 @@ impl FactSource for ShardRows<'_> {
     }
 }
 
-/// The shard holding the account as of the last commit, and its head then.
-pub fn account_shard<S: ProjectionStore + ?Sized>(
+/// Whether the last commit holds the account, in any shard.
+pub fn account_exists<S: ProjectionStore + ?Sized>(
     store: &S,
     shards: u32,
     account_id: &str,
-) -> Result<Option<(u32, u64)>, StoreError> {
+) -> Result<bool, StoreError> {
     let read = store.committed();
     for shard in 0..shards {
         if read.row(shard, Table::Accounts, account_id)?.is_some() {
-            return Ok(Some((shard, read.head(shard)?.seq)));
+            return Ok(true);
         }
     }
-    Ok(None)
+    Ok(false)
 }
 
 /// The account's view as of the last commit, with its shard and the seq it
-/// reflects; the first of the shards `include` admits that holds it, in order.
+/// reflects, from the first shard that holds it.
 pub fn account_view<S: ProjectionStore + ?Sized>(
     store: &S,
     shards: u32,
     rules: &RuleConfig,
     account_id: &str,
-    include: impl Fn(u32) -> bool,
 ) -> Result<Option<(u32, u64, AccountView)>, StoreError> {
     let read = store.committed();
-    for shard in (0..shards).filter(|&s| include(s)) {
+    for shard in 0..shards {
         let mut rows = ShardRows { read: read.as_ref(), shard };
         if let Some(view) = ShardState::account_view_from(shard, rules, account_id, &mut rows)? {
             return Ok(Some((shard, read.head(shard)?.seq, view)));

@@ -124,7 +124,7 @@ fn a_failed_commit_stops_the_engine_and_loses_nothing_committed() {
     // Queries read the committed store: the failed batch is not visible to them,
     // although the engine's memory applied it.
     assert_eq!(engine.account_view("acc-0").unwrap().2.cash, cash + common::d("5"));
-    let read = riskstream_engine::views::account_view(store.as_ref(), 2, &RuleConfig::default(), "acc-0", |_| true);
+    let read = riskstream_engine::views::account_view(store.as_ref(), 2, &RuleConfig::default(), "acc-0");
     let (_, seq, view) = read.unwrap().unwrap();
     assert_eq!(view.cash, cash);
     assert!(heads.iter().any(|h| h.seq == seq));

@@ -76,18 +76,26 @@ impl Script {
     }
 
     fn trade(&mut self, symbol: &str, qty: &str, price: &str) -> Vec<Alert> {
-        self.run(EventBody::TradeExecuted(TradeExecuted {
+        let event = self.trade_event(symbol, Side::Buy, qty, price);
+        self.seq += 1;
+        self.state.apply(RecordRef { shard: 0, seq: self.seq }, &event).unwrap()
+    }
+
+    /// A trade of account `a` now, not applied.
+    fn trade_event(&self, symbol: &str, side: Side, qty: &str, price: &str) -> Event {
+        let body = EventBody::TradeExecuted(TradeExecuted {
             trade_id: format!("t{}", self.seq),
             account_id: "a".into(),
             user_id: "u".into(),
             symbol: symbol.into(),
-            side: Side::Buy,
+            side,
             quantity: d(qty),
             price: d(price),
             fees: Decimal::ZERO,
             lot_method: None,
             lot_ids: vec![],
-        }))
+        });
+        Event { event_id: None, ts: self.ts, body }
     }
 
     /// A tick `minutes` after the previous event.
@@ -192,22 +200,7 @@ fn alert_ids_are_deterministic_and_distinct() {
 fn a_trade_whose_money_overflows_is_refused() {
     let mut s = Script::new();
     let before = s.state.facts();
-    let huge = Event {
-        event_id: None,
-        ts: s.ts,
-        body: EventBody::TradeExecuted(TradeExecuted {
-            trade_id: "huge".into(),
-            account_id: "a".into(),
-            user_id: "u".into(),
-            symbol: "AAA".into(),
-            side: Side::Buy,
-            quantity: d("100000000000000000"),
-            price: d("100000000000000000"),
-            fees: Decimal::ZERO,
-            lot_method: None,
-            lot_ids: vec![],
-        }),
-    };
+    let huge = s.trade_event("AAA", Side::Buy, "100000000000000000", "100000000000000000");
     let err = s.state.apply(RecordRef { shard: 0, seq: 99 }, &huge).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("quantity"));
     assert!(err.reason.contains("beyond the money a position can hold"), "{err}");
@@ -227,22 +220,7 @@ fn a_trade_whose_money_overflows_is_refused() {
 fn rejected_events_change_nothing() {
     let mut s = Script::new();
     let before = s.state.facts();
-    let sell_too_much = Event {
-        event_id: None,
-        ts: s.ts,
-        body: EventBody::TradeExecuted(TradeExecuted {
-            trade_id: "x".into(),
-            account_id: "a".into(),
-            user_id: "u".into(),
-            symbol: "AAA".into(),
-            side: Side::Sell,
-            quantity: d("51"),
-            price: d("100"),
-            fees: Decimal::ZERO,
-            lot_method: None,
-            lot_ids: vec![],
-        }),
-    };
+    let sell_too_much = s.trade_event("AAA", Side::Sell, "51", "100");
     let err = s.state.apply(RecordRef { shard: 0, seq: 99 }, &sell_too_much).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("quantity"));
     assert!(err.reason.contains("holds 50"), "{err}");

@@ -144,7 +144,7 @@ async fn get_account<S: EventStore + ProjectionStore + 'static>(
         return audit::past_account(&app, id, as_of).await;
     }
     // The committed store, not the engine: no wait for a batch in flight.
-    let found = crate::views::account_view(app.store.as_ref(), app.shards, &app.rules, &id, |_| true)?;
+    let found = crate::views::account_view(app.store.as_ref(), app.shards, &app.rules, &id)?;
     let found = found.map(|(shard, seq, v)| (shard, seq, to_json(v)));
     answer_for_account(&app, &id, found, &[], q, None).await
 }
@@ -282,7 +282,7 @@ async fn get_account_alerts<S: EventStore + ProjectionStore + 'static>(
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    if crate::views::account_shard(app.store.as_ref(), app.shards, &id)?.is_none() {
+    if !crate::views::account_exists(app.store.as_ref(), app.shards, &id)? {
         return Err(ApiError::NotFound(format!("no account `{id}`")));
     }
     let alerts = app.store.account_alerts(&id, page.limit())?;

@@ -4,22 +4,26 @@
 //! dead letters and the source position. Shards of a batch run in parallel.
 //!
 //! Write-ahead (invariant 1): state changes in memory before the commit, but
-//! readers take the engine lock, which a batch holds until its commit is done;
-//! if a commit fails the engine refuses further work (restart reloads from disk).
+//! readers of that state take the engine lock, which a batch holds until its commit
+//! is done, and account queries read the committed store (`views`); if a commit
+//! fails the engine refuses further work (restart reloads from disk).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use riskstream_projections::risk::{RiskView, SymbolRiskView};
-use riskstream_projections::{AccountView, Change, RuleConfig, ShardState};
+use riskstream_projections::{AccountView, RuleConfig, ShardState};
 use riskstream_schemas::avro::Codec;
-use riskstream_schemas::json::{self, Decoded};
+use riskstream_schemas::json::Decoded;
 use riskstream_schemas::{Alert, Event, EventBody, RecordRef, Rejection};
 use serde::Serialize;
 
 mod audit;
+mod shard;
 
 use self::audit::{Checkpointing, Snapshotting};
+pub use self::shard::load_shard_state;
+use self::shard::{process_shard, ShardOutput};
 use crate::metrics::Metrics;
 use crate::privacy::{KeyStore, KeyStoreError, PersonalData};
 use crate::sequencer::{Refused, Routed, Sequencer};
@@ -79,17 +83,6 @@ pub struct Engine<S> {
     rules: RuleConfig,
     /// Seals personal fields before records are made; keys outside the store.
     personal: PersonalData,
-}
-
-/// What one shard produced for a batch.
-#[derive(Default)]
-struct ShardOutput {
-    records: Vec<Record>,
-    event_ids: Vec<(String, RecordRef)>,
-    alerts: Vec<Alert>,
-    refused: Vec<Refused>,
-    changes: Vec<(u32, Change)>,
-    accepted: usize,
 }
 
 /// The rule settings a data dir was created with, if it recorded them.
@@ -194,8 +187,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             heads.push(head);
         }
         let counters = store.counters()?;
-        metrics.accounts.set(shards.iter().map(ShardState::account_count).sum::<usize>() as i64);
-        Ok(Engine {
+        let engine = Engine {
             checkpoints: None,
             snapshots: None,
             rules,
@@ -208,7 +200,9 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             metrics,
             poisoned: false,
             personal: PersonalData::default(),
-        })
+        };
+        engine.metrics.accounts.set(engine.account_count() as i64);
+        Ok(engine)
     }
 
     /// Load-test baseline: revalue touched accounts from scratch (same results).
@@ -284,7 +278,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         let started = Instant::now();
         let store = Arc::clone(&self.store);
         let seq = self.sequencer.route(items, |id| store.event_seen(id).map(|r| r.is_some()))?;
-        self.metrics.stage_seconds.with_label_values(&["sequence"]).observe(started.elapsed().as_secs_f64());
+        self.observe_stage("sequence", started);
         let report = IngestReport {
             accepted: seq.ticks,
             duplicates: seq.duplicates,
@@ -311,7 +305,7 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         let applying = Instant::now();
         self.personal.seal(per_shard.iter_mut().flatten().map(|r| &mut r.event))?;
         let outputs = self.run_shards(source, per_shard)?;
-        self.metrics.stage_seconds.with_label_values(&["apply"]).observe(applying.elapsed().as_secs_f64());
+        self.observe_stage("apply", applying);
         let mut batch = CommitBatch { positions, ..Default::default() };
         for out in outputs {
             report.accepted += out.accepted;
@@ -428,18 +422,18 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
             self.poisoned = true;
             EngineError::from(e)
         })?;
-        let metrics = Arc::clone(&self.metrics);
-        let stage = |name: &str, since: Instant| {
-            metrics.stage_seconds.with_label_values(&[name]).observe(since.elapsed().as_secs_f64())
-        };
-        stage("commit", committing);
+        self.observe_stage("commit", committing);
         self.metrics.accounts.set(self.account_count() as i64);
         // The batch is durable from here: what follows cannot un-commit it.
         let auditing = Instant::now();
         self.sign_due_checkpoints_after_commit();
         self.take_due_snapshot();
-        stage("audit", auditing);
+        self.observe_stage("audit", auditing);
         Ok(())
+    }
+
+    fn observe_stage(&self, stage: &str, since: Instant) {
+        self.metrics.stage_seconds.with_label_values(&[stage]).observe(since.elapsed().as_secs_f64());
     }
 
     fn observe(&self, report: &IngestReport, batch: &CommitBatch, started: Instant) {
@@ -514,88 +508,6 @@ impl<S: EventStore + ProjectionStore> Engine<S> {
         self.commit(&batch)?;
         Ok(alerts)
     }
-}
-
-/// A shard's projection as stored, with the chain head it reflects: rows loaded,
-/// derived sums rebuilt, the clock set to the last record's event time (no replay).
-pub fn load_shard_state<S: EventStore + ProjectionStore + ?Sized>(
-    store: &S,
-    shard: u32,
-    rules: &RuleConfig,
-    codec: &Codec,
-) -> Result<(ShardState, ChainHead), StoreError> {
-    let started = Instant::now();
-    let mut state = ShardState::new(shard, rules.clone());
-    let mut rows = 0u64;
-    store.for_each_row(shard, &mut |table, key, value| {
-        rows += 1;
-        state.load_fact(table, key, value).map_err(|r| StoreError::Corrupt(r.reason))
-    })?;
-    let loaded = started.elapsed().as_secs_f64();
-    state.rebuild_derived();
-    tracing::info!(
-        shard,
-        rows,
-        load_secs = loaded,
-        derive_secs = started.elapsed().as_secs_f64() - loaded,
-        "loaded a shard"
-    );
-    let head = store.head(shard)?;
-    // The clock the tax views read is the last applied record's event time.
-    if let Some(last) = store.record(shard, head.seq)? {
-        let event = codec
-            .decode(last.fingerprint, &last.payload)
-            .map_err(|e| StoreError::Corrupt(format!("record ({shard}, {}): {e}", head.seq)))?;
-        state.observe_time(event.ts);
-    }
-    Ok((state, head))
-}
-
-fn process_shard(
-    state: &mut ShardState,
-    head: &mut ChainHead,
-    list: Vec<Routed>,
-    codec: &Codec,
-    source: &str,
-) -> Result<ShardOutput, EngineError> {
-    let shard = state.shard();
-    let mut out = ShardOutput::default();
-    for Routed { index, event, origin } in list {
-        if let Err(rejection) = state.check(&event) {
-            let rejection = match index {
-                Some(i) => rejection.at(i),
-                None => rejection,
-            };
-            out.refused.push(Refused { rejection, raw: json::encode(&event) });
-            continue;
-        }
-        let (fingerprint, payload) =
-            codec.encode(&event).map_err(|e| EngineError::Internal(format!("cannot encode a valid event: {e}")))?;
-        let origin = match (origin, index) {
-            (Some(o), _) => o,
-            (None, Some(i)) => format!("{source}#{i}"),
-            (None, None) => source.to_string(),
-        };
-        let record = Record::next(*head, shard, origin, fingerprint, payload);
-        let at = RecordRef { shard, seq: record.seq };
-        let alerts = state
-            .apply(at, &event)
-            .map_err(|r| EngineError::Internal(format!("checked event failed to apply: {r}")))?;
-        *head = record.head();
-        out.alerts.extend(alerts);
-        if let Some(id) = &event.event_id {
-            // A broadcast event is stored in every shard; its id points at shard 0's copy.
-            if event.body.user_id().is_some() || shard == 0 {
-                out.event_ids.push((id.clone(), at));
-            }
-        }
-        if index.is_some() && (event.body.user_id().is_some() || shard == 0) {
-            out.accepted += 1;
-        }
-        out.records.push(record);
-    }
-    out.changes = state.drain_changes().into_iter().map(|c| (shard, c)).collect();
-    Ok(out)
 }
 
 pub(super) fn wall_clock_micros() -> i64 {
