@@ -14,7 +14,7 @@ use riskstream_schemas::json::Decoded;
 use riskstream_schemas::Alert;
 
 pub use crate::alert_log::AlertLogSink;
-pub use crate::file::JsonLinesFileSource;
+pub use crate::file::{FilePosition, JsonLinesFileSource, STDIN_SOURCE};
 pub use crate::memory::{MemoryAlertSink, MemoryEventSource};
 pub use crate::simulator::{Simulation, SimulatorConfig, SimulatorSource};
 
@@ -40,6 +40,10 @@ pub enum SourceError {
     BadPosition { source_name: String, position: String, reason: String },
     #[error("source `{source_name}`: {reason}")]
     Io { source_name: String, reason: String },
+    /// What was consumed before is not what the source holds now (a file edited
+    /// after its import); going on could apply events twice.
+    #[error("source `{source_name}` changed: {reason}")]
+    Changed { source_name: String, reason: String },
 }
 
 /// A pull source of events. Sources are polled by one pump thread.

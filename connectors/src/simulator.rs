@@ -47,9 +47,17 @@ pub struct SimulatorConfig {
     pub shock_every: u64,
     /// Total events, setup included (`None` = endless).
     pub limit: Option<u64>,
-    /// Give every account risk limits (a `RiskLimitsSet` after its targets). The
-    /// limits are tight, scaled for intraday bars, so a short run shows risk alerts.
+    /// Give every account risk limits (a `RiskLimitsSet` after its targets): limits an
+    /// adviser would set, VaR scaled to `bar_secs` bars, or tight ones with `stress`.
     pub risk_limits: bool,
+    /// The load tester's stress profile: VaR limits at the typical VaR of five-minute
+    /// bars (about half the accounts in breach), tight drawdown and daily-loss limits,
+    /// and half the shocks hitting a whole sector. Off, limits leave room for normal
+    /// markets and a shock hits a whole sector one time in five.
+    pub stress: bool,
+    /// Bar length of the engine's risk model in seconds of event time, which the
+    /// calm profile's VaR limits (fractions of value per bar) are scaled to.
+    pub bar_secs: i64,
 }
 
 impl Default for SimulatorConfig {
@@ -68,6 +76,8 @@ impl Default for SimulatorConfig {
             shock_every: 10_000,
             limit: None,
             risk_limits: false,
+            stress: false,
+            bar_secs: 300,
         }
     }
 }
@@ -78,6 +88,7 @@ impl SimulatorConfig {
         self.symbols = self.symbols.max(1);
         self.positions_per_account = self.positions_per_account.min(self.symbols).min(MAX_POSITIONS);
         self.tick_interval_micros = self.tick_interval_micros.max(1);
+        self.bar_secs = self.bar_secs.max(1);
         self
     }
 }
@@ -114,7 +125,12 @@ impl Simulation {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let start = config.start.micros();
         let market = Market::new(config.symbols, start, &mut rng);
-        let accounts = Accounts::new(config.seed, config.positions_per_account, config.risk_limits);
+        let limits = match (config.risk_limits, config.stress) {
+            (false, _) => None,
+            (true, true) => Some(accounts::Limits::Tight),
+            (true, false) => Some(accounts::Limits::Adviser { bar_secs: config.bar_secs }),
+        };
+        let accounts = Accounts::new(config.seed, config.positions_per_account, limits);
         Simulation {
             rng,
             market,
@@ -129,6 +145,19 @@ impl Simulation {
 
     pub fn config(&self) -> &SimulatorConfig {
         &self.config
+    }
+
+    /// Event time of the last event emitted (microseconds).
+    pub fn last_ts(&self) -> i64 {
+        self.last_ts
+    }
+
+    /// Event time the steady state (the market) started at, once it has.
+    pub fn steady_since(&self) -> Option<i64> {
+        match self.stage {
+            Stage::Steady { start, .. } => Some(start),
+            _ => None,
+        }
     }
 
     /// Events emitted so far: the source position.
@@ -175,7 +204,8 @@ impl Simulation {
         let offset = i64::try_from(step).unwrap_or(i64::MAX).saturating_mul(self.config.tick_interval_micros);
         let now = start.saturating_add(offset);
         if every(step, self.config.shock_every) {
-            self.market.shock(&mut self.rng);
+            let sector_share = if self.config.stress { 0.5 } else { 0.2 };
+            self.market.shock(sector_share, &mut self.rng);
         }
         let tick = self.market.tick(now, &mut self.rng);
         self.queue.push_back((Some(now), EventBody::MarketTick(tick)));
@@ -229,6 +259,16 @@ impl SimulatorSource {
 
     pub fn position(&self) -> u64 {
         self.sim.emitted()
+    }
+
+    /// Event time of the last event emitted (microseconds).
+    pub fn last_ts(&self) -> i64 {
+        self.sim.last_ts()
+    }
+
+    /// Event time the steady state (the market) started at, once it has.
+    pub fn steady_since(&self) -> Option<i64> {
+        self.sim.steady_since()
     }
 
     pub fn config(&self) -> &SimulatorConfig {

@@ -21,7 +21,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            // docs/CLI.md, "Exit status": 1 a check failed, 2 the command could not run.
+            if e.downcast_ref::<cli::CheckFailed>().is_some() {
+                cli::EXIT_CHECK_FAILED
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use riskstream_connectors::{AlertSink, EventSource, SourceError};
+use riskstream_schemas::Rejection;
 
 use crate::api;
 use crate::handle::AppState;
@@ -48,15 +49,35 @@ pub enum PumpError {
 }
 
 /// How a pump run ended.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PumpStats {
     pub items: u64,
     pub batches: u64,
     pub alerts: u64,
+    /// Items rejected (and dead-lettered), and the first [`FIRST_REJECTIONS`] of them.
+    pub rejected: u64,
+    pub first_rejections: Vec<Rejection>,
 }
 
-/// Feeds `source` into the engine until it ends or `stop` is set, resuming from
-/// the position stored for it. With `rate` (items/s), batches are paced.
+/// How many rejections a pump keeps to show; all of them are dead letters.
+pub const FIRST_REJECTIONS: usize = 10;
+
+/// Moves `source` to the position stored for it, if any, and returns that position.
+pub fn resume<S>(app: &AppState<S>, source: &mut dyn EventSource) -> Result<Option<String>, PumpError>
+where
+    S: EventStore + ProjectionStore,
+{
+    let stored = app.read().store().source_position(source.name()).map_err(EngineError::from)?;
+    if let Some(position) = &stored {
+        tracing::info!(source = source.name(), position = %position, "resuming source");
+        source.seek(position)?;
+    }
+    Ok(stored)
+}
+
+/// Feeds `source` into the engine from where it stands until it ends or `stop` is
+/// set (call [`resume`] first to continue a stored position). With `rate`
+/// (items/s), batches are paced.
 pub fn pump<S>(
     app: &AppState<S>,
     source: &mut dyn EventSource,
@@ -67,11 +88,6 @@ pub fn pump<S>(
 where
     S: EventStore + ProjectionStore,
 {
-    let stored = app.read().store().source_position(source.name()).map_err(EngineError::from)?;
-    if let Some(position) = stored {
-        tracing::info!(source = source.name(), position = %position, "resuming source");
-        source.seek(&position)?;
-    }
     let started = Instant::now();
     let mut stats = PumpStats::default();
     while !stop.load(Ordering::Relaxed) {
@@ -84,6 +100,9 @@ where
         if n > 0 || batch.position.is_some() {
             let report = app.write().ingest(source.name(), batch.position, batch.items)?;
             stats.alerts += report.alerts.len() as u64;
+            stats.rejected += report.rejected.len() as u64;
+            let room = FIRST_REJECTIONS.saturating_sub(stats.first_rejections.len());
+            stats.first_rejections.extend(report.rejected.into_iter().take(room));
             app.wake_outbox();
         }
         stats.items += n;

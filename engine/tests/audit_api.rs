@@ -84,7 +84,7 @@ async fn bad_proof_requests_name_what_is_wrong() {
         ("/v1/audit/9/root".to_string(), StatusCode::NOT_FOUND, "no shard 9"),
         ("/v1/audit/0/inclusion".to_string(), StatusCode::BAD_REQUEST, "`seq` is required"),
         ("/v1/audit/0/inclusion?seq=0".to_string(), StatusCode::BAD_REQUEST, "starts at 1"),
-        (format!("/v1/audit/0/inclusion?seq={}", head + 1), StatusCode::BAD_REQUEST, "not below tree size"),
+        (format!("/v1/audit/0/inclusion?seq={}", head + 1), StatusCode::BAD_REQUEST, "is not in a tree of size"),
         (format!("/v1/audit/0/root?size={}", head + 1), StatusCode::BAD_REQUEST, "tree"),
         ("/v1/audit/0/consistency?from=3&to=2".to_string(), StatusCode::BAD_REQUEST, "3"),
     ];

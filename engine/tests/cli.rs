@@ -24,8 +24,15 @@ fn query(dir: &Path, path: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A JSON-lines file: a small book, with one malformed line and one oversell.
+/// A JSON-lines file: a small book.
 fn write_events(path: &Path) -> usize {
+    let lines: Vec<String> = common::workload(4, 60).iter().map(json::encode).collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    lines.len()
+}
+
+/// The same book with a malformed line 6 and an oversell as the last line.
+fn write_events_with_two_bad_lines(path: &Path) -> usize {
     let mut lines: Vec<String> = common::workload(4, 60).iter().map(json::encode).collect();
     lines.insert(5, "{\"type\": \"CashMovement\", broken".to_string());
     let oversell =
@@ -35,23 +42,36 @@ fn write_events(path: &Path) -> usize {
     lines.len()
 }
 
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn import_query_verify_replay_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let (file, dir) = (tmp.path().join("events.jsonl"), tmp.path().join("data"));
-    let lines = write_events(&file);
+    let lines = write_events_with_two_bad_lines(&file);
     let d = dir.to_str().unwrap();
 
     let out = riskstream(&["import", file.to_str().unwrap(), "--data-dir", d, "--shards", "2", "--batch", "17"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "rejected lines make the import fail: {}", stderr(&out));
     assert!(stdout(&out).contains(&format!("imported {lines} lines")), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("into {d}")), "names the data dir: {}", stdout(&out));
     assert!(stdout(&out).contains("2 rejected"), "{}", stdout(&out));
+    // 1-based line numbers, as an editor shows them, with the reason.
+    assert!(stderr(&out).contains("rejected line 6: malformed JSON"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("rejected line {lines} (field `quantity`)")), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/v1/dead-letters"), "{}", stderr(&out));
 
     let letters = query(&dir, "/v1/dead-letters");
     let letters = letters["dead_letters"].as_array().unwrap();
     assert_eq!(letters.len(), 2);
-    assert!(letters.iter().any(|l| l["raw"].as_str().unwrap().contains("broken") && l["index"] == 5));
-    assert!(letters.iter().any(|l| l["field"] == "quantity"));
+    assert!(letters.iter().any(|l| l["raw"].as_str().unwrap().contains("broken") && l["index"] == 6));
+    assert!(letters.iter().any(|l| l["field"] == "quantity" && l["index"] == lines));
+    let canonical = file.canonicalize().unwrap();
+    // The record names its file by canonical path and its line from 1.
+    let record = query(&dir, "/v1/events/0/1");
+    assert_eq!(record["source"], format!("file:{}#1", canonical.display()));
 
     let account = query(&dir, "/v1/accounts/acc-1");
     assert_eq!(account["account_id"], "acc-1");
@@ -75,6 +95,93 @@ fn import_query_verify_replay_end_to_end() {
     assert!(!again.status.success(), "replay refuses to overwrite a data dir");
 }
 
+/// The same file under three spellings (relative, `./`, absolute through a
+/// symlink) applies once: a deposit without an event id is counted once.
+#[test]
+fn a_file_imports_once_whatever_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("f.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"type":"AccountOpened","event_id":"open-a1","ts":"2026-01-05T14:30:00Z","account_id":"a1","user_id":"u1","tax_status":"taxable","base_currency":"USD"}"#,
+            "\n",
+            r#"{"type":"CashMovement","ts":"2026-01-05T14:31:00Z","account_id":"a1","user_id":"u1","kind":"deposit","amount":"500"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&file, tmp.path().join("link.jsonl")).unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let import = |spelling: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_riskstream"))
+            .current_dir(tmp.path())
+            .args(["import", spelling, "--data-dir", d])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{spelling}: {}", stderr(&out));
+        out
+    };
+    import("f.jsonl");
+    let link = tmp.path().join("link.jsonl");
+    for spelling in ["./f.jsonl", link.to_str().unwrap()] {
+        let again = import(spelling);
+        assert!(stdout(&again).contains("imported 0 lines"), "{spelling}: {}", stdout(&again));
+        assert!(stderr(&again).contains("resuming") && stderr(&again).contains("after line 2"), "{}", stderr(&again));
+    }
+    assert_eq!(query(&data, "/v1/accounts/a1")["cash"], "500");
+
+    // Lines appended since are imported; an edited imported part is refused.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(&text.lines().nth(1).unwrap().replace("14:31", "14:32"));
+    text.push('\n');
+    std::fs::write(&file, &text).unwrap();
+    assert!(stdout(&import("./f.jsonl")).contains("imported 1 lines"));
+    assert_eq!(query(&data, "/v1/accounts/a1")["cash"], "1000");
+    std::fs::write(&file, text.replace("500", "600")).unwrap();
+    let refused = riskstream(&["import", file.to_str().unwrap(), "--data-dir", d]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("changed") && stderr(&refused).contains("--restart"), "{}", stderr(&refused));
+    assert_eq!(query(&data, "/v1/accounts/a1")["cash"], "1000", "nothing applied");
+    // --restart imports it as a new source: the opening (with an event id) is a
+    // duplicate, both deposits (without one) apply again.
+    let restarted = riskstream(&["import", file.to_str().unwrap(), "--data-dir", d, "--restart"]);
+    assert!(restarted.status.success(), "{}", stderr(&restarted));
+    assert!(stdout(&restarted).contains("imported 3 lines"), "{}", stdout(&restarted));
+    assert_eq!(query(&data, "/v1/accounts/a1")["cash"], "2200");
+}
+
+/// A pretty-printed JSON array is not JSON lines: every line is rejected, and the
+/// import says so and fails. Standard input imports like a file.
+#[test]
+fn an_import_with_every_line_rejected_fails_and_stdin_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("array.json");
+    let events: Vec<serde_json::Value> =
+        common::workload(1, 3).iter().map(|e| serde_json::from_str(&json::encode(e)).unwrap()).collect();
+    std::fs::write(&file, serde_json::to_string_pretty(&events).unwrap()).unwrap();
+    let total = std::fs::read_to_string(&file).unwrap().lines().count();
+    let d = tmp.path().join("data");
+    let out = riskstream(&["import", file.to_str().unwrap(), "--data-dir", d.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("{total} rejected")), "{}", stdout(&out));
+    assert!(stderr(&out).contains("rejected line 1:"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not shown"), "only the first lines are listed: {}", stderr(&out));
+
+    let lines = tmp.path().join("events.jsonl");
+    let n = write_events(&lines);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_riskstream"))
+        .args(["import", "-", "--data-dir", tmp.path().join("stdin").to_str().unwrap()])
+        .stdin(std::fs::File::open(&lines).unwrap())
+        .output()
+        .unwrap();
+    assert!(child.status.success(), "{}", stderr(&child));
+    assert!(stdout(&child).contains(&format!("imported {n} lines from standard input")), "{}", stdout(&child));
+    child.stdout.clear();
+    assert!(query(&tmp.path().join("stdin"), "/v1/accounts/acc-1")["positions"].as_array().unwrap().len() == 3);
+}
+
 #[test]
 fn import_resumes_after_its_committed_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -87,6 +194,38 @@ fn import_resumes_after_its_committed_line() {
     let out = riskstream(&["import", file.to_str().unwrap(), "--data-dir", d]);
     assert!(stdout(&out).contains("imported 0 lines"), "{}", stdout(&out));
     assert_eq!(query(&dir, "/healthz"), before);
+}
+
+/// Failures say what is wrong on stderr; nothing but `run`, `import` and `demo`
+/// makes a data dir.
+#[test]
+fn failures_say_what_is_wrong_and_make_no_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, data) = (tmp.path().join("events.jsonl"), tmp.path().join("data"));
+    write_events(&file);
+    let d = data.to_str().unwrap();
+    let import = riskstream(&["import", file.to_str().unwrap(), "--data-dir", d]);
+    assert!(import.status.success(), "{}", stderr(&import));
+    assert!(stderr(&import).contains(&format!("creating data dir {d}")), "{}", stderr(&import));
+    for (path, says) in [("/nope", "no route GET /nope"), ("/v1/events", "does not take GET"), ("/v1/accounts/x", "x")]
+    {
+        let out = riskstream(&["query", "--data-dir", d, path]);
+        assert_eq!(out.status.code(), Some(1), "{path}");
+        assert!(stderr(&out).contains(says), "{path}: `{}` should say `{says}`", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{path}: {}", stdout(&out));
+    }
+    let nodir = tmp.path().join("nodir");
+    for args in [
+        vec!["snapshot", "list", "--data-dir", nodir.to_str().unwrap()],
+        vec!["snapshot", "create", "--data-dir", nodir.to_str().unwrap()],
+        vec!["query", "--data-dir", nodir.to_str().unwrap(), "/healthz"],
+        vec!["verify", "--data-dir", nodir.to_str().unwrap()],
+    ] {
+        let out = riskstream(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("no riskstream data dir"), "{args:?}: {}", stderr(&out));
+        assert!(!nodir.exists(), "{args:?} created {}", nodir.display());
+    }
 }
 
 #[test]
@@ -177,11 +316,16 @@ fn audit_checks_checkpoints_and_proofs_with_only_the_public_key() {
     ok(&["audit", "inclusion", "--public-key", &key, "--checkpoint", &new_file, &inc_file]);
     ok(&["audit", "consistency", "--public-key", &key, "--old", &old_file, "--new", &new_file, &con_file]);
 
-    let refused = |args: &[&str], says: &str| {
+    // docs/CLI.md: a check that does not hold exits 1, an input that cannot be used 2.
+    let refused_with = |args: &[&str], says: &str, code: i32| {
         let out = riskstream(args);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success() && err.contains(says), "{args:?} should fail with `{says}`: {err}");
+        assert!(
+            out.status.code() == Some(code) && err.contains(says),
+            "{args:?} should exit {code} with `{says}`: {err}"
+        );
     };
+    let refused = |args: &[&str], says: &str| refused_with(args, says, 1);
     let mut forged = inclusion.clone();
     let first = forged["proof"][0].as_str().unwrap().to_string();
     forged["proof"][0] = format!("{}{}", if first.starts_with('0') { "1" } else { "0" }, &first[1..]).into();
@@ -199,9 +343,22 @@ fn audit_checks_checkpoints_and_proofs_with_only_the_public_key() {
     let tampered_file = save("tampered.json", &tampered);
     refused(&["audit", "checkpoint", "--public-key", &key, &tampered_file], "signature does not verify");
     refused(&["audit", "inclusion", "--public-key", &key, "--checkpoint", &old_file, &inc_file], "the proof is for");
-    refused(&["audit", "checkpoint", "--public-key", &"ab".repeat(32), &new_file], "not an Ed25519 public key");
+    refused_with(&["audit", "checkpoint", "--public-key", &"ab".repeat(32), &new_file], "not an Ed25519 public key", 2);
+    refused_with(&["audit", "checkpoint", "--public-key", &key, "/no/such.json"], "/no/such.json", 2);
     let other_key = dir.path().join("other.key");
     std::fs::write(&other_key, "07".repeat(32)).unwrap();
     let other = stdout(&riskstream(&["audit", "public-key", "--signing-key", other_key.to_str().unwrap()]));
     refused(&["audit", "checkpoint", "--public-key", other.trim(), &new_file], "not by the expected key");
+
+    // The README's offline walkthrough: the public key from `query`, saved as a
+    // file, is what `verify` and `audit` take.
+    let served = query(&data, "/v1/audit/public-key");
+    assert_eq!(served["public_key"], key.as_str(), "offline query names the signing key");
+    let key_file = save("key.json", &served);
+    let verified = riskstream(&["verify", "--data-dir", d, "--public-key", &key_file]);
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(stdout(&verified).contains(&format!("key {key}")), "{}", stdout(&verified));
+    ok(&["audit", "checkpoint", "--public-key", &key_file, &new_file]);
+    let foreign = riskstream(&["verify", "--data-dir", d, "--public-key", other.trim()]);
+    assert_eq!(foreign.status.code(), Some(1), "{}", stdout(&foreign));
 }

@@ -600,14 +600,51 @@ async fn unsupported_content_type_is_415() {
     assert_eq!(server.get("/healthz").await["accounts"], 0);
 }
 
+/// docs/API.md: every error is `{"error": ...}` saying what is wrong, the
+/// router's own (unknown route, wrong method, unparsable query or path) included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_answer_is_json_naming_what_is_wrong() {
+    let server = Server::start(1 << 20);
+    let (status, report) = server.post(JSON, json_array(&book())).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let send = |method: reqwest::Method, path: &str| {
+        let request = server.http.request(method, format!("{}{path}", server.base));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let kind = response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
+            let body: Value = serde_json::from_str(&response.text().await.unwrap()).expect("a JSON body");
+            assert_eq!(kind.as_deref(), Some("application/json"), "{body}");
+            (status, body["error"].as_str().expect("an `error` string").to_string())
+        }
+    };
+    let cases: [(reqwest::Method, &str, StatusCode, &str); 6] = [
+        (reqwest::Method::GET, "/nope", StatusCode::NOT_FOUND, "no route GET /nope"),
+        (reqwest::Method::GET, "/v1/events", StatusCode::METHOD_NOT_ALLOWED, "/v1/events does not take GET"),
+        (reqwest::Method::GET, "/v1/alerts?limit=abc", StatusCode::BAD_REQUEST, "limit"),
+        (reqwest::Method::GET, "/v1/events/x/1", StatusCode::BAD_REQUEST, "`x`"),
+        (reqwest::Method::GET, "/v1/accounts/nobody", StatusCode::NOT_FOUND, "nobody"),
+        (reqwest::Method::GET, "/v1/audit/0/inclusion?seq=42", StatusCode::BAD_REQUEST, "record 42 is not in"),
+    ];
+    for (method, path, expected, says) in cases {
+        let (status, error) = send(method.clone(), path).await;
+        assert_eq!(status, expected, "{method} {path}: {error}");
+        assert!(error.contains(says), "{method} {path}: `{error}` should say `{says}`");
+    }
+    let (status, report) = server.post("text/plain", json_array(&book())).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "docs/EVENTS.md: another content type is 415: {report}");
+    assert!(report["error"].as_str().unwrap().contains("`text/plain`"), "{report}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_body_is_413() {
     let server = Server::start(4096);
     let events: Vec<Event> = (0..40).map(|i| ev(&format!("l-{i}"), 0, listed(&format!("SYM{i:03}")))).collect();
     let body = json_array(&events);
     assert!(body.len() > 4096, "{}", body.len());
-    let (status, _) = server.post(JSON, body).await;
+    let (status, error) = server.post(JSON, body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(error["error"].as_str().is_some_and(|e| e.contains("limit")), "{error}");
     // A body under the limit still goes through.
     let (status, report) = server.post(JSON, json_array(&events[..5])).await;
     assert_eq!((status, report["accepted"].clone()), (StatusCode::OK, json!(5)));

@@ -15,7 +15,7 @@ use riskstream_engine::store::*;
 use riskstream_engine::Engine;
 use riskstream_projections::{RuleConfig, Table};
 use riskstream_schemas::json::Decoded;
-use riskstream_schemas::{Rejection, Side};
+use riskstream_schemas::{EventBody, Rejection, Side};
 
 fn memory_engine(shards: u32) -> Engine<MemoryStore> {
     Engine::open(Arc::new(MemoryStore::new()), shards, RuleConfig::default(), Arc::new(Metrics::new())).unwrap()
@@ -93,6 +93,16 @@ fn replay_until_builds_an_earlier_state() {
     assert_eq!(state_digest(replayed.store().as_ref(), 1).unwrap(), early);
 }
 
+/// The events of a shard's log, in log order.
+fn logged(engine: &Engine<MemoryStore>, shard: u32) -> Vec<riskstream_schemas::Event> {
+    let store = engine.store();
+    store
+        .records(shard, 1)
+        .map(|r| r.unwrap())
+        .map(|r| engine.codec().decode(r.fingerprint, &r.payload).unwrap())
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -112,6 +122,18 @@ proptest! {
             rest = later;
         }
         prop_assert_eq!(facts(split.store().as_ref(), 2), facts(whole.store().as_ref(), 2));
+        // docs/EVENTS.md, "Order of ticks and account events": whatever the batching,
+        // the account events are logged in the same order and no record of an earlier
+        // window (a UTC day here) follows one of a later window.
+        for shard in 0..2 {
+            let (split_log, whole_log) = (logged(&split, shard), logged(&whole, shard));
+            let accounts = |log: &[riskstream_schemas::Event]| -> Vec<riskstream_schemas::Event> {
+                log.iter().filter(|e| !matches!(e.body, EventBody::PriceBatch(_))).cloned().collect()
+            };
+            prop_assert_eq!(accounts(&split_log), accounts(&whole_log));
+            let days: Vec<i64> = split_log.iter().map(|e| e.ts.day()).collect();
+            prop_assert!(days.windows(2).all(|d| d[0] <= d[1]), "windows out of order: {:?}", days);
+        }
         for a in 0..8 {
             let id = format!("acc-{a}");
             let (s, _, view) = split.account_view(&id).unwrap();

@@ -159,6 +159,8 @@ fn simulator(args: &Args) -> SimulatorConfig {
         shock_every: args.shock_every,
         tick_interval_micros: 1_000,
         risk_limits: args.risk,
+        // The workload every figure in docs/BENCHMARKS.md was measured with.
+        stress: true,
         ..SimulatorConfig::default()
     }
 }

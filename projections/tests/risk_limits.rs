@@ -144,8 +144,12 @@ fn config(bar_secs: i64, cooldown_secs: i64) -> RuleConfig {
 /// first return r = ln(102/100), which seeds the EWMA variance with r^2 (RiskMetrics,
 /// model.rs conventions). Fully invested, the limit measure is then m x r (m = z or
 /// ES/sigma); holding a fraction w of the value in AAA it is m x r x w.
+/// The model's warm-up is off here (`min_observations` 1) to reach the lifecycle
+/// from the first return; `var_limits_wait_for_the_warm_up` covers it.
 fn var_like_limit(rule: &str, kind: AlertKind, limits: RiskLimitsSet, m: f64, limit: &str, sells: [&str; 2]) {
-    let mut s = Script::new(config(60, 600), limits);
+    let mut cfg = config(60, 600);
+    cfg.risk.min_observations = 1;
+    let mut s = Script::new(cfg, limits);
     let r = (102.0_f64 / 100.0).ln(); // 0.0198026
     let limit_f = f(d(limit));
     assert!(s.tick("AAA", "100").is_empty());
@@ -197,6 +201,38 @@ fn var_breach_raises_holds_clears_and_cools_down() {
     // w 0.75: 0.034551 (clear); after the cooldown: 0.046068 x 0.94 = 0.043304.
     let limits = RiskLimitsSet { max_var: Some(d("0.04")), ..Default::default() };
     var_like_limit("var_breach", AlertKind::VarBreach, limits, Z99, "0.04", ["15", "10"]);
+}
+
+/// docs/RISK.md: VaR and CVaR limits wait until the model has closed
+/// `min_observations` bars. The first return breaches both (var_breach test above);
+/// they are raised at the first bar close that completes the warm-up, at the
+/// variance decayed by the zero returns since.
+#[test]
+fn var_limits_wait_for_the_warm_up() {
+    let mut cfg = config(60, 600);
+    cfg.risk.min_observations = 4;
+    let limits = RiskLimitsSet { max_var: Some(d("0.04")), max_cvar: Some(d("0.045")), ..Default::default() };
+    let mut s = Script::new(cfg, limits);
+    s.tick("AAA", "100");
+    s.buy("AAA", "100", "100");
+    s.at(60).tick("AAA", "102");
+    let mut raised_at = None;
+    for t in (120..=900).step_by(60) {
+        let out = s.at(t).tick("AAA", "102");
+        let view = s.view();
+        if view.conventions.model_bars < 4 {
+            assert!(out.is_empty(), "bar {} of the warm-up: {out:#?}", view.conventions.model_bars);
+            continue;
+        }
+        // Fully invested in AAA at 102: the measure is m x sigma / 10,200.
+        let var = one(&out, "var_breach", AlertKind::VarBreach, AlertState::Raised);
+        assert!((f(var.value) - Z99 * view.volatility / 10_200.0).abs() < 1e-9, "{}", var.value);
+        let cvar = one(&out, "cvar_breach", AlertKind::CvarBreach, AlertState::Raised);
+        assert!((f(cvar.value) - ES99 * view.volatility / 10_200.0).abs() < 1e-9, "{}", cvar.value);
+        raised_at = Some(t);
+        break;
+    }
+    assert!(raised_at.is_some_and(|t| t > 120), "raised at {raised_at:?}, after the first return");
 }
 
 #[test]

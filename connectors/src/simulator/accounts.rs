@@ -56,12 +56,21 @@ pub(super) struct Accounts {
     positions: usize,
     list: Vec<SimAccount>,
     trades: u64,
-    risk_limits: bool,
+    limits: Option<Limits>,
+}
+
+/// Which risk limits the simulated accounts get.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Limits {
+    /// What an adviser might set: room for a normal market, breached by a shock.
+    Adviser { bar_secs: i64 },
+    /// At the typical VaR of five-minute bars: about half the accounts in breach.
+    Tight,
 }
 
 impl Accounts {
-    pub(super) fn new(seed: u64, positions: usize, risk_limits: bool) -> Self {
-        Accounts { seed, positions, list: Vec::new(), trades: 0, risk_limits }
+    pub(super) fn new(seed: u64, positions: usize, limits: Option<Limits>) -> Self {
+        Accounts { seed, positions, list: Vec::new(), trades: 0, limits }
     }
 
     /// Opens the next account. Targets come last: set before the buys, they would
@@ -91,15 +100,41 @@ impl Accounts {
         let size = rng.gen_range(ACCOUNT_SIZE.0.ln()..=ACCOUNT_SIZE.1.ln()).exp();
         self.fund_and_buy(k - 1, size, cash_weight, market, out);
         out.push(self.targets(k - 1, cash_weight, market));
-        if self.risk_limits {
-            out.push(self.limits(k - 1));
+        match self.limits {
+            Some(Limits::Tight) => out.push(self.tight_limits(k - 1)),
+            Some(Limits::Adviser { bar_secs }) => out.push(self.adviser_limits(k - 1, bar_secs)),
+            None => {}
         }
     }
 
-    /// Limits that vary with the account number (no draw, so the rest of the stream
-    /// is the same with or without them). VaR limits are fractions of value per bar:
-    /// 0.10-0.18% suits five-minute bars of the simulated market.
-    fn limits(&self, a: usize) -> EventBody {
+    /// Limits an adviser might set, varying with the account number (no draw, so the
+    /// rest of the stream is the same with or without them). The simulated market's
+    /// diversified book has a one-bar 99% VaR near 0.12% of value on five-minute bars
+    /// (market factor 1% a day, over sqrt(288) bars, times 2.33); the limit is 2.5-3x
+    /// that, scaled by sqrt(bar length), so a shock breaches it and noise does not.
+    /// One account in four also limits CVaR, a little looser than its VaR limit.
+    fn adviser_limits(&self, a: usize, bar_secs: i64) -> EventBody {
+        let acc = &self.list[a];
+        let step = |k: usize, m: usize| Decimal::from((a % m) as u64) * Decimal::new(k as i64, 4);
+        let scale = Decimal::from_f64_retain((bar_secs as f64 / 300.0).sqrt()).unwrap_or(Decimal::ONE).round_dp(4);
+        let max_var = ((Decimal::new(30, 4) + step(2, 5)) * scale).round_dp(6);
+        EventBody::RiskLimitsSet(RiskLimitsSet {
+            account_id: acc.account_id.clone(),
+            user_id: acc.user_id.clone(),
+            max_position_weight: None,
+            max_sector_weight: Some(Decimal::new(45, 2) + step(500, 3)),
+            max_asset_class_weight: None,
+            max_var: Some(max_var),
+            max_cvar: a.is_multiple_of(4).then(|| (max_var * Decimal::new(125, 2)).round_dp(6)),
+            max_drawdown: Some(Decimal::new(8, 2) + step(100, 3)),
+            max_daily_loss: Some(Decimal::new(3, 2) + step(50, 3)),
+            max_gross_leverage: Some(Decimal::ONE),
+        })
+    }
+
+    /// The stress profile's limits (no draw, as above). VaR limits are fractions of
+    /// value per bar: 0.10-0.18%, the typical VaR of five-minute bars.
+    fn tight_limits(&self, a: usize) -> EventBody {
         let acc = &self.list[a];
         let step = |k: usize, m: usize| Decimal::from((a % m) as u64) * Decimal::new(k as i64, 4);
         let max_var = Decimal::new(10, 4) + step(2, 5);

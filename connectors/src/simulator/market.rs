@@ -161,13 +161,14 @@ impl Market {
         MarketTick { symbol: s.listing.symbol.clone(), price: s.price, volume: Some(volume) }
     }
 
-    /// Starts a 12-25% drop or jump of one symbol or of a whole sector (the sector
-    /// of a random symbol, so a shock always hits something).
-    pub(super) fn shock(&mut self, rng: &mut ChaCha8Rng) {
+    /// Starts a 12-25% drop or jump of one symbol or, with probability
+    /// `sector_share`, of a whole sector (the sector of a random symbol, so a shock
+    /// always hits something).
+    pub(super) fn shock(&mut self, sector_share: f64, rng: &mut ChaCha8Rng) {
         let size: f64 = rng.gen_range(0.12..=0.25);
         let log_move = if rng.gen_bool(0.5) { (1.0 - size).ln() } else { (1.0 + size).ln() };
         let target = rng.gen_range(0..self.securities.len());
-        if rng.gen_bool(0.5) {
+        if !rng.gen_bool(sector_share) {
             self.securities[target].add_shock(log_move);
             return;
         }

@@ -1,6 +1,9 @@
 //! The one place where errors become HTTP status codes.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -79,4 +82,42 @@ impl IntoResponse for ApiError {
         }
         (status, body).into_response()
     }
+}
+
+/// Every error answer is `{"error": ...}`: the handlers' come from [`ApiError`],
+/// the router's own (unknown route, wrong method, a path or query string that does
+/// not parse, a body over the limit) are rewritten here.
+pub(super) async fn json_errors(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match status {
+        StatusCode::NOT_FOUND if text.is_empty() => {
+            format!("no route {method} {path}; GET /v1/openapi.json lists the routes")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => match allow.filter(|a| !a.is_empty()) {
+            Some(allowed) => format!("{path} does not take {method}; it takes {allowed}"),
+            None => format!("{path} does not take {method}"),
+        },
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        _ => lowercase_first(&text),
+    };
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(serde_json::json!({ "error": message }).to_string()))
+}
+
+/// The framework's messages start with a capital; ours do not (STYLE.md).
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }

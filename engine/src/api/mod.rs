@@ -57,6 +57,7 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 
@@ -69,7 +70,7 @@ fn content_type(headers: &HeaderMap) -> String {
 /// rejected item, so it is still kept as a dead letter.
 fn decode_body<S>(app: &AppState<S>, kind: &str, body: &[u8]) -> Result<(Vec<Decoded>, bool), ApiError> {
     let decoded = match kind {
-        "application/json" | "application/x-ndjson" | "application/jsonl" | "text/plain" => json::decode_batch(body),
+        "application/json" | "application/x-ndjson" | "application/jsonl" => json::decode_batch(body),
         "application/avro" | "avro/binary" => app.codec.decode_body(body),
         other => return Err(ApiError::UnsupportedMediaType(other.to_string())),
     };

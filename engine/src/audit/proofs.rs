@@ -112,6 +112,12 @@ impl<'a, S: EventStore + ?Sized> ProofReader<'a, S> {
         if seq == 0 {
             return Err(ProofRequestError::BadRequest("`seq` starts at 1".into()));
         }
+        if seq > tree_size {
+            // Said in seqs, as asked: the tree's 0-based leaf index would read one off.
+            return Err(ProofRequestError::BadRequest(format!(
+                "record {seq} is not in a tree of size {tree_size} (records 1 to {tree_size})"
+            )));
+        }
         let proof = self.tree.inclusion_proof(seq - 1, tree_size)?;
         let record = self.store.record(self.shard, seq)?.ok_or_else(|| {
             ProofRequestError::Store(StoreError::Corrupt(format!("record ({}, {seq}) is missing", self.shard)))

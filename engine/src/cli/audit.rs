@@ -2,12 +2,14 @@
 //! checkpoints and proofs (JSON as the API serves them), with no data dir: check a
 //! checkpoint's signature, that a record is in a checkpointed log, that a later
 //! checkpoint extends an earlier one. Exit status 0 when the check holds, 1 with
-//! the reason when it does not.
+//! the reason when it does not, 2 when an input cannot be read.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+
+use super::CheckFailed;
 use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
 use riskstream_engine::audit::{
@@ -80,17 +82,25 @@ pub struct KeyArg {
 
 impl KeyArg {
     fn load(&self) -> anyhow::Result<VerifyingKey> {
-        let text = match std::fs::read_to_string(&self.public_key) {
-            Ok(text) => text,
-            Err(_) => self.public_key.clone(),
-        };
-        let text = text.trim();
-        let hex_key = match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v) => v["public_key"].as_str().map(str::to_string).unwrap_or_default(),
-            Err(_) => text.to_string(),
-        };
-        Ok(public_key(&hex_key)?)
+        load_public_key(&self.public_key)
     }
+}
+
+/// A public key given as 64 hex digits, or a file holding them or the JSON of
+/// GET /v1/audit/public-key (what `audit` and `verify` both take).
+pub(super) fn load_public_key(given: &str) -> anyhow::Result<VerifyingKey> {
+    let text = match std::fs::read_to_string(given) {
+        Ok(text) => text,
+        Err(_) => given.to_string(),
+    };
+    let text = text.trim();
+    let hex_key = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(v)) => {
+            v.get("public_key").and_then(|k| k.as_str()).map(str::to_string).unwrap_or_default()
+        }
+        _ => text.to_string(),
+    };
+    Ok(public_key(&hex_key)?)
 }
 
 #[derive(Deserialize)]
@@ -122,8 +132,12 @@ fn hashes(list: &[String]) -> anyhow::Result<Vec<Hash>> {
 
 fn signed(path: &Path, key: &VerifyingKey) -> anyhow::Result<Checkpoint> {
     let c: Checkpoint = read(path, "checkpoint")?;
-    c.verify(key).with_context(|| format!("checkpoint {}", path.display()))?;
+    c.verify(key).map_err(|e| CheckFailed(format!("checkpoint {}: {e}", path.display())))?;
     Ok(c)
+}
+
+fn failed(reason: String) -> anyhow::Result<ExitCode> {
+    Err(CheckFailed(reason).into())
 }
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -139,22 +153,19 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
             let c = signed(&checkpoint, &key.load()?)?;
             let p: InclusionProof = read(&proof, "inclusion proof")?;
             if (p.shard, p.tree_size) != (c.shard, c.tree_size) {
-                bail!(
+                return failed(format!(
                     "the proof is for shard {} at {} records, the checkpoint for shard {} at {}",
-                    p.shard,
-                    p.tree_size,
-                    c.shard,
-                    c.tree_size
-                );
+                    p.shard, p.tree_size, c.shard, c.tree_size
+                ));
             }
             let leaf = unhex::<32>("leaf_hash", &p.leaf_hash)?;
             if let Some(record) = &p.record_hash {
                 if leaf_hash(&unhex::<32>("record_hash", record)?) != leaf {
-                    bail!("leaf_hash is not SHA-256(0x00 || record_hash)");
+                    return failed("leaf_hash is not SHA-256(0x00 || record_hash)".into());
                 }
             }
             verify_inclusion(&leaf, p.leaf_index, p.tree_size, &hashes(&p.proof)?, &c.root_hash()?)
-                .context("the inclusion proof does not lead to the checkpoint's root")?;
+                .map_err(|e| CheckFailed(format!("the inclusion proof does not lead to the checkpoint's root: {e}")))?;
             println!(
                 "ok: record {} (leaf {}) is in shard {}'s log of {} records signed by the key",
                 p.leaf_index + 1,
@@ -168,19 +179,19 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
             let (a, b) = (signed(&old, &key)?, signed(&new, &key)?);
             let p: ConsistencyProof = read(&proof, "consistency proof")?;
             if a.shard != b.shard || p.shard != a.shard {
-                bail!("the checkpoints and the proof are of different shards ({}, {}, {})", a.shard, b.shard, p.shard);
+                return failed(format!(
+                    "the checkpoints and the proof are of different shards ({}, {}, {})",
+                    a.shard, b.shard, p.shard
+                ));
             }
             if (p.from, p.to) != (a.tree_size, b.tree_size) {
-                bail!(
+                return failed(format!(
                     "the proof goes from {} to {} records, the checkpoints are at {} and {}",
-                    p.from,
-                    p.to,
-                    a.tree_size,
-                    b.tree_size
-                );
+                    p.from, p.to, a.tree_size, b.tree_size
+                ));
             }
             verify_consistency(a.tree_size, b.tree_size, &a.root_hash()?, &b.root_hash()?, &hashes(&p.proof)?)
-                .context("the later checkpoint does not extend the earlier one")?;
+                .map_err(|e| CheckFailed(format!("the later checkpoint does not extend the earlier one: {e}")))?;
             println!(
                 "ok: shard {}'s log at {} records extends its log at {} records without rewriting it",
                 a.shard, b.tree_size, a.tree_size

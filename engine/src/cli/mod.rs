@@ -63,13 +63,53 @@ pub enum Command {
     Audit(audit::AuditArgs),
 }
 
+/// Exit status when the command ran but what it checked or imported failed: a
+/// broken log, a proof that does not verify, rejected lines, an HTTP error.
+/// Usage and I/O errors exit 2 (`main`), success 0 (docs/CLI.md).
+pub const EXIT_CHECK_FAILED: ExitCode = ExitCode::FAILURE;
+
+/// A check that ran and did not hold (a proof, a signature): `main` prints it and
+/// exits [`EXIT_CHECK_FAILED`], where any other error exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
+
+/// Refuses a path that holds no data dir, for the commands that must not create one.
+pub fn require_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.join("CURRENT").exists() {
+        anyhow::bail!(
+            "no riskstream data dir at {} (check --data-dir; `riskstream import`, `run` and `demo` create one)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A listen address: `HOST:PORT` with a host name (`localhost:8080`) or an IP.
+/// The first address the name resolves to is used.
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs = text.to_socket_addrs().map_err(|e| format!("`{text}` is not HOST:PORT: {e}"))?;
+    addrs.next().ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+/// Says on stderr when a command is about to create its data dir, so a mistyped
+/// or defaulted path is seen at once.
+pub fn announce_data_dir(dir: &std::path::Path) {
+    if !dir.exists() {
+        eprintln!("creating data dir {}", dir.display());
+    }
+}
+
 /// Settings shared by the commands that open a data dir for writing.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
     /// TOML config file; flags and RISKSTREAM_* variables override it.
     #[arg(long, env = "RISKSTREAM_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (event store and projections).
+    /// Data directory (event store and projections). Default: `data_dir` of
+    /// --config, else ./riskstream-data (./riskstream-demo for `demo`). `run`,
+    /// `import` and `demo` create it when it does not exist, and say so.
     #[arg(long, env = "RISKSTREAM_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Number of in-process shards (fixed when the data dir is created).

@@ -20,7 +20,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Address of the API.
-    #[arg(long, env = "RISKSTREAM_LISTEN")]
+    #[arg(long, env = "RISKSTREAM_LISTEN", value_parser = super::parse_listen, value_name = "HOST:PORT")]
     pub listen: Option<SocketAddr>,
     /// Run as one instance of a consumer group over these Kafka brokers (distributed
     /// mode); other Kafka settings come from the `[kafka]` section of --config.
@@ -67,6 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             explicit_shards = riskstream_engine::store::RocksDbStore::open_read_only(&cfg.data_dir).is_err();
         }
     }
+    super::announce_data_dir(&cfg.data_dir);
     let engine = open_engine(&cfg, explicit_shards)?;
     if cfg.kafka.is_some() {
         return run_distributed(cfg, engine);

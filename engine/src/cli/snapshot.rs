@@ -65,6 +65,9 @@ pub fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SnapshotCommand::Create { engine } => create(&engine),
         SnapshotCommand::List { data_dir, snapshot_dir } => {
+            if snapshot_dir.is_none() {
+                super::require_data_dir(&data_dir)?;
+            }
             list(&snapshot_dir.unwrap_or_else(|| data_dir.join("snapshots")))
         }
         SnapshotCommand::Restore { snapshot, data_dir, log, public_key } => {
@@ -74,7 +77,9 @@ pub fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn create(args: &EngineArgs) -> anyhow::Result<ExitCode> {
-    let mut cfg = args.resolve(Some("riskstream-data"))?;
+    let mut cfg = args.resolve(Some(super::offline::DEFAULT_DATA_DIR))?;
+    // A snapshot of nothing is a mistyped path, not a new data dir.
+    super::require_data_dir(&cfg.data_dir)?;
     if cfg.audit.snapshot_every == 0 {
         // Snapshots off for the running engine still allows one on request.
         cfg.audit.snapshot_every = u64::MAX;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use riskstream_engine::audit::{checkpoint::unhex, public_key, Checkpoint, CheckpointSigner};
+use riskstream_engine::audit::{checkpoint::unhex, Checkpoint, CheckpointSigner};
 use riskstream_engine::store::RocksDbStore;
 use riskstream_engine::verify::{verify_with, Progress, Start, VerifyOptions, VerifyReport};
 use serde::Deserialize;
@@ -19,12 +19,13 @@ pub struct VerifyArgs {
     /// Data directory to verify (opened read-only; an engine may be running on it).
     #[arg(long, env = "RISKSTREAM_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// The Ed25519 public key (64 hex digits) the checkpoints must be signed with.
+    /// The Ed25519 public key the checkpoints must be signed with: 64 hex digits, or a
+    /// file holding them or the JSON of GET /v1/audit/public-key.
     /// Default: the key of the signing key file <DATA_DIR>/checkpoint.key, which only
     /// shows they were signed by whoever holds that directory; pass the published
     /// key to check against it. Without either, checkpoint roots are still compared
     /// with the records but signatures are not checked.
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "KEY")]
     pub public_key: Option<String>,
     /// Verify incrementally from a signed checkpoint: `latest` (each shard's newest
     /// stored checkpoint) or a checkpoint's JSON file (as GET
@@ -56,7 +57,7 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     print_summary(&report, &args.data_dir);
-    Ok(if report.first_bad.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.first_bad.is_none() { ExitCode::SUCCESS } else { super::EXIT_CHECK_FAILED })
 }
 
 fn print_summary(report: &VerifyReport, dir: &Path) {
@@ -88,8 +89,8 @@ fn print_summary(report: &VerifyReport, dir: &Path) {
 /// The trusted key: given, else that of the data dir's signing key file (read,
 /// never generated: verify writes nothing).
 fn key(args: &VerifyArgs) -> anyhow::Result<Option<VerifyingKey>> {
-    if let Some(hex_key) = &args.public_key {
-        return Ok(Some(public_key(hex_key)?));
+    if let Some(given) = &args.public_key {
+        return Ok(Some(super::audit::load_public_key(given)?));
     }
     let path = args.data_dir.join("checkpoint.key");
     match std::fs::read_to_string(&path) {

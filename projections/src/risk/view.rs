@@ -39,7 +39,8 @@ pub struct Conventions {
     /// Fewest bars of history among the account's positions.
     pub min_position_observations: u32,
     pub shrinkage: f64,
-    pub condition_number: f64,
+    /// `None` when singular or before the first matrix.
+    pub condition_number: Option<f64>,
     pub condition_exact: bool,
 }
 
@@ -158,7 +159,8 @@ impl ShardState {
             model_bars: self.model.scalars().bars,
             min_position_observations: min_obs,
             shrinkage: repair.shrinkage,
-            condition_number: repair.condition,
+            // A condition number is at least 1; below that there is no matrix yet.
+            condition_number: (repair.condition.is_finite() && repair.condition >= 1.0).then_some(repair.condition),
             condition_exact: repair.exact,
         };
         Some(RiskView {

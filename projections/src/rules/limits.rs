@@ -61,10 +61,13 @@ impl ShardState {
             return;
         }
         let h = self.config.hysteresis;
-        if let Some(limit) = limits.max_var {
+        // The first returns make a noisy covariance (one bar is the whole EWMA): model
+        // limits wait for `min_observations` bar closes, as the market-risk rules do.
+        let warm = self.model.scalars().bars >= self.model.params.min_observations;
+        if let (Some(limit), true) = (limits.max_var, warm) {
             self.check_model_limit(account_id, VAR, limit, cause, out);
         }
-        if let Some(limit) = limits.max_cvar {
+        if let (Some(limit), true) = (limits.max_cvar, warm) {
             self.check_model_limit(account_id, CVAR, limit, cause, out);
         }
         let a = &self.accounts[account_id];

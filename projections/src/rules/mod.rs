@@ -132,7 +132,11 @@ impl ShardState {
         // The common case (no change) allocates nothing.
         let state = transition(current, level, cause.ts, self.config.cooldown_secs)?;
         let current = current.clone();
-        let finding = describe(self);
+        let mut finding = describe(self);
+        if state == AlertState::Cleared {
+            // The finding reads as a breach; a reader of the message alone must see it ended.
+            finding.message = format!("cleared: {}", finding.message);
+        }
         let mut first_id = None;
         for (account_id, user_id) in recipients(self) {
             let id = alert_id(cause.at, rule, subject, &account_id);
