@@ -52,8 +52,9 @@ pub struct SimulatorConfig {
     pub risk_limits: bool,
     /// The load tester's stress profile: VaR limits at the typical VaR of five-minute
     /// bars (about half the accounts in breach), tight drawdown and daily-loss limits,
-    /// and half the shocks hitting a whole sector. Off, limits leave room for normal
-    /// markets and a shock hits a whole sector one time in five.
+    /// `CASH` in the targets (every deposit drifts), and half the shocks hitting a
+    /// whole sector. Off, limits leave room for normal markets, targets name the
+    /// securities only, and a shock hits a whole sector one time in five.
     pub stress: bool,
     /// Bar length of the engine's risk model in seconds of event time, which the
     /// calm profile's VaR limits (fractions of value per bar) are scaled to.
@@ -130,7 +131,7 @@ impl Simulation {
             (true, true) => Some(accounts::Limits::Tight),
             (true, false) => Some(accounts::Limits::Adviser { bar_secs: config.bar_secs }),
         };
-        let accounts = Accounts::new(config.seed, config.positions_per_account, limits);
+        let accounts = Accounts::new(config.seed, config.positions_per_account, limits, config.stress);
         Simulation {
             rng,
             market,

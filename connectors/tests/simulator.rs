@@ -188,12 +188,15 @@ fn setup_lists_everything_and_leaves_accounts_on_target() {
     assert!(opened.iter().all(|a| a.base_currency == "USD"));
     let taxable = opened.iter().filter(|a| a.tax_status == TaxStatus::Taxable).count();
     assert!(taxable > config.accounts / 2 && taxable < config.accounts, "{taxable} taxable");
-    assert_on_target(setup, config.positions_per_account);
+    assert_on_target(setup, config.positions_per_account, false);
+    let stress = SimulatorConfig { stress: true, ..config };
+    let all = take(stress.clone(), 5_000);
+    assert_on_target(&all[..setup_len(&all)], stress.positions_per_account, true);
 }
 
 /// Every component of every account (cash included) sits inside the default
 /// drift band min(5%, 25% of target) once setup ends.
-fn assert_on_target(setup: &[Event], positions: usize) {
+fn assert_on_target(setup: &[Event], positions: usize, stress: bool) {
     let mut prices: HashMap<&str, Decimal> = HashMap::new();
     let mut books: HashMap<&str, Book> = HashMap::new();
     let mut targets: BTreeMap<&str, BTreeMap<String, Decimal>> = BTreeMap::new();
@@ -211,7 +214,9 @@ fn assert_on_target(setup: &[Event], positions: usize) {
             EventBody::TargetAllocationSet(t) => {
                 assert_eq!(t.targets.values().map(|w| w.0).sum::<Decimal>(), Decimal::ONE);
                 assert!(t.targets.values().all(|w| w.0.scale() == 4));
-                assert_eq!(t.targets.len(), positions + 1);
+                // The calm profile leaves cash out of the allocation; the stress one names it.
+                assert_eq!(t.targets.len(), positions + usize::from(stress));
+                assert_eq!(t.targets.contains_key("CASH"), stress);
                 targets.insert(&t.account_id, t.targets.iter().map(|(s, w)| (s.clone(), w.0)).collect());
             }
             _ => {}

@@ -256,6 +256,8 @@ async fn risk_endpoints_show_the_ewma_model_with_its_conventions() {
     let early = server.get(&format!("/v1/accounts/{ACC}/risk")).await;
     assert_eq!(num(&early["volatility"]), 0.0, "{early}");
     assert_eq!(early["backtest"]["observations"], 0, "{early}");
+    // docs/API.md: no matrix yet, so no condition number (null, not 0).
+    assert_eq!(early["conventions"]["condition_number"], serde_json::Value::Null, "{early}");
 
     // All bars in one request, closed by the listing of CCC in the next minute: the
     // sequencer conflates ticks per bar, so every bar close survives the batching.

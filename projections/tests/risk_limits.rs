@@ -263,6 +263,8 @@ fn drawdown_raises_holds_clears_and_cools_down() {
     // AAA 105: 1 - 1.05/1.2 = 0.125 <= 13.5%: cleared.
     let a = one(&s.at(240).tick("AAA", "105"), "drawdown", AlertKind::Drawdown, AlertState::Cleared);
     assert_eq!(a.value, d("0.125"));
+    // A cleared alert's message says so before describing what the rule sees now.
+    assert_eq!(a.message, "cleared: drawdown of the unit value from its high-water mark is 12.500% (limit 15.000%)");
     // AAA 100 again within the hour of the raise: nothing.
     assert!(of(&s.at(300).tick("AAA", "100"), "drawdown").is_empty());
     assert!(of(&s.at(120 + 3_599).tick("AAA", "100"), "drawdown").is_empty());

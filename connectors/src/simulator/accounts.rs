@@ -57,6 +57,9 @@ pub(super) struct Accounts {
     list: Vec<SimAccount>,
     trades: u64,
     limits: Option<Limits>,
+    /// Name `CASH` in the targets (the stress profile): every deposit then pushes the
+    /// cash weight out of its narrow band (25% of a 1-4% target).
+    cash_target: bool,
 }
 
 /// Which risk limits the simulated accounts get.
@@ -69,8 +72,8 @@ pub(super) enum Limits {
 }
 
 impl Accounts {
-    pub(super) fn new(seed: u64, positions: usize, limits: Option<Limits>) -> Self {
-        Accounts { seed, positions, list: Vec::new(), trades: 0, limits }
+    pub(super) fn new(seed: u64, positions: usize, limits: Option<Limits>, cash_target: bool) -> Self {
+        Accounts { seed, positions, list: Vec::new(), trades: 0, limits, cash_target }
     }
 
     /// Opens the next account. Targets come last: set before the buys, they would
@@ -180,13 +183,20 @@ impl Accounts {
         out.extend(buys);
     }
 
+    /// The account's targets: its symbol weights and `CASH` (stress profile), or the
+    /// symbol weights alone scaled to sum to 1, the small cash balance left out of the
+    /// allocation as an adviser's model portfolio leaves it.
     fn targets(&self, a: usize, cash_weight: Decimal, market: &Market) -> EventBody {
         let acc = &self.list[a];
         let mut targets: BTreeMap<String, DecimalStr> = BTreeMap::new();
-        for (&s, &w) in acc.symbols.iter().zip(&acc.weights) {
+        let weights = match self.cash_target || cash_weight.is_zero() || acc.weights.is_empty() {
+            true => acc.weights.clone(),
+            false => without_cash(&acc.weights),
+        };
+        for (&s, w) in acc.symbols.iter().zip(weights) {
             targets.insert(market.symbol(s).to_string(), DecimalStr(w));
         }
-        if !cash_weight.is_zero() {
+        if self.cash_target && !cash_weight.is_zero() {
             targets.insert(CASH.to_string(), DecimalStr(cash_weight));
         }
         EventBody::TargetAllocationSet(TargetAllocationSet {
@@ -357,6 +367,16 @@ fn draw_weights(count: usize, rng: &mut ChaCha8Rng) -> (Vec<Decimal>, Decimal) {
     (weights, Decimal::new(cash_bp, 4))
 }
 
+/// Weights in basis points scaled up to sum to exactly 1 (the first takes what
+/// flooring leaves over).
+fn without_cash(weights: &[Decimal]) -> Vec<Decimal> {
+    let bp: Vec<i64> = weights.iter().map(|w| (w * Decimal::from(BASIS_POINTS)).to_i64().unwrap_or(0)).collect();
+    let total: i64 = bp.iter().sum::<i64>().max(1);
+    let mut scaled: Vec<i64> = bp.iter().map(|b| b * BASIS_POINTS / total).collect();
+    scaled[0] += BASIS_POINTS - scaled.iter().sum::<i64>();
+    scaled.into_iter().map(|b| Decimal::new(b, 4)).collect()
+}
+
 /// Splits `budget` basis points over `count` (at least 1) uneven weights.
 /// Flooring leaves a few basis points over, which go to the first.
 fn spread(count: usize, budget: i64, rng: &mut ChaCha8Rng) -> Vec<i64> {
@@ -371,6 +391,17 @@ fn spread(count: usize, budget: i64, rng: &mut ChaCha8Rng) -> Vec<i64> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn targets_without_cash_sum_to_exactly_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for count in [1, 3, 10, 57] {
+            let (w, _) = draw_weights(count, &mut rng);
+            let scaled = without_cash(&w);
+            assert_eq!(scaled.iter().sum::<Decimal>(), Decimal::ONE);
+            assert!(scaled.iter().zip(&w).all(|(s, w)| s >= w && s.scale() == 4));
+        }
+    }
 
     #[test]
     fn weights_sum_to_exactly_one_with_four_places() {

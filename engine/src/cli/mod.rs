@@ -220,3 +220,17 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_listen;
+
+    #[test]
+    fn listen_addresses_take_host_names() {
+        let addr = parse_listen("localhost:8080").unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() == 8080, "{addr}");
+        assert_eq!(parse_listen("127.0.0.1:0").unwrap().to_string(), "127.0.0.1:0");
+        let err = parse_listen("localhost").unwrap_err();
+        assert!(err.contains("`localhost` is not HOST:PORT"), "{err}");
+    }
+}
