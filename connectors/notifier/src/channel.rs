@@ -1,0 +1,34 @@
+//! The seam between the notifier and the ways people are told: one trait, one
+//! implementation per technology (`InAppChannel`; webhook, email and others to come).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use riskstream_schemas::Alert;
+
+/// A boxed future, so channels can be held as `dyn Channel`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a delivery failed, and whether to try again.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChannelError {
+    /// May pass later (a timeout, a 5xx, a busy store): the alert is tried again.
+    #[error("{0}")]
+    Retry(String),
+    /// Will not pass by retrying (a 4xx, a refused address): recorded and given up.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+pub trait Channel: Send + Sync {
+    /// The channel's name in the ledger (`in_app`, `webhook`, ...).
+    fn name(&self) -> &str;
+
+    /// Where this channel would deliver `alert` (an endpoint id, the ledger's key
+    /// with the alert and the channel); `None` when it does not take the alert.
+    fn endpoint(&self, alert: &Alert) -> Option<String>;
+
+    /// Delivers one alert to one endpoint. Delivering the same alert to the same
+    /// endpoint twice must be harmless to the receiver (an idempotency key).
+    fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>>;
+}

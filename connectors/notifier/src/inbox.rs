@@ -1,0 +1,126 @@
+//! The in-app channel: each user's inbox of alerts, kept in the notifier's store,
+//! read, marked read and archived through `GET /v1/users/{id}/inbox` and its routes.
+
+use riskstream_schemas::{Alert, AlertState};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::channel::{BoxFuture, Channel, ChannelError};
+use crate::error::NotifierError;
+use crate::ledger::Ledger;
+
+/// One message of a user's inbox: the alert as raised, and what the user did with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboxItem {
+    #[serde(flatten)]
+    pub alert: Alert,
+    pub read: bool,
+    pub archived: bool,
+}
+
+/// A page of a user's inbox, newest first, with the unread count of the whole inbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboxPage {
+    pub user_id: String,
+    pub unread: i64,
+    pub items: Vec<InboxItem>,
+}
+
+/// Reads and updates inboxes.
+#[derive(Clone)]
+pub struct Inbox {
+    ledger: Ledger,
+}
+
+impl Inbox {
+    pub fn new(ledger: Ledger) -> Self {
+        Inbox { ledger }
+    }
+
+    /// The newest `limit` messages (archived ones only when asked), and the count
+    /// of unread, unarchived ones.
+    pub async fn page(&self, user_id: &str, limit: i64, archived: bool) -> Result<InboxPage, NotifierError> {
+        let pool = self.ledger.pool();
+        let rows = sqlx::query(
+            "SELECT alert, read_at_ms, archived_at_ms FROM inbox \
+             WHERE user_id = ? AND (archived_at_ms IS NULL OR ?) ORDER BY ts_us DESC, alert_id DESC LIMIT ?",
+        )
+        .bind(user_id)
+        .bind(archived)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let text: String = r.try_get("alert")?;
+            let alert = serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
+            let read: Option<i64> = r.try_get("read_at_ms")?;
+            let archived: Option<i64> = r.try_get("archived_at_ms")?;
+            items.push(InboxItem { alert, read: read.is_some(), archived: archived.is_some() });
+        }
+        let unread = sqlx::query(
+            "SELECT COUNT(*) AS n FROM inbox WHERE user_id = ? AND read_at_ms IS NULL AND archived_at_ms IS NULL",
+        )
+        .bind(user_id)
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+        Ok(InboxPage { user_id: user_id.to_string(), unread, items })
+    }
+
+    /// Marks a message read (`archive` false) or archived; false when the user has
+    /// no such message. Doing it again keeps the first time.
+    pub async fn mark(&self, user_id: &str, alert_id: &str, archive: bool) -> Result<bool, NotifierError> {
+        let sql = if archive {
+            "UPDATE inbox SET archived_at_ms = COALESCE(archived_at_ms, ?) WHERE user_id = ? AND alert_id = ?"
+        } else {
+            "UPDATE inbox SET read_at_ms = COALESCE(read_at_ms, ?) WHERE user_id = ? AND alert_id = ?"
+        };
+        let done =
+            sqlx::query(sql).bind(crate::now_ms()).bind(user_id).bind(alert_id).execute(self.ledger.pool()).await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Puts raised alerts in their user's inbox. A cleared alert is not a new message
+/// (nobody asked to be told of clears yet: preferences come with their issue).
+pub struct InAppChannel {
+    ledger: Ledger,
+}
+
+impl InAppChannel {
+    pub fn new(ledger: Ledger) -> Self {
+        InAppChannel { ledger }
+    }
+}
+
+/// The one endpoint of the in-app channel: the user's inbox.
+const INBOX: &str = "inbox";
+
+impl Channel for InAppChannel {
+    fn name(&self) -> &str {
+        "in_app"
+    }
+
+    fn endpoint(&self, alert: &Alert) -> Option<String> {
+        (alert.state == AlertState::Raised).then(|| INBOX.to_string())
+    }
+
+    fn deliver<'a>(&'a self, alert: &'a Alert, _endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(alert).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+            // The key (user, alert) makes a re-delivery after a crash a no-op.
+            sqlx::query(
+                "INSERT INTO inbox (user_id, alert_id, ts_us, alert) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&alert.user_id)
+            .bind(&alert.alert_id)
+            .bind(alert.ts.micros())
+            .bind(text)
+            .execute(self.ledger.pool())
+            .await
+            .map_err(|e| ChannelError::Retry(format!("cannot write the inbox: {e}")))?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,29 @@
+//! The notifier: the last box of the flow (`alert sinks ──▶ notifier`). It takes
+//! the engine's alerts, delivers each on the channels behind the [`Channel`]
+//! trait, and records every attempt and the one success per (alert, channel,
+//! endpoint) in its [`Ledger`], so an alert re-sent after a crash or a restart
+//! reaches nobody twice. In embedded mode it is one of the engine's alert sinks
+//! ([`NotifierSink`]): the engine's outbox acknowledges an alert only once the
+//! ledger holds its deliveries.
+
+mod api;
+mod channel;
+mod error;
+mod inbox;
+mod ledger;
+mod notifier;
+mod sink;
+
+pub use api::router;
+pub use channel::{BoxFuture, Channel, ChannelError};
+pub use error::NotifierError;
+pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
+pub use ledger::{Attempt, Ledger};
+pub use notifier::{Notifier, NotifyReport};
+pub use sink::NotifierSink;
+
+/// Wall-clock milliseconds: provenance of deliveries and reads (no rule reads them).
+pub(crate) fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}

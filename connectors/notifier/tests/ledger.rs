@@ -1,0 +1,191 @@
+//! The notifier on a real SQLite ledger in a temp dir: an alert reaches an inbox
+//! once across restarts and a crash between the inbox write and the ledger's,
+//! failures are recorded and retried (or settled when final), and the inbox routes
+//! over real HTTP on 127.0.0.1:0.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use riskstream_notifier::{
+    router, BoxFuture, Channel, ChannelError, InAppChannel, Inbox, Ledger, Notifier, NotifyReport,
+};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use serde_json::Value;
+
+fn alert(id: &str, user: &str, state: AlertState, minute: i64) -> Alert {
+    Alert {
+        alert_id: id.to_string(),
+        kind: AlertKind::Drift,
+        state,
+        priority: Priority::High,
+        account_id: format!("acc-of-{user}"),
+        user_id: user.to_string(),
+        ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap().plus_seconds(minute * 60),
+        caused_by: RecordRef { shard: 0, seq: minute as u64 + 1 },
+        rule: "drift".to_string(),
+        value: "0.31".parse().unwrap(),
+        threshold: "0.25".parse().unwrap(),
+        message: format!("alert {id}"),
+        details: None,
+    }
+}
+
+async fn in_app(path: &Path) -> (Ledger, Notifier) {
+    let ledger = Ledger::open(path).await.unwrap();
+    let notifier = Notifier::new(ledger.clone(), vec![Arc::new(InAppChannel::new(ledger.clone()))]);
+    (ledger, notifier)
+}
+
+fn ids(page: &riskstream_notifier::InboxPage) -> Vec<&str> {
+    page.items.iter().map(|i| i.alert.alert_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn an_alert_lands_in_its_inbox_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notifier.sqlite");
+    let alerts = [
+        alert("a1", "u1", AlertState::Raised, 1),
+        alert("a2", "u2", AlertState::Raised, 2),
+        alert("a3", "u1", AlertState::Raised, 3),
+        alert("c1", "u1", AlertState::Cleared, 4),
+    ];
+    {
+        let (_, notifier) = in_app(&path).await;
+        let report = notifier.notify(&alerts).await.unwrap();
+        assert_eq!(report, NotifyReport { delivered: 3, already: 0, failed: 0 }, "a clear is no new message");
+    }
+    // A restart re-sends what the engine's outbox had not acknowledged: nothing twice.
+    let (ledger, notifier) = in_app(&path).await;
+    let again = notifier.notify(&alerts).await.unwrap();
+    assert_eq!(again, NotifyReport { delivered: 0, already: 3, failed: 0 });
+    assert_eq!(ledger.delivery_count().await.unwrap(), 3);
+    let inbox = Inbox::new(ledger.clone());
+    let page = inbox.page("u1", 50, false).await.unwrap();
+    assert_eq!(ids(&page), ["a3", "a1"], "newest first, each once");
+    assert_eq!(page.unread, 2);
+    let attempts = ledger.attempts("a1").await.unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert!(attempts[0].ok && attempts[0].channel == "in_app" && attempts[0].endpoint == "inbox");
+}
+
+#[tokio::test]
+async fn a_crash_between_the_inbox_and_the_ledger_writes_still_gives_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, notifier) = in_app(&dir.path().join("n.sqlite")).await;
+    let a = alert("a1", "u1", AlertState::Raised, 1);
+    // The message was written, then the process died before the ledger recorded it.
+    InAppChannel::new(ledger.clone()).deliver(&a, "inbox").await.unwrap();
+    let report = notifier.notify(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(report.delivered, 1);
+    assert_eq!(Inbox::new(ledger.clone()).page("u1", 50, false).await.unwrap().items.len(), 1);
+    assert_eq!(ledger.delivery_count().await.unwrap(), 1);
+}
+
+/// Fails with `first` on its first call, then delivers.
+struct Flaky {
+    calls: AtomicUsize,
+    first: ChannelError,
+}
+
+impl Channel for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    fn endpoint(&self, _: &Alert) -> Option<String> {
+        Some("e1".into())
+    }
+
+    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let first = self.first.clone();
+        Box::pin(async move {
+            if n == 0 {
+                Err(first)
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_retryable_failure_is_recorded_and_tried_again_a_final_one_is_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let a = alert("a1", "u1", AlertState::Raised, 1);
+
+    let flaky =
+        Arc::new(Flaky { calls: AtomicUsize::new(0), first: ChannelError::Retry("503 from the receiver".into()) });
+    let notifier = Notifier::new(ledger.clone(), vec![flaky.clone()]);
+    let err = notifier.notify(std::slice::from_ref(&a)).await.unwrap_err();
+    assert!(err.is_retryable() && err.to_string().contains("503"), "{err}");
+    let report = notifier.notify(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(report.delivered, 1);
+    let attempts = ledger.attempts("a1").await.unwrap();
+    assert_eq!(attempts.iter().map(|t| (t.attempt, t.ok)).collect::<Vec<_>>(), [(1, false), (2, true)]);
+    assert_eq!(attempts[0].error.as_deref(), Some("503 from the receiver"));
+
+    let b = alert("b1", "u1", AlertState::Raised, 2);
+    let gone = Arc::new(Flaky { calls: AtomicUsize::new(0), first: ChannelError::Permanent("410 Gone".into()) });
+    let notifier = Notifier::new(ledger.clone(), vec![gone.clone()]);
+    assert_eq!(notifier.notify(std::slice::from_ref(&b)).await.unwrap().failed, 1);
+    // Settled: not tried again, not delivered.
+    assert_eq!(notifier.notify(std::slice::from_ref(&b)).await.unwrap().already, 1);
+    assert_eq!(gone.calls.load(Ordering::SeqCst), 1);
+    let attempts = ledger.attempts("b1").await.unwrap();
+    assert!(attempts.len() == 1 && attempts[0].given_up && !attempts[0].ok, "{attempts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_routes_list_mark_read_and_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, notifier) = in_app(&dir.path().join("n.sqlite")).await;
+    let alerts: Vec<Alert> = (1..=3).map(|m| alert(&format!("a{m}"), "u1", AlertState::Raised, m)).collect();
+    notifier.notify(&alerts).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(Inbox::new(ledger))).await.unwrap() });
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let request = http.get(format!("{base}{path}"));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let post = |path: String| {
+        let request = http.post(format!("{base}{path}"));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, page) = get("/v1/users/u1/inbox".into()).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["unread"], 3);
+    let listed: Vec<&str> = page["items"].as_array().unwrap().iter().map(|i| i["alert_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["a3", "a2", "a1"]);
+    assert_eq!((page["items"][0]["kind"].clone(), page["items"][0]["read"].clone()), ("drift".into(), false.into()));
+
+    let (status, read) = post("/v1/users/u1/inbox/a2/read".into()).await;
+    assert_eq!((status, read["unread"].clone()), (200, 2.into()), "{read}");
+    let (_, archived) = post("/v1/users/u1/inbox/a3/archive".into()).await;
+    assert_eq!(archived["unread"], 1, "an archived message is not unread");
+    let (_, page) = get("/v1/users/u1/inbox?limit=10".into()).await;
+    let listed: Vec<&str> = page["items"].as_array().unwrap().iter().map(|i| i["alert_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ["a2", "a1"]);
+    assert_eq!(page["items"][0]["read"], true);
+    let (_, all) = get("/v1/users/u1/inbox?archived=true".into()).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    assert_eq!(all["items"][0]["archived"], true);
+
+    let (status, missing) = post("/v1/users/u2/inbox/a1/read".into()).await;
+    assert_eq!(status, 404);
+    assert!(missing["error"].as_str().unwrap().contains("`u2`"), "{missing}");
+    let (_, other) = get("/v1/users/nobody/inbox".into()).await;
+    assert_eq!((other["unread"].clone(), other["items"].as_array().unwrap().len()), (0.into(), 0));
+}
