@@ -35,6 +35,24 @@ pub struct EngineConfig {
     pub api: ApiConfig,
     /// Where the per-user keys of personal data live (section `[privacy]`).
     pub privacy: PrivacyConfig,
+    /// The notifier beside the engine in embedded mode (section `[notifier]`).
+    pub notifier: NotifierConfig,
+}
+
+/// The notifier of embedded mode (`riskstream run` and `demo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierConfig {
+    /// Deliver alerts to the users' in-app inboxes (`GET /v1/users/{id}/inbox`).
+    pub enabled: bool,
+    /// The delivery ledger and inbox, a SQLite file. Default: `<data_dir>/notifier.sqlite`.
+    pub ledger: Option<PathBuf>,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        NotifierConfig { enabled: true, ledger: None }
+    }
 }
 
 /// The admin routes of the API (`POST /v1/users/{id}/erase`).
@@ -124,6 +142,11 @@ impl EngineConfig {
         self.audit.snapshot_dir.clone().unwrap_or_else(|| self.data_dir.join("snapshots"))
     }
 
+    /// Where the notifier's ledger and inboxes live.
+    pub fn notifier_ledger(&self) -> PathBuf {
+        self.notifier.ledger.clone().unwrap_or_else(|| self.data_dir.join("notifier.sqlite"))
+    }
+
     /// Where the per-user keys of personal data live.
     pub fn key_dir(&self) -> PathBuf {
         self.privacy.key_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
@@ -146,6 +169,7 @@ impl Default for EngineConfig {
             audit: AuditConfig::default(),
             api: ApiConfig::default(),
             privacy: PrivacyConfig::default(),
+            notifier: NotifierConfig::default(),
         }
     }
 }

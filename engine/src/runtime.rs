@@ -133,7 +133,21 @@ pub async fn serve<S>(
 where
     S: EventStore + ProjectionStore + 'static,
 {
-    let router = api::router(app, max_body_bytes);
+    serve_with(app, listener, max_body_bytes, axum::Router::new(), shutdown).await
+}
+
+/// Serves the API and `extra` routes (the notifier's) on `listener` until `shutdown`.
+pub async fn serve_with<S>(
+    app: Arc<AppState<S>>,
+    listener: tokio::net::TcpListener,
+    max_body_bytes: usize,
+    extra: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: EventStore + ProjectionStore + 'static,
+{
+    let router = api::router_with(app, max_body_bytes, extra);
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 

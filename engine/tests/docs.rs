@@ -147,6 +147,19 @@ fn wait_for_checkpoints(base: &str) -> serde_json::Value {
     }
 }
 
+/// Waits until the notifier has put a message in the user's inbox (the README reads one).
+fn wait_for_inbox(base: &str, user: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let has_a_message = || {
+        curl(&format!("{base}/v1/users/{user}/inbox"))
+            .is_some_and(|p| p["items"].as_array().is_some_and(|i| !i.is_empty()))
+    };
+    while !has_a_message() {
+        assert!(Instant::now() < deadline, "no message reached {user}'s inbox in 120 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 struct Walkthrough {
     work: PathBuf,
     demo_dir: PathBuf,
@@ -180,15 +193,17 @@ impl Walkthrough {
         Some(line)
     }
 
+    /// Runs a block's lines as one script (so a variable set on one line is there
+    /// on the next), stopping at the first that fails.
     fn run(&self, line: &str) -> Output {
         let out = Command::new("bash")
-            .args(["-o", "pipefail", "-c", line])
+            .args(["-e", "-o", "pipefail", "-c", line])
             .current_dir(&self.work)
             .env("B", BIN)
             .output()
             .unwrap();
         let text = |b: &[u8]| String::from_utf8_lossy(b).chars().take(2_000).collect::<String>();
-        assert!(out.status.success(), "README line failed: {line}\n{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "README block failed:\n{line}\n{}{}", text(&out.stdout), text(&out.stderr));
         out
     }
 }
@@ -216,6 +231,7 @@ fn every_readme_command_runs() {
         ),
     )
     .unwrap();
+    wait_for_inbox(&base, "usr-000001");
     let alerts = curl(&format!("{base}/v1/alerts?since=0&limit=1")).unwrap();
     let alert_id = alerts["alerts"][0]["alert_id"].as_str().expect("the demo raised an alert").to_string();
     let mut walk = Walkthrough { work, demo_dir: demo_dir.clone(), own_dir: tmp.path().join("own"), base, alert_id };
@@ -227,11 +243,10 @@ fn every_readme_command_runs() {
         if stopped {
             demo.take().unwrap().stop();
         }
-        for line in &block.lines {
-            if let Some(local) = walk.localize(line, &block.section) {
-                walk.run(&local);
-                ran += 1;
-            }
+        let script: Vec<String> = block.lines.iter().filter_map(|l| walk.localize(l, &block.section)).collect();
+        if !script.is_empty() {
+            walk.run(&script.join("\n"));
+            ran += script.len();
         }
         if stopped {
             let again = Demo::start(&demo_dir, &config);

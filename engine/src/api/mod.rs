@@ -31,6 +31,16 @@ use crate::store::{hex, EventStore, ProjectionStore};
 type Shared<S> = State<Arc<AppState<S>>>;
 
 pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>, max_body_bytes: usize) -> Router {
+    router_with(state, max_body_bytes, Router::new())
+}
+
+/// The API with `extra` routes beside it (the notifier's, when it runs), under the
+/// same body limit and error shape.
+pub fn router_with<S: EventStore + ProjectionStore + 'static>(
+    state: Arc<AppState<S>>,
+    max_body_bytes: usize,
+    extra: Router,
+) -> Router {
     Router::new()
         .route("/v1/events", post(post_events::<S>))
         .route("/v1/events/{shard}/{seq}", get(get_record::<S>))
@@ -56,9 +66,10 @@ pub fn router<S: EventStore + ProjectionStore + 'static>(state: Arc<AppState<S>>
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
+        .with_state(state)
+        .merge(extra)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(error::json_errors))
-        .with_state(state)
 }
 
 fn content_type(headers: &HeaderMap) -> String {

@@ -69,6 +69,10 @@ pub struct DemoArgs {
     /// the simulated accounts' VaR limits are scaled to the bar length.
     #[arg(long, default_value_t = 300)]
     pub bar_secs: i64,
+    /// Do not start the notifier (it delivers alerts to the simulated users' in-app
+    /// inboxes, GET /v1/users/{id}/inbox).
+    #[arg(long)]
+    pub no_notifier: bool,
     /// Alert lines printed per second at most (the rest are counted). Alerts raised
     /// by one event for many accounts (a market move) print as one line.
     #[arg(long, default_value_t = 5)]
@@ -139,16 +143,21 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if cfg.alert_log {
         sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
+    cfg.notifier.enabled &= !args.no_notifier;
+    if cfg.notifier.enabled {
+        sinks.push(super::notifier::sink(&cfg)?);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let extra = if cfg.notifier.enabled { super::notifier::routes(&cfg, &rt)? } else { axum::Router::new() };
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listener = rt.block_on(runtime::bind(args.listen))?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let server =
-        rt.spawn(runtime::serve(Arc::clone(&app), listener, cfg.max_body_bytes, wait_for_stop(Arc::clone(&stop))));
-    banner(&args, addr, &cfg.data_dir);
+    let shutdown = wait_for_stop(Arc::clone(&stop));
+    let server = rt.spawn(runtime::serve_with(Arc::clone(&app), listener, cfg.max_body_bytes, extra, shutdown));
+    banner(&args, addr, &cfg.data_dir, cfg.notifier.enabled);
     let pump = spawn_pump(Arc::clone(&app), &args, cfg.batch_max, Arc::clone(&stop));
     let progress = spawn_progress(Arc::clone(&app), Arc::clone(&stop));
     rt.block_on(async {
@@ -250,7 +259,7 @@ fn totals(app: &AppState<RocksDbStore>) -> (u64, u64, u64, usize) {
     (events, count("raised"), count("cleared"), engine.account_count())
 }
 
-fn banner(args: &DemoArgs, addr: SocketAddr, dir: &Path) {
+fn banner(args: &DemoArgs, addr: SocketAddr, dir: &Path, notifier: bool) {
     eprintln!(
         "riskstream demo: {} symbols, {} accounts x {} positions, seed {}, {} events/s",
         args.symbols, args.accounts, args.positions, args.seed, args.rate
@@ -261,6 +270,10 @@ fn banner(args: &DemoArgs, addr: SocketAddr, dir: &Path) {
     eprintln!("  alerts     curl 'http://{addr}/v1/alerts?since=0&limit=20'");
     eprintln!("  tax        curl http://{addr}/v1/accounts/acc-000001/lots   (also /realized?year=, /harvest)");
     eprintln!("             curl http://{addr}/v1/users/usr-000001/wash-sales");
+    if notifier {
+        eprintln!("  inbox      curl http://{addr}/v1/users/usr-000001/inbox   (alerts delivered in-app, read them:");
+        eprintln!("             curl -X POST http://{addr}/v1/users/usr-000001/inbox/<alert_id>/read)");
+    }
     eprintln!(
         "  stop with Ctrl-C{}",
         if args.duration > 0 { format!(" (or after {} s)", args.duration) } else { String::new() }

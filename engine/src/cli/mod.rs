@@ -2,6 +2,7 @@
 
 mod audit;
 mod demo;
+mod notifier;
 mod offline;
 mod produce;
 mod run;

@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// address it listens on).
     #[arg(long, env = "RISKSTREAM_ADVERTISED_URL")]
     pub advertised_url: Option<String>,
+    /// Do not start the notifier (embedded mode starts it: alerts reach the users'
+    /// in-app inboxes, GET /v1/users/{id}/inbox, recorded in <data_dir>/notifier.sqlite).
+    #[arg(long)]
+    pub no_notifier: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -72,18 +76,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if cfg.kafka.is_some() {
         return run_distributed(cfg, engine);
     }
+    cfg.notifier.enabled &= !args.no_notifier;
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
     if cfg.alert_log {
         sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
+    if cfg.notifier.enabled {
+        sinks.push(super::notifier::sink(&cfg)?);
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let extra = if cfg.notifier.enabled { super::notifier::routes(&cfg, &rt)? } else { axum::Router::new() };
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());
-    let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = runtime::bind(cfg.listen).await?;
         eprintln!("riskstream listening on http://{} (data dir {})", listener.local_addr()?, cfg.data_dir.display());
-        runtime::serve(Arc::clone(&app), listener, cfg.max_body_bytes, shutdown_signal()).await
+        if cfg.notifier.enabled {
+            eprintln!("notifier: alerts go to the in-app inboxes, GET /v1/users/{{id}}/inbox");
+        }
+        runtime::serve_with(Arc::clone(&app), listener, cfg.max_body_bytes, extra, shutdown_signal()).await
     })?;
     app.outbox_wake.lock().unwrap_or_else(|p| p.into_inner()).take();
     let _ = outbox.join();
