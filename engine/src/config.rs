@@ -47,11 +47,14 @@ pub struct NotifierConfig {
     pub enabled: bool,
     /// The delivery ledger and inbox, a SQLite file. Default: `<data_dir>/notifier.sqlite`.
     pub ledger: Option<PathBuf>,
+    /// Receivers of every alert (`[[notifier.webhooks]]`: `id`, `url`, `secrets`,
+    /// `allow_private`), signed per Standard Webhooks.
+    pub webhooks: Vec<riskstream_notifier::WebhookConfig>,
 }
 
 impl Default for NotifierConfig {
     fn default() -> Self {
-        NotifierConfig { enabled: true, ledger: None }
+        NotifierConfig { enabled: true, ledger: None, webhooks: Vec::new() }
     }
 }
 

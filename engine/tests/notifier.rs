@@ -21,8 +21,13 @@ struct Run {
 
 impl Run {
     fn start(data: &Path) -> Run {
+        Self::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, extra: &[&str]) -> Run {
         let mut child = Command::new(env!("CARGO_BIN_EXE_riskstream"))
             .args(["run", "--listen", "127.0.0.1:0", "--shards", "2", "--data-dir", data.to_str().unwrap()])
+            .args(extra)
             .env_remove("RISKSTREAM_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -99,13 +104,7 @@ fn every_raised_alert_reaches_its_inbox_once_across_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let run = Run::start(&data);
-    let events: Vec<Value> =
-        common::workload(6, 300).iter().map(|e| serde_json::from_str(&json::encode(e)).unwrap()).collect();
-    let http = reqwest::blocking::Client::new();
-    for chunk in events.chunks(40) {
-        let response = http.post(format!("{}/v1/events", run.base)).json(&chunk).send().unwrap();
-        assert!(response.status().is_success(), "{}", response.text().unwrap());
-    }
+    post_workload(&run);
     let delivered = run.wait_delivered();
     let total: usize = delivered.values().map(Vec::len).sum();
     assert!(total >= 5, "the workload must raise alerts for this test to mean anything: {delivered:?}");
@@ -127,6 +126,77 @@ fn every_raised_alert_reaches_its_inbox_once_across_a_kill() {
         let attempts = rt.block_on(ledger.attempts(id)).unwrap();
         assert!(attempts.iter().filter(|a| a.ok).count() == 1, "{id}: {attempts:?}");
     }
+}
+
+fn post_workload(run: &Run) {
+    let events: Vec<Value> =
+        common::workload(6, 300).iter().map(|e| serde_json::from_str(&json::encode(e)).unwrap()).collect();
+    let http = reqwest::blocking::Client::new();
+    for chunk in events.chunks(40) {
+        let response = http.post(format!("{}/v1/events", run.base)).json(&chunk).send().unwrap();
+        assert!(response.status().is_success(), "{}", response.text().unwrap());
+    }
+}
+
+/// A webhook from the config receives every alert, raised and cleared, once, each
+/// signature checked by the Standard Webhooks reference library
+/// (connectors/notifier/tests/receiver.py).
+#[test]
+fn a_configured_webhook_receives_every_alert_signed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, port_file) = (dir.path().join("hooks.log"), dir.path().join("port"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/notifier/tests/receiver.py");
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut receiver = Command::new("python3")
+        .arg(script)
+        .args([secret, "200", log.to_str().unwrap(), port_file.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        if let Some(p) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse::<u16>().ok()) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "the receiver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let config = dir.path().join("rs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notifier]\n[[notifier.webhooks]]\nid = \"ops\"\nurl = \"http://127.0.0.1:{port}/hooks\"\n\
+             secrets = [\"{secret}\"]\nallow_private = true\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let run = Run::start_with(&data, &["--config", config.to_str().unwrap()]);
+    post_workload(&run);
+    let alerts = run.get("/v1/alerts?since=0&limit=10000");
+    let mut expected: Vec<String> =
+        alerts["alerts"].as_array().unwrap().iter().map(|a| a["alert_id"].as_str().unwrap().to_string()).collect();
+    expected.sort();
+    let received = || -> Vec<Value> {
+        std::fs::read_to_string(&log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received().len() < expected.len() {
+        assert!(Instant::now() < deadline, "{} of {} alerts reached the webhook", received().len(), expected.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    run.kill();
+    // After a SIGKILL and a restart, nothing is sent again.
+    let run = Run::start_with(&data, &["--config", config.to_str().unwrap()]);
+    run.wait_delivered();
+    std::thread::sleep(Duration::from_millis(500));
+    run.kill();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let requests = received();
+    let mut got: Vec<String> = requests.iter().map(|r| r["alert_id"].as_str().unwrap().to_string()).collect();
+    got.sort();
+    assert_eq!(got, expected, "every alert, raised and cleared, once");
+    assert!(requests.iter().all(|r| r["verified"] == true), "{:?}", requests.iter().find(|r| r["verified"] != true));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The seam between the notifier and the ways people are told: one trait, one
-//! implementation per technology (`InAppChannel`; webhook, email and others to come).
+//! implementation per technology (`InAppChannel`, `WebhookChannel`; email and others to come).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,9 +24,9 @@ pub trait Channel: Send + Sync {
     /// The channel's name in the ledger (`in_app`, `webhook`, ...).
     fn name(&self) -> &str;
 
-    /// Where this channel would deliver `alert` (an endpoint id, the ledger's key
-    /// with the alert and the channel); `None` when it does not take the alert.
-    fn endpoint(&self, alert: &Alert) -> Option<String>;
+    /// Where this channel delivers `alert`: endpoint ids, each the ledger's key with
+    /// the alert and the channel; empty when it does not take the alert.
+    fn endpoints(&self, alert: &Alert) -> Vec<String>;
 
     /// Delivers one alert to one endpoint. Delivering the same alert to the same
     /// endpoint twice must be harmless to the receiver (an idempotency key).

@@ -102,8 +102,8 @@ impl Channel for InAppChannel {
         "in_app"
     }
 
-    fn endpoint(&self, alert: &Alert) -> Option<String> {
-        (alert.state == AlertState::Raised).then(|| INBOX.to_string())
+    fn endpoints(&self, alert: &Alert) -> Vec<String> {
+        (alert.state == AlertState::Raised).then(|| INBOX.to_string()).into_iter().collect()
     }
 
     fn deliver<'a>(&'a self, alert: &'a Alert, _endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {

@@ -13,6 +13,7 @@ mod inbox;
 mod ledger;
 mod notifier;
 mod sink;
+mod webhook;
 
 pub use api::router;
 pub use channel::{BoxFuture, Channel, ChannelError};
@@ -21,6 +22,7 @@ pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
 pub use ledger::{Attempt, Ledger};
 pub use notifier::{Notifier, NotifyReport};
 pub use sink::NotifierSink;
+pub use webhook::{message_id, sign, WebhookChannel, WebhookConfig, WebhookSecret};
 
 /// Wall-clock milliseconds: provenance of deliveries and reads (no rule reads them).
 pub(crate) fn now_ms() -> i64 {

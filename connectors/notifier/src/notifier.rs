@@ -41,8 +41,9 @@ impl Notifier {
         let mut report = NotifyReport::default();
         for alert in alerts {
             for channel in &self.channels {
-                let Some(endpoint) = channel.endpoint(alert) else { continue };
-                self.deliver_one(channel.as_ref(), alert, &endpoint, &mut report).await?;
+                for endpoint in channel.endpoints(alert) {
+                    self.deliver_one(channel.as_ref(), alert, &endpoint, &mut report).await?;
+                }
             }
         }
         Ok(report)

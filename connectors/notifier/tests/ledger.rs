@@ -94,8 +94,8 @@ impl Channel for Flaky {
         "flaky"
     }
 
-    fn endpoint(&self, _: &Alert) -> Option<String> {
-        Some("e1".into())
+    fn endpoints(&self, _: &Alert) -> Vec<String> {
+        vec!["e1".into()]
     }
 
     fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {

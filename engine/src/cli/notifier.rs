@@ -2,11 +2,12 @@
 //! outbox's sinks, and its routes (the in-app inbox) on the engine's API.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use riskstream_connectors::AlertSink;
 use riskstream_engine::EngineConfig;
-use riskstream_notifier::{InAppChannel, Inbox, Ledger, Notifier, NotifierSink};
+use riskstream_notifier::{InAppChannel, Inbox, Ledger, Notifier, NotifierSink, WebhookChannel};
 
 /// The notifier's sink for the outbox. It drives its deliveries on a runtime of its
 /// own (the outbox thread is not async), with its own connections to the ledger.
@@ -16,7 +17,12 @@ pub fn sink(cfg: &EngineConfig) -> anyhow::Result<Box<dyn AlertSink>> {
     let ledger = runtime
         .block_on(Ledger::open(&path))
         .with_context(|| format!("cannot open the notifier ledger {}", path.display()))?;
-    let channels: Vec<Arc<dyn riskstream_notifier::Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone()))];
+    let mut channels: Vec<Arc<dyn riskstream_notifier::Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone()))];
+    if !cfg.notifier.webhooks.is_empty() {
+        let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
+            .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
+        channels.push(Arc::new(webhooks));
+    }
     let notifier = Arc::new(Notifier::new(ledger, channels));
     Ok(Box::new(NotifierSink::new(notifier, runtime)))
 }

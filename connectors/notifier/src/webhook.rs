@@ -1,0 +1,271 @@
+//! Webhooks signed per the Standard Webhooks specification: `webhook-id` (stable per
+//! alert and endpoint, so a receiver drops a re-send), `webhook-timestamp` (Unix
+//! seconds) and `webhook-signature` = `v1,` + base64 HMAC-SHA256 of
+//! `id.timestamp.body` under each of the endpoint's secrets (several during a
+//! rotation). Answers decide what happens next: 2xx delivered; 408, 429, 5xx, a
+//! timeout or a refused connection retry later; 410 and any other 4xx give up.
+//! Redirects are not followed, and private, loopback and link-local addresses are
+//! refused unless the endpoint allows them (checked on the addresses the host name
+//! resolves to, which are the ones connected to).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use riskstream_schemas::Alert;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::channel::{BoxFuture, Channel, ChannelError};
+
+/// An endpoint's signing secret: `whsec_` + base64 of the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Vec<u8>);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(..)")
+    }
+}
+
+impl std::str::FromStr for WebhookSecret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let key = s.strip_prefix("whsec_").ok_or("a webhook secret starts with `whsec_`")?;
+        let key = BASE64.decode(key).map_err(|e| format!("a webhook secret is whsec_ + base64: {e}"))?;
+        if key.len() < 16 {
+            return Err(format!("a webhook secret needs at least 16 bytes of key, got {}", key.len()));
+        }
+        Ok(WebhookSecret(key))
+    }
+}
+
+/// The `webhook-signature` value of one secret: `v1,` + base64 HMAC-SHA256 of
+/// `id.timestamp.body`.
+pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
+/// One receiver of every alert (an operator's integration; users' own endpoints
+/// come with preferences).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The endpoint's id in the ledger and in `webhook-id`.
+    pub id: String,
+    pub url: String,
+    /// Signing secrets, `whsec_...`; every one signs (rotation: add the new one,
+    /// remove the old one once receivers have it).
+    pub secrets: Vec<String>,
+    /// Allow private, loopback and link-local addresses (a receiver on this machine
+    /// or the private network). Off, they are refused: no request reaches them.
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+struct Endpoint {
+    config: WebhookConfig,
+    secrets: Vec<WebhookSecret>,
+}
+
+pub struct WebhookChannel {
+    endpoints: Vec<Endpoint>,
+    client: reqwest::Client,
+}
+
+impl WebhookChannel {
+    /// Checks every endpoint's URL and secrets; the error names the endpoint.
+    pub fn new(configs: Vec<WebhookConfig>, timeout: Duration) -> Result<Self, String> {
+        let mut endpoints = Vec::with_capacity(configs.len());
+        for config in configs {
+            let url = reqwest::Url::parse(&config.url).map_err(|e| format!("webhook `{}`: url: {e}", config.id))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("webhook `{}`: url must be http or https", config.id));
+            }
+            if config.secrets.is_empty() {
+                return Err(format!("webhook `{}`: needs a secret (whsec_...)", config.id));
+            }
+            let secrets = config
+                .secrets
+                .iter()
+                .map(|s| s.parse().map_err(|e| format!("webhook `{}`: {e}", config.id)))
+                .collect::<Result<_, String>>()?;
+            endpoints.push(Endpoint { config, secrets });
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
+        Ok(WebhookChannel { endpoints, client })
+    }
+
+    fn endpoint(&self, id: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.config.id == id)
+    }
+}
+
+/// Stable across retries and restarts, different per endpoint.
+pub fn message_id(alert_id: &str, endpoint: &str) -> String {
+    let digest = Sha256::new().chain_update(alert_id).chain_update([0]).chain_update(endpoint).finalize();
+    format!("msg_{}", hex::encode(&digest[..16]))
+}
+
+/// Refuses a target whose addresses are private, loopback or link-local.
+async fn check_target(url: &reqwest::Url) -> Result<(), ChannelError> {
+    let host = url.host_str().ok_or_else(|| ChannelError::Permanent("the url has no host".into()))?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| ChannelError::Retry(format!("cannot resolve {host}: {e}")))?
+            .collect(),
+    };
+    match addrs.iter().find(|a| is_private(a.ip())) {
+        Some(a) => Err(ChannelError::Permanent(format!(
+            "refused: {host} is {} (a private, loopback or link-local address; set allow_private to send there)",
+            a.ip()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// What an answer means for the delivery.
+fn classify(status: reqwest::StatusCode, retry_after: Option<&str>) -> Result<(), ChannelError> {
+    let code = status.as_u16();
+    match code {
+        200..=299 => Ok(()),
+        408 | 429 | 500..=599 => {
+            let after = retry_after.map(|s| format!(" (Retry-After: {s})")).unwrap_or_default();
+            Err(ChannelError::Retry(format!("the receiver answered {status}{after}")))
+        }
+        410 => Err(ChannelError::Permanent("the receiver answered 410 Gone: the endpoint is disabled".into())),
+        _ => Err(ChannelError::Permanent(format!("the receiver answered {status}"))),
+    }
+}
+
+impl Channel for WebhookChannel {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    fn endpoints(&self, _alert: &Alert) -> Vec<String> {
+        self.endpoints.iter().map(|e| e.config.id.clone()).collect()
+    }
+
+    fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+        Box::pin(async move {
+            let Some(target) = self.endpoint(endpoint) else {
+                return Err(ChannelError::Permanent(format!("no webhook endpoint `{endpoint}` is configured")));
+            };
+            let url = reqwest::Url::parse(&target.config.url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+            if !target.config.allow_private {
+                check_target(&url).await?;
+            }
+            let body = serde_json::to_vec(alert).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+            let id = message_id(&alert.alert_id, endpoint);
+            let timestamp = crate::now_ms() / 1_000;
+            let signatures: Vec<String> = target.secrets.iter().map(|s| sign(s, &id, timestamp, &body)).collect();
+            let response = self
+                .client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signatures.join(" "))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| ChannelError::Retry(format!("cannot reach {}: {e}", target.config.url)))?;
+            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+            classify(response.status(), retry_after.as_deref())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Standard Webhooks test vector (REFERENCES.md; the same in Svix's libraries).
+    #[test]
+    fn signs_the_standard_webhooks_test_vector() {
+        let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse().unwrap();
+        let signature = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, br#"{"test": 2432232314}"#);
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn secrets_must_be_whsec_base64_of_enough_key() {
+        assert!("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse::<WebhookSecret>().unwrap_err().contains("whsec_"));
+        assert!("whsec_!!".parse::<WebhookSecret>().unwrap_err().contains("base64"));
+        assert!("whsec_AAAA".parse::<WebhookSecret>().unwrap_err().contains("16 bytes"));
+    }
+
+    #[test]
+    fn answers_decide_retry_or_give_up() {
+        use reqwest::StatusCode as S;
+        assert!(classify(S::OK, None).is_ok() && classify(S::NO_CONTENT, None).is_ok());
+        for retry in [S::REQUEST_TIMEOUT, S::TOO_MANY_REQUESTS, S::INTERNAL_SERVER_ERROR, S::BAD_GATEWAY] {
+            assert!(matches!(classify(retry, None), Err(ChannelError::Retry(_))), "{retry}");
+        }
+        let slow = classify(S::TOO_MANY_REQUESTS, Some("30")).unwrap_err().to_string();
+        assert!(slow.contains("Retry-After: 30"), "{slow}");
+        for give_up in [S::GONE, S::BAD_REQUEST, S::UNAUTHORIZED, S::NOT_FOUND, S::MOVED_PERMANENTLY] {
+            assert!(matches!(classify(give_up, None), Err(ChannelError::Permanent(_))), "{give_up}");
+        }
+    }
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn message_ids_are_stable_per_alert_and_endpoint() {
+        assert_eq!(message_id("a1", "ops"), message_id("a1", "ops"));
+        assert_ne!(message_id("a1", "ops"), message_id("a1", "crm"));
+        assert_ne!(message_id("a1", "ops"), message_id("a2", "ops"));
+        assert!(message_id("a1", "ops").starts_with("msg_"));
+    }
+}

@@ -1,0 +1,47 @@
+"""A webhook receiver for the notifier's tests. It checks every request with the
+Standard Webhooks reference library (`standardwebhooks` from PyPI, an implementation
+independent of ours), answers with the next status of its script, and logs one JSON
+line per request.
+
+usage: receiver.py SECRET STATUSES LOG PORT_FILE   (STATUSES: e.g. 500,200; the last repeats)
+"""
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from standardwebhooks import Webhook
+
+secret, statuses, log_path, port_path = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4]
+webhook = Webhook(secret)
+seen = 0
+
+
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        global seen
+        body = self.rfile.read(int(self.headers["content-length"]))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            webhook.verify(body, headers)
+            verified = True
+        except Exception as e:  # the reason goes to the log, for the test to show
+            verified = str(e)
+        status = int(statuses[min(seen, len(statuses) - 1)])
+        seen += 1
+        line = {"id": headers.get("webhook-id"), "verified": verified, "status": status,
+                "alert_id": json.loads(body).get("alert_id")}
+        with open(log_path, "a") as log:
+            log.write(json.dumps(line) + "\n")
+        self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "1")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+server = HTTPServer(("127.0.0.1", 0), Receiver)
+with open(port_path, "w") as f:
+    f.write(str(server.server_port))
+server.serve_forever()

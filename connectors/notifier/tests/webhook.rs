@@ -1,0 +1,164 @@
+//! `WebhookChannel` against real receivers on 127.0.0.1: a Python one that checks
+//! every signature with the Standard Webhooks reference library (`standardwebhooks`
+//! from PyPI, installed by deploy/dev/install-test-brokers.sh) and answers from a
+//! script (500 then 200, 410, 429), with the delivery ledger on SQLite.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riskstream_notifier::{message_id, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use serde_json::Value;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// A second secret, as during a rotation: both sign, the receiver knows only one.
+const NEW_SECRET: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24=";
+
+struct Receiver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Receiver {
+    fn start(dir: &Path, statuses: &str) -> Receiver {
+        let (log, port_file) = (dir.join(format!("log-{statuses}")), dir.join(format!("port-{statuses}")));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/receiver.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .args([SECRET, statuses, log.to_str().unwrap(), port_file.to_str().unwrap()])
+            .spawn()
+            .expect("python3 runs the receiver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "the receiver did not start (is standardwebhooks installed?)");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Receiver { child, port, log }
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn endpoint(&self, id: &str, allow_private: bool) -> WebhookConfig {
+        WebhookConfig {
+            id: id.into(),
+            url: format!("http://127.0.0.1:{}/hooks", self.port),
+            secrets: vec![NEW_SECRET.into(), SECRET.into()],
+            allow_private,
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alert(id: &str) -> Alert {
+    Alert {
+        alert_id: id.to_string(),
+        kind: AlertKind::MarketMove,
+        state: AlertState::Raised,
+        priority: Priority::High,
+        account_id: "acc-1".into(),
+        user_id: "u1".into(),
+        ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap(),
+        caused_by: RecordRef { shard: 0, seq: 7 },
+        rule: "market_move".into(),
+        value: "-0.12".parse().unwrap(),
+        threshold: "0.10".parse().unwrap(),
+        message: "VTI moved -12.00% against the previous close".into(),
+        details: None,
+    }
+}
+
+async fn webhook_notifier(dir: &Path, endpoints: Vec<WebhookConfig>) -> (Ledger, Notifier) {
+    let ledger = Ledger::open(&dir.join("n.sqlite")).await.unwrap();
+    let channel = WebhookChannel::new(endpoints, Duration::from_secs(5)).unwrap();
+    (ledger.clone(), Notifier::new(ledger, vec![Arc::new(channel)]))
+}
+
+#[tokio::test]
+async fn signed_deliveries_verify_with_the_reference_library_and_a_500_is_retried_under_one_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), "500,200");
+    let (ledger, notifier) = webhook_notifier(dir.path(), vec![receiver.endpoint("ops", true)]).await;
+
+    let err = notifier.notify(&[alert("a1")]).await.unwrap_err();
+    assert!(err.is_retryable() && err.to_string().contains("500"), "{err}");
+    let report = notifier.notify(&[alert("a1"), alert("a2")]).await.unwrap();
+    assert_eq!(report, NotifyReport { delivered: 2, already: 0, failed: 0 });
+    // Delivered: sent again, it is not.
+    assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().already, 1);
+
+    let requests = receiver.requests();
+    let seen: Vec<(&str, i64, &Value)> = requests
+        .iter()
+        .map(|r| (r["alert_id"].as_str().unwrap(), r["status"].as_i64().unwrap(), &r["verified"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [("a1", 500, &Value::Bool(true)), ("a1", 200, &Value::Bool(true)), ("a2", 200, &Value::Bool(true))]
+    );
+    assert_eq!(requests[0]["id"], requests[1]["id"], "a retry keeps its webhook-id");
+    assert_eq!(requests[0]["id"], message_id("a1", "ops"));
+    let attempts = ledger.attempts("a1").await.unwrap();
+    assert_eq!(attempts.iter().map(|a| (a.attempt, a.ok)).collect::<Vec<_>>(), [(1, false), (2, true)]);
+}
+
+#[tokio::test]
+async fn gone_gives_up_too_many_requests_retries_and_private_targets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = Receiver::start(dir.path(), "410");
+    let (ledger, notifier) = webhook_notifier(dir.path(), vec![gone.endpoint("gone", true)]).await;
+    assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().failed, 1);
+    assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().already, 1, "410 settles the delivery");
+    assert_eq!(gone.requests().len(), 1);
+    let attempts = ledger.attempts("a1").await.unwrap();
+    assert!(attempts[0].given_up && attempts[0].error.as_deref().unwrap().contains("410"), "{attempts:?}");
+
+    let busy = Receiver::start(dir.path(), "429,200");
+    let other = tempfile::tempdir().unwrap();
+    let (_, notifier) = webhook_notifier(other.path(), vec![busy.endpoint("busy", true)]).await;
+    let err = notifier.notify(&[alert("b1")]).await.unwrap_err().to_string();
+    assert!(err.contains("429") && err.contains("Retry-After: 1"), "{err}");
+    assert_eq!(notifier.notify(&[alert("b1")]).await.unwrap().delivered, 1);
+
+    // Loopback without allow_private: refused before any request is made.
+    let guarded = Receiver::start(dir.path(), "200");
+    let third = tempfile::tempdir().unwrap();
+    let (ledger, notifier) = webhook_notifier(third.path(), vec![guarded.endpoint("guarded", false)]).await;
+    assert_eq!(notifier.notify(&[alert("c1")]).await.unwrap().failed, 1);
+    assert!(guarded.requests().is_empty(), "no request reached the private address");
+    let error = ledger.attempts("c1").await.unwrap()[0].error.clone().unwrap();
+    assert!(error.contains("refused") && error.contains("127.0.0.1"), "{error}");
+}
+
+#[test]
+fn endpoints_are_checked_when_the_channel_is_made() {
+    let with = |url: &str, secrets: Vec<String>| {
+        WebhookChannel::new(
+            vec![WebhookConfig { id: "x".into(), url: url.into(), secrets, allow_private: false }],
+            Duration::from_secs(1),
+        )
+        .err()
+    };
+    assert!(with("ftp://example.com", vec![SECRET.into()]).unwrap().contains("http or https"));
+    assert!(with("not a url", vec![SECRET.into()]).unwrap().contains("webhook `x`: url"));
+    assert!(with("https://example.com", vec![]).unwrap().contains("needs a secret"));
+    assert!(with("https://example.com", vec!["nope".into()]).unwrap().contains("whsec_"));
+    assert!(with("https://example.com", vec![SECRET.into()]).is_none());
+}
