@@ -6,6 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use riskstream_schemas::Alert;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -54,13 +55,22 @@ impl Ledger {
         &self.pool
     }
 
-    /// Whether the alert's delivery on this channel to this endpoint is settled:
-    /// delivered, or given up for good.
-    pub async fn settled(&self, alert_id: &str, channel: &str, endpoint: &str) -> Result<bool, NotifierError> {
+    /// Whether the alert's delivery on this channel to this endpoint is settled
+    /// (delivered, or given up for good) or waiting for a retry.
+    pub async fn settled_or_pending(
+        &self,
+        alert_id: &str,
+        channel: &str,
+        endpoint: &str,
+    ) -> Result<bool, NotifierError> {
         let row = sqlx::query(
             "SELECT 1 FROM deliveries WHERE alert_id = ? AND channel = ? AND endpoint = ? \
-             UNION ALL SELECT 1 FROM attempts WHERE alert_id = ? AND channel = ? AND endpoint = ? AND given_up",
+             UNION ALL SELECT 1 FROM attempts WHERE alert_id = ? AND channel = ? AND endpoint = ? AND given_up \
+             UNION ALL SELECT 1 FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?",
         )
+        .bind(alert_id)
+        .bind(channel)
+        .bind(endpoint)
         .bind(alert_id)
         .bind(channel)
         .bind(endpoint)
@@ -72,9 +82,41 @@ impl Ledger {
         Ok(row.is_some())
     }
 
-    /// Records one try; a success also records the delivery, once (a second
-    /// success of the same key, after a crash between the two, changes nothing).
-    pub async fn record(&self, attempt: &Attempt, user_id: &str) -> Result<(), NotifierError> {
+    /// Retries due at `now_ms`, soonest first: (channel, endpoint, alert).
+    pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, String, Alert)>, NotifierError> {
+        let rows = sqlx::query(
+            "SELECT channel, endpoint, alert FROM pending WHERE next_at_ms <= ? ORDER BY next_at_ms LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("alert")?;
+                let alert = serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
+                Ok((r.try_get("channel")?, r.try_get("endpoint")?, alert))
+            })
+            .collect()
+    }
+
+    /// Deliveries waiting for a retry.
+    pub async fn pending_count(&self) -> Result<i64, NotifierError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM pending").fetch_one(&self.pool).await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Records one try, in one transaction with what follows from it: a success
+    /// records the delivery (once: a second success of the same key, after a crash
+    /// between the two, changes nothing); `retry_at` schedules the next try (the
+    /// alert kept whole); otherwise the delivery leaves the retry queue.
+    pub async fn record(
+        &self,
+        attempt: &Attempt,
+        user_id: &str,
+        alert: &Alert,
+        retry_at: Option<i64>,
+    ) -> Result<(), NotifierError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO attempts (alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up) \
@@ -104,6 +146,30 @@ impl Ledger {
             .bind(attempt.attempt)
             .execute(&mut *tx)
             .await?;
+        }
+        match retry_at {
+            Some(at) => {
+                let text = serde_json::to_string(alert).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
+                )
+                .bind(&attempt.alert_id)
+                .bind(&attempt.channel)
+                .bind(&attempt.endpoint)
+                .bind(text)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+                    .bind(&attempt.alert_id)
+                    .bind(&attempt.channel)
+                    .bind(&attempt.endpoint)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

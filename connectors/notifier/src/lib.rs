@@ -20,7 +20,7 @@ pub use channel::{BoxFuture, Channel, ChannelError};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
 pub use ledger::{Attempt, Ledger};
-pub use notifier::{Notifier, NotifyReport};
+pub use notifier::{Clock, Notifier, NotifyReport, SystemClock, RETRY_AFTER_SECS};
 pub use sink::NotifierSink;
 pub use webhook::{message_id, sign, WebhookChannel, WebhookConfig, WebhookSecret};
 

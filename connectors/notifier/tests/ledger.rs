@@ -4,11 +4,12 @@
 //! over real HTTP on 127.0.0.1:0.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use riskstream_notifier::{
-    router, BoxFuture, Channel, ChannelError, InAppChannel, Inbox, Ledger, Notifier, NotifyReport,
+    router, BoxFuture, Channel, ChannelError, Clock, InAppChannel, Inbox, Ledger, Notifier, NotifyReport,
+    RETRY_AFTER_SECS,
 };
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::Value;
@@ -54,12 +55,12 @@ async fn an_alert_lands_in_its_inbox_once_across_restarts() {
     {
         let (_, notifier) = in_app(&path).await;
         let report = notifier.notify(&alerts).await.unwrap();
-        assert_eq!(report, NotifyReport { delivered: 3, already: 0, failed: 0 }, "a clear is no new message");
+        assert_eq!(report, NotifyReport { delivered: 3, ..Default::default() }, "a clear is no new message");
     }
     // A restart re-sends what the engine's outbox had not acknowledged: nothing twice.
     let (ledger, notifier) = in_app(&path).await;
     let again = notifier.notify(&alerts).await.unwrap();
-    assert_eq!(again, NotifyReport { delivered: 0, already: 3, failed: 0 });
+    assert_eq!(again, NotifyReport { already: 3, ..Default::default() });
     assert_eq!(ledger.delivery_count().await.unwrap(), 3);
     let inbox = Inbox::new(ledger.clone());
     let page = inbox.page("u1", 50, false).await.unwrap();
@@ -111,32 +112,100 @@ impl Channel for Flaky {
     }
 }
 
+/// A wall clock the test moves.
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl TestClock {
+    fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs * 1_000, Ordering::SeqCst);
+    }
+}
+
 #[tokio::test]
-async fn a_retryable_failure_is_recorded_and_tried_again_a_final_one_is_settled() {
+async fn a_retryable_failure_is_scheduled_and_retried_a_final_one_is_settled() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
     let a = alert("a1", "u1", AlertState::Raised, 1);
 
     let flaky =
         Arc::new(Flaky { calls: AtomicUsize::new(0), first: ChannelError::Retry("503 from the receiver".into()) });
-    let notifier = Notifier::new(ledger.clone(), vec![flaky.clone()]);
-    let err = notifier.notify(std::slice::from_ref(&a)).await.unwrap_err();
-    assert!(err.is_retryable() && err.to_string().contains("503"), "{err}");
+    let inbox = Arc::new(InAppChannel::new(ledger.clone()));
+    let notifier = Notifier::with_clock(ledger.clone(), vec![flaky.clone(), inbox], clock.clone());
     let report = notifier.notify(std::slice::from_ref(&a)).await.unwrap();
-    assert_eq!(report.delivered, 1);
-    let attempts = ledger.attempts("a1").await.unwrap();
+    // The failing channel does not hold up the other: the inbox has it already.
+    assert_eq!(report, NotifyReport { delivered: 1, already: 0, failed: 0, retrying: 1 });
+    assert_eq!(ledger.pending_count().await.unwrap(), 1);
+    // A re-send of the alert leaves the retry to the queue.
+    assert_eq!(notifier.notify(std::slice::from_ref(&a)).await.unwrap().already, 2);
+    // Not due before the first backoff (5 s, +-20%), due after it.
+    clock.advance_secs(3);
+    assert_eq!(notifier.retry_due().await.unwrap(), NotifyReport::default());
+    clock.advance_secs(4);
+    assert_eq!(notifier.retry_due().await.unwrap().delivered, 1);
+    assert_eq!(ledger.pending_count().await.unwrap(), 0);
+    let attempts: Vec<_> = ledger.attempts("a1").await.unwrap().into_iter().filter(|t| t.channel == "flaky").collect();
     assert_eq!(attempts.iter().map(|t| (t.attempt, t.ok)).collect::<Vec<_>>(), [(1, false), (2, true)]);
     assert_eq!(attempts[0].error.as_deref(), Some("503 from the receiver"));
+    assert_eq!(attempts[1].at_ms - attempts[0].at_ms, 7_000, "the injected clock stamps the attempts");
 
     let b = alert("b1", "u1", AlertState::Raised, 2);
     let gone = Arc::new(Flaky { calls: AtomicUsize::new(0), first: ChannelError::Permanent("410 Gone".into()) });
-    let notifier = Notifier::new(ledger.clone(), vec![gone.clone()]);
+    let notifier = Notifier::with_clock(ledger.clone(), vec![gone.clone()], clock.clone());
     assert_eq!(notifier.notify(std::slice::from_ref(&b)).await.unwrap().failed, 1);
     // Settled: not tried again, not delivered.
     assert_eq!(notifier.notify(std::slice::from_ref(&b)).await.unwrap().already, 1);
     assert_eq!(gone.calls.load(Ordering::SeqCst), 1);
     let attempts = ledger.attempts("b1").await.unwrap();
     assert!(attempts.len() == 1 && attempts[0].given_up && !attempts[0].ok, "{attempts:?}");
+}
+
+/// Always fails in a way that may pass.
+struct Down(AtomicUsize);
+
+impl Channel for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+
+    fn endpoints(&self, _: &Alert) -> Vec<String> {
+        vec!["e1".into()]
+    }
+
+    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Err(ChannelError::Retry("connection refused".into())) })
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_is_given_up_after_the_last_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let down = Arc::new(Down(AtomicUsize::new(0)));
+    let notifier = Notifier::with_clock(ledger.clone(), vec![down.clone()], clock.clone());
+    notifier.notify(&[alert("a1", "u1", AlertState::Raised, 1)]).await.unwrap();
+    let mut given_up = 0;
+    // Each wait is at most 1.2x its step; jump past every one of them.
+    for secs in RETRY_AFTER_SECS {
+        clock.advance_secs(secs * 2);
+        given_up += notifier.retry_due().await.unwrap().failed;
+    }
+    assert_eq!(given_up, 1);
+    assert_eq!(down.0.load(Ordering::SeqCst), RETRY_AFTER_SECS.len() + 1, "one try and a retry per step");
+    clock.advance_secs(86_400);
+    assert_eq!(notifier.retry_due().await.unwrap(), NotifyReport::default());
+    let attempts = ledger.attempts("a1").await.unwrap();
+    let last = attempts.last().unwrap();
+    assert!(last.given_up && last.error.as_deref().unwrap().starts_with("gave up after 8 attempts"), "{last:?}");
+    assert_eq!(ledger.pending_count().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

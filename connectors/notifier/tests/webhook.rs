@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riskstream_notifier::{message_id, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig};
+use riskstream_notifier::{message_id, Clock, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig};
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::Value;
 
@@ -85,24 +86,41 @@ fn alert(id: &str) -> Alert {
     }
 }
 
-async fn webhook_notifier(dir: &Path, endpoints: Vec<WebhookConfig>) -> (Ledger, Notifier) {
+/// A wall clock the test moves: retries come when it says.
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+async fn webhook_notifier(dir: &Path, endpoints: Vec<WebhookConfig>) -> (Ledger, Notifier, Arc<TestClock>) {
     let ledger = Ledger::open(&dir.join("n.sqlite")).await.unwrap();
     let channel = WebhookChannel::new(endpoints, Duration::from_secs(5)).unwrap();
-    (ledger.clone(), Notifier::new(ledger, vec![Arc::new(channel)]))
+    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    (ledger.clone(), Notifier::with_clock(ledger, vec![Arc::new(channel)], clock.clone()), clock)
+}
+
+/// Moves the clock past any first backoff and makes the due retries.
+async fn retry(notifier: &Notifier, clock: &TestClock) -> NotifyReport {
+    clock.0.fetch_add(60_000, Ordering::SeqCst);
+    notifier.retry_due().await.unwrap()
 }
 
 #[tokio::test]
-async fn signed_deliveries_verify_with_the_reference_library_and_a_500_is_retried_under_one_id() {
+async fn signed_deliveries_verify_with_the_reference_library_and_a_500_is_retried_later_under_one_id() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(dir.path(), "500,200");
-    let (ledger, notifier) = webhook_notifier(dir.path(), vec![receiver.endpoint("ops", true)]).await;
+    let (ledger, notifier, clock) = webhook_notifier(dir.path(), vec![receiver.endpoint("ops", true)]).await;
 
-    let err = notifier.notify(&[alert("a1")]).await.unwrap_err();
-    assert!(err.is_retryable() && err.to_string().contains("500"), "{err}");
+    assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().retrying, 1);
+    let error = ledger.attempts("a1").await.unwrap()[0].error.clone().unwrap();
+    assert!(error.contains("500"), "{error}");
+    assert_eq!(retry(&notifier, &clock).await.delivered, 1);
     let report = notifier.notify(&[alert("a1"), alert("a2")]).await.unwrap();
-    assert_eq!(report, NotifyReport { delivered: 2, already: 0, failed: 0 });
     // Delivered: sent again, it is not.
-    assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().already, 1);
+    assert_eq!(report, NotifyReport { delivered: 1, already: 1, ..Default::default() });
 
     let requests = receiver.requests();
     let seen: Vec<(&str, i64, &Value)> = requests
@@ -123,7 +141,7 @@ async fn signed_deliveries_verify_with_the_reference_library_and_a_500_is_retrie
 async fn gone_gives_up_too_many_requests_retries_and_private_targets_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let gone = Receiver::start(dir.path(), "410");
-    let (ledger, notifier) = webhook_notifier(dir.path(), vec![gone.endpoint("gone", true)]).await;
+    let (ledger, notifier, _) = webhook_notifier(dir.path(), vec![gone.endpoint("gone", true)]).await;
     assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().failed, 1);
     assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().already, 1, "410 settles the delivery");
     assert_eq!(gone.requests().len(), 1);
@@ -132,15 +150,16 @@ async fn gone_gives_up_too_many_requests_retries_and_private_targets_are_refused
 
     let busy = Receiver::start(dir.path(), "429,200");
     let other = tempfile::tempdir().unwrap();
-    let (_, notifier) = webhook_notifier(other.path(), vec![busy.endpoint("busy", true)]).await;
-    let err = notifier.notify(&[alert("b1")]).await.unwrap_err().to_string();
-    assert!(err.contains("429") && err.contains("Retry-After: 1"), "{err}");
-    assert_eq!(notifier.notify(&[alert("b1")]).await.unwrap().delivered, 1);
+    let (ledger, notifier, clock) = webhook_notifier(other.path(), vec![busy.endpoint("busy", true)]).await;
+    assert_eq!(notifier.notify(&[alert("b1")]).await.unwrap().retrying, 1);
+    let error = ledger.attempts("b1").await.unwrap()[0].error.clone().unwrap();
+    assert!(error.contains("429") && error.contains("Retry-After: 1"), "{error}");
+    assert_eq!(retry(&notifier, &clock).await.delivered, 1);
 
     // Loopback without allow_private: refused before any request is made.
     let guarded = Receiver::start(dir.path(), "200");
     let third = tempfile::tempdir().unwrap();
-    let (ledger, notifier) = webhook_notifier(third.path(), vec![guarded.endpoint("guarded", false)]).await;
+    let (ledger, notifier, _) = webhook_notifier(third.path(), vec![guarded.endpoint("guarded", false)]).await;
     assert_eq!(notifier.notify(&[alert("c1")]).await.unwrap().failed, 1);
     assert!(guarded.requests().is_empty(), "no request reached the private address");
     let error = ledger.attempts("c1").await.unwrap()[0].error.clone().unwrap();

@@ -1,5 +1,7 @@
 //! The notifier beside the engine in embedded mode (`run`, `demo`): one of the
-//! outbox's sinks, and its routes (the in-app inbox) on the engine's API.
+//! outbox's sinks, a thread making the retries that fall due, and its routes (the
+//! in-app inbox) on the engine's API. Each part has its own connections to the
+//! ledger, on its own runtime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,31 +9,47 @@ use std::time::Duration;
 use anyhow::Context;
 use riskstream_connectors::AlertSink;
 use riskstream_engine::EngineConfig;
-use riskstream_notifier::{InAppChannel, Inbox, Ledger, Notifier, NotifierSink, WebhookChannel};
+use riskstream_notifier::{Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierSink, WebhookChannel};
 
-/// The notifier's sink for the outbox. It drives its deliveries on a runtime of its
-/// own (the outbox thread is not async), with its own connections to the ledger.
-pub fn sink(cfg: &EngineConfig) -> anyhow::Result<Box<dyn AlertSink>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
     let path = cfg.notifier_ledger();
-    let ledger = runtime
-        .block_on(Ledger::open(&path))
-        .with_context(|| format!("cannot open the notifier ledger {}", path.display()))?;
-    let mut channels: Vec<Arc<dyn riskstream_notifier::Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone()))];
+    runtime.block_on(Ledger::open(&path)).with_context(|| format!("cannot open the notifier ledger {}", path.display()))
+}
+
+fn notifier(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<Notifier> {
+    let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone()))];
     if !cfg.notifier.webhooks.is_empty() {
         let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
             .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
         channels.push(Arc::new(webhooks));
     }
-    let notifier = Arc::new(Notifier::new(ledger, channels));
-    Ok(Box::new(NotifierSink::new(notifier, runtime)))
+    Ok(Notifier::new(ledger, channels))
+}
+
+/// The notifier's sink for the outbox (the outbox thread is not async: the sink
+/// drives its deliveries on a runtime of its own), and the retry thread.
+pub fn sink(cfg: &EngineConfig) -> anyhow::Result<Box<dyn AlertSink>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let ledger = open(cfg, &runtime)?;
+    let sink = NotifierSink::new(Arc::new(notifier(cfg, ledger)?), runtime);
+    spawn_retries(cfg)?;
+    Ok(Box::new(sink))
+}
+
+/// Makes the retries that fall due, every second, for the life of the process.
+fn spawn_retries(cfg: &EngineConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let retries = notifier(cfg, open(cfg, &runtime)?)?;
+    std::thread::Builder::new().name("notifier-retry".into()).spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if let Err(e) = runtime.block_on(retries.retry_due()) {
+            tracing::warn!(error = %e, "notifier retries failed; trying again in a second");
+        }
+    })?;
+    Ok(())
 }
 
 /// The inbox routes, on connections opened in the API's runtime `rt`.
 pub fn routes(cfg: &EngineConfig, rt: &tokio::runtime::Runtime) -> anyhow::Result<axum::Router> {
-    let path = cfg.notifier_ledger();
-    let ledger = rt
-        .block_on(Ledger::open(&path))
-        .with_context(|| format!("cannot open the notifier ledger {}", path.display()))?;
-    Ok(riskstream_notifier::router(Inbox::new(ledger)))
+    Ok(riskstream_notifier::router(Inbox::new(open(cfg, rt)?)))
 }
