@@ -82,6 +82,6 @@ async fn mark(inbox: &Inbox, user: &str, alert: &str, archive: bool) -> Result<R
     if !inbox.mark(user, alert, archive).await? {
         return Err(ApiError::NotFound(format!("user `{user}` has no message for alert `{alert}`")));
     }
-    let page = inbox.page(user, 1, false).await?;
-    Ok(Json(json!({ "user_id": user, "alert_id": alert, "unread": page.unread })).into_response())
+    let unread = inbox.unread(user).await?;
+    Ok(Json(json!({ "user_id": user, "alert_id": alert, "unread": unread })).into_response())
 }

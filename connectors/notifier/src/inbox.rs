@@ -58,14 +58,18 @@ impl Inbox {
             let archived: Option<i64> = r.try_get("archived_at_ms")?;
             items.push(InboxItem { alert, read: read.is_some(), archived: archived.is_some() });
         }
-        let unread = sqlx::query(
+        Ok(InboxPage { user_id: user_id.to_string(), unread: self.unread(user_id).await?, items })
+    }
+
+    /// Messages neither read nor archived.
+    pub async fn unread(&self, user_id: &str) -> Result<i64, NotifierError> {
+        let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM inbox WHERE user_id = ? AND read_at_ms IS NULL AND archived_at_ms IS NULL",
         )
         .bind(user_id)
-        .fetch_one(pool)
-        .await?
-        .try_get("n")?;
-        Ok(InboxPage { user_id: user_id.to_string(), unread, items })
+        .fetch_one(self.ledger.pool())
+        .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Marks a message read (`archive` false) or archived; false when the user has

@@ -117,15 +117,11 @@ impl Notifier {
         };
         let given_up = matches!(outcome, Err(ChannelError::Permanent(_))) || (outcome.is_err() && last_try);
         let attempt = Attempt {
-            alert_id: alert.alert_id.clone(),
-            channel: name.to_string(),
-            endpoint: endpoint.to_string(),
-            attempt: number,
-            at_ms: self.clock.now_ms(),
             ok: outcome.is_ok(),
             latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
             error,
             given_up,
+            ..self.attempt(alert, name, endpoint, number)
         };
         let retry_at = match (&outcome, given_up) {
             (Err(_), false) => Some(attempt.at_ms + backoff_ms(&alert.alert_id, endpoint, number)),
@@ -154,7 +150,13 @@ impl Notifier {
         reason: String,
     ) -> Result<(), NotifierError> {
         let number = self.ledger.attempt_count(&alert.alert_id, channel, endpoint).await? + 1;
-        let attempt = Attempt {
+        let attempt = Attempt { error: Some(reason), given_up: true, ..self.attempt(alert, channel, endpoint, number) };
+        self.ledger.record(&attempt, &alert.user_id, alert, None).await
+    }
+
+    /// Attempt `number` of a delivery, stamped now; a failure until said otherwise.
+    fn attempt(&self, alert: &Alert, channel: &str, endpoint: &str, number: i64) -> Attempt {
+        Attempt {
             alert_id: alert.alert_id.clone(),
             channel: channel.to_string(),
             endpoint: endpoint.to_string(),
@@ -162,10 +164,9 @@ impl Notifier {
             at_ms: self.clock.now_ms(),
             ok: false,
             latency_us: 0,
-            error: Some(reason),
-            given_up: true,
-        };
-        self.ledger.record(&attempt, &alert.user_id, alert, None).await
+            error: None,
+            given_up: false,
+        }
     }
 }
 

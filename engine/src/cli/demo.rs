@@ -144,11 +144,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
     cfg.notifier.enabled &= !args.no_notifier;
-    if cfg.notifier.enabled {
-        sinks.push(super::notifier::sink(&cfg)?);
-    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let extra = if cfg.notifier.enabled { super::notifier::routes(&cfg, &rt)? } else { axum::Router::new() };
+    let extra = super::notifier::start(&cfg, &rt, &mut sinks)?;
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());

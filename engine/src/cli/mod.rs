@@ -77,7 +77,7 @@ pub struct CheckFailed(pub String);
 
 /// Refuses a path that holds no data dir, for the commands that must not create one.
 pub fn require_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if !dir.join("CURRENT").exists() {
+    if !RocksDbStore::exists(dir) {
         anyhow::bail!(
             "no riskstream data dir at {} (check --data-dir; `riskstream import`, `run` and `demo` create one)",
             dir.display()

@@ -26,9 +26,24 @@ fn notifier(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<Notifier> {
     Ok(Notifier::new(ledger, channels))
 }
 
+/// Starts the notifier when the config enables it: its sink joins `sinks`, the
+/// retry thread starts, and its routes are returned for the API served on `rt`
+/// (no routes when it is off).
+pub fn start(
+    cfg: &EngineConfig,
+    rt: &tokio::runtime::Runtime,
+    sinks: &mut Vec<Box<dyn AlertSink>>,
+) -> anyhow::Result<axum::Router> {
+    if !cfg.notifier.enabled {
+        return Ok(axum::Router::new());
+    }
+    sinks.push(sink(cfg)?);
+    Ok(riskstream_notifier::router(Inbox::new(open(cfg, rt)?)))
+}
+
 /// The notifier's sink for the outbox (the outbox thread is not async: the sink
 /// drives its deliveries on a runtime of its own), and the retry thread.
-pub fn sink(cfg: &EngineConfig) -> anyhow::Result<Box<dyn AlertSink>> {
+fn sink(cfg: &EngineConfig) -> anyhow::Result<Box<dyn AlertSink>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let ledger = open(cfg, &runtime)?;
     let sink = NotifierSink::new(Arc::new(notifier(cfg, ledger)?), runtime);
@@ -47,9 +62,4 @@ fn spawn_retries(cfg: &EngineConfig) -> anyhow::Result<()> {
         }
     })?;
     Ok(())
-}
-
-/// The inbox routes, on connections opened in the API's runtime `rt`.
-pub fn routes(cfg: &EngineConfig, rt: &tokio::runtime::Runtime) -> anyhow::Result<axum::Router> {
-    Ok(riskstream_notifier::router(Inbox::new(open(cfg, rt)?)))
 }

@@ -81,11 +81,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if cfg.alert_log {
         sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
-    if cfg.notifier.enabled {
-        sinks.push(super::notifier::sink(&cfg)?);
-    }
     let rt = tokio::runtime::Runtime::new()?;
-    let extra = if cfg.notifier.enabled { super::notifier::routes(&cfg, &rt)? } else { axum::Router::new() };
+    let extra = super::notifier::start(&cfg, &rt, &mut sinks)?;
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());

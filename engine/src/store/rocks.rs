@@ -92,8 +92,13 @@ impl RocksDbStore {
     }
 
     /// Opens an existing store for reading only, beside a running engine.
+    /// Whether `dir` holds a data dir (RocksDB writes `CURRENT` when it creates one).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("CURRENT").exists()
+    }
+
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        if !dir.join("CURRENT").exists() {
+        if !Self::exists(dir) {
             return Err(StoreError::Io(format!("no riskstream data dir at {}", dir.display())));
         }
         let opts = Options::default();
