@@ -50,11 +50,14 @@ pub struct NotifierConfig {
     /// Receivers of every alert (`[[notifier.webhooks]]`: `id`, `url`, `secrets`,
     /// `allow_private`), signed per Standard Webhooks.
     pub webhooks: Vec<riskstream_notifier::WebhookConfig>,
+    /// A webhook failing this many hours without a success is disabled until an
+    /// operator enables it (`riskstream notifier endpoints`); default 120 (5 days).
+    pub disable_endpoint_after_hours: u32,
 }
 
 impl Default for NotifierConfig {
     fn default() -> Self {
-        NotifierConfig { enabled: true, ledger: None, webhooks: Vec::new() }
+        NotifierConfig { enabled: true, ledger: None, webhooks: Vec::new(), disable_endpoint_after_hours: 120 }
     }
 }
 
@@ -222,6 +225,9 @@ impl EngineConfig {
         }
         if let Some(problem) = r.tax.problems().into_iter().next() {
             return invalid("rules.tax", &problem);
+        }
+        if self.notifier.disable_endpoint_after_hours == 0 {
+            return invalid("notifier.disable_endpoint_after_hours", "must be at least 1");
         }
         if self.audit.checkpoint_every_secs < 0 {
             return invalid("audit.checkpoint_every_secs", "must not be negative (0 turns it off)");

@@ -1,5 +1,6 @@
 //! The notifier's routes, merged into the engine's API when the notifier runs:
-//! a user's inbox, read and marked.
+//! a user's inbox, read and marked; and, for operators behind the admin token,
+//! the dead letters (listed, re-driven) and the endpoints (listed, enabled).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -9,8 +10,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use riskstream_schemas::Timestamp;
+
 use crate::error::NotifierError;
 use crate::inbox::{Inbox, InboxPage};
+use crate::ledger::{DeadLetter, DeadLetterFilter, EndpointHealth, Ledger};
 
 /// `GET /v1/users/{id}/inbox`, `POST /v1/users/{id}/inbox/{alert_id}/read` and
 /// `.../archive`.
@@ -20,6 +24,91 @@ pub fn router(inbox: Inbox) -> Router {
         .route("/v1/users/{id}/inbox/{alert_id}/read", post(post_read))
         .route("/v1/users/{id}/inbox/{alert_id}/archive", post(post_archive))
         .with_state(inbox)
+}
+
+/// The operators' routes; the caller puts them behind its admin check:
+/// `GET /v1/notifier/dead-letters`, `POST /v1/notifier/dead-letters/redrive`,
+/// `GET /v1/notifier/endpoints`, `POST /v1/notifier/endpoints/{channel}/{endpoint}/enable`.
+pub fn admin_router(ledger: Ledger) -> Router {
+    Router::new()
+        .route("/v1/notifier/dead-letters", get(get_dead_letters))
+        .route("/v1/notifier/dead-letters/redrive", post(post_redrive))
+        .route("/v1/notifier/endpoints", get(get_endpoints))
+        .route("/v1/notifier/endpoints/{channel}/{endpoint}/enable", post(post_enable))
+        .with_state(ledger)
+}
+
+/// Which dead letters, as the API and the CLI take them: times are RFC 3339.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterQuery {
+    pub alert_id: Option<String>,
+    pub channel: Option<String>,
+    pub endpoint: Option<String>,
+    /// Given up at or after this time.
+    pub from: Option<String>,
+    /// Given up before this time.
+    pub to: Option<String>,
+    /// At most this many, oldest first.
+    pub limit: Option<i64>,
+}
+
+impl DeadLetterQuery {
+    /// The ledger's filter; the error names the field that is not a time.
+    pub fn filter(self) -> Result<DeadLetterFilter, String> {
+        let ms = |field: &str, text: Option<String>| {
+            text.map(|t| {
+                Timestamp::parse(&t)
+                    .map(|ts| ts.micros().div_euclid(1_000))
+                    .map_err(|e| format!("`{field}` is not an RFC 3339 time ({t}): {e}"))
+            })
+            .transpose()
+        };
+        if self.limit.is_some_and(|l| l < 1) {
+            return Err("`limit` must be at least 1".into());
+        }
+        Ok(DeadLetterFilter {
+            from_ms: ms("from", self.from)?,
+            to_ms: ms("to", self.to)?,
+            alert_id: self.alert_id,
+            channel: self.channel,
+            endpoint: self.endpoint,
+            limit: self.limit,
+        })
+    }
+}
+
+async fn get_dead_letters(
+    State(ledger): State<Ledger>,
+    Query(q): Query<DeadLetterQuery>,
+) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+    let filter = q.filter().map_err(ApiError::BadRequest)?;
+    let filter = DeadLetterFilter { limit: Some(filter.limit.unwrap_or(1_000).min(10_000)), ..filter };
+    Ok(Json(ledger.dead_letters(&filter).await?))
+}
+
+/// Re-drives the dead letters the body selects (`{}`: all of them).
+async fn post_redrive(
+    State(ledger): State<Ledger>,
+    body: Option<Json<DeadLetterQuery>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filter = body.map(|Json(q)| q).unwrap_or_default().filter().map_err(ApiError::BadRequest)?;
+    let redriven = ledger.redrive(&filter, crate::now_ms()).await?;
+    Ok(Json(json!({ "redriven": redriven })))
+}
+
+async fn get_endpoints(State(ledger): State<Ledger>) -> Result<Json<Vec<EndpointHealth>>, ApiError> {
+    Ok(Json(ledger.endpoints().await?))
+}
+
+async fn post_enable(
+    State(ledger): State<Ledger>,
+    Path((channel, endpoint)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !ledger.enable(&channel, &endpoint).await? {
+        return Err(ApiError::NotFound(format!("endpoint `{endpoint}` of channel `{channel}` is not disabled")));
+    }
+    Ok(Json(json!({ "channel": channel, "endpoint": endpoint, "enabled": true })))
 }
 
 #[derive(Deserialize)]
@@ -32,6 +121,7 @@ struct InboxQuery {
 }
 
 enum ApiError {
+    BadRequest(String),
     NotFound(String),
     Notifier(NotifierError),
 }
@@ -45,6 +135,7 @@ impl From<NotifierError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Notifier(e) => {
                 tracing::error!(error = %e, "notifier request failed");

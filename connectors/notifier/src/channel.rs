@@ -12,12 +12,24 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a delivery failed, and whether to try again.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ChannelError {
-    /// May pass later (a timeout, a 5xx, a busy store): the alert is tried again.
-    #[error("{0}")]
-    Retry(String),
+    /// May pass later (a timeout, a 5xx, a busy store): the alert is tried again,
+    /// not before `after_ms` when the receiver said when (`Retry-After`).
+    #[error("{reason}")]
+    Retry { reason: String, after_ms: Option<i64> },
     /// Will not pass by retrying (a 4xx, a refused address): recorded and given up.
     #[error("{0}")]
     Permanent(String),
+    /// The endpoint is gone (a webhook's 410): given up, and the endpoint disabled
+    /// until an operator enables it again.
+    #[error("{0}")]
+    Gone(String),
+}
+
+impl ChannelError {
+    /// A failure that may pass, with no word on when.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        ChannelError::Retry { reason: reason.into(), after_ms: None }
+    }
 }
 
 pub trait Channel: Send + Sync {
@@ -31,4 +43,16 @@ pub trait Channel: Send + Sync {
     /// Delivers one alert to one endpoint. Delivering the same alert to the same
     /// endpoint twice must be harmless to the receiver (an idempotency key).
     fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>>;
+
+    /// Whether an endpoint that keeps failing is disabled (a receiver someone else
+    /// runs); a channel writing to the notifier's own store never is.
+    fn disables_failing_endpoints(&self) -> bool {
+        false
+    }
+
+    /// At most this many deliveries a second to `endpoint` (a receiver's stated
+    /// capacity); the rest wait in the retry queue without counting as attempts.
+    fn rate_limit(&self, _endpoint: &str) -> Option<u32> {
+        None
+    }
 }

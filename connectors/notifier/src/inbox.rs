@@ -123,7 +123,7 @@ impl Channel for InAppChannel {
             .bind(text)
             .execute(self.ledger.pool())
             .await
-            .map_err(|e| ChannelError::Retry(format!("cannot write the inbox: {e}")))?;
+            .map_err(|e| ChannelError::retry(format!("cannot write the inbox: {e}")))?;
             Ok(())
         })
     }

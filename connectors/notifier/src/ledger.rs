@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use riskstream_schemas::Alert;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -28,6 +28,112 @@ pub struct Attempt {
     pub error: Option<String>,
     /// The failure is final: the delivery is not tried again.
     pub given_up: bool,
+}
+
+/// A retry that is due.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub channel: String,
+    pub endpoint: String,
+    pub alert: Alert,
+    /// Attempts made before this round of retries.
+    pub round_base: i64,
+}
+
+/// What follows a try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Try again at `at_ms`; `round_base` attempts came before this round.
+    Retry { at_ms: i64, round_base: i64 },
+    /// Delivered, or given up: out of the retry queue.
+    Done,
+}
+
+/// What a try says about its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Says nothing (the endpoint was not tried, or its channel never disables).
+    Unchanged,
+    /// Answered: its failing streak ends.
+    Ok,
+    /// Failed: disabled once it has failed for `disable_after_ms` without a success.
+    Failing { disable_after_ms: i64 },
+    /// Disabled now, for this reason (a 410).
+    Disable(String),
+}
+
+/// An endpoint that failed or was disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointHealth {
+    pub channel: String,
+    pub endpoint: String,
+    /// When its current streak of failures began (none: its last try passed).
+    pub failing_since_ms: Option<i64>,
+    /// When it was disabled (none: it is enabled).
+    pub disabled_at_ms: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// A delivery given up, kept for an operator to re-drive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub alert_id: String,
+    pub channel: String,
+    pub endpoint: String,
+    pub user_id: String,
+    pub failed_at_ms: i64,
+    pub attempts: i64,
+    pub reason: String,
+    pub alert: Alert,
+}
+
+/// Which dead letters: every field narrows; none matches them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterFilter {
+    pub alert_id: Option<String>,
+    pub channel: Option<String>,
+    pub endpoint: Option<String>,
+    /// Failed at or after (milliseconds since the epoch).
+    pub from_ms: Option<i64>,
+    /// Failed before (milliseconds since the epoch).
+    pub to_ms: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// The filter's conditions, in the order [`DeadLetterFilter::bind`] binds them (a
+/// macro, so the queries stay literals).
+macro_rules! dead_letter_where {
+    () => {
+        "(? IS NULL OR alert_id = ?) AND (? IS NULL OR channel = ?) AND (? IS NULL OR endpoint = ?) \
+         AND (? IS NULL OR failed_at_ms >= ?) AND (? IS NULL OR failed_at_ms < ?)"
+    };
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl DeadLetterFilter {
+    fn bind<'q>(&'q self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
+        query
+            .bind(&self.alert_id)
+            .bind(&self.alert_id)
+            .bind(&self.channel)
+            .bind(&self.channel)
+            .bind(&self.endpoint)
+            .bind(&self.endpoint)
+            .bind(self.from_ms)
+            .bind(self.from_ms)
+            .bind(self.to_ms)
+            .bind(self.to_ms)
+    }
+}
+
+fn alert_text(alert: &Alert) -> Result<String, NotifierError> {
+    serde_json::to_string(alert).map_err(|e| NotifierError::Corrupt(e.to_string()))
+}
+
+fn parse_alert(text: String) -> Result<Alert, NotifierError> {
+    serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))
 }
 
 #[derive(Clone)]
@@ -82,10 +188,11 @@ impl Ledger {
         Ok(row.is_some())
     }
 
-    /// Retries due at `now_ms`, soonest first: (channel, endpoint, alert).
-    pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<(String, String, Alert)>, NotifierError> {
+    /// Retries due at `now_ms`, soonest first.
+    pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<Due>, NotifierError> {
         let rows = sqlx::query(
-            "SELECT channel, endpoint, alert FROM pending WHERE next_at_ms <= ? ORDER BY next_at_ms LIMIT ?",
+            "SELECT channel, endpoint, alert, round_base FROM pending WHERE next_at_ms <= ? \
+             ORDER BY next_at_ms LIMIT ?",
         )
         .bind(now_ms)
         .bind(limit)
@@ -93,11 +200,30 @@ impl Ledger {
         .await?;
         rows.iter()
             .map(|r| {
-                let text: String = r.try_get("alert")?;
-                let alert = serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
-                Ok((r.try_get("channel")?, r.try_get("endpoint")?, alert))
+                Ok(Due {
+                    channel: r.try_get("channel")?,
+                    endpoint: r.try_get("endpoint")?,
+                    alert: parse_alert(r.try_get("alert")?)?,
+                    round_base: r.try_get("round_base")?,
+                })
             })
             .collect()
+    }
+
+    /// When the delivery's next retry is due, if it waits for one.
+    pub async fn next_retry_at(
+        &self,
+        alert_id: &str,
+        channel: &str,
+        endpoint: &str,
+    ) -> Result<Option<i64>, NotifierError> {
+        let row = sqlx::query("SELECT next_at_ms FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+            .bind(alert_id)
+            .bind(channel)
+            .bind(endpoint)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("next_at_ms")).transpose()?)
     }
 
     /// Deliveries waiting for a retry.
@@ -108,15 +234,16 @@ impl Ledger {
 
     /// Records one try, in one transaction with what follows from it: a success
     /// records the delivery (once: a second success of the same key, after a crash
-    /// between the two, changes nothing); `retry_at` schedules the next try (the
-    /// alert kept whole); otherwise the delivery leaves the retry queue.
+    /// between the two, changes nothing); [`Next::Retry`] schedules the next try
+    /// (the alert kept whole); a failure given up becomes a dead letter; and the
+    /// endpoint's health is updated. Returns whether this try disabled the endpoint.
     pub async fn record(
         &self,
         attempt: &Attempt,
-        user_id: &str,
         alert: &Alert,
-        retry_at: Option<i64>,
-    ) -> Result<(), NotifierError> {
+        next: Next,
+        health: Health,
+    ) -> Result<bool, NotifierError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO attempts (alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up) \
@@ -141,38 +268,243 @@ impl Ledger {
             .bind(&attempt.alert_id)
             .bind(&attempt.channel)
             .bind(&attempt.endpoint)
-            .bind(user_id)
+            .bind(&alert.user_id)
             .bind(attempt.at_ms)
             .bind(attempt.attempt)
             .execute(&mut *tx)
             .await?;
         }
-        match retry_at {
-            Some(at) => {
-                let text = serde_json::to_string(alert).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
+        let key = [&attempt.alert_id, &attempt.channel, &attempt.endpoint];
+        match next {
+            Next::Retry { at_ms, round_base } => {
                 sqlx::query(
-                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms) VALUES (?, ?, ?, ?, ?) \
+                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base) \
+                     VALUES (?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
                 )
-                .bind(&attempt.alert_id)
-                .bind(&attempt.channel)
-                .bind(&attempt.endpoint)
-                .bind(text)
-                .bind(at)
+                .bind(key[0])
+                .bind(key[1])
+                .bind(key[2])
+                .bind(alert_text(alert)?)
+                .bind(at_ms)
+                .bind(round_base)
                 .execute(&mut *tx)
                 .await?;
             }
-            None => {
+            Next::Done => {
                 sqlx::query("DELETE FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
-                    .bind(&attempt.alert_id)
-                    .bind(&attempt.channel)
-                    .bind(&attempt.endpoint)
+                    .bind(key[0])
+                    .bind(key[1])
+                    .bind(key[2])
                     .execute(&mut *tx)
                     .await?;
             }
         }
+        if attempt.given_up {
+            sqlx::query(
+                "INSERT INTO dead_letters (alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET \
+                 failed_at_ms = excluded.failed_at_ms, attempts = excluded.attempts, reason = excluded.reason",
+            )
+            .bind(key[0])
+            .bind(key[1])
+            .bind(key[2])
+            .bind(&alert.user_id)
+            .bind(alert_text(alert)?)
+            .bind(attempt.at_ms)
+            .bind(attempt.attempt)
+            .bind(attempt.error.as_deref().unwrap_or("given up"))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let disabled = match health {
+            Health::Unchanged => false,
+            Health::Ok => {
+                sqlx::query("UPDATE endpoints SET failing_since_ms = NULL WHERE channel = ? AND endpoint = ?")
+                    .bind(key[1])
+                    .bind(key[2])
+                    .execute(&mut *tx)
+                    .await?;
+                false
+            }
+            Health::Failing { disable_after_ms } => {
+                sqlx::query(
+                    "INSERT INTO endpoints (channel, endpoint, failing_since_ms) VALUES (?, ?, ?) \
+                     ON CONFLICT (channel, endpoint) DO UPDATE SET \
+                     failing_since_ms = COALESCE(endpoints.failing_since_ms, excluded.failing_since_ms)",
+                )
+                .bind(key[1])
+                .bind(key[2])
+                .bind(attempt.at_ms)
+                .execute(&mut *tx)
+                .await?;
+                let reason = format!("failing for over {} hours", disable_after_ms / 3_600_000);
+                sqlx::query(
+                    "UPDATE endpoints SET disabled_at_ms = ?, reason = ? WHERE channel = ? AND endpoint = ? \
+                     AND disabled_at_ms IS NULL AND failing_since_ms <= ?",
+                )
+                .bind(attempt.at_ms)
+                .bind(reason)
+                .bind(key[1])
+                .bind(key[2])
+                .bind(attempt.at_ms.saturating_sub(disable_after_ms))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0
+            }
+            Health::Disable(reason) => {
+                sqlx::query(
+                    "INSERT INTO endpoints (channel, endpoint, failing_since_ms, disabled_at_ms, reason) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, endpoint) DO UPDATE SET \
+                     disabled_at_ms = excluded.disabled_at_ms, reason = excluded.reason \
+                     WHERE endpoints.disabled_at_ms IS NULL",
+                )
+                .bind(key[1])
+                .bind(key[2])
+                .bind(attempt.at_ms)
+                .bind(attempt.at_ms)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0
+            }
+        };
         tx.commit().await?;
+        Ok(disabled)
+    }
+
+    /// Puts a delivery that was not tried (its endpoint over its rate limit) in the
+    /// retry queue, due at `at_ms`; no attempt is recorded.
+    pub async fn defer(
+        &self,
+        alert: &Alert,
+        channel: &str,
+        endpoint: &str,
+        at_ms: i64,
+        round_base: i64,
+    ) -> Result<(), NotifierError> {
+        sqlx::query(
+            "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
+        )
+        .bind(&alert.alert_id)
+        .bind(channel)
+        .bind(endpoint)
+        .bind(alert_text(alert)?)
+        .bind(at_ms)
+        .bind(round_base)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// Why the endpoint is disabled, if it is.
+    pub async fn disabled(&self, channel: &str, endpoint: &str) -> Result<Option<String>, NotifierError> {
+        let row = sqlx::query(
+            "SELECT reason FROM endpoints WHERE channel = ? AND endpoint = ? AND disabled_at_ms IS NOT NULL",
+        )
+        .bind(channel)
+        .bind(endpoint)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("reason")).transpose()?.map(Option::unwrap_or_default))
+    }
+
+    /// Every endpoint that has failed or been disabled, by channel and endpoint.
+    pub async fn endpoints(&self) -> Result<Vec<EndpointHealth>, NotifierError> {
+        let rows = sqlx::query(
+            "SELECT channel, endpoint, failing_since_ms, disabled_at_ms, reason FROM endpoints \
+             ORDER BY channel, endpoint",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EndpointHealth {
+                    channel: r.try_get("channel")?,
+                    endpoint: r.try_get("endpoint")?,
+                    failing_since_ms: r.try_get("failing_since_ms")?,
+                    disabled_at_ms: r.try_get("disabled_at_ms")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Enables a disabled endpoint (its failures forgotten); false when it was not
+    /// disabled. Deliveries given up meanwhile stay dead letters until re-driven.
+    pub async fn enable(&self, channel: &str, endpoint: &str) -> Result<bool, NotifierError> {
+        let done = sqlx::query(
+            "UPDATE endpoints SET disabled_at_ms = NULL, failing_since_ms = NULL, reason = NULL \
+             WHERE channel = ? AND endpoint = ? AND disabled_at_ms IS NOT NULL",
+        )
+        .bind(channel)
+        .bind(endpoint)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Dead letters matching `filter`, oldest failure first.
+    pub async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, NotifierError> {
+        let sql = concat!(
+            "SELECT alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason FROM dead_letters \
+             WHERE ",
+            dead_letter_where!(),
+            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
+        );
+        let rows = filter.bind(sqlx::query(sql)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    alert_id: r.try_get("alert_id")?,
+                    channel: r.try_get("channel")?,
+                    endpoint: r.try_get("endpoint")?,
+                    user_id: r.try_get("user_id")?,
+                    failed_at_ms: r.try_get("failed_at_ms")?,
+                    attempts: r.try_get("attempts")?,
+                    reason: r.try_get("reason")?,
+                    alert: parse_alert(r.try_get("alert")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves the dead letters matching `filter` back to the retry queue, due at
+    /// `now_ms`, each with the whole backoff schedule ahead of it. Returns how many.
+    pub async fn redrive(&self, filter: &DeadLetterFilter, now_ms: i64) -> Result<u64, NotifierError> {
+        let mut tx = self.pool.begin().await?;
+        let chosen = concat!(
+            "SELECT alert_id, channel, endpoint FROM dead_letters WHERE ",
+            dead_letter_where!(),
+            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
+        );
+        let keys = filter.bind(sqlx::query(chosen)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&mut *tx).await?;
+        for key in &keys {
+            let (alert_id, channel, endpoint): (String, String, String) =
+                (key.try_get("alert_id")?, key.try_get("channel")?, key.try_get("endpoint")?);
+            sqlx::query(
+                "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base) \
+                 SELECT alert_id, channel, endpoint, alert, ?, attempts FROM dead_letters \
+                 WHERE alert_id = ? AND channel = ? AND endpoint = ? ON CONFLICT DO NOTHING",
+            )
+            .bind(now_ms)
+            .bind(&alert_id)
+            .bind(&channel)
+            .bind(&endpoint)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM dead_letters WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+                .bind(&alert_id)
+                .bind(&channel)
+                .bind(&endpoint)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(keys.len() as u64)
     }
 
     /// Tries made so far for the key (the next attempt's number is this plus one).

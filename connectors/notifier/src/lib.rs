@@ -15,12 +15,14 @@ mod notifier;
 mod sink;
 mod webhook;
 
-pub use api::router;
+pub use api::{admin_router, router, DeadLetterQuery};
 pub use channel::{BoxFuture, Channel, ChannelError};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
-pub use ledger::{Attempt, Ledger};
-pub use notifier::{Clock, Notifier, NotifyReport, SystemClock, RETRY_AFTER_SECS};
+pub use ledger::{Attempt, DeadLetter, DeadLetterFilter, Due, EndpointHealth, Health, Ledger, Next};
+pub use notifier::{
+    Clock, Notifier, NotifyReport, SystemClock, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,
+};
 pub use sink::NotifierSink;
 pub use webhook::{message_id, sign, WebhookChannel, WebhookConfig, WebhookSecret};
 

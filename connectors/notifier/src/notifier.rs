@@ -3,7 +3,8 @@
 //! for another try (exponential backoff with jitter, [`RETRY_AFTER_SECS`]) instead
 //! of holding up the alerts behind it; [`Notifier::retry_due`] makes the tries.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use riskstream_schemas::Alert;
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::channel::{Channel, ChannelError};
 use crate::error::NotifierError;
-use crate::ledger::{Attempt, Ledger};
+use crate::ledger::{Attempt, Health, Ledger, Next};
 
 /// Seconds before each retry, after attempts 1, 2, ...: about four hours in all,
 /// then the delivery is given up (a dead letter). Svix spaces its eight tries over
@@ -42,12 +43,48 @@ pub struct NotifyReport {
     pub failed: usize,
     /// Failed in a way that may pass: scheduled for another try.
     pub retrying: usize,
+    /// Not tried: the endpoint is over its rate limit; waiting in the retry queue.
+    pub deferred: usize,
 }
+
+/// The longest wait a receiver's `Retry-After` can ask for: the longest step of
+/// the backoff schedule, so a receiver cannot park an alert for days.
+pub const MAX_RETRY_AFTER_MS: i64 = RETRY_AFTER_SECS[RETRY_AFTER_SECS.len() - 1] * 1_000;
+
+/// An endpoint failing this long without a success is disabled (Svix's figure:
+/// five days, REFERENCES.md).
+pub const DISABLE_AFTER_MS: i64 = 5 * 24 * 3_600 * 1_000;
 
 pub struct Notifier {
     ledger: Ledger,
     channels: Vec<Arc<dyn Channel>>,
     clock: Arc<dyn Clock>,
+    disable_after_ms: i64,
+    /// Token buckets of the rate-limited endpoints, by (channel, endpoint). Per
+    /// process: each notifier process keeps its own endpoints' limits.
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+}
+
+/// Up to `rate` tokens, refilled at `rate` a second.
+struct Bucket {
+    tokens: f64,
+    at_ms: i64,
+}
+
+impl Bucket {
+    /// Takes a token, or says how long until one is there.
+    fn take(&mut self, rate: u32, now_ms: i64) -> Result<(), i64> {
+        let rate = f64::from(rate);
+        let elapsed = (now_ms - self.at_ms).max(0) as f64 / 1_000.0;
+        self.tokens = (self.tokens + elapsed * rate).min(rate);
+        self.at_ms = now_ms;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - self.tokens) / rate) * 1_000.0).ceil() as i64)
+        }
+    }
 }
 
 impl Notifier {
@@ -56,7 +93,13 @@ impl Notifier {
     }
 
     pub fn with_clock(ledger: Ledger, channels: Vec<Arc<dyn Channel>>, clock: Arc<dyn Clock>) -> Self {
-        Notifier { ledger, channels, clock }
+        Notifier { ledger, channels, clock, disable_after_ms: DISABLE_AFTER_MS, buckets: Mutex::default() }
+    }
+
+    /// Disables an endpoint once it has failed for `ms` without a success.
+    pub fn disable_after_ms(mut self, ms: i64) -> Self {
+        self.disable_after_ms = ms;
+        self
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -75,7 +118,7 @@ impl Notifier {
                         report.already += 1;
                         continue;
                     }
-                    self.deliver_one(channel.as_ref(), alert, &endpoint, &mut report).await?;
+                    self.deliver_one(channel.as_ref(), alert, &endpoint, 0, &mut report).await?;
                 }
             }
         }
@@ -85,15 +128,15 @@ impl Notifier {
     /// Makes the retries that are due.
     pub async fn retry_due(&self) -> Result<NotifyReport, NotifierError> {
         let mut report = NotifyReport::default();
-        for (channel_name, endpoint, alert) in self.ledger.due(self.clock.now_ms(), 500).await? {
-            let Some(channel) = self.channels.iter().find(|c| c.name() == channel_name) else {
+        for due in self.ledger.due(self.clock.now_ms(), 500).await? {
+            let Some(channel) = self.channels.iter().find(|c| c.name() == due.channel) else {
                 // The channel is no longer configured: nothing can deliver it.
-                let reason = format!("channel `{channel_name}` is not configured any more");
-                self.settle_given_up(&channel_name, &endpoint, &alert, reason).await?;
+                let reason = format!("not sent: channel `{}` is not configured any more", due.channel);
+                self.settle_unsent(&due.channel, &due.endpoint, &due.alert, reason).await?;
                 report.failed += 1;
                 continue;
             };
-            self.deliver_one(channel.as_ref(), &alert, &endpoint, &mut report).await?;
+            self.deliver_one(channel.as_ref(), &due.alert, &due.endpoint, due.round_base, &mut report).await?;
         }
         Ok(report)
     }
@@ -103,38 +146,71 @@ impl Notifier {
         channel: &dyn Channel,
         alert: &Alert,
         endpoint: &str,
+        round_base: i64,
         report: &mut NotifyReport,
     ) -> Result<(), NotifierError> {
         let name = channel.name();
+        if let Some(reason) = self.ledger.disabled(name, endpoint).await? {
+            let reason = format!("not sent: the endpoint is disabled ({reason}); enable it, then re-drive");
+            self.settle_unsent(name, endpoint, alert, reason).await?;
+            report.failed += 1;
+            return Ok(());
+        }
+        if let Some(wait_ms) = self.throttle(name, endpoint, channel.rate_limit(endpoint)) {
+            let at_ms = self.clock.now_ms() + wait_ms;
+            self.ledger.defer(alert, name, endpoint, at_ms, round_base).await?;
+            report.deferred += 1;
+            return Ok(());
+        }
         let number = self.ledger.attempt_count(&alert.alert_id, name, endpoint).await? + 1;
         let started = Instant::now();
         let outcome = channel.deliver(alert, endpoint).await;
-        let last_try = number > RETRY_AFTER_SECS.len() as i64;
+        let last_try = number - round_base > RETRY_AFTER_SECS.len() as i64;
+        let tries = number - round_base;
         let error = match &outcome {
             Ok(()) => None,
-            Err(ChannelError::Retry(reason)) if last_try => Some(format!("gave up after {number} attempts: {reason}")),
+            Err(ChannelError::Retry { reason, .. }) if last_try => {
+                Some(format!("gave up after {tries} attempts: {reason}"))
+            }
             Err(e) => Some(e.to_string()),
         };
-        let given_up = matches!(outcome, Err(ChannelError::Permanent(_))) || (outcome.is_err() && last_try);
         let attempt = Attempt {
             ok: outcome.is_ok(),
             latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
             error,
-            given_up,
             ..self.attempt(alert, name, endpoint, number)
         };
-        let retry_at = match (&outcome, given_up) {
-            (Err(_), false) => Some(attempt.at_ms + backoff_ms(&alert.alert_id, endpoint, number)),
-            _ => None,
+        let next = match &outcome {
+            Err(ChannelError::Retry { after_ms, .. }) if !last_try => {
+                // Never sooner than the schedule nor than the receiver asked.
+                let wait =
+                    backoff_ms(&alert.alert_id, endpoint, tries).max(after_ms.unwrap_or(0).min(MAX_RETRY_AFTER_MS));
+                Next::Retry { at_ms: attempt.at_ms + wait, round_base }
+            }
+            _ => Next::Done,
         };
-        self.ledger.record(&attempt, &alert.user_id, alert, retry_at).await?;
-        match (outcome, retry_at) {
+        let attempt = Attempt { given_up: outcome.is_err() && next == Next::Done, ..attempt };
+        let health = match &outcome {
+            _ if !channel.disables_failing_endpoints() => Health::Unchanged,
+            Ok(()) => Health::Ok,
+            Err(ChannelError::Gone(reason)) => Health::Disable(reason.clone()),
+            Err(_) => Health::Failing { disable_after_ms: self.disable_after_ms },
+        };
+        if self.ledger.record(&attempt, alert, next, health).await? {
+            tracing::error!(
+                channel = name,
+                endpoint,
+                reason = attempt.error.as_deref().unwrap_or(""),
+                "endpoint disabled: its deliveries are dead letters until it is enabled"
+            );
+        }
+        match (outcome, next) {
             (Ok(()), _) => report.delivered += 1,
-            (Err(reason), Some(at)) => {
-                tracing::info!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, retry_at_ms = at, %reason, "delivery failed, will retry");
+            (Err(reason), Next::Retry { at_ms, .. }) => {
+                tracing::info!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, retry_at_ms = at_ms, %reason, "delivery failed, will retry");
                 report.retrying += 1;
             }
-            (Err(reason), None) => {
+            (Err(reason), Next::Done) => {
                 tracing::warn!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, %reason, "delivery given up");
                 report.failed += 1;
             }
@@ -142,7 +218,19 @@ impl Notifier {
         Ok(())
     }
 
-    async fn settle_given_up(
+    /// How long a delivery to an endpoint over its rate limit must wait; None: send now.
+    fn throttle(&self, channel: &str, endpoint: &str, rate: Option<u32>) -> Option<i64> {
+        let rate = rate?;
+        let now_ms = self.clock.now_ms();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets
+            .entry((channel.to_string(), endpoint.to_string()))
+            .or_insert(Bucket { tokens: f64::from(rate), at_ms: now_ms });
+        bucket.take(rate, now_ms).err()
+    }
+
+    /// Gives a delivery up without sending it (its endpoint disabled, its channel gone).
+    async fn settle_unsent(
         &self,
         channel: &str,
         endpoint: &str,
@@ -151,7 +239,7 @@ impl Notifier {
     ) -> Result<(), NotifierError> {
         let number = self.ledger.attempt_count(&alert.alert_id, channel, endpoint).await? + 1;
         let attempt = Attempt { error: Some(reason), given_up: true, ..self.attempt(alert, channel, endpoint, number) };
-        self.ledger.record(&attempt, &alert.user_id, alert, None).await
+        self.ledger.record(&attempt, alert, Next::Done, Health::Unchanged).await.map(drop)
     }
 
     /// Attempt `number` of a delivery, stamped now; a failure until said otherwise.
@@ -170,7 +258,7 @@ impl Notifier {
     }
 }
 
-/// The wait after attempt `number`, from [`RETRY_AFTER_SECS`], spread by +-20% so
+/// The wait after try `number` of a round, from [`RETRY_AFTER_SECS`], spread by +-20% so
 /// retries to one endpoint after an outage do not all come at once. The jitter is
 /// derived from the delivery's key, so a replayed test sees the same schedule.
 fn backoff_ms(alert_id: &str, endpoint: &str, number: i64) -> i64 {
@@ -185,6 +273,16 @@ fn backoff_ms(alert_id: &str, endpoint: &str, number: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_allows_a_seconds_worth_then_one_per_interval() {
+        let mut bucket = Bucket { tokens: 4.0, at_ms: 0 };
+        assert!((0..4).all(|_| bucket.take(4, 0).is_ok()), "a burst of one second's worth");
+        assert_eq!(bucket.take(4, 0), Err(250));
+        assert_eq!(bucket.take(4, 100), Err(150));
+        assert_eq!(bucket.take(4, 250), Ok(()));
+        assert_eq!(bucket.take(4, 10_000).map(|()| bucket.tokens), Ok(3.0), "refills up to the rate, no more");
+    }
 
     #[test]
     fn backoff_grows_with_jitter_within_twenty_percent() {

@@ -70,6 +70,10 @@ pub struct WebhookConfig {
     /// or the private network). Off, they are refused: no request reaches them.
     #[serde(default)]
     pub allow_private: bool,
+    /// At most this many requests a second to the endpoint (bursts of one second's
+    /// worth); alerts over it wait in the retry queue. None: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
 }
 
 struct Endpoint {
@@ -79,7 +83,10 @@ struct Endpoint {
 
 pub struct WebhookChannel {
     endpoints: Vec<Endpoint>,
-    client: reqwest::Client,
+    /// Resolves through [`PublicOnlyResolver`]: for endpoints without allow_private.
+    guarded: reqwest::Client,
+    /// For endpoints that allow private addresses.
+    open: reqwest::Client,
 }
 
 impl WebhookChannel {
@@ -91,6 +98,12 @@ impl WebhookChannel {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(format!("webhook `{}`: url must be http or https", config.id));
             }
+            if config.rate_limit == Some(0) {
+                return Err(format!(
+                    "webhook `{}`: rate_limit must be at least 1 a second (leave it out for none)",
+                    config.id
+                ));
+            }
             if config.secrets.is_empty() {
                 return Err(format!("webhook `{}`: needs a secret (whsec_...)", config.id));
             }
@@ -101,12 +114,12 @@ impl WebhookChannel {
                 .collect::<Result<_, String>>()?;
             endpoints.push(Endpoint { config, secrets });
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
-        Ok(WebhookChannel { endpoints, client })
+        let client = |guarded: bool| {
+            let builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+            let builder = if guarded { builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver)) } else { builder };
+            builder.build().map_err(|e| format!("cannot build the webhook client: {e}"))
+        };
+        Ok(WebhookChannel { endpoints, guarded: client(true)?, open: client(false)? })
     }
 
     fn endpoint(&self, id: &str) -> Option<&Endpoint> {
@@ -129,7 +142,7 @@ async fn check_target(url: &reqwest::Url) -> Result<(), ChannelError> {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((host, port))
             .await
-            .map_err(|e| ChannelError::Retry(format!("cannot resolve {host}: {e}")))?
+            .map_err(|e| ChannelError::retry(format!("cannot resolve {host}: {e}")))?
             .collect(),
     };
     match addrs.iter().find(|a| is_private(a.ip())) {
@@ -155,17 +168,63 @@ fn is_private(ip: IpAddr) -> bool {
 }
 
 /// What an answer means for the delivery.
-fn classify(status: reqwest::StatusCode, retry_after: Option<&str>) -> Result<(), ChannelError> {
+fn classify(status: reqwest::StatusCode, retry_after: Option<&str>, now_ms: i64) -> Result<(), ChannelError> {
     let code = status.as_u16();
     match code {
         200..=299 => Ok(()),
         408 | 429 | 500..=599 => {
             let after = retry_after.map(|s| format!(" (Retry-After: {s})")).unwrap_or_default();
-            Err(ChannelError::Retry(format!("the receiver answered {status}{after}")))
+            Err(ChannelError::Retry {
+                reason: format!("the receiver answered {status}{after}"),
+                after_ms: retry_after.and_then(|v| retry_after_ms(v, now_ms)),
+            })
         }
-        410 => Err(ChannelError::Permanent("the receiver answered 410 Gone: the endpoint is disabled".into())),
+        410 => Err(ChannelError::Gone("the receiver answered 410 Gone: the endpoint is disabled".into())),
         _ => Err(ChannelError::Permanent(format!("the receiver answered {status}"))),
     }
+}
+
+/// A `Retry-After` value as a wait in milliseconds (RFC 9110 section 10.2.3: a
+/// number of seconds or an HTTP date); `None` when it is neither.
+fn retry_after_ms(value: &str, now_ms: i64) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u32>() {
+        return Some(i64::from(secs) * 1_000);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at_ms = i64::try_from(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    Some((at_ms - now_ms).max(0))
+}
+
+/// Resolves host names for the guarded client and refuses a name with any private,
+/// loopback or link-local address, so the address connected to is one that was
+/// checked (a name re-pointed between a check and the connection is refused too).
+struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(private) = addrs.iter().find(|a| is_private(a.ip())) {
+                return Err(format!("refused: {host} is {} (a private address)", private.ip()).into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// An error with its causes, as reqwest's own message names only the request.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl Channel for WebhookChannel {
@@ -177,21 +236,33 @@ impl Channel for WebhookChannel {
         self.endpoints.iter().map(|e| e.config.id.clone()).collect()
     }
 
+    fn disables_failing_endpoints(&self) -> bool {
+        true
+    }
+
+    fn rate_limit(&self, endpoint: &str) -> Option<u32> {
+        self.endpoint(endpoint).and_then(|e| e.config.rate_limit)
+    }
+
     fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
             let Some(target) = self.endpoint(endpoint) else {
                 return Err(ChannelError::Permanent(format!("no webhook endpoint `{endpoint}` is configured")));
             };
             let url = reqwest::Url::parse(&target.config.url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
-            if !target.config.allow_private {
+            // An address literal is never resolved: check it here. A name is checked here
+            // for a clear error, and again by the guarded client's resolver on connecting.
+            let client = if target.config.allow_private {
+                &self.open
+            } else {
                 check_target(&url).await?;
-            }
+                &self.guarded
+            };
             let body = serde_json::to_vec(alert).map_err(|e| ChannelError::Permanent(e.to_string()))?;
             let id = message_id(&alert.alert_id, endpoint);
             let timestamp = crate::now_ms() / 1_000;
             let signatures: Vec<String> = target.secrets.iter().map(|s| sign(s, &id, timestamp, &body)).collect();
-            let response = self
-                .client
+            let response = client
                 .post(url)
                 .header("content-type", "application/json")
                 .header("webhook-id", &id)
@@ -200,9 +271,9 @@ impl Channel for WebhookChannel {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| ChannelError::Retry(format!("cannot reach {}: {e}", target.config.url)))?;
+                .map_err(|e| ChannelError::retry(format!("cannot reach {}: {}", target.config.url, with_causes(&e))))?;
             let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-            classify(response.status(), retry_after.as_deref())
+            classify(response.status(), retry_after.as_deref(), crate::now_ms())
         })
     }
 }
@@ -229,15 +300,41 @@ mod tests {
     #[test]
     fn answers_decide_retry_or_give_up() {
         use reqwest::StatusCode as S;
-        assert!(classify(S::OK, None).is_ok() && classify(S::NO_CONTENT, None).is_ok());
+        let now = 1_700_000_000_000;
+        assert!(classify(S::OK, None, now).is_ok() && classify(S::NO_CONTENT, None, now).is_ok());
         for retry in [S::REQUEST_TIMEOUT, S::TOO_MANY_REQUESTS, S::INTERNAL_SERVER_ERROR, S::BAD_GATEWAY] {
-            assert!(matches!(classify(retry, None), Err(ChannelError::Retry(_))), "{retry}");
+            assert!(matches!(classify(retry, None, now), Err(ChannelError::Retry { after_ms: None, .. })), "{retry}");
         }
-        let slow = classify(S::TOO_MANY_REQUESTS, Some("30")).unwrap_err().to_string();
-        assert!(slow.contains("Retry-After: 30"), "{slow}");
-        for give_up in [S::GONE, S::BAD_REQUEST, S::UNAUTHORIZED, S::NOT_FOUND, S::MOVED_PERMANENTLY] {
-            assert!(matches!(classify(give_up, None), Err(ChannelError::Permanent(_))), "{give_up}");
+        let slow = classify(S::TOO_MANY_REQUESTS, Some("30"), now).unwrap_err();
+        assert!(slow.to_string().contains("Retry-After: 30"), "{slow}");
+        assert!(matches!(slow, ChannelError::Retry { after_ms: Some(30_000), .. }));
+        assert!(matches!(classify(S::GONE, None, now), Err(ChannelError::Gone(_))));
+        for give_up in [S::BAD_REQUEST, S::UNAUTHORIZED, S::NOT_FOUND, S::MOVED_PERMANENTLY] {
+            assert!(matches!(classify(give_up, None, now), Err(ChannelError::Permanent(_))), "{give_up}");
         }
+    }
+
+    /// RFC 9110 section 10.2.3: delay-seconds or an HTTP-date (its example date).
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        // Fri, 31 Dec 1999 23:59:59 GMT is 946684799 s after the epoch.
+        let now = 946_684_799_000 - 90_000;
+        assert_eq!(retry_after_ms("120", now), Some(120_000));
+        assert_eq!(retry_after_ms("Fri, 31 Dec 1999 23:59:59 GMT", now), Some(90_000));
+        assert_eq!(retry_after_ms("Fri, 31 Dec 1999 23:59:59 GMT", now + 200_000), Some(0), "a date past");
+        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("-5", now), None);
+    }
+
+    #[tokio::test]
+    async fn the_guarded_resolver_refuses_names_of_private_addresses() {
+        use reqwest::dns::Resolve as _;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let error = match PublicOnlyResolver.resolve(name).await {
+            Ok(addrs) => panic!("localhost resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e.to_string(),
+        };
+        assert!(error.contains("refused: localhost is") && error.contains("private"), "{error}");
     }
 
     #[test]

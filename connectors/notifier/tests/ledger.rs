@@ -4,12 +4,12 @@
 //! over real HTTP on 127.0.0.1:0.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use riskstream_notifier::{
-    router, BoxFuture, Channel, ChannelError, Clock, InAppChannel, Inbox, Ledger, Notifier, NotifyReport,
-    RETRY_AFTER_SECS,
+    router, BoxFuture, Channel, ChannelError, Clock, DeadLetterFilter, InAppChannel, Inbox, Ledger, Notifier,
+    NotifyReport, RETRY_AFTER_SECS,
 };
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::Value;
@@ -134,13 +134,12 @@ async fn a_retryable_failure_is_scheduled_and_retried_a_final_one_is_settled() {
     let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
     let a = alert("a1", "u1", AlertState::Raised, 1);
 
-    let flaky =
-        Arc::new(Flaky { calls: AtomicUsize::new(0), first: ChannelError::Retry("503 from the receiver".into()) });
+    let flaky = Arc::new(Flaky { calls: AtomicUsize::new(0), first: ChannelError::retry("503 from the receiver") });
     let inbox = Arc::new(InAppChannel::new(ledger.clone()));
     let notifier = Notifier::with_clock(ledger.clone(), vec![flaky.clone(), inbox], clock.clone());
     let report = notifier.notify(std::slice::from_ref(&a)).await.unwrap();
     // The failing channel does not hold up the other: the inbox has it already.
-    assert_eq!(report, NotifyReport { delivered: 1, already: 0, failed: 0, retrying: 1 });
+    assert_eq!(report, NotifyReport { delivered: 1, retrying: 1, ..Default::default() });
     assert_eq!(ledger.pending_count().await.unwrap(), 1);
     // A re-send of the alert leaves the retry to the queue.
     assert_eq!(notifier.notify(std::slice::from_ref(&a)).await.unwrap().already, 2);
@@ -180,7 +179,7 @@ impl Channel for Down {
 
     fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async { Err(ChannelError::Retry("connection refused".into())) })
+        Box::pin(async { Err(ChannelError::retry("connection refused")) })
     }
 }
 
@@ -206,6 +205,126 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_the_last_retry() {
     let last = attempts.last().unwrap();
     assert!(last.given_up && last.error.as_deref().unwrap().starts_with("gave up after 8 attempts"), "{last:?}");
     assert_eq!(ledger.pending_count().await.unwrap(), 0);
+
+    // Re-driven, it has the whole schedule again: its next failure is retried.
+    let dead = ledger.dead_letters(&DeadLetterFilter::default()).await.unwrap();
+    assert_eq!((dead.len(), dead[0].attempts), (1, 8), "{dead:?}");
+    assert!(dead[0].reason.starts_with("gave up after 8 attempts"), "{dead:?}");
+    assert_eq!(ledger.redrive(&DeadLetterFilter::default(), clock.now_ms()).await.unwrap(), 1);
+    assert_eq!(notifier.retry_due().await.unwrap().retrying, 1);
+    assert_eq!(ledger.attempts("a1").await.unwrap().last().unwrap().attempt, 9);
+}
+
+/// A receiver someone else runs: refuses connections while `down`; takes at most
+/// `rate` a second when set.
+struct Remote {
+    calls: AtomicUsize,
+    down: AtomicBool,
+    rate: Option<u32>,
+}
+
+impl Channel for Remote {
+    fn name(&self) -> &str {
+        "remote"
+    }
+
+    fn endpoints(&self, _: &Alert) -> Vec<String> {
+        vec!["e1".into()]
+    }
+
+    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let down = self.down.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if down {
+                Err(ChannelError::retry("connection refused"))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn disables_failing_endpoints(&self) -> bool {
+        true
+    }
+
+    fn rate_limit(&self, _: &str) -> Option<u32> {
+        self.rate
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_over_its_rate_limit_gets_the_rest_later_without_attempts_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let remote = Arc::new(Remote { calls: AtomicUsize::new(0), down: AtomicBool::new(false), rate: Some(2) });
+    let notifier = Notifier::with_clock(ledger.clone(), vec![remote.clone()], clock.clone());
+    let alerts: Vec<Alert> = (0..5).map(|i| alert(&format!("a{i}"), "u1", AlertState::Raised, i)).collect();
+    let report = notifier.notify(&alerts).await.unwrap();
+    assert_eq!((report.delivered, report.deferred), (2, 3), "{report:?}");
+    assert!(ledger.attempts("a2").await.unwrap().is_empty(), "a deferred delivery is not an attempt");
+    assert_eq!(notifier.notify(&alerts).await.unwrap().already, 5, "deferred ones wait in the queue");
+    assert_eq!(notifier.retry_due().await.unwrap(), NotifyReport::default(), "not due before the bucket refills");
+    clock.advance_secs(1);
+    let report = notifier.retry_due().await.unwrap();
+    assert_eq!((report.delivered, report.deferred), (2, 1), "{report:?}");
+    clock.advance_secs(1);
+    assert_eq!(notifier.retry_due().await.unwrap().delivered, 1);
+    assert_eq!(remote.calls.load(Ordering::SeqCst), 5);
+    assert_eq!(ledger.delivery_count().await.unwrap(), 5);
+    let attempts = ledger.attempts("a4").await.unwrap();
+    assert_eq!(attempts.iter().map(|a| (a.attempt, a.ok)).collect::<Vec<_>>(), [(1, true)]);
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_too_long_is_disabled_and_its_dead_letters_are_re_driven_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let remote = Arc::new(Remote { calls: AtomicUsize::new(0), down: AtomicBool::new(true), rate: None });
+    let notifier =
+        Notifier::with_clock(ledger.clone(), vec![remote.clone()], clock.clone()).disable_after_ms(3_600_000);
+    let a = |id: &str, minute| alert(id, "u1", AlertState::Raised, minute);
+    let t0 = clock.now_ms();
+    assert_eq!(notifier.notify(&[a("a1", 1)]).await.unwrap().retrying, 1);
+    clock.advance_secs(1_800);
+    assert_eq!(notifier.notify(&[a("a2", 2)]).await.unwrap().retrying, 1);
+    let health = ledger.endpoints().await.unwrap();
+    assert_eq!((health[0].failing_since_ms, health[0].disabled_at_ms), (Some(t0), None), "{health:?}");
+
+    // An hour of failures: disabled. What waits is not sent, and becomes a dead letter.
+    clock.advance_secs(1_860);
+    notifier.notify(&[a("a3", 3)]).await.unwrap();
+    let health = ledger.endpoints().await.unwrap();
+    assert_eq!(health[0].disabled_at_ms, Some(clock.now_ms()), "{health:?}");
+    assert!(health[0].reason.as_deref().unwrap().contains("failing for over 1 hours"), "{health:?}");
+    let calls = remote.calls.load(Ordering::SeqCst);
+    clock.advance_secs(3 * 3_600);
+    let first_batch_dead_at = clock.now_ms();
+    assert_eq!(notifier.retry_due().await.unwrap().failed, 3);
+    clock.advance_secs(600);
+    assert_eq!(notifier.notify(&[a("a4", 4)]).await.unwrap().failed, 1);
+    assert_eq!(remote.calls.load(Ordering::SeqCst), calls, "nothing was sent to the disabled endpoint");
+    let dead = ledger.dead_letters(&DeadLetterFilter::default()).await.unwrap();
+    assert_eq!(dead.len(), 4);
+    assert!(dead.iter().all(|d| d.reason.contains("the endpoint is disabled")), "{dead:?}");
+
+    // Back up and enabled: re-drive what died in the first batch, then the rest by id.
+    remote.down.store(false, Ordering::SeqCst);
+    assert!(ledger.enable("remote", "e1").await.unwrap());
+    let first = DeadLetterFilter { to_ms: Some(first_batch_dead_at + 1), ..Default::default() };
+    assert_eq!(ledger.dead_letters(&first).await.unwrap().len(), 3);
+    assert_eq!(ledger.redrive(&first, clock.now_ms()).await.unwrap(), 3);
+    assert_eq!(notifier.retry_due().await.unwrap().delivered, 3);
+    let left = ledger.dead_letters(&DeadLetterFilter::default()).await.unwrap();
+    assert_eq!(left.iter().map(|d| d.alert_id.as_str()).collect::<Vec<_>>(), ["a4"]);
+    let by_id = DeadLetterFilter { alert_id: Some("a4".into()), ..Default::default() };
+    assert_eq!(ledger.redrive(&by_id, clock.now_ms()).await.unwrap(), 1);
+    assert_eq!(notifier.retry_due().await.unwrap().delivered, 1);
+    assert_eq!(ledger.delivery_count().await.unwrap(), 4);
+    let health = ledger.endpoints().await.unwrap();
+    assert_eq!((health[0].failing_since_ms, health[0].disabled_at_ms), (None, None), "{health:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

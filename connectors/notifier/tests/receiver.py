@@ -3,7 +3,9 @@ Standard Webhooks reference library (`standardwebhooks` from PyPI, an implementa
 independent of ours), answers with the next status of its script, and logs one JSON
 line per request.
 
-usage: receiver.py SECRET STATUSES LOG PORT_FILE   (STATUSES: e.g. 500,200; the last repeats)
+usage: receiver.py SECRET STATUSES LOG PORT_FILE
+  STATUSES: e.g. 500,200 (the last repeats); 429/120 answers 429 with Retry-After: 120
+  (a bare 429 says Retry-After: 1).
 """
 import json
 import sys
@@ -26,7 +28,8 @@ class Receiver(BaseHTTPRequestHandler):
             verified = True
         except Exception as e:  # the reason goes to the log, for the test to show
             verified = str(e)
-        status = int(statuses[min(seen, len(statuses) - 1)])
+        status, _, retry_after = statuses[min(seen, len(statuses) - 1)].partition("/")
+        status = int(status)
         seen += 1
         line = {"id": headers.get("webhook-id"), "verified": verified, "status": status,
                 "alert_id": json.loads(body).get("alert_id")}
@@ -34,7 +37,7 @@ class Receiver(BaseHTTPRequestHandler):
             log.write(json.dumps(line) + "\n")
         self.send_response(status)
         if status == 429:
-            self.send_header("Retry-After", "1")
+            self.send_header("Retry-After", retry_after or "1")
         self.end_headers()
 
     def log_message(self, *args):

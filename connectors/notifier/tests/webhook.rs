@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use riskstream_notifier::{message_id, Clock, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig};
+use riskstream_notifier::{
+    message_id, Clock, DeadLetterFilter, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig,
+};
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::Value;
 
@@ -25,7 +27,8 @@ struct Receiver {
 
 impl Receiver {
     fn start(dir: &Path, statuses: &str) -> Receiver {
-        let (log, port_file) = (dir.join(format!("log-{statuses}")), dir.join(format!("port-{statuses}")));
+        let name = statuses.replace('/', "_");
+        let (log, port_file) = (dir.join(format!("log-{name}")), dir.join(format!("port-{name}")));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/receiver.py");
         let child = Command::new("python3")
             .arg(script)
@@ -57,6 +60,7 @@ impl Receiver {
             url: format!("http://127.0.0.1:{}/hooks", self.port),
             secrets: vec![NEW_SECRET.into(), SECRET.into()],
             allow_private,
+            rate_limit: None,
         }
     }
 }
@@ -138,23 +142,58 @@ async fn signed_deliveries_verify_with_the_reference_library_and_a_500_is_retrie
 }
 
 #[tokio::test]
-async fn gone_gives_up_too_many_requests_retries_and_private_targets_are_refused() {
+async fn gone_disables_the_endpoint_until_enabled_and_its_dead_letters_are_re_driven() {
     let dir = tempfile::tempdir().unwrap();
-    let gone = Receiver::start(dir.path(), "410");
-    let (ledger, notifier, _) = webhook_notifier(dir.path(), vec![gone.endpoint("gone", true)]).await;
+    let gone = Receiver::start(dir.path(), "410,200");
+    let (ledger, notifier, clock) = webhook_notifier(dir.path(), vec![gone.endpoint("gone", true)]).await;
     assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().failed, 1);
     assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().already, 1, "410 settles the delivery");
-    assert_eq!(gone.requests().len(), 1);
     let attempts = ledger.attempts("a1").await.unwrap();
     assert!(attempts[0].given_up && attempts[0].error.as_deref().unwrap().contains("410"), "{attempts:?}");
+    let health = ledger.endpoints().await.unwrap();
+    assert_eq!(health.len(), 1);
+    assert!(health[0].endpoint == "gone" && health[0].disabled_at_ms.is_some(), "{health:?}");
+    assert!(health[0].reason.as_deref().unwrap().contains("410"), "{health:?}");
 
-    let busy = Receiver::start(dir.path(), "429,200");
-    let other = tempfile::tempdir().unwrap();
-    let (ledger, notifier, clock) = webhook_notifier(other.path(), vec![busy.endpoint("busy", true)]).await;
+    // Disabled: the next alert is not sent, it waits as a dead letter.
+    assert_eq!(notifier.notify(&[alert("a2")]).await.unwrap().failed, 1);
+    assert_eq!(gone.requests().len(), 1, "nothing reaches a disabled endpoint");
+    let dead = ledger.dead_letters(&DeadLetterFilter::default()).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.alert_id.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+    assert!(dead[1].reason.contains("disabled"), "{:?}", dead[1]);
+
+    // Enabled and re-driven, both arrive under their first webhook-id.
+    assert!(ledger.enable("webhook", "gone").await.unwrap());
+    assert!(!ledger.enable("webhook", "gone").await.unwrap(), "enabling twice changes nothing");
+    assert_eq!(ledger.redrive(&DeadLetterFilter::default(), clock.now_ms()).await.unwrap(), 2);
+    assert_eq!(notifier.retry_due().await.unwrap().delivered, 2);
+    let ids: Vec<Value> = gone.requests().iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, [message_id("a1", "gone"), message_id("a1", "gone"), message_id("a2", "gone")]);
+    assert!(ledger.dead_letters(&DeadLetterFilter::default()).await.unwrap().is_empty());
+    assert_eq!(ledger.delivery_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_as_long_as_retry_after_asks_and_private_targets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = Receiver::start(dir.path(), "429/120,429,200");
+    let (ledger, notifier, clock) = webhook_notifier(dir.path(), vec![busy.endpoint("busy", true)]).await;
+    let sent_at = clock.now_ms();
     assert_eq!(notifier.notify(&[alert("b1")]).await.unwrap().retrying, 1);
     let error = ledger.attempts("b1").await.unwrap()[0].error.clone().unwrap();
-    assert!(error.contains("429") && error.contains("Retry-After: 1"), "{error}");
+    assert!(error.contains("429") && error.contains("Retry-After: 120"), "{error}");
+    // The first step of the schedule is 5 s (+-20%); the receiver asked for 120 s.
+    let next = ledger.next_retry_at("b1", "webhook", "busy").await.unwrap().unwrap();
+    assert_eq!(next - sent_at, 120_000);
+    clock.0.fetch_add(60_000, Ordering::SeqCst);
+    assert_eq!(notifier.retry_due().await.unwrap(), NotifyReport::default(), "not before Retry-After");
+    // Retry-After: 1 is under the second step (30 s +-20%): the schedule wins.
+    clock.0.fetch_add(60_001, Ordering::SeqCst);
+    assert_eq!(notifier.retry_due().await.unwrap().retrying, 1);
+    let wait = ledger.next_retry_at("b1", "webhook", "busy").await.unwrap().unwrap() - clock.now_ms();
+    assert!((24_000..=36_000).contains(&wait), "{wait}");
     assert_eq!(retry(&notifier, &clock).await.delivered, 1);
+    assert_eq!(busy.requests().len(), 3);
 
     // Loopback without allow_private: refused before any request is made.
     let guarded = Receiver::start(dir.path(), "200");
@@ -170,7 +209,7 @@ async fn gone_gives_up_too_many_requests_retries_and_private_targets_are_refused
 fn endpoints_are_checked_when_the_channel_is_made() {
     let with = |url: &str, secrets: Vec<String>| {
         WebhookChannel::new(
-            vec![WebhookConfig { id: "x".into(), url: url.into(), secrets, allow_private: false }],
+            vec![WebhookConfig { id: "x".into(), url: url.into(), secrets, allow_private: false, rate_limit: None }],
             Duration::from_secs(1),
         )
         .err()
@@ -180,4 +219,12 @@ fn endpoints_are_checked_when_the_channel_is_made() {
     assert!(with("https://example.com", vec![]).unwrap().contains("needs a secret"));
     assert!(with("https://example.com", vec!["nope".into()]).unwrap().contains("whsec_"));
     assert!(with("https://example.com", vec![SECRET.into()]).is_none());
+    let unlimited = WebhookConfig {
+        rate_limit: Some(0),
+        ..serde_json::from_value(serde_json::json!({
+        "id": "x", "url": "https://example.com", "secrets": [SECRET]}))
+        .unwrap()
+    };
+    let error = WebhookChannel::new(vec![unlimited], Duration::from_secs(1)).err().unwrap();
+    assert!(error.contains("rate_limit must be at least 1"), "{error}");
 }

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use error::ApiError;
+pub use privacy::admin_only;
 
 pub use crate::handle::{AppState, MAX_PENDING_POSTS};
 

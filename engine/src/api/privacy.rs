@@ -39,6 +39,23 @@ pub(super) async fn post_user_erase<S: EventStore + ProjectionStore + 'static>(
     Ok(Json(json!(erasure)))
 }
 
+/// Puts `routes` (the notifier's operator routes) behind the admin token.
+pub fn admin_only<S: Send + Sync + 'static>(state: Arc<AppState<S>>, routes: axum::Router) -> axum::Router {
+    routes.route_layer(axum::middleware::from_fn_with_state(state, require_admin::<S>))
+}
+
+async fn require_admin<S>(
+    State(app): State<Arc<AppState<S>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match authorize_admin(&app, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// An admin route needs `Authorization: Bearer <[api] admin_token>`; without a
 /// configured token the admin routes are off.
 fn authorize_admin<S>(app: &Arc<AppState<S>>, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -145,10 +145,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     cfg.notifier.enabled &= !args.no_notifier;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let extra = super::notifier::start(&cfg, &rt, &mut sinks)?;
+    let routes = super::notifier::start(&cfg, &rt, &mut sinks)?;
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());
+    let extra = routes.mount(Arc::clone(&app));
     let listener = rt.block_on(runtime::bind(args.listen))?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -62,6 +62,9 @@ pub enum Command {
     /// Check checkpoints and proofs with only the public key (no data dir needed):
     /// `audit checkpoint`, `audit inclusion`, `audit consistency`.
     Audit(audit::AuditArgs),
+    /// The notifier's ledger: `notifier dead-letters`, `notifier redrive`,
+    /// `notifier endpoints`, `notifier enable` (with the engine running or stopped).
+    Notifier(notifier::NotifierArgs),
 }
 
 /// Exit status when the command ran but what it checked or imported failed: a
@@ -172,6 +175,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Produce(a) => produce::produce(a),
         Command::Audit(a) => audit::audit(a),
         Command::Snapshot(a) => snapshot::snapshot(a),
+        Command::Notifier(a) => notifier::notifier(a),
     }
 }
 

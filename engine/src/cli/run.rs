@@ -82,10 +82,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
     let rt = tokio::runtime::Runtime::new()?;
-    let extra = super::notifier::start(&cfg, &rt, &mut sinks)?;
+    let routes = super::notifier::start(&cfg, &rt, &mut sinks)?;
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());
+    let extra = routes.mount(Arc::clone(&app));
     rt.block_on(async {
         let listener = runtime::bind(cfg.listen).await?;
         eprintln!("riskstream listening on http://{} (data dir {})", listener.local_addr()?, cfg.data_dir.display());

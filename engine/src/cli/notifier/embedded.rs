@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use riskstream_connectors::AlertSink;
+use riskstream_engine::api::AppState;
 use riskstream_engine::EngineConfig;
 use riskstream_notifier::{Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierSink, WebhookChannel};
 
-fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
+pub(super) fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
     let path = cfg.notifier_ledger();
     runtime.block_on(Ledger::open(&path)).with_context(|| format!("cannot open the notifier ledger {}", path.display()))
 }
@@ -23,7 +24,24 @@ fn notifier(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<Notifier> {
             .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
         channels.push(Arc::new(webhooks));
     }
-    Ok(Notifier::new(ledger, channels))
+    let disable_after_ms = i64::from(cfg.notifier.disable_endpoint_after_hours) * 3_600_000;
+    Ok(Notifier::new(ledger, channels).disable_after_ms(disable_after_ms))
+}
+
+/// The notifier's routes for the API: the inbox, and the operators' routes that
+/// go behind the admin token.
+/// None when the notifier is off.
+#[derive(Default)]
+pub struct Routes(Option<(axum::Router, axum::Router)>);
+
+impl Routes {
+    /// Every route, the operators' ones checking the admin token of `app`.
+    pub fn mount<S: Send + Sync + 'static>(self, app: Arc<AppState<S>>) -> axum::Router {
+        match self.0 {
+            Some((public, admin)) => public.merge(riskstream_engine::api::admin_only(app, admin)),
+            None => axum::Router::new(),
+        }
+    }
 }
 
 /// Starts the notifier when the config enables it: its sink joins `sinks`, the
@@ -33,12 +51,16 @@ pub fn start(
     cfg: &EngineConfig,
     rt: &tokio::runtime::Runtime,
     sinks: &mut Vec<Box<dyn AlertSink>>,
-) -> anyhow::Result<axum::Router> {
+) -> anyhow::Result<Routes> {
     if !cfg.notifier.enabled {
-        return Ok(axum::Router::new());
+        return Ok(Routes::default());
     }
     sinks.push(sink(cfg)?);
-    Ok(riskstream_notifier::router(Inbox::new(open(cfg, rt)?)))
+    let ledger = open(cfg, rt)?;
+    Ok(Routes(Some((
+        riskstream_notifier::router(Inbox::new(ledger.clone())),
+        riskstream_notifier::admin_router(ledger),
+    ))))
 }
 
 /// The notifier's sink for the outbox (the outbox thread is not async: the sink
