@@ -53,11 +53,25 @@ pub struct NotifierConfig {
     /// A webhook failing this many hours without a success is disabled until an
     /// operator enables it (`riskstream notifier endpoints`); default 120 (5 days).
     pub disable_endpoint_after_hours: u32,
+    /// The key sealing users' preferences (32 bytes, created on first use; keep it
+    /// with the ledger's backups, apart from them). Default: the ledger's path with
+    /// the extension `.key`.
+    pub key: Option<PathBuf>,
+    /// Let users' own webhooks reach private, loopback and link-local addresses
+    /// (a private deployment); off, they are refused.
+    pub user_webhooks_allow_private: bool,
 }
 
 impl Default for NotifierConfig {
     fn default() -> Self {
-        NotifierConfig { enabled: true, ledger: None, webhooks: Vec::new(), disable_endpoint_after_hours: 120 }
+        NotifierConfig {
+            enabled: true,
+            ledger: None,
+            webhooks: Vec::new(),
+            disable_endpoint_after_hours: 120,
+            key: None,
+            user_webhooks_allow_private: false,
+        }
     }
 }
 
@@ -151,6 +165,11 @@ impl EngineConfig {
     /// Where the notifier's ledger and inboxes live.
     pub fn notifier_ledger(&self) -> PathBuf {
         self.notifier.ledger.clone().unwrap_or_else(|| self.data_dir.join("notifier.sqlite"))
+    }
+
+    /// The key sealing the notifier's preferences.
+    pub fn notifier_key(&self) -> PathBuf {
+        self.notifier.key.clone().unwrap_or_else(|| self.notifier_ledger().with_extension("key"))
     }
 
     /// Where the per-user keys of personal data live.

@@ -33,8 +33,15 @@ pub struct AppState<S> {
     pub cluster: std::sync::OnceLock<Arc<Mutex<crate::distributed::ClusterView>>>,
     /// The bearer token of the admin routes (set once, at start); none: they answer 403.
     pub(crate) admin_token: std::sync::OnceLock<crate::config::AdminToken>,
+    /// What else erasing a user erases (the notifier's preferences), set once at start.
+    pub(crate) erasure_hook: std::sync::OnceLock<ErasureHook>,
     pub(crate) requests: AtomicU64,
 }
+
+/// Erases a user's data held outside the engine; the error says what was not erased.
+pub type ErasureHook = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
 
 impl<S: EventStore + ProjectionStore> AppState<S> {
     pub fn new(engine: Engine<S>, outbox_wake: Option<Sender<()>>) -> Arc<Self> {
@@ -49,6 +56,7 @@ impl<S: EventStore + ProjectionStore> AppState<S> {
             outbox_wake: Mutex::new(outbox_wake),
             cluster: std::sync::OnceLock::new(),
             admin_token: std::sync::OnceLock::new(),
+            erasure_hook: std::sync::OnceLock::new(),
             requests: AtomicU64::new(0),
         })
     }
@@ -81,6 +89,11 @@ impl<S> AppState<S> {
 
     pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Engine<S>> {
         self.engine.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Has `POST /v1/users/{id}/erase` also run `hook` (only the first hook set counts).
+    pub fn on_erase(&self, hook: ErasureHook) {
+        let _ = self.erasure_hook.set(hook);
     }
 
     /// Enables the admin routes with `token` (`[api] admin_token`); only the first

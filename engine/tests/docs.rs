@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_riskstream");
+/// The demo's admin token, for the README's admin lines (`$RISKSTREAM_ADMIN_TOKEN`).
+const ADMIN_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 fn repo_file(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(name);
@@ -200,6 +202,7 @@ impl Walkthrough {
             .args(["-e", "-o", "pipefail", "-c", line])
             .current_dir(&self.work)
             .env("B", BIN)
+            .env("RISKSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
             .output()
             .unwrap();
         let text = |b: &[u8]| String::from_utf8_lossy(b).chars().take(2_000).collect::<String>();
@@ -214,7 +217,8 @@ fn every_readme_command_runs() {
     let work = tmp.path().join("work");
     std::fs::create_dir(&work).unwrap();
     let config = tmp.path().join("demo.toml");
-    std::fs::write(&config, "[audit]\ncheckpoint_every = 300\n").unwrap();
+    std::fs::write(&config, format!("[audit]\ncheckpoint_every = 300\n[api]\nadmin_token = \"{ADMIN_TOKEN}\"\n"))
+        .unwrap();
     let demo_dir = tmp.path().join("demo");
     let mut demo = Some(Demo::start(&demo_dir, &config));
     let base = demo.as_ref().unwrap().base.clone();

@@ -344,3 +344,68 @@ fn no_notifier_means_no_inbox_and_no_ledger() {
     let _ = child.wait();
     assert!(!data.join("notifier.sqlite").exists());
 }
+
+/// Preferences through the binary: set by the admin only (a bad document is refused
+/// naming its field), answered with secrets masked; the user's own webhook then
+/// receives that user's alerts, raised and cleared as asked, and no one else's;
+/// erasing the user erases the preferences.
+#[test]
+fn a_users_preferences_route_their_alerts_to_their_webhook_until_the_user_is_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let token = "0123456789abcdef0123456789abcdef";
+    let (mut receiver, port, log) = start_receiver(dir.path(), secret, "200");
+    let config = dir.path().join("rs.toml");
+    std::fs::write(&config, "[notifier]\nuser_webhooks_allow_private = true\n").unwrap();
+    let data = dir.path().join("data");
+    let run = Run::start_with(&data, &["--config", config.to_str().unwrap(), "--admin-token", token]);
+    let http = reqwest::blocking::Client::new();
+    let url = format!("{}/v1/users/user-0/preferences", run.base);
+    let doc = serde_json::json!({
+        "clears": ["webhook"],
+        "webhooks": [{ "id": "crm", "url": format!("http://127.0.0.1:{port}/hooks"), "secrets": [secret] }],
+    });
+    assert_eq!(http.put(&url).json(&doc).send().unwrap().status().as_u16(), 401);
+    let bad =
+        http.put(&url).bearer_auth(token).json(&serde_json::json!({"channels": {"drift": ["fax"]}})).send().unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().unwrap().contains("channels.drift: unknown channel `fax`"));
+    let set: Value = http.put(&url).bearer_auth(token).json(&doc).send().unwrap().json().unwrap();
+    assert_eq!(set["preferences"]["webhooks"][0]["secrets"][0], "whsec_...LaSw");
+    let got: Value = http.get(&url).bearer_auth(token).send().unwrap().json().unwrap();
+    assert_eq!(got["preferences"], set["preferences"]);
+
+    post_workload(&run);
+    let alerts = run.get("/v1/alerts?since=0&limit=10000");
+    let mut expected: Vec<String> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["user_id"] == "user-0")
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while requests(&log).len() < expected.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} alerts reached the user's webhook",
+            requests(&log).len(),
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got: Vec<String> = requests(&log).iter().map(|r| r["alert_id"].as_str().unwrap().to_string()).collect();
+    got.sort();
+    assert_eq!(got, expected, "user-0's alerts, raised and cleared, and no one else's");
+    assert!(requests(&log).iter().all(|r| r["verified"] == true));
+
+    let erased = http.post(format!("{}/v1/users/user-0/erase", run.base)).bearer_auth(token).send().unwrap();
+    assert!(erased.status().is_success(), "{}", erased.text().unwrap());
+    assert_eq!(http.get(&url).bearer_auth(token).send().unwrap().status().as_u16(), 404);
+    run.kill();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+}

@@ -15,6 +15,7 @@ use riskstream_schemas::Timestamp;
 use crate::error::NotifierError;
 use crate::inbox::{Inbox, InboxPage};
 use crate::ledger::{DeadLetter, DeadLetterFilter, EndpointHealth, Ledger};
+use crate::preferences::{PreferenceStore, Preferences};
 
 /// `GET /v1/users/{id}/inbox`, `POST /v1/users/{id}/inbox/{alert_id}/read` and
 /// `.../archive`.
@@ -29,13 +30,74 @@ pub fn router(inbox: Inbox) -> Router {
 /// The operators' routes; the caller puts them behind its admin check:
 /// `GET /v1/notifier/dead-letters`, `POST /v1/notifier/dead-letters/redrive`,
 /// `GET /v1/notifier/endpoints`, `POST /v1/notifier/endpoints/{channel}/{endpoint}/enable`.
-pub fn admin_router(ledger: Ledger) -> Router {
-    Router::new()
+/// Also the users' preferences: `PUT`, `GET` and `DELETE /v1/users/{id}/preferences`
+/// and `GET /v1/notifier/preferences` (the users who set some).
+pub fn admin_router(ledger: Ledger, preferences: PreferenceStore) -> Router {
+    let ops = Router::new()
         .route("/v1/notifier/dead-letters", get(get_dead_letters))
         .route("/v1/notifier/dead-letters/redrive", post(post_redrive))
         .route("/v1/notifier/endpoints", get(get_endpoints))
         .route("/v1/notifier/endpoints/{channel}/{endpoint}/enable", post(post_enable))
-        .with_state(ledger)
+        .with_state(ledger);
+    let prefs = Router::new()
+        .route("/v1/users/{id}/preferences", get(get_preferences).put(put_preferences).delete(delete_preferences))
+        .route("/v1/notifier/preferences", get(list_preferences))
+        .with_state(preferences);
+    ops.merge(prefs)
+}
+
+/// The preferences as set, secrets masked.
+async fn get_preferences(
+    State(store): State<PreferenceStore>,
+    Path(user): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let prefs = store
+        .get(&user)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user `{user}` has set no preferences (the defaults apply)")))?;
+    Ok(Json(json!({ "user_id": user, "preferences": prefs.masked() })))
+}
+
+/// Sets the user's preferences whole. The body is read here, not by the `Json`
+/// extractor, so a bad document is answered naming its field.
+async fn put_preferences(
+    State(store): State<PreferenceStore>,
+    Path(user): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("`{}` is not a user id", user.escape_debug())));
+    }
+    let prefs: Preferences =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("preferences: {e}")))?;
+    prefs.validate().map_err(|e| ApiError::BadRequest(format!("preferences: {e}")))?;
+    store.put(&user, &prefs, crate::now_ms()).await?;
+    Ok(Json(json!({ "user_id": user, "preferences": prefs.masked() })))
+}
+
+async fn delete_preferences(
+    State(store): State<PreferenceStore>,
+    Path(user): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let deleted = store.erase(&user).await?;
+    Ok(Json(json!({ "user_id": user, "deleted": deleted })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Users after this id (paging).
+    #[serde(default)]
+    after: String,
+    limit: Option<i64>,
+}
+
+async fn list_preferences(
+    State(store): State<PreferenceStore>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let users = store.users(&q.after, q.limit.unwrap_or(100).clamp(1, 1_000)).await?;
+    Ok(Json(json!({ "users": users })))
 }
 
 /// Which dead letters, as the API and the CLI take them: times are RFC 3339.

@@ -6,6 +6,8 @@ use std::pin::Pin;
 
 use riskstream_schemas::Alert;
 
+use crate::preferences::Preferences;
+
 /// A boxed future, so channels can be held as `dyn Channel`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -36,9 +38,10 @@ pub trait Channel: Send + Sync {
     /// The channel's name in the ledger (`in_app`, `webhook`, ...).
     fn name(&self) -> &str;
 
-    /// Where this channel delivers `alert`: endpoint ids, each the ledger's key with
-    /// the alert and the channel; empty when it does not take the alert.
-    fn endpoints(&self, alert: &Alert) -> Vec<String>;
+    /// Where this channel delivers `alert`, given its user's preferences (the
+    /// defaults when they set none): endpoint ids, each the ledger's key with the
+    /// alert and the channel; empty when it does not take the alert.
+    fn endpoints(&self, alert: &Alert, prefs: &Preferences) -> Vec<String>;
 
     /// Delivers one alert to one endpoint. Delivering the same alert to the same
     /// endpoint twice must be harmless to the receiver (an idempotency key).

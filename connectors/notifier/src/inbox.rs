@@ -8,6 +8,7 @@ use sqlx::Row;
 use crate::channel::{BoxFuture, Channel, ChannelError};
 use crate::error::NotifierError;
 use crate::ledger::Ledger;
+use crate::preferences::Preferences;
 
 /// One message of a user's inbox: the alert as raised, and what the user did with it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,8 +107,12 @@ impl Channel for InAppChannel {
         "in_app"
     }
 
-    fn endpoints(&self, alert: &Alert) -> Vec<String> {
-        (alert.state == AlertState::Raised).then(|| INBOX.to_string()).into_iter().collect()
+    fn endpoints(&self, alert: &Alert, prefs: &Preferences) -> Vec<String> {
+        // The inbox lists what needs attention: never a clear.
+        (alert.state == AlertState::Raised && prefs.wants("in_app", alert))
+            .then(|| INBOX.to_string())
+            .into_iter()
+            .collect()
     }
 
     fn deliver<'a>(&'a self, alert: &'a Alert, _endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {

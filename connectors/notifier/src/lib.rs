@@ -12,6 +12,7 @@ mod error;
 mod inbox;
 mod ledger;
 mod notifier;
+mod preferences;
 mod sink;
 mod webhook;
 
@@ -23,8 +24,9 @@ pub use ledger::{Attempt, DeadLetter, DeadLetterFilter, Due, EndpointHealth, Hea
 pub use notifier::{
     Clock, Notifier, NotifyReport, SystemClock, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,
 };
+pub use preferences::{NotifierKey, PreferenceStore, Preferences, UserWebhook, CHANNELS, MAX_USER_WEBHOOKS};
 pub use sink::NotifierSink;
-pub use webhook::{message_id, sign, WebhookChannel, WebhookConfig, WebhookSecret};
+pub use webhook::{message_id, sign, user_endpoint, WebhookChannel, WebhookConfig, WebhookSecret};
 
 /// Wall-clock milliseconds: provenance of deliveries and reads (no rule reads them).
 pub(crate) fn now_ms() -> i64 {

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::channel::{Channel, ChannelError};
 use crate::error::NotifierError;
 use crate::ledger::{Attempt, Health, Ledger, Next};
+use crate::preferences::{PreferenceStore, Preferences};
 
 /// Seconds before each retry, after attempts 1, 2, ...: about four hours in all,
 /// then the delivery is given up (a dead letter). Svix spaces its eight tries over
@@ -63,6 +64,8 @@ pub struct Notifier {
     /// Token buckets of the rate-limited endpoints, by (channel, endpoint). Per
     /// process: each notifier process keeps its own endpoints' limits.
     buckets: Mutex<HashMap<(String, String), Bucket>>,
+    /// Users' preferences; without them every user has the defaults.
+    preferences: Option<PreferenceStore>,
 }
 
 /// Up to `rate` tokens, refilled at `rate` a second.
@@ -93,7 +96,20 @@ impl Notifier {
     }
 
     pub fn with_clock(ledger: Ledger, channels: Vec<Arc<dyn Channel>>, clock: Arc<dyn Clock>) -> Self {
-        Notifier { ledger, channels, clock, disable_after_ms: DISABLE_AFTER_MS, buckets: Mutex::default() }
+        Notifier {
+            ledger,
+            channels,
+            clock,
+            disable_after_ms: DISABLE_AFTER_MS,
+            buckets: Mutex::default(),
+            preferences: None,
+        }
+    }
+
+    /// Routes each alert by its user's preferences.
+    pub fn with_preferences(mut self, store: PreferenceStore) -> Self {
+        self.preferences = Some(store);
+        self
     }
 
     /// Disables an endpoint once it has failed for `ms` without a success.
@@ -110,9 +126,18 @@ impl Notifier {
     /// caller keeps the alerts and sends them again; what is settled is skipped).
     pub async fn notify(&self, alerts: &[Alert]) -> Result<NotifyReport, NotifierError> {
         let mut report = NotifyReport::default();
+        let mut preferences: HashMap<&str, Preferences> = HashMap::new();
         for alert in alerts {
+            if !preferences.contains_key(alert.user_id.as_str()) {
+                let prefs = match &self.preferences {
+                    Some(store) => store.get(&alert.user_id).await?.unwrap_or_default(),
+                    None => Preferences::default(),
+                };
+                preferences.insert(&alert.user_id, prefs);
+            }
+            let prefs = &preferences[alert.user_id.as_str()];
             for channel in &self.channels {
-                for endpoint in channel.endpoints(alert) {
+                for endpoint in channel.endpoints(alert, prefs) {
                     let name = channel.name();
                     if self.ledger.settled_or_pending(&alert.alert_id, name, &endpoint).await? {
                         report.already += 1;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::channel::{BoxFuture, Channel, ChannelError};
+use crate::preferences::{PreferenceStore, Preferences};
 
 /// An endpoint's signing secret: `whsec_` + base64 of the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,8 +82,25 @@ struct Endpoint {
     secrets: Vec<WebhookSecret>,
 }
 
+/// The ledger's endpoint id of a user's own webhook: `u/<user>/<id>` (operator
+/// endpoint ids cannot contain `/`).
+pub fn user_endpoint(user: &str, id: &str) -> String {
+    format!("u/{user}/{id}")
+}
+
+fn parse_user_endpoint(endpoint: &str) -> Option<(&str, &str)> {
+    endpoint.strip_prefix("u/")?.rsplit_once('/')
+}
+
+/// Users' own endpoints, read from their preferences.
+struct UserEndpoints {
+    store: PreferenceStore,
+    allow_private: bool,
+}
+
 pub struct WebhookChannel {
     endpoints: Vec<Endpoint>,
+    users: Option<UserEndpoints>,
     /// Resolves through [`PublicOnlyResolver`]: for endpoints without allow_private.
     guarded: reqwest::Client,
     /// For endpoints that allow private addresses.
@@ -94,6 +112,9 @@ impl WebhookChannel {
     pub fn new(configs: Vec<WebhookConfig>, timeout: Duration) -> Result<Self, String> {
         let mut endpoints = Vec::with_capacity(configs.len());
         for config in configs {
+            if config.id.is_empty() || config.id.contains('/') {
+                return Err(format!("webhook `{}`: the id must be non-empty, without `/`", config.id));
+            }
             let url = reqwest::Url::parse(&config.url).map_err(|e| format!("webhook `{}`: url: {e}", config.id))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(format!("webhook `{}`: url must be http or https", config.id));
@@ -119,11 +140,34 @@ impl WebhookChannel {
             let builder = if guarded { builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver)) } else { builder };
             builder.build().map_err(|e| format!("cannot build the webhook client: {e}"))
         };
-        Ok(WebhookChannel { endpoints, guarded: client(true)?, open: client(false)? })
+        Ok(WebhookChannel { endpoints, users: None, guarded: client(true)?, open: client(false)? })
+    }
+
+    /// Also delivers to the webhooks users set in their preferences; `allow_private`
+    /// lets those reach private addresses (tests, a private deployment).
+    pub fn with_user_endpoints(mut self, store: PreferenceStore, allow_private: bool) -> Self {
+        self.users = Some(UserEndpoints { store, allow_private });
+        self
     }
 
     fn endpoint(&self, id: &str) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.config.id == id)
+    }
+
+    /// Where an endpoint id sends: URL, secrets, whether private addresses are allowed.
+    async fn target(&self, endpoint: &str) -> Result<(String, Vec<WebhookSecret>, bool), ChannelError> {
+        if let Some(e) = self.endpoint(endpoint) {
+            return Ok((e.config.url.clone(), e.secrets.clone(), e.config.allow_private));
+        }
+        let gone = || ChannelError::Permanent(format!("no webhook endpoint `{endpoint}` is configured any more"));
+        let ((user, id), Some(users)) = (parse_user_endpoint(endpoint).ok_or_else(gone)?, &self.users) else {
+            return Err(gone());
+        };
+        let prefs = users.store.get(user).await.map_err(|e| ChannelError::retry(e.to_string()))?.ok_or_else(gone)?;
+        let hook = prefs.webhooks.into_iter().find(|h| h.id == id).ok_or_else(gone)?;
+        let secrets =
+            hook.secrets.iter().map(|s| s.parse()).collect::<Result<Vec<_>, _>>().map_err(ChannelError::Permanent)?;
+        Ok((hook.url, secrets, users.allow_private))
     }
 }
 
@@ -232,8 +276,14 @@ impl Channel for WebhookChannel {
         "webhook"
     }
 
-    fn endpoints(&self, _alert: &Alert) -> Vec<String> {
-        self.endpoints.iter().map(|e| e.config.id.clone()).collect()
+    /// The operator's endpoints take every alert; a user's take what the user's
+    /// preferences let through.
+    fn endpoints(&self, alert: &Alert, prefs: &Preferences) -> Vec<String> {
+        let mut ids: Vec<String> = self.endpoints.iter().map(|e| e.config.id.clone()).collect();
+        if self.users.is_some() && prefs.wants("webhook", alert) {
+            ids.extend(prefs.webhooks.iter().map(|h| user_endpoint(&alert.user_id, &h.id)));
+        }
+        ids
     }
 
     fn disables_failing_endpoints(&self) -> bool {
@@ -246,13 +296,11 @@ impl Channel for WebhookChannel {
 
     fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
-            let Some(target) = self.endpoint(endpoint) else {
-                return Err(ChannelError::Permanent(format!("no webhook endpoint `{endpoint}` is configured")));
-            };
-            let url = reqwest::Url::parse(&target.config.url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+            let (target_url, secrets, allow_private) = self.target(endpoint).await?;
+            let url = reqwest::Url::parse(&target_url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
             // An address literal is never resolved: check it here. A name is checked here
             // for a clear error, and again by the guarded client's resolver on connecting.
-            let client = if target.config.allow_private {
+            let client = if allow_private {
                 &self.open
             } else {
                 check_target(&url).await?;
@@ -261,7 +309,7 @@ impl Channel for WebhookChannel {
             let body = serde_json::to_vec(alert).map_err(|e| ChannelError::Permanent(e.to_string()))?;
             let id = message_id(&alert.alert_id, endpoint);
             let timestamp = crate::now_ms() / 1_000;
-            let signatures: Vec<String> = target.secrets.iter().map(|s| sign(s, &id, timestamp, &body)).collect();
+            let signatures: Vec<String> = secrets.iter().map(|s| sign(s, &id, timestamp, &body)).collect();
             let response = client
                 .post(url)
                 .header("content-type", "application/json")
@@ -271,7 +319,7 @@ impl Channel for WebhookChannel {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| ChannelError::retry(format!("cannot reach {}: {}", target.config.url, with_causes(&e))))?;
+                .map_err(|e| ChannelError::retry(format!("cannot reach {target_url}: {}", with_causes(&e))))?;
             let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
             classify(response.status(), retry_after.as_deref(), crate::now_ms())
         })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use riskstream_notifier::{
     router, BoxFuture, Channel, ChannelError, Clock, DeadLetterFilter, InAppChannel, Inbox, Ledger, Notifier,
-    NotifyReport, RETRY_AFTER_SECS,
+    NotifyReport, Preferences, RETRY_AFTER_SECS,
 };
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::Value;
@@ -95,7 +95,7 @@ impl Channel for Flaky {
         "flaky"
     }
 
-    fn endpoints(&self, _: &Alert) -> Vec<String> {
+    fn endpoints(&self, _: &Alert, _: &Preferences) -> Vec<String> {
         vec!["e1".into()]
     }
 
@@ -173,7 +173,7 @@ impl Channel for Down {
         "down"
     }
 
-    fn endpoints(&self, _: &Alert) -> Vec<String> {
+    fn endpoints(&self, _: &Alert, _: &Preferences) -> Vec<String> {
         vec!["e1".into()]
     }
 
@@ -228,7 +228,7 @@ impl Channel for Remote {
         "remote"
     }
 
-    fn endpoints(&self, _: &Alert) -> Vec<String> {
+    fn endpoints(&self, _: &Alert, _: &Preferences) -> Vec<String> {
         vec!["e1".into()]
     }
 

@@ -3,74 +3,20 @@
 //! from PyPI, installed by deploy/dev/install-test-brokers.sh) and answers from a
 //! script (500 then 200, 410, 429), with the delivery ledger on SQLite.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+mod common;
+
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{Receiver, SECRET};
 
 use riskstream_notifier::{
     message_id, Clock, DeadLetterFilter, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig,
 };
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::Value;
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-/// A second secret, as during a rotation: both sign, the receiver knows only one.
-const NEW_SECRET: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24=";
-
-struct Receiver {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Receiver {
-    fn start(dir: &Path, statuses: &str) -> Receiver {
-        let name = statuses.replace('/', "_");
-        let (log, port_file) = (dir.join(format!("log-{name}")), dir.join(format!("port-{name}")));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/receiver.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .args([SECRET, statuses, log.to_str().unwrap(), port_file.to_str().unwrap()])
-            .spawn()
-            .expect("python3 runs the receiver");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
-                break port;
-            }
-            assert!(Instant::now() < deadline, "the receiver did not start (is standardwebhooks installed?)");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Receiver { child, port, log }
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn endpoint(&self, id: &str, allow_private: bool) -> WebhookConfig {
-        WebhookConfig {
-            id: id.into(),
-            url: format!("http://127.0.0.1:{}/hooks", self.port),
-            secrets: vec![NEW_SECRET.into(), SECRET.into()],
-            allow_private,
-            rate_limit: None,
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn alert(id: &str) -> Alert {
     Alert {

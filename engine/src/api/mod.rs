@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 pub use error::ApiError;
 pub use privacy::admin_only;
 
-pub use crate::handle::{AppState, MAX_PENDING_POSTS};
+pub use crate::handle::{AppState, ErasureHook, MAX_PENDING_POSTS};
 
 use crate::pipeline::Engine;
 use crate::store::{hex, EventStore, ProjectionStore};

@@ -33,9 +33,16 @@ pub(super) async fn post_user_erase<S: EventStore + ProjectionStore + 'static>(
     }
     let personal = app.on_engine(|e| e.personal_data().clone()).await?;
     // Erasing fsyncs and compacts the key store: off the async workers.
-    let erasure = tokio::task::spawn_blocking(move || personal.erase(&user_id))
+    let user = user_id.clone();
+    let erasure = tokio::task::spawn_blocking(move || personal.erase(&user))
         .await
         .map_err(|e| ApiError::BadRequest(format!("erase task failed: {e}")))??;
+    if let Some(hook) = app.erasure_hook.get() {
+        // The key is gone already; erasing again (idempotent) finishes the rest.
+        hook(user_id)
+            .await
+            .map_err(|e| ApiError::Busy(format!("the user's key is erased but {e}; send the erasure again")))?;
+    }
     Ok(Json(json!(erasure)))
 }
 

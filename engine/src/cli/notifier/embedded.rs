@@ -10,37 +10,52 @@ use anyhow::Context;
 use riskstream_connectors::AlertSink;
 use riskstream_engine::api::AppState;
 use riskstream_engine::EngineConfig;
-use riskstream_notifier::{Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierSink, WebhookChannel};
+use riskstream_notifier::{
+    Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierSink, PreferenceStore, WebhookChannel,
+};
 
 pub(super) fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
     let path = cfg.notifier_ledger();
     runtime.block_on(Ledger::open(&path)).with_context(|| format!("cannot open the notifier ledger {}", path.display()))
 }
 
+fn preferences(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<PreferenceStore> {
+    let path = cfg.notifier_key();
+    let key = NotifierKey::load_or_create(&path)
+        .with_context(|| format!("cannot read or create the notifier key {}", path.display()))?;
+    Ok(PreferenceStore::new(ledger, key))
+}
+
 fn notifier(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<Notifier> {
-    let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone()))];
-    if !cfg.notifier.webhooks.is_empty() {
-        let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
-            .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
-        channels.push(Arc::new(webhooks));
-    }
+    let prefs = preferences(cfg, ledger.clone())?;
+    let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?
+        .with_user_endpoints(prefs.clone(), cfg.notifier.user_webhooks_allow_private);
+    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
     let disable_after_ms = i64::from(cfg.notifier.disable_endpoint_after_hours) * 3_600_000;
-    Ok(Notifier::new(ledger, channels).disable_after_ms(disable_after_ms))
+    Ok(Notifier::new(ledger, channels).disable_after_ms(disable_after_ms).with_preferences(prefs))
 }
 
 /// The notifier's routes for the API: the inbox, and the operators' routes that
 /// go behind the admin token.
 /// None when the notifier is off.
 #[derive(Default)]
-pub struct Routes(Option<(axum::Router, axum::Router)>);
+pub struct Routes(Option<(axum::Router, axum::Router, PreferenceStore)>);
 
 impl Routes {
-    /// Every route, the operators' ones checking the admin token of `app`.
+    /// Every route, the operators' ones checking the admin token of `app`; and
+    /// erasing a user in `app` erases the user's preferences too.
     pub fn mount<S: Send + Sync + 'static>(self, app: Arc<AppState<S>>) -> axum::Router {
-        match self.0 {
-            Some((public, admin)) => public.merge(riskstream_engine::api::admin_only(app, admin)),
-            None => axum::Router::new(),
-        }
+        let Some((public, admin, prefs)) = self.0 else {
+            return axum::Router::new();
+        };
+        app.on_erase(Arc::new(move |user: String| {
+            let prefs = prefs.clone();
+            Box::pin(async move {
+                prefs.erase(&user).await.map(drop).map_err(|e| format!("the notifier's preferences were not: {e}"))
+            })
+        }));
+        public.merge(riskstream_engine::api::admin_only(app, admin))
     }
 }
 
@@ -57,10 +72,9 @@ pub fn start(
     }
     sinks.push(sink(cfg)?);
     let ledger = open(cfg, rt)?;
-    Ok(Routes(Some((
-        riskstream_notifier::router(Inbox::new(ledger.clone())),
-        riskstream_notifier::admin_router(ledger),
-    ))))
+    let prefs = preferences(cfg, ledger.clone())?;
+    let admin = riskstream_notifier::admin_router(ledger.clone(), prefs.clone());
+    Ok(Routes(Some((riskstream_notifier::router(Inbox::new(ledger)), admin, prefs))))
 }
 
 /// The notifier's sink for the outbox (the outbox thread is not async: the sink

@@ -1,0 +1,336 @@
+//! What each user asked to be told, and where: channels per alert kind, a minimum
+//! priority per channel, which channels also get clears, and the user's own webhook
+//! endpoints with their secrets. Kept in the notifier's store, never in the event
+//! log: a preference document is sealed whole (XChaCha20-Poly1305 under the
+//! notifier's key, a file beside the ledger, with the user id as associated data),
+//! so the ledger file alone discloses no secret, address or URL; erasing a user
+//! deletes the row with SQLite's `secure_delete` on and checkpoints the WAL, so the
+//! bytes are overwritten, not merely unlinked.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::error::NotifierError;
+use crate::ledger::Ledger;
+use crate::webhook::WebhookSecret;
+
+/// Channels a user can name.
+pub const CHANNELS: [&str; 2] = ["in_app", "webhook"];
+/// Most webhook endpoints one user may have.
+pub const MAX_USER_WEBHOOKS: usize = 10;
+
+/// A user's preferences, as `PUT /v1/users/{id}/preferences` takes them. Every
+/// field is optional: an empty document means every alert on every channel the user
+/// has (the in-app inbox, and their webhooks if any), raised alerts only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// Per alert kind, the channels it goes to (`[]` silences the kind); kinds not
+    /// named go to every channel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<AlertKind, Vec<String>>,
+    /// Per channel, the lowest priority it takes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub min_priority: BTreeMap<String, Priority>,
+    /// Channels that are also told when an alert clears (none by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clears: Vec<String>,
+    /// The user's own webhook endpoints, signed per Standard Webhooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<UserWebhook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserWebhook {
+    /// The endpoint's name, unique among the user's (letters, digits, `-`, `_`).
+    pub id: String,
+    pub url: String,
+    /// `whsec_...`; several during a rotation. Answered masked by GET.
+    pub secrets: Vec<String>,
+}
+
+impl Preferences {
+    /// Checks the document; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let known = |field: &str, channel: &str| {
+            if CHANNELS.contains(&channel) {
+                Ok(())
+            } else {
+                Err(format!("{field}: unknown channel `{channel}` (channels: {})", CHANNELS.join(", ")))
+            }
+        };
+        for (kind, channels) in &self.channels {
+            for c in channels {
+                known(&format!("channels.{}", kind.as_str()), c)?;
+            }
+        }
+        for c in self.min_priority.keys() {
+            known("min_priority", c)?;
+        }
+        for c in &self.clears {
+            known("clears", c)?;
+        }
+        if self.webhooks.len() > MAX_USER_WEBHOOKS {
+            return Err(format!("webhooks: at most {MAX_USER_WEBHOOKS} endpoints"));
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            let field = format!("webhooks[{i}]");
+            let id_ok = !hook.id.is_empty()
+                && hook.id.len() <= 64
+                && hook.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !id_ok {
+                return Err(format!("{field}.id: 1 to 64 letters, digits, `-` or `_`"));
+            }
+            if self.webhooks[..i].iter().any(|h| h.id == hook.id) {
+                return Err(format!("{field}.id: `{}` is used twice", hook.id));
+            }
+            let url = reqwest::Url::parse(&hook.url).map_err(|e| format!("{field}.url: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(format!("{field}.url: must be http or https"));
+            }
+            if hook.secrets.is_empty() {
+                return Err(format!("{field}.secrets: needs a secret (whsec_...)"));
+            }
+            for s in &hook.secrets {
+                s.parse::<WebhookSecret>().map_err(|e| format!("{field}.secrets: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `channel` takes `alert` for this user. Critical alerts cannot be opted
+    /// out of: they reach every channel the user has, whatever the kind's channels
+    /// or the channel's minimum priority say.
+    pub fn wants(&self, channel: &str, alert: &Alert) -> bool {
+        if alert.state == AlertState::Cleared && !self.clears.iter().any(|c| c == channel) {
+            return false;
+        }
+        if alert.priority == Priority::Critical {
+            return true;
+        }
+        if let Some(channels) = self.channels.get(&alert.kind) {
+            if !channels.iter().any(|c| c == channel) {
+                return false;
+            }
+        }
+        self.min_priority.get(channel).is_none_or(|min| alert.priority >= *min)
+    }
+
+    /// The document as GET answers it: every secret masked but its last 4 characters.
+    pub fn masked(&self) -> Preferences {
+        let mut copy = self.clone();
+        for hook in &mut copy.webhooks {
+            for s in &mut hook.secrets {
+                let tail: String = s.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                *s = format!("whsec_...{tail}");
+            }
+        }
+        copy
+    }
+}
+
+/// The notifier's sealing key: 32 random bytes in a file of mode 0600 beside the
+/// ledger, created on first use.
+#[derive(Clone)]
+pub struct NotifierKey(XChaCha20Poly1305);
+
+impl NotifierKey {
+    pub fn load_or_create(path: &Path) -> std::io::Result<NotifierKey> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+                let mut file = std::fs::OpenOptions::new();
+                file.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+                let mut file = file.open(path)?;
+                file.write_all(&key)?;
+                file.sync_all()?;
+                key.to_vec()
+            }
+            Err(e) => return Err(e),
+        };
+        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} holds {} bytes, a notifier key is 32", path.display(), b.len()),
+            )
+        })?;
+        Ok(NotifierKey(XChaCha20Poly1305::new(&key.into())))
+    }
+
+    fn seal(&self, user: &str, plain: &[u8]) -> String {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self.0.encrypt(&nonce, Payload { msg: plain, aad: user.as_bytes() }).expect("sealing cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        BASE64.encode(out)
+    }
+
+    fn open(&self, user: &str, text: &str) -> Result<Vec<u8>, NotifierError> {
+        let bytes = BASE64.decode(text).map_err(|e| NotifierError::Corrupt(format!("preferences of {user}: {e}")))?;
+        if bytes.len() < 24 {
+            return Err(NotifierError::Corrupt(format!("preferences of {user}: too short")));
+        }
+        let (nonce, sealed) = bytes.split_at(24);
+        self.0
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: user.as_bytes() })
+            .map_err(|_| NotifierError::Corrupt(format!("preferences of {user} do not open with this notifier key")))
+    }
+}
+
+/// Preferences in the notifier's store.
+#[derive(Clone)]
+pub struct PreferenceStore {
+    ledger: Ledger,
+    key: NotifierKey,
+}
+
+impl PreferenceStore {
+    pub fn new(ledger: Ledger, key: NotifierKey) -> Self {
+        PreferenceStore { ledger, key }
+    }
+
+    pub async fn get(&self, user: &str) -> Result<Option<Preferences>, NotifierError> {
+        let row = sqlx::query("SELECT sealed FROM preferences WHERE user_id = ?")
+            .bind(user)
+            .fetch_optional(self.ledger.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let plain = self.key.open(user, row.try_get("sealed")?)?;
+        serde_json::from_slice(&plain).map(Some).map_err(|e| NotifierError::Corrupt(e.to_string()))
+    }
+
+    /// Sets the user's preferences whole; `prefs` must be valid.
+    pub async fn put(&self, user: &str, prefs: &Preferences, now_ms: i64) -> Result<(), NotifierError> {
+        let plain = serde_json::to_vec(prefs).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO preferences (user_id, sealed, updated_at_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(user)
+        .bind(self.key.seal(user, &plain))
+        .bind(now_ms)
+        .execute(self.ledger.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the user's preferences for good (overwritten in the file and its
+    /// WAL); false when there were none.
+    pub async fn erase(&self, user: &str) -> Result<bool, NotifierError> {
+        let done =
+            sqlx::query("DELETE FROM preferences WHERE user_id = ?").bind(user).execute(self.ledger.pool()).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(self.ledger.pool()).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Users with preferences, in id order, after `after`.
+    pub async fn users(&self, after: &str, limit: i64) -> Result<Vec<String>, NotifierError> {
+        let rows = sqlx::query("SELECT user_id FROM preferences WHERE user_id > ? ORDER BY user_id LIMIT ?")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.ledger.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("user_id")?)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riskstream_schemas::{RecordRef, Timestamp};
+
+    fn alert(kind: AlertKind, priority: Priority, state: AlertState) -> Alert {
+        Alert {
+            alert_id: "a1".into(),
+            kind,
+            state,
+            priority,
+            account_id: "acc-1".into(),
+            user_id: "u1".into(),
+            ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap(),
+            caused_by: RecordRef { shard: 0, seq: 1 },
+            rule: "r".into(),
+            value: "1".parse().unwrap(),
+            threshold: "1".parse().unwrap(),
+            message: "m".into(),
+            details: None,
+        }
+    }
+
+    #[test]
+    fn kinds_priorities_and_clears_route_but_critical_always_passes() {
+        let prefs: Preferences = serde_json::from_value(serde_json::json!({
+            "channels": { "market_move": [], "drift": ["webhook"] },
+            "min_priority": { "in_app": "high" },
+            "clears": ["webhook"],
+        }))
+        .unwrap();
+        prefs.validate().unwrap();
+        let raised = AlertState::Raised;
+        assert!(!prefs.wants("in_app", &alert(AlertKind::MarketMove, Priority::High, raised)), "silenced kind");
+        assert!(prefs.wants("in_app", &alert(AlertKind::MarketMove, Priority::Critical, raised)), "critical");
+        assert!(prefs.wants("webhook", &alert(AlertKind::Drift, Priority::Low, raised)));
+        assert!(!prefs.wants("in_app", &alert(AlertKind::Drift, Priority::High, raised)), "drift: webhook only");
+        assert!(!prefs.wants("in_app", &alert(AlertKind::VarBreach, Priority::Medium, raised)), "under in_app's min");
+        assert!(prefs.wants("in_app", &alert(AlertKind::VarBreach, Priority::High, raised)));
+        let cleared = AlertState::Cleared;
+        assert!(prefs.wants("webhook", &alert(AlertKind::VarBreach, Priority::Low, cleared)));
+        assert!(!prefs.wants("in_app", &alert(AlertKind::VarBreach, Priority::Critical, cleared)), "no clears");
+        let none = Preferences::default();
+        assert!(none.wants("in_app", &alert(AlertKind::Drift, Priority::Low, raised)));
+        assert!(!none.wants("in_app", &alert(AlertKind::Drift, Priority::Low, cleared)));
+    }
+
+    #[test]
+    fn a_bad_document_is_refused_naming_the_field() {
+        let bad = |doc: serde_json::Value| match serde_json::from_value::<Preferences>(doc) {
+            Ok(p) => p.validate().unwrap_err(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            bad(serde_json::json!({"channels": {"drift": ["sms"]}})).contains("channels.drift: unknown channel `sms`")
+        );
+        assert!(bad(serde_json::json!({"channels": {"nope": []}})).contains("unknown variant `nope`"));
+        assert!(bad(serde_json::json!({"quiet": true})).contains("unknown field `quiet`"));
+        let hook = |id: &str, url: &str, secret: &str| serde_json::json!({"id": id, "url": url, "secrets": [secret]});
+        let ok = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let two =
+            serde_json::json!({"webhooks": [hook("a", "https://x.example", ok), hook("a", "https://y.example", ok)]});
+        assert!(bad(two).contains("webhooks[1].id: `a` is used twice"));
+        assert!(bad(serde_json::json!({"webhooks": [hook("a b", "https://x.example", ok)]})).contains("webhooks[0].id"));
+        assert!(bad(serde_json::json!({"webhooks": [hook("a", "ftp://x.example", ok)]})).contains("http or https"));
+        assert!(bad(serde_json::json!({"webhooks": [hook("a", "https://x.example", "nope")]})).contains("whsec_"));
+    }
+
+    #[test]
+    fn sealed_documents_open_only_for_their_user_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = NotifierKey::load_or_create(&dir.path().join("k")).unwrap();
+        let again = NotifierKey::load_or_create(&dir.path().join("k")).unwrap();
+        let other = NotifierKey::load_or_create(&dir.path().join("other")).unwrap();
+        let sealed = key.seal("u1", b"{\"email\":\"ann@example.com\"}");
+        assert!(!String::from_utf8_lossy(&BASE64.decode(&sealed).unwrap()).contains("ann@"));
+        assert_eq!(again.open("u1", &sealed).unwrap(), b"{\"email\":\"ann@example.com\"}");
+        assert!(key.open("u2", &sealed).is_err(), "bound to its user");
+        assert!(other.open("u1", &sealed).is_err(), "and to its key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("k")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
