@@ -23,3 +23,9 @@ if ! have standardwebhooks; then
   echo "installing the webhook test receiver's library: standardwebhooks==1.3.0" >&2
   python3 -m pip install --quiet --disable-pip-version-check standardwebhooks==1.3.0
 fi
+
+# A real SMTP server for the notifier's e-mail tests (connectors/notifier/tests/smtp.py).
+if ! have aiosmtpd; then
+  echo "installing the e-mail tests' SMTP server: aiosmtpd==1.4.6" >&2
+  python3 -m pip install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi

@@ -60,6 +60,9 @@ pub struct NotifierConfig {
     /// Let users' own webhooks reach private, loopback and link-local addresses
     /// (a private deployment); off, they are refused.
     pub user_webhooks_allow_private: bool,
+    /// The SMTP server of the `email` channel (`[notifier.email]`: `smtp_url`,
+    /// `from`, `link_base`); none: no e-mail is sent.
+    pub email: Option<riskstream_notifier::EmailConfig>,
 }
 
 impl Default for NotifierConfig {
@@ -71,6 +74,7 @@ impl Default for NotifierConfig {
             disable_endpoint_after_hours: 120,
             key: None,
             user_webhooks_allow_private: false,
+            email: None,
         }
     }
 }

@@ -53,6 +53,12 @@ pub trait Channel: Send + Sync {
         false
     }
 
+    /// Whether deliveries to `endpoint` follow its user's quiet hours and throttles
+    /// (a person's channel), or not (an operator's system receiving every alert).
+    fn follows_preferences(&self, _endpoint: &str) -> bool {
+        true
+    }
+
     /// At most this many deliveries a second to `endpoint` (a receiver's stated
     /// capacity); the rest wait in the retry queue without counting as attempts.
     fn rate_limit(&self, _endpoint: &str) -> Option<u32> {

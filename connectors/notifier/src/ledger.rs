@@ -128,6 +128,11 @@ impl DeadLetterFilter {
     }
 }
 
+/// The signal an alert belongs to, for the user: its account and rule.
+fn alert_key(alert: &Alert) -> String {
+    format!("{}\u{1f}{}", alert.account_id, alert.rule)
+}
+
 fn alert_text(alert: &Alert) -> Result<String, NotifierError> {
     serde_json::to_string(alert).map_err(|e| NotifierError::Corrupt(e.to_string()))
 }
@@ -174,8 +179,12 @@ impl Ledger {
         let row = sqlx::query(
             "SELECT 1 FROM deliveries WHERE alert_id = ? AND channel = ? AND endpoint = ? \
              UNION ALL SELECT 1 FROM attempts WHERE alert_id = ? AND channel = ? AND endpoint = ? AND given_up \
-             UNION ALL SELECT 1 FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?",
+             UNION ALL SELECT 1 FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ? \
+             UNION ALL SELECT 1 FROM suppressed WHERE alert_id = ? AND channel = ? AND endpoint = ?",
         )
+        .bind(alert_id)
+        .bind(channel)
+        .bind(endpoint)
         .bind(alert_id)
         .bind(channel)
         .bind(endpoint)
@@ -275,13 +284,23 @@ impl Ledger {
             .bind(attempt.attempt)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "INSERT INTO throttles (channel, endpoint, alert_key, last_ms) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (channel, endpoint, alert_key) DO UPDATE SET last_ms = excluded.last_ms",
+            )
+            .bind(&attempt.channel)
+            .bind(&attempt.endpoint)
+            .bind(alert_key(alert))
+            .bind(attempt.at_ms)
+            .execute(&mut *tx)
+            .await?;
         }
         let key = [&attempt.alert_id, &attempt.channel, &attempt.endpoint];
         match next {
             Next::Retry { at_ms, round_base } => {
                 sqlx::query(
-                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base) \
-                     VALUES (?, ?, ?, ?, ?, ?) \
+                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
                 )
                 .bind(key[0])
@@ -290,6 +309,7 @@ impl Ledger {
                 .bind(alert_text(alert)?)
                 .bind(at_ms)
                 .bind(round_base)
+                .bind(alert_key(alert))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -388,7 +408,8 @@ impl Ledger {
         round_base: i64,
     ) -> Result<(), NotifierError> {
         sqlx::query(
-            "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
         )
         .bind(&alert.alert_id)
@@ -397,9 +418,79 @@ impl Ledger {
         .bind(alert_text(alert)?)
         .bind(at_ms)
         .bind(round_base)
+        .bind(alert_key(alert))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Settles a delivery without sending it, saying why (a throttle, a cancelled
+    /// raise); a waiting retry of it is dropped.
+    pub async fn suppress(
+        &self,
+        alert_id: &str,
+        channel: &str,
+        endpoint: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), NotifierError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO suppressed (alert_id, channel, endpoint, at_ms, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(alert_id)
+        .bind(channel)
+        .bind(endpoint)
+        .bind(at_ms)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+            .bind(alert_id)
+            .bind(channel)
+            .bind(endpoint)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Why a delivery was suppressed, if it was.
+    pub async fn suppressed(
+        &self,
+        alert_id: &str,
+        channel: &str,
+        endpoint: &str,
+    ) -> Result<Option<String>, NotifierError> {
+        let row = sqlx::query("SELECT reason FROM suppressed WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+            .bind(alert_id)
+            .bind(channel)
+            .bind(endpoint)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("reason")).transpose()?)
+    }
+
+    /// When the endpoint was last sent a message of the alert's signal (account and rule).
+    pub async fn last_sent(&self, alert: &Alert, channel: &str, endpoint: &str) -> Result<Option<i64>, NotifierError> {
+        let row = sqlx::query("SELECT last_ms FROM throttles WHERE channel = ? AND endpoint = ? AND alert_key = ?")
+            .bind(channel)
+            .bind(endpoint)
+            .bind(alert_key(alert))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("last_ms")).transpose()?)
+    }
+
+    /// The deliveries of the clear's signal (its account and rule) still waiting, in
+    /// quiet hours or for a retry: (alert_id, channel, endpoint).
+    pub async fn waiting_of_signal(&self, clear: &Alert) -> Result<Vec<(String, String, String)>, NotifierError> {
+        let rows = sqlx::query("SELECT alert_id, channel, endpoint FROM pending WHERE alert_key = ? AND alert_id <> ?")
+            .bind(alert_key(clear))
+            .bind(&clear.alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("alert_id")?, r.try_get("channel")?, r.try_get("endpoint")?))).collect()
     }
 
     /// Why the endpoint is disabled, if it is.

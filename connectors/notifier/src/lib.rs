@@ -8,6 +8,7 @@
 
 mod api;
 mod channel;
+mod email;
 mod error;
 mod inbox;
 mod ledger;
@@ -18,13 +19,16 @@ mod webhook;
 
 pub use api::{admin_router, router, DeadLetterQuery};
 pub use channel::{BoxFuture, Channel, ChannelError};
+pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
 pub use ledger::{Attempt, DeadLetter, DeadLetterFilter, Due, EndpointHealth, Health, Ledger, Next};
 pub use notifier::{
     Clock, Notifier, NotifyReport, SystemClock, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,
 };
-pub use preferences::{NotifierKey, PreferenceStore, Preferences, UserWebhook, CHANNELS, MAX_USER_WEBHOOKS};
+pub use preferences::{
+    NotifierKey, PreferenceStore, Preferences, QuietHours, UserWebhook, CHANNELS, MAX_USER_WEBHOOKS,
+};
 pub use sink::NotifierSink;
 pub use webhook::{message_id, sign, user_endpoint, WebhookChannel, WebhookConfig, WebhookSecret};
 

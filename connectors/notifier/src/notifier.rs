@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use riskstream_schemas::Alert;
+use riskstream_schemas::{Alert, AlertState};
 use sha2::{Digest, Sha256};
 
 use crate::channel::{Channel, ChannelError};
@@ -44,8 +44,11 @@ pub struct NotifyReport {
     pub failed: usize,
     /// Failed in a way that may pass: scheduled for another try.
     pub retrying: usize,
-    /// Not tried: the endpoint is over its rate limit; waiting in the retry queue.
+    /// Not tried yet: the endpoint is over its rate limit, or the user's quiet
+    /// hours hold it; waiting in the retry queue.
     pub deferred: usize,
+    /// Decided against: a throttle, or a raise cancelled by its clear (and that clear).
+    pub suppressed: usize,
 }
 
 /// The longest wait a receiver's `Retry-After` can ask for: the longest step of
@@ -126,16 +129,14 @@ impl Notifier {
     /// caller keeps the alerts and sends them again; what is settled is skipped).
     pub async fn notify(&self, alerts: &[Alert]) -> Result<NotifyReport, NotifierError> {
         let mut report = NotifyReport::default();
-        let mut preferences: HashMap<&str, Preferences> = HashMap::new();
+        let mut preferences: HashMap<String, Preferences> = HashMap::new();
         for alert in alerts {
-            if !preferences.contains_key(alert.user_id.as_str()) {
-                let prefs = match &self.preferences {
-                    Some(store) => store.get(&alert.user_id).await?.unwrap_or_default(),
-                    None => Preferences::default(),
-                };
-                preferences.insert(&alert.user_id, prefs);
-            }
-            let prefs = &preferences[alert.user_id.as_str()];
+            let prefs = self.preferences_of(&alert.user_id, &mut preferences).await?;
+            let cancelled = match alert.state {
+                AlertState::Cleared => self.cancel_waiting(alert).await?,
+                AlertState::Raised => Vec::new(),
+            };
+            report.suppressed += cancelled.len();
             for channel in &self.channels {
                 for endpoint in channel.endpoints(alert, prefs) {
                     let name = channel.name();
@@ -143,16 +144,55 @@ impl Notifier {
                         report.already += 1;
                         continue;
                     }
-                    self.deliver_one(channel.as_ref(), alert, &endpoint, 0, &mut report).await?;
+                    if cancelled.iter().any(|(c, e)| c == name && *e == endpoint) {
+                        let reason = "suppressed: the raise it ends was never sent";
+                        self.ledger.suppress(&alert.alert_id, name, &endpoint, self.clock.now_ms(), reason).await?;
+                        report.suppressed += 1;
+                        continue;
+                    }
+                    self.deliver_one(channel.as_ref(), alert, &endpoint, 0, prefs, &mut report).await?;
                 }
             }
         }
         Ok(report)
     }
 
+    /// A clear cancels what of its signal still waits for a person (quiet hours, a
+    /// retry): the user is not told of a breach that has ended, nor of its end. An
+    /// operator's system still gets every alert. Returns the (channel, endpoint)s.
+    async fn cancel_waiting(&self, clear: &Alert) -> Result<Vec<(String, String)>, NotifierError> {
+        let reason = format!("cancelled: the alert cleared ({}) before it was sent", clear.alert_id);
+        let mut cancelled = Vec::new();
+        for (alert_id, channel, endpoint) in self.ledger.waiting_of_signal(clear).await? {
+            let personal = self.channels.iter().any(|c| c.name() == channel && c.follows_preferences(&endpoint));
+            if personal {
+                self.ledger.suppress(&alert_id, &channel, &endpoint, self.clock.now_ms(), &reason).await?;
+                cancelled.push((channel, endpoint));
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// The user's preferences, read once per call.
+    async fn preferences_of<'p>(
+        &self,
+        user: &str,
+        cache: &'p mut HashMap<String, Preferences>,
+    ) -> Result<&'p Preferences, NotifierError> {
+        if !cache.contains_key(user) {
+            let prefs = match &self.preferences {
+                Some(store) => store.get(user).await?.unwrap_or_default(),
+                None => Preferences::default(),
+            };
+            cache.insert(user.to_string(), prefs);
+        }
+        Ok(&cache[user])
+    }
+
     /// Makes the retries that are due.
     pub async fn retry_due(&self) -> Result<NotifyReport, NotifierError> {
         let mut report = NotifyReport::default();
+        let mut preferences: HashMap<String, Preferences> = HashMap::new();
         for due in self.ledger.due(self.clock.now_ms(), 500).await? {
             let Some(channel) = self.channels.iter().find(|c| c.name() == due.channel) else {
                 // The channel is no longer configured: nothing can deliver it.
@@ -161,7 +201,8 @@ impl Notifier {
                 report.failed += 1;
                 continue;
             };
-            self.deliver_one(channel.as_ref(), &due.alert, &due.endpoint, due.round_base, &mut report).await?;
+            let prefs = self.preferences_of(&due.alert.user_id, &mut preferences).await?;
+            self.deliver_one(channel.as_ref(), &due.alert, &due.endpoint, due.round_base, prefs, &mut report).await?;
         }
         Ok(report)
     }
@@ -172,6 +213,7 @@ impl Notifier {
         alert: &Alert,
         endpoint: &str,
         round_base: i64,
+        prefs: &Preferences,
         report: &mut NotifyReport,
     ) -> Result<(), NotifierError> {
         let name = channel.name();
@@ -180,6 +222,29 @@ impl Notifier {
             self.settle_unsent(name, endpoint, alert, reason).await?;
             report.failed += 1;
             return Ok(());
+        }
+        let now_ms = self.clock.now_ms();
+        if channel.follows_preferences(endpoint) {
+            if let Some(until) = prefs.quiet_until(name, alert, now_ms) {
+                self.ledger.defer(alert, name, endpoint, until, round_base).await?;
+                report.deferred += 1;
+                return Ok(());
+            }
+            if let Some(window) = prefs.throttle_ms(name) {
+                if let Some(last) = self.ledger.last_sent(alert, name, endpoint).await?.filter(|l| now_ms - l < window)
+                {
+                    let reason = format!(
+                        "throttled: a message of rule `{}` for account `{}` went {} s before (one per {} s)",
+                        alert.rule,
+                        alert.account_id,
+                        (now_ms - last) / 1_000,
+                        window / 1_000
+                    );
+                    self.ledger.suppress(&alert.alert_id, name, endpoint, now_ms, &reason).await?;
+                    report.suppressed += 1;
+                    return Ok(());
+                }
+            }
         }
         if let Some(wait_ms) = self.throttle(name, endpoint, channel.rate_limit(endpoint)) {
             let at_ms = self.clock.now_ms() + wait_ms;

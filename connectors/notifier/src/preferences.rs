@@ -23,8 +23,8 @@ use crate::error::NotifierError;
 use crate::ledger::Ledger;
 use crate::webhook::WebhookSecret;
 
-/// Channels a user can name.
-pub const CHANNELS: [&str; 2] = ["in_app", "webhook"];
+/// Channels a user can name (a channel the operator has not configured takes nothing).
+pub const CHANNELS: [&str; 3] = ["in_app", "webhook", "email"];
 /// Most webhook endpoints one user may have.
 pub const MAX_USER_WEBHOOKS: usize = 10;
 
@@ -47,6 +47,39 @@ pub struct Preferences {
     /// The user's own webhook endpoints, signed per Standard Webhooks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<UserWebhook>,
+    /// Where the `email` channel writes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The user's IANA time zone (`America/New_York`), for quiet hours; default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A daily window on the user's wall clock in which every channel but the
+    /// in-app inbox waits; what comes then is sent when it ends. Critical alerts
+    /// do not wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Per channel: at most one message per rule and account in this many seconds;
+    /// the others are recorded as suppressed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttle_secs: BTreeMap<String, u32>,
+}
+
+/// From `start` to `end` (`HH:MM`, 24-hour), across midnight when `end` is earlier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    pub start: String,
+    pub end: String,
+}
+
+fn parse_hhmm(field: &str, text: &str) -> Result<jiff::civil::Time, String> {
+    let bad = || format!("{field}: `{text}` is not HH:MM (00:00 to 23:59)");
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (i8, i8) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    jiff::civil::Time::new(h, m, 0, 0).map_err(|_| bad())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +112,23 @@ impl Preferences {
         }
         for c in &self.clears {
             known("clears", c)?;
+        }
+        for (c, secs) in &self.throttle_secs {
+            known("throttle_secs", c)?;
+            if *secs == 0 {
+                return Err(format!("throttle_secs.{c}: must be at least 1 (leave the channel out for no throttle)"));
+            }
+        }
+        self.zone()?;
+        if let Some(address) = &self.email {
+            address
+                .parse::<lettre::Address>()
+                .map_err(|e| format!("email: `{address}` is not an e-mail address: {e}"))?;
+        }
+        if let Some(q) = &self.quiet_hours {
+            if parse_hhmm("quiet_hours.start", &q.start)? == parse_hhmm("quiet_hours.end", &q.end)? {
+                return Err("quiet_hours: start and end are the same time".into());
+            }
         }
         if self.webhooks.len() > MAX_USER_WEBHOOKS {
             return Err(format!("webhooks: at most {MAX_USER_WEBHOOKS} endpoints"));
@@ -124,6 +174,43 @@ impl Preferences {
             }
         }
         self.min_priority.get(channel).is_none_or(|min| alert.priority >= *min)
+    }
+
+    fn zone(&self) -> Result<Option<jiff::tz::TimeZone>, String> {
+        self.timezone
+            .as_deref()
+            .map(|name| {
+                jiff::tz::TimeZone::get(name)
+                    .map_err(|_| format!("timezone: `{name}` is not an IANA time zone (e.g. Europe/Paris)"))
+            })
+            .transpose()
+    }
+
+    /// Until when `channel` must hold `alert` back for the user's quiet hours (Unix
+    /// milliseconds), or None to send it now. The window's end is found on the
+    /// user's wall clock, so a change of daylight saving time moves it with the clock
+    /// (a wall time that does not exist that day is taken after the gap).
+    pub fn quiet_until(&self, channel: &str, alert: &Alert, now_ms: i64) -> Option<i64> {
+        let quiet = self.quiet_hours.as_ref()?;
+        if channel == "in_app" || alert.priority == Priority::Critical {
+            return None;
+        }
+        let (start, end) = (parse_hhmm("", &quiet.start).ok()?, parse_hhmm("", &quiet.end).ok()?);
+        let zone = self.zone().ok()?.unwrap_or(jiff::tz::TimeZone::UTC);
+        let now = jiff::Timestamp::from_millisecond(now_ms).ok()?.to_zoned(zone.clone());
+        let time = now.time();
+        let inside = if start < end { start <= time && time < end } else { time >= start || time < end };
+        if !inside {
+            return None;
+        }
+        let day = if time < end { now.date() } else { now.date().tomorrow().ok()? };
+        let until = day.to_datetime(end).to_zoned(zone).ok()?;
+        Some(until.timestamp().as_millisecond())
+    }
+
+    /// How long `channel` stays quiet on a rule and account after a message.
+    pub fn throttle_ms(&self, channel: &str) -> Option<i64> {
+        self.throttle_secs.get(channel).map(|s| i64::from(*s) * 1_000)
     }
 
     /// The document as GET answers it: every secret masked but its last 4 characters.
@@ -251,6 +338,7 @@ impl PreferenceStore {
 mod tests {
     use super::*;
     use riskstream_schemas::{RecordRef, Timestamp};
+    use std::str::FromStr;
 
     fn alert(kind: AlertKind, priority: Priority, state: AlertState) -> Alert {
         Alert {
@@ -294,6 +382,34 @@ mod tests {
         assert!(!none.wants("in_app", &alert(AlertKind::Drift, Priority::Low, cleared)));
     }
 
+    /// Europe/Paris leaves CET (UTC+1) for CEST (UTC+2) at 02:00 on 29 March 2026
+    /// (EU Directive 2000/84/EC: the last Sunday of March, 01:00 UTC).
+    #[test]
+    fn quiet_hours_end_on_the_users_wall_clock_across_daylight_saving() {
+        let prefs: Preferences = serde_json::from_value(serde_json::json!({
+            "timezone": "Europe/Paris", "quiet_hours": { "start": "22:00", "end": "07:00" },
+        }))
+        .unwrap();
+        prefs.validate().unwrap();
+        let ms = |utc: &str| jiff::Timestamp::from_str(utc).unwrap().as_millisecond();
+        let high = alert(AlertKind::Drift, Priority::High, AlertState::Raised);
+        // 23:00 in Paris on the 28th (CET): quiet until 07:00 CEST on the 29th, 05:00 UTC.
+        assert_eq!(prefs.quiet_until("webhook", &high, ms("2026-03-28T22:00:00Z")), Some(ms("2026-03-29T05:00:00Z")));
+        // 06:30 CEST: quiet until 07:00 the same morning.
+        assert_eq!(prefs.quiet_until("webhook", &high, ms("2026-03-29T04:30:00Z")), Some(ms("2026-03-29T05:00:00Z")));
+        // 07:00 CEST and noon: not quiet; the inbox and critical alerts never wait.
+        assert_eq!(prefs.quiet_until("webhook", &high, ms("2026-03-29T05:00:00Z")), None);
+        assert_eq!(prefs.quiet_until("webhook", &high, ms("2026-03-29T10:00:00Z")), None);
+        assert_eq!(prefs.quiet_until("in_app", &high, ms("2026-03-28T22:00:00Z")), None);
+        let critical = alert(AlertKind::Drift, Priority::Critical, AlertState::Raised);
+        assert_eq!(prefs.quiet_until("webhook", &critical, ms("2026-03-28T22:00:00Z")), None);
+        // A window within one day, in UTC by default.
+        let lunch: Preferences =
+            serde_json::from_value(serde_json::json!({ "quiet_hours": { "start": "12:00", "end": "13:30" } })).unwrap();
+        assert_eq!(lunch.quiet_until("webhook", &high, ms("2026-03-29T12:10:00Z")), Some(ms("2026-03-29T13:30:00Z")));
+        assert_eq!(lunch.quiet_until("webhook", &high, ms("2026-03-29T13:30:00Z")), None);
+    }
+
     #[test]
     fn a_bad_document_is_refused_naming_the_field() {
         let bad = |doc: serde_json::Value| match serde_json::from_value::<Preferences>(doc) {
@@ -305,6 +421,15 @@ mod tests {
         );
         assert!(bad(serde_json::json!({"channels": {"nope": []}})).contains("unknown variant `nope`"));
         assert!(bad(serde_json::json!({"quiet": true})).contains("unknown field `quiet`"));
+        assert!(
+            bad(serde_json::json!({"timezone": "Mars/Olympus"})).contains("timezone: `Mars/Olympus` is not an IANA")
+        );
+        let q = |start: &str, end: &str| serde_json::json!({"quiet_hours": {"start": start, "end": end}});
+        assert!(bad(q("22:00", "7:00")).contains("quiet_hours.end: `7:00` is not HH:MM"));
+        assert!(bad(q("24:00", "07:00")).contains("quiet_hours.start"));
+        assert!(bad(q("07:00", "07:00")).contains("start and end are the same"));
+        assert!(bad(serde_json::json!({"throttle_secs": {"webhook": 0}}))
+            .contains("throttle_secs.webhook: must be at least 1"));
         let hook = |id: &str, url: &str, secret: &str| serde_json::json!({"id": id, "url": url, "secrets": [secret]});
         let ok = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let two =

@@ -290,6 +290,10 @@ impl Channel for WebhookChannel {
         true
     }
 
+    fn follows_preferences(&self, endpoint: &str) -> bool {
+        parse_user_endpoint(endpoint).is_some()
+    }
+
     fn rate_limit(&self, endpoint: &str) -> Option<u32> {
         self.endpoint(endpoint).and_then(|e| e.config.rate_limit)
     }

@@ -3,10 +3,13 @@
 //! failures are recorded and retried (or settled when final), and the inbox routes
 //! over real HTTP on 127.0.0.1:0.
 
+mod common;
+
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::TestClock;
 use riskstream_notifier::{
     router, BoxFuture, Channel, ChannelError, Clock, DeadLetterFilter, InAppChannel, Inbox, Ledger, Notifier,
     NotifyReport, Preferences, RETRY_AFTER_SECS,
@@ -112,26 +115,11 @@ impl Channel for Flaky {
     }
 }
 
-/// A wall clock the test moves.
-struct TestClock(AtomicI64);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-impl TestClock {
-    fn advance_secs(&self, secs: i64) {
-        self.0.fetch_add(secs * 1_000, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test]
 async fn a_retryable_failure_is_scheduled_and_retried_a_final_one_is_settled() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = Arc::new(TestClock::new());
     let a = alert("a1", "u1", AlertState::Raised, 1);
 
     let flaky = Arc::new(Flaky { calls: AtomicUsize::new(0), first: ChannelError::retry("503 from the receiver") });
@@ -187,7 +175,7 @@ impl Channel for Down {
 async fn a_delivery_that_keeps_failing_is_given_up_after_the_last_retry() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = Arc::new(TestClock::new());
     let down = Arc::new(Down(AtomicUsize::new(0)));
     let notifier = Notifier::with_clock(ledger.clone(), vec![down.clone()], clock.clone());
     notifier.notify(&[alert("a1", "u1", AlertState::Raised, 1)]).await.unwrap();
@@ -257,7 +245,7 @@ impl Channel for Remote {
 async fn an_endpoint_over_its_rate_limit_gets_the_rest_later_without_attempts_counted() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = Arc::new(TestClock::new());
     let remote = Arc::new(Remote { calls: AtomicUsize::new(0), down: AtomicBool::new(false), rate: Some(2) });
     let notifier = Notifier::with_clock(ledger.clone(), vec![remote.clone()], clock.clone());
     let alerts: Vec<Alert> = (0..5).map(|i| alert(&format!("a{i}"), "u1", AlertState::Raised, i)).collect();
@@ -281,7 +269,7 @@ async fn an_endpoint_over_its_rate_limit_gets_the_rest_later_without_attempts_co
 async fn an_endpoint_failing_too_long_is_disabled_and_its_dead_letters_are_re_driven_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = Arc::new(TestClock::new());
     let remote = Arc::new(Remote { calls: AtomicUsize::new(0), down: AtomicBool::new(true), rate: None });
     let notifier =
         Notifier::with_clock(ledger.clone(), vec![remote.clone()], clock.clone()).disable_after_ms(3_600_000);

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Receiver, SECRET};
+use common::{Receiver, TestClock, SECRET};
 use riskstream_notifier::{
     message_id, user_endpoint, Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, PreferenceStore,
     Preferences, WebhookChannel,
@@ -105,4 +105,74 @@ async fn preferences_route_each_alert_and_an_erased_user_is_gone_from_the_file()
     notifier.notify(&[alert("drift-after", K::Drift, P::Low, S::Raised)]).await.unwrap();
     assert_eq!(receiver.requests().len(), 4, "the user's webhook went with the user");
     assert_eq!(Inbox::new(ledger).page("u1", 50, false).await.unwrap().items.len(), 3, "the defaults: inbox");
+}
+
+fn on(account: &str, id: &str, kind: AlertKind, priority: Priority, state: AlertState) -> Alert {
+    Alert { account_id: account.into(), ..alert(id, kind, priority, state) }
+}
+
+fn ms(utc: &str) -> i64 {
+    Timestamp::parse(utc).unwrap().micros() / 1_000
+}
+
+/// Quiet hours from 22:00 to 07:00 in Paris, the night DST starts (29 March 2026,
+/// 02:00 CET becomes 03:00 CEST: EU Directive 2000/84/EC), on an injected clock: the
+/// webhook waits until 07:00 CEST (05:00 UTC) while the inbox does not; a critical
+/// alert does not wait; a clear cancels the raise still waiting and is not sent
+/// itself; after the window, one message per rule and account per hour.
+#[tokio::test]
+async fn quiet_hours_throttles_and_clears_on_the_users_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), "200");
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("k")).unwrap());
+    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
+    let prefs: Preferences = serde_json::from_value(json!({
+        "timezone": "Europe/Paris",
+        "quiet_hours": { "start": "22:00", "end": "07:00" },
+        "throttle_secs": { "webhook": 3600 },
+        "clears": ["webhook"],
+        "webhooks": [{ "id": "crm", "url": url, "secrets": [SECRET] }],
+    }))
+    .unwrap();
+    prefs.validate().unwrap();
+    store.put("u1", &prefs, 0).await.unwrap();
+    let clock = Arc::new(TestClock::at_ms(ms("2026-03-28T22:00:00Z"))); // 23:00 in Paris
+    let webhooks =
+        WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(store.clone(), true);
+    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
+    let notifier = Notifier::with_clock(ledger.clone(), channels, clock.clone()).with_preferences(store);
+    use {AlertKind as K, AlertState as S, Priority as P};
+    let crm = user_endpoint("u1", "crm");
+
+    let r = notifier.notify(&[on("acc-1", "drift-1", K::Drift, P::High, S::Raised)]).await.unwrap();
+    assert_eq!((r.delivered, r.deferred), (1, 1), "the inbox now, the webhook after the quiet hours: {r:?}");
+    assert_eq!(ledger.next_retry_at("drift-1", "webhook", &crm).await.unwrap(), Some(ms("2026-03-29T05:00:00Z")));
+    notifier.notify(&[on("acc-1", "var-1", K::VarBreach, P::High, S::Raised)]).await.unwrap();
+    clock.set_ms(ms("2026-03-29T01:30:00Z")); // 03:30 CEST
+    let r = notifier.notify(&[on("acc-1", "drift-2", K::Drift, P::High, S::Cleared)]).await.unwrap();
+    assert_eq!(r.suppressed, 2, "the waiting raise and its clear: {r:?}");
+    let why = ledger.suppressed("drift-1", "webhook", &crm).await.unwrap().unwrap();
+    assert!(why.contains("cancelled: the alert cleared (drift-2)"), "{why}");
+    let r = notifier.notify(&[on("acc-1", "dd-1", K::Drawdown, P::Critical, S::Raised)]).await.unwrap();
+    assert_eq!(r.delivered, 2, "critical alerts do not wait: {r:?}");
+    assert_eq!(receiver.requests().len(), 1);
+
+    clock.set_ms(ms("2026-03-29T04:59:59Z"));
+    assert_eq!(notifier.retry_due().await.unwrap().delivered, 0, "still quiet at 06:59:59 CEST");
+    clock.set_ms(ms("2026-03-29T05:00:00Z"));
+    assert_eq!(notifier.retry_due().await.unwrap().delivered, 1, "var-1 at 07:00 CEST");
+
+    clock.set_ms(ms("2026-03-29T05:10:00Z"));
+    let r = notifier.notify(&[on("acc-1", "var-2", K::VarBreach, P::High, S::Raised)]).await.unwrap();
+    assert_eq!((r.delivered, r.suppressed), (1, 1), "the inbox has it, the webhook is throttled: {r:?}");
+    let why = ledger.suppressed("var-2", "webhook", &crm).await.unwrap().unwrap();
+    assert!(why.contains("throttled") && why.contains("600 s before (one per 3600 s)"), "{why}");
+    let r = notifier.notify(&[on("acc-2", "var-3", K::VarBreach, P::High, S::Raised)]).await.unwrap();
+    assert_eq!(r.delivered, 2, "another account is another signal: {r:?}");
+    clock.set_ms(ms("2026-03-29T06:00:01Z"));
+    notifier.notify(&[on("acc-1", "var-4", K::VarBreach, P::High, S::Raised)]).await.unwrap();
+    let sent: Vec<String> = receiver.requests().iter().map(|r| r["alert_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(sent, ["dd-1", "var-1", "var-3", "var-4"]);
+    assert!(receiver.requests().iter().all(|r| r["verified"] == true));
 }

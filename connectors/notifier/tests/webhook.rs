@@ -6,11 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Receiver, SECRET};
+use common::{Receiver, TestClock, SECRET};
 
 use riskstream_notifier::{
     message_id, Clock, DeadLetterFilter, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig,
@@ -36,25 +35,16 @@ fn alert(id: &str) -> Alert {
     }
 }
 
-/// A wall clock the test moves: retries come when it says.
-struct TestClock(AtomicI64);
-
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 async fn webhook_notifier(dir: &Path, endpoints: Vec<WebhookConfig>) -> (Ledger, Notifier, Arc<TestClock>) {
     let ledger = Ledger::open(&dir.join("n.sqlite")).await.unwrap();
     let channel = WebhookChannel::new(endpoints, Duration::from_secs(5)).unwrap();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = Arc::new(TestClock::new());
     (ledger.clone(), Notifier::with_clock(ledger, vec![Arc::new(channel)], clock.clone()), clock)
 }
 
 /// Moves the clock past any first backoff and makes the due retries.
 async fn retry(notifier: &Notifier, clock: &TestClock) -> NotifyReport {
-    clock.0.fetch_add(60_000, Ordering::SeqCst);
+    clock.advance_ms(60_000);
     notifier.retry_due().await.unwrap()
 }
 
@@ -131,10 +121,10 @@ async fn too_many_requests_waits_as_long_as_retry_after_asks_and_private_targets
     // The first step of the schedule is 5 s (+-20%); the receiver asked for 120 s.
     let next = ledger.next_retry_at("b1", "webhook", "busy").await.unwrap().unwrap();
     assert_eq!(next - sent_at, 120_000);
-    clock.0.fetch_add(60_000, Ordering::SeqCst);
+    clock.advance_ms(60_000);
     assert_eq!(notifier.retry_due().await.unwrap(), NotifyReport::default(), "not before Retry-After");
     // Retry-After: 1 is under the second step (30 s +-20%): the schedule wins.
-    clock.0.fetch_add(60_001, Ordering::SeqCst);
+    clock.advance_ms(60_001);
     assert_eq!(notifier.retry_due().await.unwrap().retrying, 1);
     let wait = ledger.next_retry_at("b1", "webhook", "busy").await.unwrap().unwrap() - clock.now_ms();
     assert!((24_000..=36_000).contains(&wait), "{wait}");
@@ -173,4 +163,38 @@ fn endpoints_are_checked_when_the_channel_is_made() {
     };
     let error = WebhookChannel::new(vec![unlimited], Duration::from_secs(1)).err().unwrap();
     assert!(error.contains("rate_limit must be at least 1"), "{error}");
+}
+
+/// An operator's endpoint gets every alert: a clear does not cancel the raise it
+/// ends while that raise waits for a retry (a person's channel would cancel both).
+#[tokio::test]
+async fn a_clear_does_not_cancel_a_retry_to_an_operators_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), "503,200");
+    let (ledger, notifier, clock) = webhook_notifier(dir.path(), vec![receiver.endpoint("ops", true)]).await;
+    assert_eq!(notifier.notify(&[alert("raise")]).await.unwrap().retrying, 1);
+    let clear = Alert { state: AlertState::Cleared, ..alert("clear") };
+    let report = notifier.notify(&[clear]).await.unwrap();
+    assert_eq!((report.delivered, report.suppressed), (1, 0), "{report:?}");
+    assert_eq!(retry(&notifier, &clock).await.delivered, 1, "the raise is still retried");
+    assert_eq!(ledger.delivery_count().await.unwrap(), 2);
+}
+
+/// https endpoints are reachable: the client speaks TLS (a closed port answers
+/// "connection refused", where a client without TLS refuses the scheme).
+#[tokio::test]
+async fn https_endpoints_are_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = WebhookConfig {
+        id: "tls".into(),
+        url: format!("https://127.0.0.1:{closed}/hooks"),
+        secrets: vec![SECRET.into()],
+        allow_private: true,
+        rate_limit: None,
+    };
+    let (ledger, notifier, _) = webhook_notifier(dir.path(), vec![endpoint]).await;
+    assert_eq!(notifier.notify(&[alert("a1")]).await.unwrap().retrying, 1);
+    let error = ledger.attempts("a1").await.unwrap()[0].error.clone().unwrap();
+    assert!(error.to_lowercase().contains("connection refused"), "{error}");
 }

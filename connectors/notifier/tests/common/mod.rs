@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use riskstream_notifier::WebhookConfig;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use riskstream_notifier::{Clock, WebhookConfig};
 use serde_json::Value;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -66,5 +68,37 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A wall clock the test moves: retries, quiet hours and throttles follow it.
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn at_ms(ms: i64) -> TestClock {
+        TestClock(AtomicI64::new(ms))
+    }
+
+    /// 2023-11-14T22:13:20Z, an arbitrary fixed start.
+    pub fn new() -> TestClock {
+        Self::at_ms(1_700_000_000_000)
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    pub fn advance_secs(&self, secs: i64) {
+        self.advance_ms(secs * 1_000);
+    }
+
+    pub fn set_ms(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
     }
 }

@@ -11,7 +11,8 @@ use riskstream_connectors::AlertSink;
 use riskstream_engine::api::AppState;
 use riskstream_engine::EngineConfig;
 use riskstream_notifier::{
-    Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierSink, PreferenceStore, WebhookChannel,
+    Channel, EmailChannel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierSink, PreferenceStore,
+    WebhookChannel,
 };
 
 pub(super) fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
@@ -31,7 +32,12 @@ fn notifier(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<Notifier> {
     let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?
         .with_user_endpoints(prefs.clone(), cfg.notifier.user_webhooks_allow_private);
-    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
+    let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
+    if let Some(email) = &cfg.notifier.email {
+        let email = EmailChannel::new(email, prefs.clone(), Duration::from_secs(30))
+            .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
+        channels.push(Arc::new(email));
+    }
     let disable_after_ms = i64::from(cfg.notifier.disable_endpoint_after_hours) * 3_600_000;
     Ok(Notifier::new(ledger, channels).disable_after_ms(disable_after_ms).with_preferences(prefs))
 }

@@ -1,0 +1,151 @@
+//! `EmailChannel` against a real SMTP server on 127.0.0.1 (aiosmtpd from PyPI,
+//! tests/smtp.py), which parses each message with Python's own e-mail package: the
+//! recipient from the user's sealed preferences, the subject, both bodies with the
+//! numbers, the account and the links, a Message-ID stable per alert and user.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use riskstream_notifier::{
+    message_id, Channel, EmailChannel, EmailConfig, Ledger, Notifier, NotifierKey, PreferenceStore, Preferences,
+};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use serde_json::{json, Value};
+
+struct Smtp {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path) -> Smtp {
+        let (log, port_file) = (dir.join("mail.log"), dir.join("smtp.port"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .args([log.to_str().unwrap(), port_file.to_str().unwrap()])
+            .spawn()
+            .expect("python3 runs the SMTP server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
+                break port;
+            }
+            assert!(Instant::now() < deadline, "the SMTP server did not start (is aiosmtpd installed?)");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Smtp { child, port, log }
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alert(id: &str, user: &str, state: AlertState) -> Alert {
+    Alert {
+        alert_id: id.to_string(),
+        kind: AlertKind::Drift,
+        state,
+        priority: Priority::High,
+        account_id: "acc-<7>".into(),
+        user_id: user.into(),
+        ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap(),
+        caused_by: RecordRef { shard: 0, seq: 7 },
+        rule: "drift".into(),
+        value: "0.3125".parse().unwrap(),
+        threshold: "0.25".parse().unwrap(),
+        message: "VTI is 31.25% from its 20% target & outside its band".into(),
+        details: None,
+    }
+}
+
+#[tokio::test]
+async fn an_alert_is_mailed_to_the_users_address_with_both_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path());
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("k")).unwrap());
+    let prefs: Preferences =
+        serde_json::from_value(json!({ "email": "ann@example.com", "clears": ["email"] })).unwrap();
+    prefs.validate().unwrap();
+    store.put("u1", &prefs, 0).await.unwrap();
+    let config = EmailConfig {
+        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
+        from: "riskstream <alerts@riskstream.example>".into(),
+        link_base: "https://risk.example.com/".into(),
+    };
+    let email = EmailChannel::new(&config, store.clone(), Duration::from_secs(5)).unwrap();
+    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email)];
+    let notifier = Notifier::new(ledger.clone(), channels).with_preferences(store);
+
+    let report =
+        notifier.notify(&[alert("a1", "u1", AlertState::Raised), alert("b1", "u2", AlertState::Raised)]).await.unwrap();
+    assert_eq!(report.delivered, 1, "u2 has no address: no mail ({report:?})");
+    notifier.notify(&[alert("a2", "u1", AlertState::Cleared)]).await.unwrap();
+    assert_eq!(notifier.notify(&[alert("a1", "u1", AlertState::Raised)]).await.unwrap().already, 1);
+
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 2, "{mail:?}");
+    let m = &mail[0];
+    assert_eq!(m["envelope_to"], json!(["ann@example.com"]));
+    assert_eq!(m["to"], "ann@example.com");
+    assert_eq!(m["from"], "riskstream <alerts@riskstream.example>");
+    assert_eq!(m["subject"], "[riskstream] HIGH Portfolio drift: account acc-<7>");
+    assert_eq!(m["content_type"], "multipart/alternative");
+    assert_eq!(m["message_id"], format!("<{}@riskstream>", message_id("a1", "u/u1")));
+    let text = m["text"].as_str().unwrap();
+    for needle in [
+        "Portfolio drift on account acc-<7> (raised, HIGH priority)",
+        "VTI is 31.25% from its 20% target & outside its band",
+        "Largest drift from target: 0.3125",
+        "Band: 0.25",
+        "At: 2026-01-05T14:30:00Z",
+        "The account: https://risk.example.com/v1/accounts/acc-<7>",
+        "Why it fired: https://risk.example.com/v1/alerts/a1/explain",
+    ] {
+        assert!(text.contains(needle), "plain body lacks {needle:?}:\n{text}");
+    }
+    let html = m["html"].as_str().unwrap();
+    for needle in [
+        "<h2>Portfolio drift on account acc-&lt;7&gt;</h2>",
+        "31.25% from its 20% target &amp; outside its band",
+        "<td>0.3125</td>",
+        "<a href=\"https://risk.example.com/v1/alerts/a1/explain\">Why it fired</a>",
+    ] {
+        assert!(html.contains(needle), "HTML body lacks {needle:?}:\n{html}");
+    }
+    assert_eq!(mail[1]["subject"], "[riskstream] Cleared: HIGH Portfolio drift: account acc-<7>");
+}
+
+#[test]
+fn the_config_is_checked_naming_the_field() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = rt.block_on(Ledger::open(&dir.path().join("n.sqlite"))).unwrap();
+    let store = PreferenceStore::new(ledger, NotifierKey::load_or_create(&dir.path().join("k")).unwrap());
+    let with = |url: &str, from: &str| {
+        let config = EmailConfig { smtp_url: url.into(), from: from.into(), link_base: "https://x.example".into() };
+        let _guard = rt.enter();
+        EmailChannel::new(&config, store.clone(), Duration::from_secs(1)).err()
+    };
+    assert!(with("http://mail.example", "a@b.example").unwrap().contains("expected smtp or smtps"));
+    assert!(with("smtp://mail.example", "not an address").unwrap().contains("email.from"));
+    assert!(with("smtps://mail.example:465", "riskstream <a@b.example>").is_none());
+    let bad: Preferences = serde_json::from_value(json!({ "email": "ann-at-example.com" })).unwrap();
+    assert!(bad.validate().unwrap_err().contains("email: `ann-at-example.com` is not an e-mail address"));
+}
