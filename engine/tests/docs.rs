@@ -162,6 +162,24 @@ fn wait_for_inbox(base: &str, user: &str) {
     }
 }
 
+/// The demo's local receiver got the alerts, signed: every signature checks, and
+/// the secret is where the answer says.
+fn demo_webhooks_verify(base: &str, demo_dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = curl(&format!("{base}/v1/demo/webhook")).unwrap();
+        if got["received"].as_u64().unwrap() > 0 {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "no alert reached the demo's webhook receiver: {got}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(got["verified"], got["received"], "{got}");
+    assert!(got["last"][0]["alert_id"].is_string() && got["last"][0]["verified"] == true, "{got}");
+    let secret = std::fs::read_to_string(demo_dir.join("demo-webhook.secret")).unwrap();
+    assert!(secret.starts_with("whsec_") && got["how_to_verify"].as_str().unwrap().contains("demo-webhook.secret"));
+}
+
 struct Walkthrough {
     work: PathBuf,
     demo_dir: PathBuf,
@@ -236,6 +254,7 @@ fn every_readme_command_runs() {
     )
     .unwrap();
     wait_for_inbox(&base, "usr-000001");
+    demo_webhooks_verify(&base, &demo_dir);
     let alerts = curl(&format!("{base}/v1/alerts?since=0&limit=1")).unwrap();
     let alert_id = alerts["alerts"][0]["alert_id"].as_str().expect("the demo raised an alert").to_string();
     let mut walk = Walkthrough { work, demo_dir: demo_dir.clone(), own_dir: tmp.path().join("own"), base, alert_id };

@@ -70,7 +70,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 300)]
     pub bar_secs: i64,
     /// Do not start the notifier (it delivers alerts to the simulated users' in-app
-    /// inboxes, GET /v1/users/{id}/inbox).
+    /// inboxes, GET /v1/users/{id}/inbox, and posts every alert, signed, to a local
+    /// webhook receiver, GET /v1/demo/webhook).
     #[arg(long)]
     pub no_notifier: bool,
     /// Alert lines printed per second at most (the rest are counted). Alerts raised
@@ -145,11 +146,21 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     cfg.notifier.enabled &= !args.no_notifier;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // A receiver of the demo's own, so a new user sees signed webhooks delivered.
+    let receiver = match cfg.notifier.enabled {
+        true => {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let (endpoint, route) = super::demo_receiver::start(&rt, &cfg.data_dir)?;
+            cfg.notifier.webhooks.push(endpoint);
+            route
+        }
+        false => axum::Router::new(),
+    };
     let routes = super::notifier::start(&cfg, &rt, &mut sinks)?;
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());
-    let extra = routes.mount(Arc::clone(&app));
+    let extra = routes.mount(Arc::clone(&app)).merge(receiver);
     let listener = rt.block_on(runtime::bind(args.listen))?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -271,6 +282,9 @@ fn banner(args: &DemoArgs, addr: SocketAddr, dir: &Path, notifier: bool) {
     if notifier {
         eprintln!("  inbox      curl http://{addr}/v1/users/usr-000001/inbox   (alerts delivered in-app, read them:");
         eprintln!("             curl -X POST http://{addr}/v1/users/usr-000001/inbox/<alert_id>/read)");
+        eprintln!(
+            "  webhooks   curl http://{addr}/v1/demo/webhook   (every alert POSTed, signed, to a local receiver)"
+        );
     }
     eprintln!(
         "  stop with Ctrl-C{}",

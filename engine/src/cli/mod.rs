@@ -2,6 +2,7 @@
 
 mod audit;
 mod demo;
+mod demo_receiver;
 mod notifier;
 mod offline;
 mod produce;
