@@ -139,6 +139,11 @@ impl Metrics {
             .collect()
     }
 
+    /// The registry, for components that count into the same `/metrics` (the notifier).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -305,6 +305,17 @@ fn a_configured_webhook_receives_every_alert_signed_once() {
     let retried: Vec<Value> = received().into_iter().filter(|r| r["id"] == first["id"]).collect();
     assert_eq!(retried.len(), 2, "the failed delivery was retried once, under the same webhook-id");
     assert!(received().iter().position(|r| r["status"] == 200).unwrap() == 1, "the next alerts did not wait");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", run.base)).unwrap().text().unwrap();
+    let line = |name: &str| {
+        metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}:\n{metrics}")).to_string()
+    };
+    assert_eq!(
+        line("riskstream_notifier_delivered_total{channel=\"webhook\"}"),
+        format!("riskstream_notifier_delivered_total{{channel=\"webhook\"}} {}", expected.len())
+    );
+    assert!(line("riskstream_notifier_failures_total{channel=\"webhook\",outcome=\"retry\"}").ends_with(" 1"));
+    assert!(line("riskstream_notifier_delivery_latency_seconds_count{channel=\"webhook\"}")
+        .ends_with(&format!(" {}", expected.len())));
     run.kill();
     // After a SIGKILL and a restart, nothing is sent again.
     let run = Run::start_with(&data, &["--config", config.to_str().unwrap()]);

@@ -38,13 +38,16 @@ pub struct Due {
     pub alert: Alert,
     /// Attempts made before this round of retries.
     pub round_base: i64,
+    /// When the notifier took the alert (none in rows from before it was kept).
+    pub taken_at_ms: Option<i64>,
 }
 
 /// What follows a try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Try again at `at_ms`; `round_base` attempts came before this round.
-    Retry { at_ms: i64, round_base: i64 },
+    /// Try again at `at_ms`; `round_base` attempts came before this round; the
+    /// notifier took the alert at `taken_at_ms`.
+    Retry { at_ms: i64, round_base: i64, taken_at_ms: i64 },
     /// Delivered, or given up: out of the retry queue.
     Done,
 }
@@ -202,7 +205,7 @@ impl Ledger {
     /// Retries due at `now_ms`, soonest first.
     pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<Due>, NotifierError> {
         let rows = sqlx::query(
-            "SELECT channel, endpoint, alert, round_base FROM pending WHERE next_at_ms <= ? \
+            "SELECT channel, endpoint, alert, round_base, taken_at_ms FROM pending WHERE next_at_ms <= ? \
              ORDER BY next_at_ms LIMIT ?",
         )
         .bind(now_ms)
@@ -216,6 +219,7 @@ impl Ledger {
                     endpoint: r.try_get("endpoint")?,
                     alert: parse_alert(r.try_get("alert")?)?,
                     round_base: r.try_get("round_base")?,
+                    taken_at_ms: r.try_get("taken_at_ms")?,
                 })
             })
             .collect()
@@ -297,10 +301,10 @@ impl Ledger {
         }
         let key = [&attempt.alert_id, &attempt.channel, &attempt.endpoint];
         match next {
-            Next::Retry { at_ms, round_base } => {
+            Next::Retry { at_ms, round_base, taken_at_ms } => {
                 sqlx::query(
-                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?) \
+                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
                 )
                 .bind(key[0])
@@ -310,6 +314,7 @@ impl Ledger {
                 .bind(at_ms)
                 .bind(round_base)
                 .bind(alert_key(alert))
+                .bind(taken_at_ms)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -406,10 +411,11 @@ impl Ledger {
         endpoint: &str,
         at_ms: i64,
         round_base: i64,
+        taken_at_ms: i64,
     ) -> Result<(), NotifierError> {
         sqlx::query(
-            "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
         )
         .bind(&alert.alert_id)
@@ -419,6 +425,7 @@ impl Ledger {
         .bind(at_ms)
         .bind(round_base)
         .bind(alert_key(alert))
+        .bind(taken_at_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -579,10 +586,11 @@ impl Ledger {
             let (alert_id, channel, endpoint): (String, String, String) =
                 (key.try_get("alert_id")?, key.try_get("channel")?, key.try_get("endpoint")?);
             sqlx::query(
-                "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base) \
-                 SELECT alert_id, channel, endpoint, alert, ?, attempts FROM dead_letters \
+                "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, taken_at_ms) \
+                 SELECT alert_id, channel, endpoint, alert, ?, attempts, ? FROM dead_letters \
                  WHERE alert_id = ? AND channel = ? AND endpoint = ? ON CONFLICT DO NOTHING",
             )
+            .bind(now_ms)
             .bind(now_ms)
             .bind(&alert_id)
             .bind(&channel)

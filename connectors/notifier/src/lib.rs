@@ -12,6 +12,7 @@ mod email;
 mod error;
 mod inbox;
 mod ledger;
+mod metrics;
 mod notifier;
 mod preferences;
 mod sink;
@@ -23,6 +24,7 @@ pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
 pub use ledger::{Attempt, DeadLetter, DeadLetterFilter, Due, EndpointHealth, Health, Ledger, Next};
+pub use metrics::NotifierMetrics;
 pub use notifier::{
     Clock, Notifier, NotifyReport, SystemClock, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,
 };

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::channel::{Channel, ChannelError};
 use crate::error::NotifierError;
 use crate::ledger::{Attempt, Health, Ledger, Next};
+use crate::metrics::NotifierMetrics;
 use crate::preferences::{PreferenceStore, Preferences};
 
 /// Seconds before each retry, after attempts 1, 2, ...: about four hours in all,
@@ -69,6 +70,17 @@ pub struct Notifier {
     buckets: Mutex<HashMap<(String, String), Bucket>>,
     /// Users' preferences; without them every user has the defaults.
     preferences: Option<PreferenceStore>,
+    metrics: NotifierMetrics,
+}
+
+/// One delivery to make: an alert to an endpoint, in a round of retries.
+struct Job<'a> {
+    alert: &'a Alert,
+    endpoint: &'a str,
+    /// Attempts made before this round.
+    round_base: i64,
+    /// When the notifier took the alert.
+    taken_at_ms: i64,
 }
 
 /// Up to `rate` tokens, refilled at `rate` a second.
@@ -106,7 +118,14 @@ impl Notifier {
             disable_after_ms: DISABLE_AFTER_MS,
             buckets: Mutex::default(),
             preferences: None,
+            metrics: NotifierMetrics::unregistered(),
         }
+    }
+
+    /// Counts into `metrics` (registered in the process's registry).
+    pub fn with_metrics(mut self, metrics: NotifierMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Routes each alert by its user's preferences.
@@ -130,6 +149,7 @@ impl Notifier {
     pub async fn notify(&self, alerts: &[Alert]) -> Result<NotifyReport, NotifierError> {
         let mut report = NotifyReport::default();
         let mut preferences: HashMap<String, Preferences> = HashMap::new();
+        let taken_at_ms = self.clock.now_ms();
         for alert in alerts {
             let prefs = self.preferences_of(&alert.user_id, &mut preferences).await?;
             let cancelled = match alert.state {
@@ -137,6 +157,9 @@ impl Notifier {
                 AlertState::Raised => Vec::new(),
             };
             report.suppressed += cancelled.len();
+            for (channel, _) in &cancelled {
+                self.metrics.suppressed.with_label_values(&[channel.as_str(), "cancelled"]).inc();
+            }
             for channel in &self.channels {
                 for endpoint in channel.endpoints(alert, prefs) {
                     let name = channel.name();
@@ -147,10 +170,12 @@ impl Notifier {
                     if cancelled.iter().any(|(c, e)| c == name && *e == endpoint) {
                         let reason = "suppressed: the raise it ends was never sent";
                         self.ledger.suppress(&alert.alert_id, name, &endpoint, self.clock.now_ms(), reason).await?;
+                        self.metrics.suppressed.with_label_values(&[name, "cancelled"]).inc();
                         report.suppressed += 1;
                         continue;
                     }
-                    self.deliver_one(channel.as_ref(), alert, &endpoint, 0, prefs, &mut report).await?;
+                    let job = Job { alert, endpoint: &endpoint, round_base: 0, taken_at_ms };
+                    self.deliver_one(channel.as_ref(), job, prefs, &mut report).await?;
                 }
             }
         }
@@ -202,7 +227,9 @@ impl Notifier {
                 continue;
             };
             let prefs = self.preferences_of(&due.alert.user_id, &mut preferences).await?;
-            self.deliver_one(channel.as_ref(), &due.alert, &due.endpoint, due.round_base, prefs, &mut report).await?;
+            let taken_at_ms = due.taken_at_ms.unwrap_or_else(|| self.clock.now_ms());
+            let job = Job { alert: &due.alert, endpoint: &due.endpoint, round_base: due.round_base, taken_at_ms };
+            self.deliver_one(channel.as_ref(), job, prefs, &mut report).await?;
         }
         Ok(report)
     }
@@ -210,23 +237,24 @@ impl Notifier {
     async fn deliver_one(
         &self,
         channel: &dyn Channel,
-        alert: &Alert,
-        endpoint: &str,
-        round_base: i64,
+        job: Job<'_>,
         prefs: &Preferences,
         report: &mut NotifyReport,
     ) -> Result<(), NotifierError> {
+        let Job { alert, endpoint, round_base, taken_at_ms } = job;
         let name = channel.name();
         if let Some(reason) = self.ledger.disabled(name, endpoint).await? {
             let reason = format!("not sent: the endpoint is disabled ({reason}); enable it, then re-drive");
             self.settle_unsent(name, endpoint, alert, reason).await?;
+            self.metrics.failures.with_label_values(&[name, "dead_letter"]).inc();
             report.failed += 1;
             return Ok(());
         }
         let now_ms = self.clock.now_ms();
         if channel.follows_preferences(endpoint) {
             if let Some(until) = prefs.quiet_until(name, alert, now_ms) {
-                self.ledger.defer(alert, name, endpoint, until, round_base).await?;
+                self.ledger.defer(alert, name, endpoint, until, round_base, taken_at_ms).await?;
+                self.metrics.deferred.with_label_values(&[name, "quiet_hours"]).inc();
                 report.deferred += 1;
                 return Ok(());
             }
@@ -241,6 +269,7 @@ impl Notifier {
                         window / 1_000
                     );
                     self.ledger.suppress(&alert.alert_id, name, endpoint, now_ms, &reason).await?;
+                    self.metrics.suppressed.with_label_values(&[name, "throttle"]).inc();
                     report.suppressed += 1;
                     return Ok(());
                 }
@@ -248,7 +277,8 @@ impl Notifier {
         }
         if let Some(wait_ms) = self.throttle(name, endpoint, channel.rate_limit(endpoint)) {
             let at_ms = self.clock.now_ms() + wait_ms;
-            self.ledger.defer(alert, name, endpoint, at_ms, round_base).await?;
+            self.ledger.defer(alert, name, endpoint, at_ms, round_base, taken_at_ms).await?;
+            self.metrics.deferred.with_label_values(&[name, "rate_limit"]).inc();
             report.deferred += 1;
             return Ok(());
         }
@@ -275,7 +305,7 @@ impl Notifier {
                 // Never sooner than the schedule nor than the receiver asked.
                 let wait =
                     backoff_ms(&alert.alert_id, endpoint, tries).max(after_ms.unwrap_or(0).min(MAX_RETRY_AFTER_MS));
-                Next::Retry { at_ms: attempt.at_ms + wait, round_base }
+                Next::Retry { at_ms: attempt.at_ms + wait, round_base, taken_at_ms }
             }
             _ => Next::Done,
         };
@@ -287,6 +317,7 @@ impl Notifier {
             Err(_) => Health::Failing { disable_after_ms: self.disable_after_ms },
         };
         if self.ledger.record(&attempt, alert, next, health).await? {
+            self.metrics.disabled.with_label_values(&[name]).inc();
             tracing::error!(
                 channel = name,
                 endpoint,
@@ -295,12 +326,19 @@ impl Notifier {
             );
         }
         match (outcome, next) {
-            (Ok(()), _) => report.delivered += 1,
+            (Ok(()), _) => {
+                let latency_ms = (attempt.at_ms - taken_at_ms).max(0) as f64 + attempt.latency_us as f64 / 1_000.0;
+                self.metrics.latency.with_label_values(&[name]).observe(latency_ms / 1_000.0);
+                self.metrics.delivered.with_label_values(&[name]).inc();
+                report.delivered += 1;
+            }
             (Err(reason), Next::Retry { at_ms, .. }) => {
+                self.metrics.failures.with_label_values(&[name, "retry"]).inc();
                 tracing::info!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, retry_at_ms = at_ms, %reason, "delivery failed, will retry");
                 report.retrying += 1;
             }
             (Err(reason), Next::Done) => {
+                self.metrics.failures.with_label_values(&[name, "dead_letter"]).inc();
                 tracing::warn!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, %reason, "delivery given up");
                 report.failed += 1;
             }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{Receiver, TestClock, SECRET};
 use riskstream_notifier::{
-    message_id, user_endpoint, Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, PreferenceStore,
-    Preferences, WebhookChannel,
+    message_id, user_endpoint, Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierMetrics,
+    PreferenceStore, Preferences, WebhookChannel,
 };
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::json;
@@ -141,7 +141,11 @@ async fn quiet_hours_throttles_and_clears_on_the_users_clock() {
     let webhooks =
         WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(store.clone(), true);
     let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
-    let notifier = Notifier::with_clock(ledger.clone(), channels, clock.clone()).with_preferences(store);
+    let registry = prometheus::Registry::new();
+    let metrics = NotifierMetrics::register(&registry).unwrap();
+    let notifier = Notifier::with_clock(ledger.clone(), channels, clock.clone())
+        .with_preferences(store)
+        .with_metrics(metrics.clone());
     use {AlertKind as K, AlertState as S, Priority as P};
     let crm = user_endpoint("u1", "crm");
 
@@ -175,4 +179,13 @@ async fn quiet_hours_throttles_and_clears_on_the_users_clock() {
     let sent: Vec<String> = receiver.requests().iter().map(|r| r["alert_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(sent, ["dd-1", "var-1", "var-3", "var-4"]);
     assert!(receiver.requests().iter().all(|r| r["verified"] == true));
+    let count = |c: &prometheus::IntCounterVec, labels: &[&str]| c.with_label_values(labels).get();
+    assert_eq!(count(&metrics.deferred, &["webhook", "quiet_hours"]), 2);
+    assert_eq!(count(&metrics.suppressed, &["webhook", "cancelled"]), 2, "the waiting raise and its clear");
+    assert_eq!(count(&metrics.suppressed, &["webhook", "throttle"]), 1);
+    assert_eq!(count(&metrics.delivered, &["webhook"]), 4);
+    // var-1 waited in the quiet hours from 22:00 UTC to 05:00 UTC: seven hours.
+    let webhook = metrics.latency.with_label_values(&["webhook"]);
+    assert_eq!(webhook.get_sample_count(), 4);
+    assert!(webhook.get_sample_sum() >= 7.0 * 3_600.0, "{}", webhook.get_sample_sum());
 }

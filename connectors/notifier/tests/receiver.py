@@ -3,17 +3,20 @@ Standard Webhooks reference library (`standardwebhooks` from PyPI, an implementa
 independent of ours), answers with the next status of its script, and logs one JSON
 line per request.
 
-usage: receiver.py SECRET STATUSES LOG PORT_FILE
+usage: receiver.py SECRET STATUSES LOG PORT_FILE [DELAY_MS]
   STATUSES: e.g. 500,200 (the last repeats); 429/120 answers 429 with Retry-After: 120
-  (a bare 429 says Retry-After: 1).
+  (a bare 429 says Retry-After: 1). DELAY_MS: wait that long before answering, so a
+  delivery is in flight when a test kills the notifier.
 """
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from standardwebhooks import Webhook
 
 secret, statuses, log_path, port_path = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4]
+delay = int(sys.argv[5]) / 1000 if len(sys.argv) > 5 else 0
 webhook = Webhook(secret)
 seen = 0
 
@@ -30,6 +33,7 @@ class Receiver(BaseHTTPRequestHandler):
             verified = str(e)
         status, _, retry_after = statuses[min(seen, len(statuses) - 1)].partition("/")
         status = int(status)
+        time.sleep(delay)
         seen += 1
         line = {"id": headers.get("webhook-id"), "verified": verified, "status": status,
                 "alert_id": json.loads(body).get("alert_id")}

@@ -156,7 +156,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         false => axum::Router::new(),
     };
-    let routes = super::notifier::start(&cfg, &rt, &mut sinks)?;
+    let routes = super::notifier::start(&cfg, &rt, &mut sinks, engine.metrics().registry())?;
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());

@@ -82,7 +82,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sinks.push(Box::new(AlertLogSink::open(cfg.data_dir.join("alerts.jsonl"))?));
     }
     let rt = tokio::runtime::Runtime::new()?;
-    let routes = super::notifier::start(&cfg, &rt, &mut sinks)?;
+    let routes = super::notifier::start(&cfg, &rt, &mut sinks, engine.metrics().registry())?;
     let (wake, outbox) = runtime::start_outbox(Arc::clone(engine.store()), sinks, Arc::clone(engine.metrics()));
     let app = AppState::new(engine, Some(wake));
     app.set_admin_token(cfg.api.admin_token.clone());

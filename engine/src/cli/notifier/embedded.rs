@@ -11,8 +11,8 @@ use riskstream_connectors::AlertSink;
 use riskstream_engine::api::AppState;
 use riskstream_engine::EngineConfig;
 use riskstream_notifier::{
-    Channel, EmailChannel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierSink, PreferenceStore,
-    WebhookChannel,
+    Channel, EmailChannel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierMetrics, NotifierSink,
+    PreferenceStore, WebhookChannel,
 };
 
 pub(super) fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
@@ -27,7 +27,7 @@ fn preferences(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<PreferenceS
     Ok(PreferenceStore::new(ledger, key))
 }
 
-fn notifier(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<Notifier> {
+fn notifier(cfg: &EngineConfig, ledger: Ledger, metrics: &NotifierMetrics) -> anyhow::Result<Notifier> {
     let prefs = preferences(cfg, ledger.clone())?;
     let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?
@@ -39,7 +39,10 @@ fn notifier(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<Notifier> {
         channels.push(Arc::new(email));
     }
     let disable_after_ms = i64::from(cfg.notifier.disable_endpoint_after_hours) * 3_600_000;
-    Ok(Notifier::new(ledger, channels).disable_after_ms(disable_after_ms).with_preferences(prefs))
+    Ok(Notifier::new(ledger, channels)
+        .disable_after_ms(disable_after_ms)
+        .with_preferences(prefs)
+        .with_metrics(metrics.clone()))
 }
 
 /// The notifier's routes for the API: the inbox, and the operators' routes that
@@ -72,11 +75,13 @@ pub fn start(
     cfg: &EngineConfig,
     rt: &tokio::runtime::Runtime,
     sinks: &mut Vec<Box<dyn AlertSink>>,
+    registry: &prometheus::Registry,
 ) -> anyhow::Result<Routes> {
     if !cfg.notifier.enabled {
         return Ok(Routes::default());
     }
-    sinks.push(sink(cfg)?);
+    let metrics = NotifierMetrics::register(registry).context("cannot register the notifier's metrics")?;
+    sinks.push(sink(cfg, &metrics)?);
     let ledger = open(cfg, rt)?;
     let prefs = preferences(cfg, ledger.clone())?;
     let admin = riskstream_notifier::admin_router(ledger.clone(), prefs.clone());
@@ -85,18 +90,18 @@ pub fn start(
 
 /// The notifier's sink for the outbox (the outbox thread is not async: the sink
 /// drives its deliveries on a runtime of its own), and the retry thread.
-fn sink(cfg: &EngineConfig) -> anyhow::Result<Box<dyn AlertSink>> {
+fn sink(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Result<Box<dyn AlertSink>> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let ledger = open(cfg, &runtime)?;
-    let sink = NotifierSink::new(Arc::new(notifier(cfg, ledger)?), runtime);
-    spawn_retries(cfg)?;
+    let sink = NotifierSink::new(Arc::new(notifier(cfg, ledger, metrics)?), runtime);
+    spawn_retries(cfg, metrics)?;
     Ok(Box::new(sink))
 }
 
 /// Makes the retries that fall due, every second, for the life of the process.
-fn spawn_retries(cfg: &EngineConfig) -> anyhow::Result<()> {
+fn spawn_retries(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let retries = notifier(cfg, open(cfg, &runtime)?)?;
+    let retries = notifier(cfg, open(cfg, &runtime)?, metrics)?;
     std::thread::Builder::new().name("notifier-retry".into()).spawn(move || loop {
         std::thread::sleep(Duration::from_secs(1));
         if let Err(e) = runtime.block_on(retries.retry_due()) {
