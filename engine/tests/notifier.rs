@@ -141,11 +141,16 @@ fn post_workload(run: &Run) {
 /// Starts connectors/notifier/tests/receiver.py answering `statuses`: the child,
 /// its port and its request log.
 fn start_receiver(dir: &Path, secret: &str, statuses: &str) -> (Child, u16, std::path::PathBuf) {
+    start_slow_receiver(dir, secret, statuses, 0)
+}
+
+/// The same, answering each request after `delay_ms`.
+fn start_slow_receiver(dir: &Path, secret: &str, statuses: &str, delay_ms: u64) -> (Child, u16, std::path::PathBuf) {
     let (log, port_file) = (dir.join("hooks.log"), dir.join("port"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/notifier/tests/receiver.py");
     let receiver = Command::new("python3")
         .arg(script)
-        .args([secret, statuses, log.to_str().unwrap(), port_file.to_str().unwrap()])
+        .args([secret, statuses, log.to_str().unwrap(), port_file.to_str().unwrap(), &delay_ms.to_string()])
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -419,4 +424,82 @@ fn a_users_preferences_route_their_alerts_to_their_webhook_until_the_user_is_era
     run.kill();
     let _ = receiver.kill();
     let _ = receiver.wait();
+}
+
+/// The notifier SIGKILLed mid-delivery, again and again (the receiver answers each
+/// request after 40 ms, so a kill lands while deliveries are in flight): no alert is
+/// lost, each is re-sent at most once per kill and always under its first
+/// webhook-id, and the ledger holds one success per alert and endpoint.
+#[test]
+fn killed_mid_delivery_again_and_again_the_notifier_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (mut receiver, port, log) = start_slow_receiver(dir.path(), secret, "200", 40);
+    let config = dir.path().join("rs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notifier]\n[[notifier.webhooks]]\nid = \"ops\"\nurl = \"http://127.0.0.1:{port}/hooks\"\n\
+             secrets = [\"{secret}\"]\nallow_private = true\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = ["--config", config.to_str().unwrap()];
+    let mut run = Run::start_with(&data, &args);
+    post_workload(&run);
+    let alerts = run.get("/v1/alerts?since=0&limit=10000");
+    let mut expected: Vec<String> =
+        alerts["alerts"].as_array().unwrap().iter().map(|a| a["alert_id"].as_str().unwrap().to_string()).collect();
+    expected.sort();
+    assert!(expected.len() >= 20, "enough alerts to be mid-delivery when killed: {}", expected.len());
+    let kills = 6;
+    let mut seen_at_kill = Vec::new();
+    for k in 0..kills {
+        std::thread::sleep(Duration::from_millis(150 + 60 * k));
+        seen_at_kill.push(requests(&log).len());
+        run.kill();
+        run = Run::start_with(&data, &args);
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let received = || {
+        let mut ids: Vec<String> = requests(&log).iter().map(|r| r["alert_id"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    while received() != expected {
+        assert!(Instant::now() < deadline, "{} of {} alerts arrived", received().len(), expected.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    run.kill();
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    assert!(
+        seen_at_kill.iter().any(|n| *n > 0 && *n < expected.len()),
+        "at least one kill landed mid-delivery: {seen_at_kill:?} of {}",
+        expected.len()
+    );
+
+    let requests = requests(&log);
+    assert!(requests.iter().all(|r| r["verified"] == true));
+    let mut per_alert: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in &requests {
+        per_alert.entry(r["alert_id"].as_str().unwrap()).or_default().push(r["id"].as_str().unwrap());
+    }
+    for (alert, ids) in &per_alert {
+        assert!(ids.len() <= 1 + kills as usize, "{alert} sent {} times over {kills} kills", ids.len());
+        assert!(ids.iter().all(|id| *id == ids[0]), "{alert}: one webhook-id for every send: {ids:?}");
+    }
+    let resent = requests.len() - expected.len();
+    assert!(resent <= kills as usize, "at most one re-send per kill: {resent} re-sends over {kills} kills");
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ledger = rt.block_on(riskstream_notifier::Ledger::open(&data.join("notifier.sqlite"))).unwrap();
+    for id in &expected {
+        let attempts = rt.block_on(ledger.attempts(id)).unwrap();
+        let ok = attempts.iter().filter(|a| a.ok && a.channel == "webhook" && a.endpoint == "ops").count();
+        assert_eq!(ok, 1, "{id}: one success recorded: {attempts:?}");
+    }
 }
