@@ -15,6 +15,7 @@
 //! instances instead (see `kafka.rs`).
 
 mod kafka;
+mod notifier;
 mod queries;
 
 use std::sync::Arc;
@@ -105,6 +106,13 @@ struct Args {
     /// `GET /v1/accounts/{id}` at this many queries/s over HTTP.
     #[arg(long)]
     query_rate: Option<f64>,
+    /// Measure the notifier instead: this many webhook deliveries unpaced, then
+    /// latency at --notifier-rate (see notifier.rs).
+    #[arg(long)]
+    notifier: Option<u64>,
+    /// Alerts/s offered in the notifier's latency run (for 10 s).
+    #[arg(long, default_value_t = 1_000.0)]
+    notifier_rate: f64,
     /// Distributed mode: the instance counts to measure, one run each.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     instances: Vec<usize>,
@@ -422,6 +430,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(dir) = &args.reopen_only {
         return reopen_only(dir, args.shards);
+    }
+    if let Some(alerts) = args.notifier {
+        return notifier::run(alerts, args.notifier_rate, 100);
     }
     println!(
         "workload: {} accounts x {} positions over {} symbols, {} shards, batch {}, one account event per {} ticks, seed {}, offered rate {}, {}",
