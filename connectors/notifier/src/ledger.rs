@@ -42,6 +42,19 @@ pub struct Due {
     pub taken_at_ms: Option<i64>,
 }
 
+/// What the ledger says of one delivery before it is made ([`Ledger::delivery_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryState {
+    /// Delivered, given up, suppressed, or waiting in the retry queue.
+    pub settled_or_waiting: bool,
+    /// Why its endpoint is disabled, if it is.
+    pub disabled: Option<String>,
+    /// Tries so far (the next one's number is this plus one).
+    pub attempts: i64,
+    /// When the endpoint last got a message of the alert's signal.
+    pub last_sent_ms: Option<i64>,
+}
+
 /// What follows a try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -171,35 +184,38 @@ impl Ledger {
         &self.pool
     }
 
-    /// Whether the alert's delivery on this channel to this endpoint is settled
-    /// (delivered, or given up for good) or waiting for a retry.
-    pub async fn settled_or_pending(
+    /// Everything a delivery decision reads, in one round trip: whether it is
+    /// settled or waiting, whether its endpoint is disabled, the tries so far, and
+    /// when the endpoint last got a message of the alert's signal.
+    pub async fn delivery_state(
         &self,
-        alert_id: &str,
+        alert: &Alert,
         channel: &str,
         endpoint: &str,
-    ) -> Result<bool, NotifierError> {
+    ) -> Result<DeliveryState, NotifierError> {
         let row = sqlx::query(
-            "SELECT 1 FROM deliveries WHERE alert_id = ? AND channel = ? AND endpoint = ? \
-             UNION ALL SELECT 1 FROM attempts WHERE alert_id = ? AND channel = ? AND endpoint = ? AND given_up \
-             UNION ALL SELECT 1 FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ? \
-             UNION ALL SELECT 1 FROM suppressed WHERE alert_id = ? AND channel = ? AND endpoint = ?",
+            "SELECT \
+               EXISTS (SELECT 1 FROM deliveries WHERE alert_id = ?1 AND channel = ?2 AND endpoint = ?3) \
+               OR EXISTS (SELECT 1 FROM attempts WHERE alert_id = ?1 AND channel = ?2 AND endpoint = ?3 AND given_up) \
+               OR EXISTS (SELECT 1 FROM pending WHERE alert_id = ?1 AND channel = ?2 AND endpoint = ?3) \
+               OR EXISTS (SELECT 1 FROM suppressed WHERE alert_id = ?1 AND channel = ?2 AND endpoint = ?3) AS settled, \
+               (SELECT COALESCE(reason, '') FROM endpoints WHERE channel = ?2 AND endpoint = ?3 \
+                  AND disabled_at_ms IS NOT NULL) AS disabled, \
+               (SELECT COUNT(*) FROM attempts WHERE alert_id = ?1 AND channel = ?2 AND endpoint = ?3) AS attempts, \
+               (SELECT last_ms FROM throttles WHERE channel = ?2 AND endpoint = ?3 AND alert_key = ?4) AS last_sent",
         )
-        .bind(alert_id)
+        .bind(&alert.alert_id)
         .bind(channel)
         .bind(endpoint)
-        .bind(alert_id)
-        .bind(channel)
-        .bind(endpoint)
-        .bind(alert_id)
-        .bind(channel)
-        .bind(endpoint)
-        .bind(alert_id)
-        .bind(channel)
-        .bind(endpoint)
-        .fetch_optional(&self.pool)
+        .bind(alert_key(alert))
+        .fetch_one(&self.pool)
         .await?;
-        Ok(row.is_some())
+        Ok(DeliveryState {
+            settled_or_waiting: row.try_get("settled")?,
+            disabled: row.try_get("disabled")?,
+            attempts: row.try_get("attempts")?,
+            last_sent_ms: row.try_get("last_sent")?,
+        })
     }
 
     /// Retries due at `now_ms`, soonest first.
@@ -478,17 +494,6 @@ impl Ledger {
         Ok(row.map(|r| r.try_get("reason")).transpose()?)
     }
 
-    /// When the endpoint was last sent a message of the alert's signal (account and rule).
-    pub async fn last_sent(&self, alert: &Alert, channel: &str, endpoint: &str) -> Result<Option<i64>, NotifierError> {
-        let row = sqlx::query("SELECT last_ms FROM throttles WHERE channel = ? AND endpoint = ? AND alert_key = ?")
-            .bind(channel)
-            .bind(endpoint)
-            .bind(alert_key(alert))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get("last_ms")).transpose()?)
-    }
-
     /// The deliveries of the clear's signal (its account and rule) still waiting, in
     /// quiet hours or for a retry: (alert_id, channel, endpoint).
     pub async fn waiting_of_signal(&self, clear: &Alert) -> Result<Vec<(String, String, String)>, NotifierError> {
@@ -498,18 +503,6 @@ impl Ledger {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((r.try_get("alert_id")?, r.try_get("channel")?, r.try_get("endpoint")?))).collect()
-    }
-
-    /// Why the endpoint is disabled, if it is.
-    pub async fn disabled(&self, channel: &str, endpoint: &str) -> Result<Option<String>, NotifierError> {
-        let row = sqlx::query(
-            "SELECT reason FROM endpoints WHERE channel = ? AND endpoint = ? AND disabled_at_ms IS NOT NULL",
-        )
-        .bind(channel)
-        .bind(endpoint)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.try_get::<Option<String>, _>("reason")).transpose()?.map(Option::unwrap_or_default))
     }
 
     /// Every endpoint that has failed or been disabled, by channel and endpoint.

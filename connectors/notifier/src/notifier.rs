@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::channel::{Channel, ChannelError};
 use crate::error::NotifierError;
-use crate::ledger::{Attempt, Health, Ledger, Next};
+use crate::ledger::{Attempt, DeliveryState, Health, Ledger, Next};
 use crate::metrics::NotifierMetrics;
 use crate::preferences::{PreferenceStore, Preferences};
 
@@ -163,7 +163,8 @@ impl Notifier {
             for channel in &self.channels {
                 for endpoint in channel.endpoints(alert, prefs) {
                     let name = channel.name();
-                    if self.ledger.settled_or_pending(&alert.alert_id, name, &endpoint).await? {
+                    let state = self.ledger.delivery_state(alert, name, &endpoint).await?;
+                    if state.settled_or_waiting {
                         report.already += 1;
                         continue;
                     }
@@ -175,7 +176,7 @@ impl Notifier {
                         continue;
                     }
                     let job = Job { alert, endpoint: &endpoint, round_base: 0, taken_at_ms };
-                    self.deliver_one(channel.as_ref(), job, prefs, &mut report).await?;
+                    self.deliver_one(channel.as_ref(), job, state, prefs, &mut report).await?;
                 }
             }
         }
@@ -229,7 +230,8 @@ impl Notifier {
             let prefs = self.preferences_of(&due.alert.user_id, &mut preferences).await?;
             let taken_at_ms = due.taken_at_ms.unwrap_or_else(|| self.clock.now_ms());
             let job = Job { alert: &due.alert, endpoint: &due.endpoint, round_base: due.round_base, taken_at_ms };
-            self.deliver_one(channel.as_ref(), job, prefs, &mut report).await?;
+            let state = self.ledger.delivery_state(&due.alert, &due.channel, &due.endpoint).await?;
+            self.deliver_one(channel.as_ref(), job, state, prefs, &mut report).await?;
         }
         Ok(report)
     }
@@ -238,12 +240,13 @@ impl Notifier {
         &self,
         channel: &dyn Channel,
         job: Job<'_>,
+        state: DeliveryState,
         prefs: &Preferences,
         report: &mut NotifyReport,
     ) -> Result<(), NotifierError> {
         let Job { alert, endpoint, round_base, taken_at_ms } = job;
         let name = channel.name();
-        if let Some(reason) = self.ledger.disabled(name, endpoint).await? {
+        if let Some(reason) = &state.disabled {
             let reason = format!("not sent: the endpoint is disabled ({reason}); enable it, then re-drive");
             self.settle_unsent(name, endpoint, alert, reason).await?;
             self.metrics.failures.with_label_values(&[name, "dead_letter"]).inc();
@@ -259,8 +262,7 @@ impl Notifier {
                 return Ok(());
             }
             if let Some(window) = prefs.throttle_ms(name) {
-                if let Some(last) = self.ledger.last_sent(alert, name, endpoint).await?.filter(|l| now_ms - l < window)
-                {
+                if let Some(last) = state.last_sent_ms.filter(|l| now_ms - l < window) {
                     let reason = format!(
                         "throttled: a message of rule `{}` for account `{}` went {} s before (one per {} s)",
                         alert.rule,
@@ -282,7 +284,7 @@ impl Notifier {
             report.deferred += 1;
             return Ok(());
         }
-        let number = self.ledger.attempt_count(&alert.alert_id, name, endpoint).await? + 1;
+        let number = state.attempts + 1;
         let started = Instant::now();
         let outcome = channel.deliver(alert, endpoint).await;
         let last_try = number - round_base > RETRY_AFTER_SECS.len() as i64;
