@@ -168,6 +168,17 @@ fn requests(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// A config file with one operator webhook, `ops`, at the receiver on `port`.
+fn ops_webhook_config(dir: &Path, port: u16, secret: &str) -> std::path::PathBuf {
+    let config = dir.join("rs.toml");
+    let toml = format!(
+        "[notifier]\n[[notifier.webhooks]]\nid = \"ops\"\nurl = \"http://127.0.0.1:{port}/hooks\"\n\
+         secrets = [\"{secret}\"]\nallow_private = true\n"
+    );
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
 /// `riskstream notifier ...` on a data dir: exit code, stdout, stderr.
 fn notifier_cli(data: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_riskstream"))
@@ -191,15 +202,7 @@ fn a_gone_webhook_is_disabled_and_its_dead_letters_re_driven_by_the_operator() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let token = "0123456789abcdef0123456789abcdef";
     let (mut receiver, port, log) = start_receiver(dir.path(), secret, "410,200");
-    let config = dir.path().join("rs.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[notifier]\n[[notifier.webhooks]]\nid = \"ops\"\nurl = \"http://127.0.0.1:{port}/hooks\"\n\
-             secrets = [\"{secret}\"]\nallow_private = true\n"
-        ),
-    )
-    .unwrap();
+    let config = ops_webhook_config(dir.path(), port, secret);
     let data = dir.path().join("data");
     let run = Run::start_with(&data, &["--config", config.to_str().unwrap(), "--admin-token", token]);
     post_workload(&run);
@@ -280,15 +283,7 @@ fn a_configured_webhook_receives_every_alert_signed_once() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (mut receiver, port, log) = start_receiver(dir.path(), secret, "503,200");
-    let config = dir.path().join("rs.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[notifier]\n[[notifier.webhooks]]\nid = \"ops\"\nurl = \"http://127.0.0.1:{port}/hooks\"\n\
-             secrets = [\"{secret}\"]\nallow_private = true\n"
-        ),
-    )
-    .unwrap();
+    let config = ops_webhook_config(dir.path(), port, secret);
     let data = dir.path().join("data");
     let run = Run::start_with(&data, &["--config", config.to_str().unwrap()]);
     post_workload(&run);
@@ -435,15 +430,7 @@ fn killed_mid_delivery_again_and_again_the_notifier_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (mut receiver, port, log) = start_slow_receiver(dir.path(), secret, "200", 40);
-    let config = dir.path().join("rs.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[notifier]\n[[notifier.webhooks]]\nid = \"ops\"\nurl = \"http://127.0.0.1:{port}/hooks\"\n\
-             secrets = [\"{secret}\"]\nallow_private = true\n"
-        ),
-    )
-    .unwrap();
+    let config = ops_webhook_config(dir.path(), port, secret);
     let data = dir.path().join("data");
     let args = ["--config", config.to_str().unwrap()];
     let mut run = Run::start_with(&data, &args);

@@ -16,7 +16,7 @@ use crate::error::NotifierError;
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// One try to deliver an alert on a channel to an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Attempt {
     pub alert_id: String,
     pub channel: String,
@@ -79,7 +79,7 @@ pub enum Health {
 }
 
 /// An endpoint that failed or was disabled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct EndpointHealth {
     pub channel: String,
     pub endpoint: String,
@@ -507,23 +507,13 @@ impl Ledger {
 
     /// Every endpoint that has failed or been disabled, by channel and endpoint.
     pub async fn endpoints(&self) -> Result<Vec<EndpointHealth>, NotifierError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as(
             "SELECT channel, endpoint, failing_since_ms, disabled_at_ms, reason FROM endpoints \
              ORDER BY channel, endpoint",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EndpointHealth {
-                    channel: r.try_get("channel")?,
-                    endpoint: r.try_get("endpoint")?,
-                    failing_since_ms: r.try_get("failing_since_ms")?,
-                    disabled_at_ms: r.try_get("disabled_at_ms")?,
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     /// Enables a disabled endpoint (its failures forgotten); false when it was not
@@ -614,28 +604,14 @@ impl Ledger {
 
     /// Every attempt of an alert, oldest first.
     pub async fn attempts(&self, alert_id: &str) -> Result<Vec<Attempt>, NotifierError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as(
             "SELECT alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up FROM attempts \
              WHERE alert_id = ? ORDER BY channel, endpoint, attempt",
         )
         .bind(alert_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Attempt {
-                    alert_id: r.try_get("alert_id")?,
-                    channel: r.try_get("channel")?,
-                    endpoint: r.try_get("endpoint")?,
-                    attempt: r.try_get("attempt")?,
-                    at_ms: r.try_get("at_ms")?,
-                    ok: r.try_get("ok")?,
-                    latency_us: r.try_get("latency_us")?,
-                    error: r.try_get("error")?,
-                    given_up: r.try_get("given_up")?,
-                })
-            })
-            .collect()
+        Ok(rows)
     }
 
     /// Successful deliveries recorded, over all alerts.

@@ -3,15 +3,17 @@
 //! recipient from the user's sealed preferences, the subject, both bodies with the
 //! numbers, the account and the links, a Message-ID stable per alert and user.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use riskstream_notifier::{
     message_id, Channel, EmailChannel, EmailConfig, Ledger, Notifier, NotifierKey, PreferenceStore, Preferences,
 };
-use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use riskstream_schemas::{Alert, AlertKind, AlertState};
 use serde_json::{json, Value};
 
 struct Smtp {
@@ -23,20 +25,7 @@ struct Smtp {
 impl Smtp {
     fn start(dir: &Path) -> Smtp {
         let (log, port_file) = (dir.join("mail.log"), dir.join("smtp.port"));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .args([log.to_str().unwrap(), port_file.to_str().unwrap()])
-            .spawn()
-            .expect("python3 runs the SMTP server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
-                break port;
-            }
-            assert!(Instant::now() < deadline, "the SMTP server did not start (is aiosmtpd installed?)");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (child, port) = common::spawn_python("smtp.py", &[log.to_str().unwrap()], &port_file);
         Smtp { child, port, log }
     }
 
@@ -58,19 +47,15 @@ impl Drop for Smtp {
 
 fn alert(id: &str, user: &str, state: AlertState) -> Alert {
     Alert {
-        alert_id: id.to_string(),
         kind: AlertKind::Drift,
         state,
-        priority: Priority::High,
         account_id: "acc-<7>".into(),
         user_id: user.into(),
-        ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap(),
-        caused_by: RecordRef { shard: 0, seq: 7 },
         rule: "drift".into(),
         value: "0.3125".parse().unwrap(),
         threshold: "0.25".parse().unwrap(),
         message: "VTI is 31.25% from its 20% target & outside its band".into(),
-        details: None,
+        ..common::alert(id)
     }
 }
 

@@ -13,25 +13,11 @@ use riskstream_notifier::{
     message_id, user_endpoint, Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierMetrics,
     PreferenceStore, Preferences, WebhookChannel,
 };
-use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Timestamp};
 use serde_json::json;
 
 fn alert(id: &str, kind: AlertKind, priority: Priority, state: AlertState) -> Alert {
-    Alert {
-        alert_id: id.to_string(),
-        kind,
-        state,
-        priority,
-        account_id: "acc-1".into(),
-        user_id: "u1".into(),
-        ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap(),
-        caused_by: RecordRef { shard: 0, seq: 3 },
-        rule: kind.as_str().into(),
-        value: "0.31".parse().unwrap(),
-        threshold: "0.25".parse().unwrap(),
-        message: format!("alert {id}"),
-        details: None,
-    }
+    Alert { kind, priority, state, rule: kind.as_str().into(), ..common::alert(id) }
 }
 
 #[tokio::test]

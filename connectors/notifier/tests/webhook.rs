@@ -9,31 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Receiver, TestClock, SECRET};
+use common::{alert, Receiver, TestClock, SECRET};
 
 use riskstream_notifier::{
     message_id, Clock, DeadLetterFilter, Ledger, Notifier, NotifyReport, WebhookChannel, WebhookConfig,
 };
-use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
+use riskstream_schemas::{Alert, AlertState};
 use serde_json::Value;
-
-fn alert(id: &str) -> Alert {
-    Alert {
-        alert_id: id.to_string(),
-        kind: AlertKind::MarketMove,
-        state: AlertState::Raised,
-        priority: Priority::High,
-        account_id: "acc-1".into(),
-        user_id: "u1".into(),
-        ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap(),
-        caused_by: RecordRef { shard: 0, seq: 7 },
-        rule: "market_move".into(),
-        value: "-0.12".parse().unwrap(),
-        threshold: "0.10".parse().unwrap(),
-        message: "VTI moved -12.00% against the previous close".into(),
-        details: None,
-    }
-}
 
 async fn webhook_notifier(dir: &Path, endpoints: Vec<WebhookConfig>) -> (Ledger, Notifier, Arc<TestClock>) {
     let ledger = Ledger::open(&dir.join("n.sqlite")).await.unwrap();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use riskstream_notifier::{Clock, WebhookConfig};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use serde_json::Value;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -28,20 +29,7 @@ impl Receiver {
     pub fn start(dir: &Path, statuses: &str) -> Receiver {
         let name = statuses.replace('/', "_");
         let (log, port_file) = (dir.join(format!("log-{name}")), dir.join(format!("port-{name}")));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/receiver.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .args([SECRET, statuses, log.to_str().unwrap(), port_file.to_str().unwrap()])
-            .spawn()
-            .expect("python3 runs the receiver");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse().ok()) {
-                break port;
-            }
-            assert!(Instant::now() < deadline, "the receiver did not start (is standardwebhooks installed?)");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (child, port) = spawn_python("receiver.py", &[SECRET, statuses, log.to_str().unwrap()], &port_file);
         Receiver { child, port, log }
     }
 
@@ -68,6 +56,52 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs tests/`script` with `args` and the path of the file it writes its port to;
+/// waits for the port.
+/// The caller owns the child (its `Drop` kills and waits for it).
+#[allow(clippy::zombie_processes)]
+pub fn spawn_python(script: &str, args: &[&str], port_file: &Path) -> (Child, u16) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let mut child = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .arg(port_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 runs {script}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(port) = std::fs::read_to_string(port_file).ok().and_then(|p| p.trim().parse().ok()) {
+            return (child, port);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{script} did not start (are standardwebhooks and aiosmtpd installed? deploy/dev/install-test-brokers.sh)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An alert for the tests to vary with `..alert(id)`: a high market move of
+/// account acc-1, user u1.
+pub fn alert(id: &str) -> Alert {
+    Alert {
+        alert_id: id.to_string(),
+        kind: AlertKind::MarketMove,
+        state: AlertState::Raised,
+        priority: Priority::High,
+        account_id: "acc-1".into(),
+        user_id: "u1".into(),
+        ts: Timestamp::parse("2026-01-05T14:30:00Z").unwrap(),
+        caused_by: RecordRef { shard: 0, seq: 7 },
+        rule: "market_move".into(),
+        value: "-0.12".parse().unwrap(),
+        threshold: "0.10".parse().unwrap(),
+        message: "VTI moved -12.00% against the previous close".into(),
+        details: None,
     }
 }
 
