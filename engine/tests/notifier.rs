@@ -227,6 +227,11 @@ fn a_gone_webhook_is_disabled_and_its_dead_letters_re_driven_by_the_operator() {
     let unsent =
         dead.iter().filter(|d| d["reason"].as_str().unwrap().starts_with("not sent: the endpoint is disabled"));
     assert_eq!(unsent.count(), expected.len() - 1, "{dead:?}");
+    let health = run.get("/v1/notifier/health");
+    assert_eq!(
+        (health["dead_letters"].as_u64(), health["disabled_endpoints"].as_u64()),
+        (Some(expected.len() as u64), Some(1))
+    );
     let (_, out, _) = notifier_cli(&data, &["endpoints"]);
     assert!(out.starts_with("webhook/ops  disabled since ") && out.contains("410"), "{out}");
 

@@ -18,9 +18,10 @@ use crate::ledger::{DeadLetter, DeadLetterFilter, EndpointHealth, Ledger};
 use crate::preferences::{PreferenceStore, Preferences};
 
 /// `GET /v1/users/{id}/inbox`, `POST /v1/users/{id}/inbox/{alert_id}/read` and
-/// `.../archive`.
+/// `.../archive`; and `GET /v1/notifier/health`.
 pub fn router(inbox: Inbox) -> Router {
     Router::new()
+        .route("/v1/notifier/health", get(get_health))
         .route("/v1/users/{id}/inbox", get(get_inbox))
         .route("/v1/users/{id}/inbox/{alert_id}/read", post(post_read))
         .route("/v1/users/{id}/inbox/{alert_id}/archive", post(post_archive))
@@ -171,6 +172,18 @@ async fn post_enable(
         return Err(ApiError::NotFound(format!("endpoint `{endpoint}` of channel `{channel}` is not disabled")));
     }
     Ok(Json(json!({ "channel": channel, "endpoint": endpoint, "enabled": true })))
+}
+
+/// Whether the ledger answers, with its backlog in numbers (no personal data): 200
+/// with `status: ok`, or 503 naming what failed.
+async fn get_health(State(inbox): State<Inbox>) -> Result<Json<serde_json::Value>, ApiError> {
+    let health = inbox.ledger().health().await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "pending": health.pending,
+        "dead_letters": health.dead_letters,
+        "disabled_endpoints": health.disabled_endpoints,
+    })))
 }
 
 #[derive(Deserialize)]

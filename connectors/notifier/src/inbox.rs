@@ -38,6 +38,10 @@ impl Inbox {
         Inbox { ledger }
     }
 
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
     /// The newest `limit` messages (archived ones only when asked), and the count
     /// of unread, unarchived ones.
     pub async fn page(&self, user_id: &str, limit: i64, archived: bool) -> Result<InboxPage, NotifierError> {

@@ -90,6 +90,14 @@ pub struct EndpointHealth {
     pub reason: Option<String>,
 }
 
+/// What [`Ledger::health`] counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LedgerHealth {
+    pub pending: i64,
+    pub dead_letters: i64,
+    pub disabled_endpoints: i64,
+}
+
 /// A delivery given up, kept for an operator to re-drive.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetter {
@@ -612,6 +620,17 @@ impl Ledger {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
+    }
+
+    /// The ledger's state in numbers, for health checks: deliveries waiting for a
+    /// retry, dead letters, disabled endpoints.
+    pub async fn health(&self) -> Result<LedgerHealth, NotifierError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM pending) AS pending, (SELECT COUNT(*) FROM dead_letters) AS dead_letters, \
+             (SELECT COUNT(*) FROM endpoints WHERE disabled_at_ms IS NOT NULL) AS disabled_endpoints",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Successful deliveries recorded, over all alerts.

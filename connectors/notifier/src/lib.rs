@@ -23,7 +23,7 @@ pub use channel::{BoxFuture, Channel, ChannelError};
 pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
-pub use ledger::{Attempt, DeadLetter, DeadLetterFilter, Due, EndpointHealth, Health, Ledger, Next};
+pub use ledger::{Attempt, DeadLetter, DeadLetterFilter, Due, EndpointHealth, Health, Ledger, LedgerHealth, Next};
 pub use metrics::NotifierMetrics;
 pub use notifier::{
     Clock, Notifier, NotifyReport, SystemClock, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,

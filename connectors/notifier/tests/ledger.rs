@@ -364,4 +364,7 @@ async fn the_inbox_routes_list_mark_read_and_archive() {
     assert!(missing["error"].as_str().unwrap().contains("`u2`"), "{missing}");
     let (_, other) = get("/v1/users/nobody/inbox".into()).await;
     assert_eq!((other["unread"].clone(), other["items"].as_array().unwrap().len()), (0.into(), 0));
+    let (status, health) = get("/v1/notifier/health".into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(health, serde_json::json!({"status": "ok", "pending": 0, "dead_letters": 0, "disabled_endpoints": 0}));
 }
