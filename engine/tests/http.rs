@@ -371,6 +371,13 @@ async fn assert_health_metrics_and_docs(server: &Server) {
         "/v1/openapi.json",
         "/healthz",
         "/metrics",
+        // The notifier's, served beside the API when it runs.
+        "/v1/users/{id}/inbox",
+        "/v1/users/{id}/preferences",
+        "/v1/notifier/dead-letters",
+        "/v1/notifier/dead-letters/redrive",
+        "/v1/notifier/endpoints",
+        "/v1/notifier/health",
     ];
     for route in routes {
         assert!(openapi["paths"].get(route).is_some(), "openapi.json lacks {route}");
