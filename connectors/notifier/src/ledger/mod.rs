@@ -1,17 +1,24 @@
 //! The delivery ledger through sqlx: what was tried, when, and the one success per
-//! (alert, channel, endpoint). A SQLite file by default; the migrations are plain
-//! SQL that PostgreSQL also runs.
+//! (alert, channel, endpoint), the retry queue, and what was decided against. A
+//! SQLite file by default; the migrations are plain SQL that PostgreSQL also runs.
+//! Dead letters and endpoint health are in their own files.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use riskstream_schemas::Alert;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::error::NotifierError;
+
+mod dead_letters;
+mod endpoints;
+
+pub use dead_letters::{DeadLetter, DeadLetterFilter};
+pub use endpoints::{EndpointHealth, LedgerHealth};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -78,80 +85,6 @@ pub enum Health {
     Disable(String),
 }
 
-/// An endpoint that failed or was disabled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct EndpointHealth {
-    pub channel: String,
-    pub endpoint: String,
-    /// When its current streak of failures began (none: its last try passed).
-    pub failing_since_ms: Option<i64>,
-    /// When it was disabled (none: it is enabled).
-    pub disabled_at_ms: Option<i64>,
-    pub reason: Option<String>,
-}
-
-/// What [`Ledger::health`] counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct LedgerHealth {
-    pub pending: i64,
-    pub dead_letters: i64,
-    pub disabled_endpoints: i64,
-}
-
-/// A delivery given up, kept for an operator to re-drive.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeadLetter {
-    pub alert_id: String,
-    pub channel: String,
-    pub endpoint: String,
-    pub user_id: String,
-    pub failed_at_ms: i64,
-    pub attempts: i64,
-    pub reason: String,
-    pub alert: Alert,
-}
-
-/// Which dead letters: every field narrows; none matches them all.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeadLetterFilter {
-    pub alert_id: Option<String>,
-    pub channel: Option<String>,
-    pub endpoint: Option<String>,
-    /// Failed at or after (milliseconds since the epoch).
-    pub from_ms: Option<i64>,
-    /// Failed before (milliseconds since the epoch).
-    pub to_ms: Option<i64>,
-    pub limit: Option<i64>,
-}
-
-/// The filter's conditions, in the order [`DeadLetterFilter::bind`] binds them (a
-/// macro, so the queries stay literals).
-macro_rules! dead_letter_where {
-    () => {
-        "(? IS NULL OR alert_id = ?) AND (? IS NULL OR channel = ?) AND (? IS NULL OR endpoint = ?) \
-         AND (? IS NULL OR failed_at_ms >= ?) AND (? IS NULL OR failed_at_ms < ?)"
-    };
-}
-
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
-
-impl DeadLetterFilter {
-    fn bind<'q>(&'q self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        query
-            .bind(&self.alert_id)
-            .bind(&self.alert_id)
-            .bind(&self.channel)
-            .bind(&self.channel)
-            .bind(&self.endpoint)
-            .bind(&self.endpoint)
-            .bind(self.from_ms)
-            .bind(self.from_ms)
-            .bind(self.to_ms)
-            .bind(self.to_ms)
-    }
-}
-
 /// The signal an alert belongs to, for the user: its account and rule.
 fn alert_key(alert: &Alert) -> String {
     format!("{}\u{1f}{}", alert.account_id, alert.rule)
@@ -163,6 +96,51 @@ fn alert_text(alert: &Alert) -> Result<String, NotifierError> {
 
 fn parse_alert(text: String) -> Result<Alert, NotifierError> {
     serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))
+}
+
+/// Puts a delivery in the retry queue, due at `at_ms`, or moves its next try there
+/// when it waits already.
+async fn queue(
+    conn: &mut SqliteConnection,
+    alert: &Alert,
+    channel: &str,
+    endpoint: &str,
+    at_ms: i64,
+    round_base: i64,
+    taken_at_ms: i64,
+) -> Result<(), NotifierError> {
+    sqlx::query(
+        "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
+    )
+    .bind(&alert.alert_id)
+    .bind(channel)
+    .bind(endpoint)
+    .bind(alert_text(alert)?)
+    .bind(at_ms)
+    .bind(round_base)
+    .bind(alert_key(alert))
+    .bind(taken_at_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes a delivery out of the retry queue.
+async fn unqueue(
+    conn: &mut SqliteConnection,
+    alert_id: &str,
+    channel: &str,
+    endpoint: &str,
+) -> Result<(), NotifierError> {
+    sqlx::query("DELETE FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+        .bind(alert_id)
+        .bind(channel)
+        .bind(endpoint)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -326,30 +304,9 @@ impl Ledger {
         let key = [&attempt.alert_id, &attempt.channel, &attempt.endpoint];
         match next {
             Next::Retry { at_ms, round_base, taken_at_ms } => {
-                sqlx::query(
-                    "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-                     ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
-                )
-                .bind(key[0])
-                .bind(key[1])
-                .bind(key[2])
-                .bind(alert_text(alert)?)
-                .bind(at_ms)
-                .bind(round_base)
-                .bind(alert_key(alert))
-                .bind(taken_at_ms)
-                .execute(&mut *tx)
-                .await?;
+                queue(&mut tx, alert, &attempt.channel, &attempt.endpoint, at_ms, round_base, taken_at_ms).await?;
             }
-            Next::Done => {
-                sqlx::query("DELETE FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
-                    .bind(key[0])
-                    .bind(key[1])
-                    .bind(key[2])
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            Next::Done => unqueue(&mut tx, key[0], key[1], key[2]).await?,
         }
         if attempt.given_up {
             sqlx::query(
@@ -437,22 +394,8 @@ impl Ledger {
         round_base: i64,
         taken_at_ms: i64,
     ) -> Result<(), NotifierError> {
-        sqlx::query(
-            "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms",
-        )
-        .bind(&alert.alert_id)
-        .bind(channel)
-        .bind(endpoint)
-        .bind(alert_text(alert)?)
-        .bind(at_ms)
-        .bind(round_base)
-        .bind(alert_key(alert))
-        .bind(taken_at_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        queue(&mut conn, alert, channel, endpoint, at_ms, round_base, taken_at_ms).await
     }
 
     /// Settles a delivery without sending it, saying why (a throttle, a cancelled
@@ -476,12 +419,7 @@ impl Ledger {
         .bind(reason)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
-            .bind(alert_id)
-            .bind(channel)
-            .bind(endpoint)
-            .execute(&mut *tx)
-            .await?;
+        unqueue(&mut tx, alert_id, channel, endpoint).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -513,92 +451,6 @@ impl Ledger {
         rows.iter().map(|r| Ok((r.try_get("alert_id")?, r.try_get("channel")?, r.try_get("endpoint")?))).collect()
     }
 
-    /// Every endpoint that has failed or been disabled, by channel and endpoint.
-    pub async fn endpoints(&self) -> Result<Vec<EndpointHealth>, NotifierError> {
-        let rows = sqlx::query_as(
-            "SELECT channel, endpoint, failing_since_ms, disabled_at_ms, reason FROM endpoints \
-             ORDER BY channel, endpoint",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
-    }
-
-    /// Enables a disabled endpoint (its failures forgotten); false when it was not
-    /// disabled. Deliveries given up meanwhile stay dead letters until re-driven.
-    pub async fn enable(&self, channel: &str, endpoint: &str) -> Result<bool, NotifierError> {
-        let done = sqlx::query(
-            "UPDATE endpoints SET disabled_at_ms = NULL, failing_since_ms = NULL, reason = NULL \
-             WHERE channel = ? AND endpoint = ? AND disabled_at_ms IS NOT NULL",
-        )
-        .bind(channel)
-        .bind(endpoint)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Dead letters matching `filter`, oldest failure first.
-    pub async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, NotifierError> {
-        let sql = concat!(
-            "SELECT alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason FROM dead_letters \
-             WHERE ",
-            dead_letter_where!(),
-            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
-        );
-        let rows = filter.bind(sqlx::query(sql)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeadLetter {
-                    alert_id: r.try_get("alert_id")?,
-                    channel: r.try_get("channel")?,
-                    endpoint: r.try_get("endpoint")?,
-                    user_id: r.try_get("user_id")?,
-                    failed_at_ms: r.try_get("failed_at_ms")?,
-                    attempts: r.try_get("attempts")?,
-                    reason: r.try_get("reason")?,
-                    alert: parse_alert(r.try_get("alert")?)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Moves the dead letters matching `filter` back to the retry queue, due at
-    /// `now_ms`, each with the whole backoff schedule ahead of it. Returns how many.
-    pub async fn redrive(&self, filter: &DeadLetterFilter, now_ms: i64) -> Result<u64, NotifierError> {
-        let mut tx = self.pool.begin().await?;
-        let chosen = concat!(
-            "SELECT alert_id, channel, endpoint FROM dead_letters WHERE ",
-            dead_letter_where!(),
-            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
-        );
-        let keys = filter.bind(sqlx::query(chosen)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&mut *tx).await?;
-        for key in &keys {
-            let (alert_id, channel, endpoint): (String, String, String) =
-                (key.try_get("alert_id")?, key.try_get("channel")?, key.try_get("endpoint")?);
-            sqlx::query(
-                "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, taken_at_ms) \
-                 SELECT alert_id, channel, endpoint, alert, ?, attempts, ? FROM dead_letters \
-                 WHERE alert_id = ? AND channel = ? AND endpoint = ? ON CONFLICT DO NOTHING",
-            )
-            .bind(now_ms)
-            .bind(now_ms)
-            .bind(&alert_id)
-            .bind(&channel)
-            .bind(&endpoint)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM dead_letters WHERE alert_id = ? AND channel = ? AND endpoint = ?")
-                .bind(&alert_id)
-                .bind(&channel)
-                .bind(&endpoint)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(keys.len() as u64)
-    }
-
     /// Tries made so far for the key (the next attempt's number is this plus one).
     pub async fn attempt_count(&self, alert_id: &str, channel: &str, endpoint: &str) -> Result<i64, NotifierError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM attempts WHERE alert_id = ? AND channel = ? AND endpoint = ?")
@@ -620,17 +472,6 @@ impl Ledger {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
-    }
-
-    /// The ledger's state in numbers, for health checks: deliveries waiting for a
-    /// retry, dead letters, disabled endpoints.
-    pub async fn health(&self) -> Result<LedgerHealth, NotifierError> {
-        Ok(sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM pending) AS pending, (SELECT COUNT(*) FROM dead_letters) AS dead_letters, \
-             (SELECT COUNT(*) FROM endpoints WHERE disabled_at_ms IS NOT NULL) AS disabled_endpoints",
-        )
-        .fetch_one(&self.pool)
-        .await?)
     }
 
     /// Successful deliveries recorded, over all alerts.

@@ -1,0 +1,116 @@
+//! Dead letters in the ledger: deliveries given up, listed by filter and re-driven
+//! into the retry queue.
+
+use riskstream_schemas::Alert;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{parse_alert, queue, Ledger};
+use crate::error::NotifierError;
+
+/// A delivery given up, kept for an operator to re-drive.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub alert_id: String,
+    pub channel: String,
+    pub endpoint: String,
+    pub user_id: String,
+    pub failed_at_ms: i64,
+    pub attempts: i64,
+    pub reason: String,
+    pub alert: Alert,
+}
+
+/// Which dead letters: every field narrows; none matches them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterFilter {
+    pub alert_id: Option<String>,
+    pub channel: Option<String>,
+    pub endpoint: Option<String>,
+    /// Failed at or after (milliseconds since the epoch).
+    pub from_ms: Option<i64>,
+    /// Failed before (milliseconds since the epoch).
+    pub to_ms: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+/// The filter's conditions, in the order [`DeadLetterFilter::bind`] binds them (a
+/// macro, so the queries stay literals).
+macro_rules! dead_letter_where {
+    () => {
+        "(? IS NULL OR alert_id = ?) AND (? IS NULL OR channel = ?) AND (? IS NULL OR endpoint = ?) \
+         AND (? IS NULL OR failed_at_ms >= ?) AND (? IS NULL OR failed_at_ms < ?)"
+    };
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl DeadLetterFilter {
+    fn bind<'q>(&'q self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
+        query
+            .bind(&self.alert_id)
+            .bind(&self.alert_id)
+            .bind(&self.channel)
+            .bind(&self.channel)
+            .bind(&self.endpoint)
+            .bind(&self.endpoint)
+            .bind(self.from_ms)
+            .bind(self.from_ms)
+            .bind(self.to_ms)
+            .bind(self.to_ms)
+    }
+}
+
+impl Ledger {
+    /// Dead letters matching `filter`, oldest failure first.
+    pub async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, NotifierError> {
+        let sql = concat!(
+            "SELECT alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason FROM dead_letters \
+             WHERE ",
+            dead_letter_where!(),
+            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
+        );
+        let rows = filter.bind(sqlx::query(sql)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    alert_id: r.try_get("alert_id")?,
+                    channel: r.try_get("channel")?,
+                    endpoint: r.try_get("endpoint")?,
+                    user_id: r.try_get("user_id")?,
+                    failed_at_ms: r.try_get("failed_at_ms")?,
+                    attempts: r.try_get("attempts")?,
+                    reason: r.try_get("reason")?,
+                    alert: parse_alert(r.try_get("alert")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves the dead letters matching `filter` back to the retry queue, due at
+    /// `now_ms`, each with the whole backoff schedule ahead of it. Returns how many.
+    pub async fn redrive(&self, filter: &DeadLetterFilter, now_ms: i64) -> Result<u64, NotifierError> {
+        let mut tx = self.pool.begin().await?;
+        let chosen = concat!(
+            "SELECT alert_id, channel, endpoint, alert, attempts FROM dead_letters WHERE ",
+            dead_letter_where!(),
+            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
+        );
+        let keys = filter.bind(sqlx::query(chosen)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&mut *tx).await?;
+        for key in &keys {
+            let (channel, endpoint): (String, String) = (key.try_get("channel")?, key.try_get("endpoint")?);
+            let alert = parse_alert(key.try_get("alert")?)?;
+            // The attempts so far become the new round's base: the whole schedule again.
+            queue(&mut tx, &alert, &channel, &endpoint, now_ms, key.try_get("attempts")?, now_ms).await?;
+            sqlx::query("DELETE FROM dead_letters WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+                .bind(&alert.alert_id)
+                .bind(&channel)
+                .bind(&endpoint)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(keys.len() as u64)
+    }
+}
