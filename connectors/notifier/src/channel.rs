@@ -43,9 +43,16 @@ pub trait Channel: Send + Sync {
     /// alert and the channel; empty when it does not take the alert.
     fn endpoints(&self, alert: &Alert, prefs: &Preferences) -> Vec<String>;
 
-    /// Delivers one alert to one endpoint. Delivering the same alert to the same
-    /// endpoint twice must be harmless to the receiver (an idempotency key).
-    fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>>;
+    /// Delivers one alert to one endpoint, given its user's preferences (read once
+    /// by the notifier; a user's own endpoints and addresses are in them).
+    /// Delivering the same alert to the same endpoint twice must be harmless to the
+    /// receiver (an idempotency key).
+    fn deliver<'a>(
+        &'a self,
+        alert: &'a Alert,
+        endpoint: &'a str,
+        prefs: &'a Preferences,
+    ) -> BoxFuture<'a, Result<(), ChannelError>>;
 
     /// Whether an endpoint that keeps failing is disabled (a receiver someone else
     /// runs); a channel writing to the notifier's own store never is.

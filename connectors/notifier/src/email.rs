@@ -15,7 +15,7 @@ use riskstream_schemas::{Alert, AlertKind, AlertState};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{BoxFuture, Channel, ChannelError};
-use crate::preferences::{PreferenceStore, Preferences};
+use crate::preferences::Preferences;
 use crate::webhook::message_id;
 
 /// `[notifier.email]`: the SMTP server and what the messages say they come from.
@@ -35,12 +35,11 @@ pub struct EmailChannel {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     link_base: String,
-    store: PreferenceStore,
 }
 
 impl EmailChannel {
     /// Checks the config; the error names the field.
-    pub fn new(config: &EmailConfig, store: PreferenceStore, timeout: Duration) -> Result<Self, String> {
+    pub fn new(config: &EmailConfig, timeout: Duration) -> Result<Self, String> {
         let url = reqwest::Url::parse(&config.smtp_url).map_err(|e| format!("email.smtp_url: {e}"))?;
         let host = url.host_str().ok_or("email.smtp_url: no host")?.to_string();
         let tls = |host: &str| TlsParameters::new(host.to_string()).map_err(|e| format!("email.smtp_url: TLS: {e}"));
@@ -63,7 +62,6 @@ impl EmailChannel {
             transport: builder.build(),
             from,
             link_base: config.link_base.trim_end_matches('/').to_string(),
-            store,
         })
     }
 
@@ -102,10 +100,14 @@ impl Channel for EmailChannel {
             .collect()
     }
 
-    fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(
+        &'a self,
+        alert: &'a Alert,
+        endpoint: &'a str,
+        prefs: &'a Preferences,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
-            let prefs = self.store.get(&alert.user_id).await.map_err(|e| ChannelError::retry(e.to_string()))?;
-            let Some(address) = prefs.and_then(|p| p.email) else {
+            let Some(address) = &prefs.email else {
                 return Err(ChannelError::Permanent(format!(
                     "user `{}` has no e-mail address any more",
                     alert.user_id

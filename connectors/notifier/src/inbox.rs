@@ -119,7 +119,12 @@ impl Channel for InAppChannel {
             .collect()
     }
 
-    fn deliver<'a>(&'a self, alert: &'a Alert, _endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(
+        &'a self,
+        alert: &'a Alert,
+        _endpoint: &'a str,
+        _prefs: &'a Preferences,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
             let text = serde_json::to_string(alert).map_err(|e| ChannelError::Permanent(e.to_string()))?;
             // The key (user, alert) makes a re-delivery after a crash a no-op.

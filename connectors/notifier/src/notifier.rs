@@ -286,7 +286,7 @@ impl Notifier {
         }
         let number = state.attempts + 1;
         let started = Instant::now();
-        let outcome = channel.deliver(alert, endpoint).await;
+        let outcome = channel.deliver(alert, endpoint, prefs).await;
         let last_try = number - round_base > RETRY_AFTER_SECS.len() as i64;
         let tries = number - round_base;
         let error = match &outcome {

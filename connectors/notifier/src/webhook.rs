@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::channel::{BoxFuture, Channel, ChannelError};
-use crate::preferences::{PreferenceStore, Preferences};
+use crate::preferences::Preferences;
 
 /// An endpoint's signing secret: `whsec_` + base64 of the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -92,15 +92,11 @@ fn parse_user_endpoint(endpoint: &str) -> Option<(&str, &str)> {
     endpoint.strip_prefix("u/")?.rsplit_once('/')
 }
 
-/// Users' own endpoints, read from their preferences.
-struct UserEndpoints {
-    store: PreferenceStore,
-    allow_private: bool,
-}
-
 pub struct WebhookChannel {
     endpoints: Vec<Endpoint>,
-    users: Option<UserEndpoints>,
+    /// Users' own endpoints (from their preferences) are delivered to, and whether
+    /// they may reach private addresses.
+    users: Option<bool>,
     /// Resolves through [`PublicOnlyResolver`]: for endpoints without allow_private.
     guarded: reqwest::Client,
     /// For endpoints that allow private addresses.
@@ -145,8 +141,8 @@ impl WebhookChannel {
 
     /// Also delivers to the webhooks users set in their preferences; `allow_private`
     /// lets those reach private addresses (tests, a private deployment).
-    pub fn with_user_endpoints(mut self, store: PreferenceStore, allow_private: bool) -> Self {
-        self.users = Some(UserEndpoints { store, allow_private });
+    pub fn with_user_endpoints(mut self, allow_private: bool) -> Self {
+        self.users = Some(allow_private);
         self
     }
 
@@ -154,20 +150,20 @@ impl WebhookChannel {
         self.endpoints.iter().find(|e| e.config.id == id)
     }
 
-    /// Where an endpoint id sends: URL, secrets, whether private addresses are allowed.
-    async fn target(&self, endpoint: &str) -> Result<(String, Vec<WebhookSecret>, bool), ChannelError> {
+    /// Where an endpoint id sends: URL, secrets, whether private addresses are
+    /// allowed. A user's endpoint is read from the user's preferences.
+    fn target(&self, endpoint: &str, prefs: &Preferences) -> Result<(String, Vec<WebhookSecret>, bool), ChannelError> {
         if let Some(e) = self.endpoint(endpoint) {
             return Ok((e.config.url.clone(), e.secrets.clone(), e.config.allow_private));
         }
         let gone = || ChannelError::Permanent(format!("no webhook endpoint `{endpoint}` is configured any more"));
-        let ((user, id), Some(users)) = (parse_user_endpoint(endpoint).ok_or_else(gone)?, &self.users) else {
+        let ((_, id), Some(allow_private)) = (parse_user_endpoint(endpoint).ok_or_else(gone)?, self.users) else {
             return Err(gone());
         };
-        let prefs = users.store.get(user).await.map_err(|e| ChannelError::retry(e.to_string()))?.ok_or_else(gone)?;
-        let hook = prefs.webhooks.into_iter().find(|h| h.id == id).ok_or_else(gone)?;
+        let hook = prefs.webhooks.iter().find(|h| h.id == id).ok_or_else(gone)?;
         let secrets =
             hook.secrets.iter().map(|s| s.parse()).collect::<Result<Vec<_>, _>>().map_err(ChannelError::Permanent)?;
-        Ok((hook.url, secrets, users.allow_private))
+        Ok((hook.url.clone(), secrets, allow_private))
     }
 }
 
@@ -298,9 +294,14 @@ impl Channel for WebhookChannel {
         self.endpoint(endpoint).and_then(|e| e.config.rate_limit)
     }
 
-    fn deliver<'a>(&'a self, alert: &'a Alert, endpoint: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(
+        &'a self,
+        alert: &'a Alert,
+        endpoint: &'a str,
+        prefs: &'a Preferences,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
-            let (target_url, secrets, allow_private) = self.target(endpoint).await?;
+            let (target_url, secrets, allow_private) = self.target(endpoint, prefs)?;
             let url = reqwest::Url::parse(&target_url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
             // An address literal is never resolved: check it here. A name is checked here
             // for a clear error, and again by the guarded client's resolver on connecting.

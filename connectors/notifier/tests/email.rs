@@ -74,7 +74,7 @@ async fn an_alert_is_mailed_to_the_users_address_with_both_bodies() {
         from: "riskstream <alerts@riskstream.example>".into(),
         link_base: "https://risk.example.com/".into(),
     };
-    let email = EmailChannel::new(&config, store.clone(), Duration::from_secs(5)).unwrap();
+    let email = EmailChannel::new(&config, Duration::from_secs(5)).unwrap();
     let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email)];
     let notifier = Notifier::new(ledger.clone(), channels).with_preferences(store);
 
@@ -120,13 +120,10 @@ async fn an_alert_is_mailed_to_the_users_address_with_both_bodies() {
 #[test]
 fn the_config_is_checked_naming_the_field() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = rt.block_on(Ledger::open(&dir.path().join("n.sqlite"))).unwrap();
-    let store = PreferenceStore::new(ledger, NotifierKey::load_or_create(&dir.path().join("k")).unwrap());
     let with = |url: &str, from: &str| {
         let config = EmailConfig { smtp_url: url.into(), from: from.into(), link_base: "https://x.example".into() };
         let _guard = rt.enter();
-        EmailChannel::new(&config, store.clone(), Duration::from_secs(1)).err()
+        EmailChannel::new(&config, Duration::from_secs(1)).err()
     };
     assert!(with("http://mail.example", "a@b.example").unwrap().contains("expected smtp or smtps"));
     assert!(with("smtp://mail.example", "not an address").unwrap().contains("email.from"));

@@ -80,7 +80,7 @@ async fn a_crash_between_the_inbox_and_the_ledger_writes_still_gives_one_message
     let (ledger, notifier) = in_app(&dir.path().join("n.sqlite")).await;
     let a = alert("a1", "u1", AlertState::Raised, 1);
     // The message was written, then the process died before the ledger recorded it.
-    InAppChannel::new(ledger.clone()).deliver(&a, "inbox").await.unwrap();
+    InAppChannel::new(ledger.clone()).deliver(&a, "inbox", &Preferences::default()).await.unwrap();
     let report = notifier.notify(std::slice::from_ref(&a)).await.unwrap();
     assert_eq!(report.delivered, 1);
     assert_eq!(Inbox::new(ledger.clone()).page("u1", 50, false).await.unwrap().items.len(), 1);
@@ -102,7 +102,7 @@ impl Channel for Flaky {
         vec!["e1".into()]
     }
 
-    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str, _: &'a Preferences) -> BoxFuture<'a, Result<(), ChannelError>> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let first = self.first.clone();
         Box::pin(async move {
@@ -165,7 +165,7 @@ impl Channel for Down {
         vec!["e1".into()]
     }
 
-    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str, _: &'a Preferences) -> BoxFuture<'a, Result<(), ChannelError>> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Box::pin(async { Err(ChannelError::retry("connection refused")) })
     }
@@ -220,7 +220,7 @@ impl Channel for Remote {
         vec!["e1".into()]
     }
 
-    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(&'a self, _: &'a Alert, _: &'a str, _: &'a Preferences) -> BoxFuture<'a, Result<(), ChannelError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let down = self.down.load(Ordering::SeqCst);
         Box::pin(async move {

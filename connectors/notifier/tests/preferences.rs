@@ -42,8 +42,7 @@ async fn preferences_route_each_alert_and_an_erased_user_is_gone_from_the_file()
     let masked = serde_json::to_string(&prefs.masked()).unwrap();
     assert!(!masked.contains(SECRET) && masked.contains("whsec_...LaSw"), "{masked}");
 
-    let webhooks =
-        WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(store.clone(), true);
+    let webhooks = WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(true);
     let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
     let notifier = Notifier::new(ledger.clone(), channels).with_preferences(store.clone());
     use {AlertKind as K, AlertState as S, Priority as P};
@@ -124,8 +123,7 @@ async fn quiet_hours_throttles_and_clears_on_the_users_clock() {
     prefs.validate().unwrap();
     store.put("u1", &prefs, 0).await.unwrap();
     let clock = Arc::new(TestClock::at_ms(ms("2026-03-28T22:00:00Z"))); // 23:00 in Paris
-    let webhooks =
-        WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(store.clone(), true);
+    let webhooks = WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(true);
     let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
     let registry = prometheus::Registry::new();
     let metrics = NotifierMetrics::register(&registry).unwrap();

@@ -31,11 +31,10 @@ fn notifier(cfg: &EngineConfig, ledger: Ledger, metrics: &NotifierMetrics) -> an
     let prefs = preferences(cfg, ledger.clone())?;
     let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?
-        .with_user_endpoints(prefs.clone(), cfg.notifier.user_webhooks_allow_private);
+        .with_user_endpoints(cfg.notifier.user_webhooks_allow_private);
     let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(InAppChannel::new(ledger.clone())), Arc::new(webhooks)];
     if let Some(email) = &cfg.notifier.email {
-        let email = EmailChannel::new(email, prefs.clone(), Duration::from_secs(30))
-            .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
+        let email = EmailChannel::new(email, Duration::from_secs(30)).map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
         channels.push(Arc::new(email));
     }
     let disable_after_ms = i64::from(cfg.notifier.disable_endpoint_after_hours) * 3_600_000;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use riskstream_engine::EngineConfig;
-use riskstream_notifier::{DeadLetterQuery, Ledger};
+use riskstream_notifier::{Clock, DeadLetterQuery, Ledger, SystemClock};
 use riskstream_schemas::Timestamp;
 
 pub use embedded::start;
@@ -159,7 +159,7 @@ pub fn notifier(args: NotifierArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             let filter = a.filter.query(None).filter().map_err(anyhow::Error::msg)?;
-            let n = rt.block_on(ledger.redrive(&filter, now_ms()))?;
+            let n = rt.block_on(ledger.redrive(&filter, SystemClock.now_ms()))?;
             println!("re-driven: {n} (back in the retry queue, due now)");
         }
         NotifierCommand::Endpoints => {
@@ -202,9 +202,4 @@ fn ledger_path(args: &NotifierArgs) -> anyhow::Result<PathBuf> {
 
 fn time(ms: i64) -> Timestamp {
     Timestamp::from_micros(ms.saturating_mul(1_000))
-}
-
-fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
