@@ -53,6 +53,9 @@ pub struct NotifierConfig {
     /// A webhook failing this many hours without a success is disabled until an
     /// operator enables it (`riskstream notifier endpoints`); default 120 (5 days).
     pub disable_endpoint_after_hours: u32,
+    /// Deliveries in flight at once, across endpoints and to one endpoint (a
+    /// delivery mostly waits on the network); default 32.
+    pub concurrency: usize,
     /// The key sealing users' preferences (32 bytes, created on first use; keep it
     /// with the ledger's backups, apart from them). Default: the ledger's path with
     /// the extension `.key`.
@@ -72,6 +75,7 @@ impl Default for NotifierConfig {
             ledger: None,
             webhooks: Vec::new(),
             disable_endpoint_after_hours: 120,
+            concurrency: riskstream_notifier::CONCURRENCY,
             key: None,
             user_webhooks_allow_private: false,
             email: None,

@@ -23,10 +23,13 @@ pub use channel::{BoxFuture, Channel, ChannelError};
 pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
-pub use ledger::{Attempt, DeadLetter, DeadLetterFilter, Due, EndpointHealth, Health, Ledger, LedgerHealth, Next};
+pub use ledger::{
+    Attempt, DeadLetter, DeadLetterFilter, DeliveryKey, DeliveryState, Disabled, Due, EndpointHealth, Health, Ledger,
+    LedgerHealth, Next, Write,
+};
 pub use metrics::NotifierMetrics;
 pub use notifier::{
-    Clock, Notifier, NotifyReport, SystemClock, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,
+    Clock, Notifier, NotifyReport, SystemClock, CONCURRENCY, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,
 };
 pub use preferences::{
     NotifierKey, PreferenceStore, Preferences, QuietHours, UserWebhook, CHANNELS, MAX_USER_WEBHOOKS,

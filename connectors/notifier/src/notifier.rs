@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures_util::StreamExt;
 use riskstream_schemas::{Alert, AlertState};
 use sha2::{Digest, Sha256};
 
 use crate::channel::{Channel, ChannelError};
 use crate::error::NotifierError;
-use crate::ledger::{Attempt, DeliveryState, Health, Ledger, Next};
+use crate::ledger::{signal_key, Attempt, DeliveryKey, DeliveryState, Health, Ledger, Next, Write};
 use crate::metrics::NotifierMetrics;
 use crate::preferences::{PreferenceStore, Preferences};
 
@@ -71,16 +72,126 @@ pub struct Notifier {
     /// Users' preferences; without them every user has the defaults.
     preferences: Option<PreferenceStore>,
     metrics: NotifierMetrics,
+    /// Deliveries in flight at once ([`CONCURRENCY`]).
+    concurrency: usize,
 }
 
-/// One delivery to make: an alert to an endpoint, in a round of retries.
+/// Deliveries in flight at once, by default: enough to hide a receiver's latency
+/// (a delivery mostly waits on the network), few enough not to swamp one receiver.
+pub const CONCURRENCY: usize = 32;
+
+/// Alerts per round: each round is one ledger transaction, so this bounds what a
+/// crash can make the notifier send again (with the same ids) and its memory.
+const WAVE_ALERTS: usize = 256;
+
+/// One delivery to decide on: an alert to an endpoint, in a round of retries.
 struct Job<'a> {
     alert: &'a Alert,
-    endpoint: &'a str,
-    /// Attempts made before this round.
+    /// None: the channel is no longer configured (a retry queued before).
+    channel: Option<&'a dyn Channel>,
+    name: &'a str,
+    endpoint: String,
+    /// Attempts made before this round of retries.
     round_base: i64,
     /// When the notifier took the alert.
     taken_at_ms: i64,
+    /// From the retry queue: its row there is its own, not a sign it is settled.
+    queued: bool,
+    /// A clear whose raise to this endpoint was cancelled: not sent either.
+    cancelled: bool,
+}
+
+/// What a round writes to the ledger, and what it counts once written.
+#[derive(Default)]
+struct Round<'a> {
+    writes: Vec<Write<'a>>,
+    counted: Vec<Counted<'a>>,
+}
+
+impl<'a> Round<'a> {
+    fn suppress(
+        &mut self,
+        alert: &Alert,
+        channel: &'a str,
+        endpoint: &str,
+        at_ms: i64,
+        reason: String,
+        why: &'static str,
+    ) {
+        let (alert_id, channel_name, endpoint) = (alert.alert_id.clone(), channel.to_string(), endpoint.to_string());
+        self.writes.push(Write::Suppressed { alert_id, channel: channel_name, endpoint, at_ms, reason });
+        self.counted.push(Counted::Suppressed(channel, why));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn defer(
+        &mut self,
+        alert: &'a Alert,
+        channel: &'a str,
+        endpoint: &str,
+        at_ms: i64,
+        round_base: i64,
+        taken_at_ms: i64,
+        why: &'static str,
+    ) {
+        let (channel_name, endpoint) = (channel.to_string(), endpoint.to_string());
+        self.writes.push(Write::Deferred { alert, channel: channel_name, endpoint, at_ms, round_base, taken_at_ms });
+        self.counted.push(Counted::Deferred(channel, why));
+    }
+
+    /// Gives a delivery up without sending it (its endpoint disabled, its channel gone).
+    fn settle_unsent(
+        &mut self,
+        alert: &'a Alert,
+        channel: &'a str,
+        endpoint: &str,
+        number: i64,
+        at_ms: i64,
+        reason: String,
+    ) {
+        let attempt = Attempt {
+            alert_id: alert.alert_id.clone(),
+            channel: channel.to_string(),
+            endpoint: endpoint.to_string(),
+            attempt: number,
+            at_ms,
+            ok: false,
+            latency_us: 0,
+            error: Some(reason),
+            given_up: true,
+        };
+        self.writes.push(Write::Tried { attempt, alert, next: Next::Done, health: Health::Unchanged });
+        self.counted.push(Counted::Failed(channel));
+    }
+}
+
+/// What a round did to one delivery, counted in the report and the metrics.
+enum Counted<'a> {
+    Already,
+    /// On a channel, with its alert-to-delivery latency in seconds.
+    Delivered(&'a str, f64),
+    Retrying(&'a str),
+    Failed(&'a str),
+    Deferred(&'a str, &'static str),
+    Suppressed(&'a str, &'static str),
+}
+
+/// Splits items into rounds in which no two alerts share a signal (account and
+/// rule), keeping each signal's order: a raise and its clear reach an endpoint in
+/// order, a clear finds its raise settled or waiting, and a throttle sees the
+/// message before it. Alerts of different signals do not depend on each other.
+fn waves<T>(items: &[T], alert: impl Fn(&T) -> &Alert) -> Vec<Vec<&T>> {
+    let mut depth: HashMap<String, usize> = HashMap::new();
+    let mut waves: Vec<Vec<&T>> = Vec::new();
+    for item in items {
+        let wave = depth.entry(signal_key(alert(item))).or_insert(0);
+        if waves.len() <= *wave {
+            waves.push(Vec::new());
+        }
+        waves[*wave].push(item);
+        *wave += 1;
+    }
+    waves
 }
 
 /// Up to `rate` tokens, refilled at `rate` a second.
@@ -119,6 +230,7 @@ impl Notifier {
             buckets: Mutex::default(),
             preferences: None,
             metrics: NotifierMetrics::unregistered(),
+            concurrency: CONCURRENCY,
         }
     }
 
@@ -140,6 +252,12 @@ impl Notifier {
         self
     }
 
+    /// Makes up to `n` deliveries at once (at least one).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -148,36 +266,40 @@ impl Notifier {
     /// caller keeps the alerts and sends them again; what is settled is skipped).
     pub async fn notify(&self, alerts: &[Alert]) -> Result<NotifyReport, NotifierError> {
         let mut report = NotifyReport::default();
-        let mut preferences: HashMap<String, Preferences> = HashMap::new();
-        let taken_at_ms = self.clock.now_ms();
+        let mut prefs = HashMap::new();
         for alert in alerts {
-            let prefs = self.preferences_of(&alert.user_id, &mut preferences).await?;
-            let cancelled = match alert.state {
-                AlertState::Cleared => self.cancel_waiting(alert).await?,
-                AlertState::Raised => Vec::new(),
-            };
-            report.suppressed += cancelled.len();
-            for (channel, _) in &cancelled {
-                self.metrics.suppressed.with_label_values(&[channel.as_str(), "cancelled"]).inc();
-            }
-            for channel in &self.channels {
-                for endpoint in channel.endpoints(alert, prefs) {
-                    let name = channel.name();
-                    let state = self.ledger.delivery_state(alert, name, &endpoint).await?;
-                    if state.settled_or_waiting {
-                        report.already += 1;
-                        continue;
+            self.load_preferences(&alert.user_id, &mut prefs).await?;
+        }
+        let taken_at_ms = self.clock.now_ms();
+        for wave in waves(alerts, |a| a) {
+            for chunk in wave.chunks(WAVE_ALERTS) {
+                let mut round = Round::default();
+                let mut jobs = Vec::new();
+                for &alert in chunk {
+                    let cancelled = match alert.state {
+                        AlertState::Cleared => self.cancel_waiting(alert, &mut round).await?,
+                        AlertState::Raised => Vec::new(),
+                    };
+                    for channel in &self.channels {
+                        for endpoint in channel.endpoints(alert, &prefs[&alert.user_id]) {
+                            let name = channel.name();
+                            let cancelled = cancelled.iter().any(|(c, e)| c == name && *e == endpoint);
+                            let channel = Some(channel.as_ref());
+                            let (round_base, queued) = (0, false);
+                            jobs.push(Job {
+                                alert,
+                                channel,
+                                name,
+                                endpoint,
+                                round_base,
+                                taken_at_ms,
+                                queued,
+                                cancelled,
+                            });
+                        }
                     }
-                    if cancelled.iter().any(|(c, e)| c == name && *e == endpoint) {
-                        let reason = "suppressed: the raise it ends was never sent";
-                        self.ledger.suppress(&alert.alert_id, name, &endpoint, self.clock.now_ms(), reason).await?;
-                        self.metrics.suppressed.with_label_values(&[name, "cancelled"]).inc();
-                        report.suppressed += 1;
-                        continue;
-                    }
-                    let job = Job { alert, endpoint: &endpoint, round_base: 0, taken_at_ms };
-                    self.deliver_one(channel.as_ref(), job, state, prefs, &mut report).await?;
                 }
+                self.run(jobs, round, &prefs, &mut report).await?;
             }
         }
         Ok(report)
@@ -186,25 +308,31 @@ impl Notifier {
     /// A clear cancels what of its signal still waits for a person (quiet hours, a
     /// retry): the user is not told of a breach that has ended, nor of its end. An
     /// operator's system still gets every alert. Returns the (channel, endpoint)s.
-    async fn cancel_waiting(&self, clear: &Alert) -> Result<Vec<(String, String)>, NotifierError> {
+    async fn cancel_waiting<'a>(
+        &'a self,
+        clear: &Alert,
+        round: &mut Round<'a>,
+    ) -> Result<Vec<(String, String)>, NotifierError> {
         let reason = format!("cancelled: the alert cleared ({}) before it was sent", clear.alert_id);
         let mut cancelled = Vec::new();
         for (alert_id, channel, endpoint) in self.ledger.waiting_of_signal(clear).await? {
-            let personal = self.channels.iter().any(|c| c.name() == channel && c.follows_preferences(&endpoint));
-            if personal {
-                self.ledger.suppress(&alert_id, &channel, &endpoint, self.clock.now_ms(), &reason).await?;
-                cancelled.push((channel, endpoint));
+            let personal = self.channels.iter().find(|c| c.name() == channel && c.follows_preferences(&endpoint));
+            if let Some(personal) = personal {
+                let (at_ms, reason) = (self.clock.now_ms(), reason.clone());
+                round.writes.push(Write::Suppressed { alert_id, channel, endpoint: endpoint.clone(), at_ms, reason });
+                round.counted.push(Counted::Suppressed(personal.name(), "cancelled"));
+                cancelled.push((personal.name().to_string(), endpoint));
             }
         }
         Ok(cancelled)
     }
 
-    /// The user's preferences, read once per call.
-    async fn preferences_of<'p>(
+    /// Reads the user's preferences into `cache`, once per call.
+    async fn load_preferences(
         &self,
         user: &str,
-        cache: &'p mut HashMap<String, Preferences>,
-    ) -> Result<&'p Preferences, NotifierError> {
+        cache: &mut HashMap<String, Preferences>,
+    ) -> Result<(), NotifierError> {
         if !cache.contains_key(user) {
             let prefs = match &self.preferences {
                 Some(store) => store.get(user).await?.unwrap_or_default(),
@@ -212,54 +340,137 @@ impl Notifier {
             };
             cache.insert(user.to_string(), prefs);
         }
-        Ok(&cache[user])
+        Ok(())
     }
 
     /// Makes the retries that are due.
     pub async fn retry_due(&self) -> Result<NotifyReport, NotifierError> {
         let mut report = NotifyReport::default();
-        let mut preferences: HashMap<String, Preferences> = HashMap::new();
-        for due in self.ledger.due(self.clock.now_ms(), 500).await? {
-            let Some(channel) = self.channels.iter().find(|c| c.name() == due.channel) else {
-                // The channel is no longer configured: nothing can deliver it.
-                let reason = format!("not sent: channel `{}` is not configured any more", due.channel);
-                self.settle_unsent(&due.channel, &due.endpoint, &due.alert, reason).await?;
-                report.failed += 1;
-                continue;
-            };
-            let prefs = self.preferences_of(&due.alert.user_id, &mut preferences).await?;
-            let taken_at_ms = due.taken_at_ms.unwrap_or_else(|| self.clock.now_ms());
-            let job = Job { alert: &due.alert, endpoint: &due.endpoint, round_base: due.round_base, taken_at_ms };
-            let state = self.ledger.delivery_state(&due.alert, &due.channel, &due.endpoint).await?;
-            self.deliver_one(channel.as_ref(), job, state, prefs, &mut report).await?;
+        let now_ms = self.clock.now_ms();
+        let due = self.ledger.due(now_ms, 500).await?;
+        let mut prefs = HashMap::new();
+        for due in &due {
+            self.load_preferences(&due.alert.user_id, &mut prefs).await?;
+        }
+        for wave in waves(&due, |d| &d.alert) {
+            for chunk in wave.chunks(WAVE_ALERTS) {
+                let jobs = chunk
+                    .iter()
+                    .map(|due| Job {
+                        alert: &due.alert,
+                        channel: self.channels.iter().find(|c| c.name() == due.channel).map(|c| c.as_ref()),
+                        name: &due.channel,
+                        endpoint: due.endpoint.clone(),
+                        round_base: due.round_base,
+                        taken_at_ms: due.taken_at_ms.unwrap_or(now_ms),
+                        queued: true,
+                        cancelled: false,
+                    })
+                    .collect();
+                self.run(jobs, Round::default(), &prefs, &mut report).await?;
+            }
         }
         Ok(report)
     }
 
-    async fn deliver_one(
-        &self,
-        channel: &dyn Channel,
-        job: Job<'_>,
-        state: DeliveryState,
-        prefs: &Preferences,
+    /// Decides each job, makes the deliveries decided on (up to `concurrency` at
+    /// once), and writes the round to the ledger in one transaction; then counts.
+    async fn run<'a>(
+        &'a self,
+        jobs: Vec<Job<'a>>,
+        mut round: Round<'a>,
+        prefs: &'a HashMap<String, Preferences>,
         report: &mut NotifyReport,
     ) -> Result<(), NotifierError> {
-        let Job { alert, endpoint, round_base, taken_at_ms } = job;
-        let name = channel.name();
+        let keys: Vec<_> =
+            jobs.iter().map(|j| DeliveryKey { alert: j.alert, channel: j.name, endpoint: &j.endpoint }).collect();
+        let states = self.ledger.delivery_states(&keys).await?;
+        let mut sends = Vec::new();
+        for (job, state) in jobs.iter().zip(states) {
+            let prefs = &prefs[&job.alert.user_id];
+            if let Some(channel) = self.decide(job, &state, prefs, &mut round) {
+                sends.push((job, channel, state.attempts + 1, prefs));
+            }
+        }
+        // Endpoints that answered 410 in this round: what has not started yet is not sent.
+        let gone: Mutex<HashMap<(&str, &str), String>> = Mutex::default();
+        let gone = &gone;
+        let tried: Vec<_> = futures_util::stream::iter(sends)
+            .map(|(job, channel, number, prefs)| async move {
+                let key = (job.name, job.endpoint.as_str());
+                if let Some(reason) = gone.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+                    return (job, channel, number, Err(reason.clone()), self.clock.now_ms(), 0);
+                }
+                let started = Instant::now();
+                let outcome = channel.deliver(job.alert, &job.endpoint, prefs).await;
+                let latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+                if let Err(ChannelError::Gone(reason)) = &outcome {
+                    gone.lock().unwrap_or_else(|p| p.into_inner()).insert(key, reason.clone());
+                }
+                (job, channel, number, Ok(outcome), self.clock.now_ms(), latency_us)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (job, channel, number, outcome, at_ms, latency_us) in tried {
+            match outcome {
+                Ok(outcome) => self.tried(job, channel, number, outcome, at_ms, latency_us, &mut round),
+                Err(reason) => {
+                    let reason = format!("not sent: the endpoint is disabled ({reason}); enable it, then re-drive");
+                    round.settle_unsent(job.alert, job.name, &job.endpoint, number, at_ms, reason);
+                }
+            }
+        }
+        for (channel, endpoint, reason) in self.ledger.write(&round.writes).await? {
+            self.metrics.disabled.with_label_values(&[channel.as_str()]).inc();
+            tracing::error!(
+                channel,
+                endpoint,
+                reason,
+                "endpoint disabled: its deliveries are dead letters until it is enabled"
+            );
+        }
+        for counted in round.counted {
+            self.count(counted, report);
+        }
+        Ok(())
+    }
+
+    /// What becomes of a job without sending it (its entry goes in the round), or
+    /// the channel to send it on.
+    fn decide<'a>(
+        &self,
+        job: &Job<'a>,
+        state: &DeliveryState,
+        prefs: &Preferences,
+        round: &mut Round<'a>,
+    ) -> Option<&'a dyn Channel> {
+        let Job { alert, name, round_base, taken_at_ms, .. } = *job;
+        let endpoint = job.endpoint.as_str();
+        let now_ms = self.clock.now_ms();
+        if state.settled_or_waiting && !job.queued {
+            round.counted.push(Counted::Already);
+            return None;
+        }
+        if job.cancelled {
+            let reason = "suppressed: the raise it ends was never sent".to_string();
+            round.suppress(alert, name, endpoint, now_ms, reason, "cancelled");
+            return None;
+        }
+        let Some(channel) = job.channel else {
+            let reason = format!("not sent: channel `{name}` is not configured any more");
+            round.settle_unsent(alert, name, endpoint, state.attempts + 1, now_ms, reason);
+            return None;
+        };
         if let Some(reason) = &state.disabled {
             let reason = format!("not sent: the endpoint is disabled ({reason}); enable it, then re-drive");
-            self.settle_unsent(name, endpoint, alert, reason).await?;
-            self.metrics.failures.with_label_values(&[name, "dead_letter"]).inc();
-            report.failed += 1;
-            return Ok(());
+            round.settle_unsent(alert, name, endpoint, state.attempts + 1, now_ms, reason);
+            return None;
         }
-        let now_ms = self.clock.now_ms();
         if channel.follows_preferences(endpoint) {
             if let Some(until) = prefs.quiet_until(name, alert, now_ms) {
-                self.ledger.defer(alert, name, endpoint, until, round_base, taken_at_ms).await?;
-                self.metrics.deferred.with_label_values(&[name, "quiet_hours"]).inc();
-                report.deferred += 1;
-                return Ok(());
+                round.defer(alert, name, endpoint, until, round_base, taken_at_ms, "quiet_hours");
+                return None;
             }
             if let Some(window) = prefs.throttle_ms(name) {
                 if let Some(last) = state.last_sent_ms.filter(|l| now_ms - l < window) {
@@ -270,25 +481,34 @@ impl Notifier {
                         (now_ms - last) / 1_000,
                         window / 1_000
                     );
-                    self.ledger.suppress(&alert.alert_id, name, endpoint, now_ms, &reason).await?;
-                    self.metrics.suppressed.with_label_values(&[name, "throttle"]).inc();
-                    report.suppressed += 1;
-                    return Ok(());
+                    round.suppress(alert, name, endpoint, now_ms, reason, "throttle");
+                    return None;
                 }
             }
         }
         if let Some(wait_ms) = self.throttle(name, endpoint, channel.rate_limit(endpoint)) {
-            let at_ms = self.clock.now_ms() + wait_ms;
-            self.ledger.defer(alert, name, endpoint, at_ms, round_base, taken_at_ms).await?;
-            self.metrics.deferred.with_label_values(&[name, "rate_limit"]).inc();
-            report.deferred += 1;
-            return Ok(());
+            round.defer(alert, name, endpoint, now_ms + wait_ms, round_base, taken_at_ms, "rate_limit");
+            return None;
         }
-        let number = state.attempts + 1;
-        let started = Instant::now();
-        let outcome = channel.deliver(alert, endpoint, prefs).await;
-        let last_try = number - round_base > RETRY_AFTER_SECS.len() as i64;
+        Some(channel)
+    }
+
+    /// Puts a try and what follows from it in the round.
+    #[allow(clippy::too_many_arguments)]
+    fn tried<'a>(
+        &self,
+        job: &Job<'a>,
+        channel: &dyn Channel,
+        number: i64,
+        outcome: Result<(), ChannelError>,
+        at_ms: i64,
+        latency_us: i64,
+        round: &mut Round<'a>,
+    ) {
+        let Job { alert, name, round_base, taken_at_ms, .. } = *job;
+        let endpoint = job.endpoint.as_str();
         let tries = number - round_base;
+        let last_try = tries > RETRY_AFTER_SECS.len() as i64;
         let error = match &outcome {
             Ok(()) => None,
             Err(ChannelError::Retry { reason, .. }) if last_try => {
@@ -296,56 +516,76 @@ impl Notifier {
             }
             Err(e) => Some(e.to_string()),
         };
-        let attempt = Attempt {
-            ok: outcome.is_ok(),
-            latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
-            error,
-            ..self.attempt(alert, name, endpoint, number)
-        };
         let next = match &outcome {
             Err(ChannelError::Retry { after_ms, .. }) if !last_try => {
                 // Never sooner than the schedule nor than the receiver asked.
                 let wait =
                     backoff_ms(&alert.alert_id, endpoint, tries).max(after_ms.unwrap_or(0).min(MAX_RETRY_AFTER_MS));
-                Next::Retry { at_ms: attempt.at_ms + wait, round_base, taken_at_ms }
+                Next::Retry { at_ms: at_ms + wait, round_base, taken_at_ms }
             }
             _ => Next::Done,
         };
-        let attempt = Attempt { given_up: outcome.is_err() && next == Next::Done, ..attempt };
         let health = match &outcome {
             _ if !channel.disables_failing_endpoints() => Health::Unchanged,
             Ok(()) => Health::Ok,
             Err(ChannelError::Gone(reason)) => Health::Disable(reason.clone()),
             Err(_) => Health::Failing { disable_after_ms: self.disable_after_ms },
         };
-        if self.ledger.record(&attempt, alert, next, health).await? {
-            self.metrics.disabled.with_label_values(&[name]).inc();
-            tracing::error!(
-                channel = name,
-                endpoint,
-                reason = attempt.error.as_deref().unwrap_or(""),
-                "endpoint disabled: its deliveries are dead letters until it is enabled"
-            );
-        }
-        match (outcome, next) {
+        let attempt = Attempt {
+            alert_id: alert.alert_id.clone(),
+            channel: name.to_string(),
+            endpoint: endpoint.to_string(),
+            attempt: number,
+            at_ms,
+            ok: outcome.is_ok(),
+            latency_us,
+            error,
+            given_up: outcome.is_err() && next == Next::Done,
+        };
+        round.counted.push(match (outcome, next) {
             (Ok(()), _) => {
-                let latency_ms = (attempt.at_ms - taken_at_ms).max(0) as f64 + attempt.latency_us as f64 / 1_000.0;
-                self.metrics.latency.with_label_values(&[name]).observe(latency_ms / 1_000.0);
-                self.metrics.delivered.with_label_values(&[name]).inc();
-                report.delivered += 1;
+                let latency_ms = (at_ms - taken_at_ms).max(0) as f64 + latency_us as f64 / 1_000.0;
+                Counted::Delivered(name, latency_ms / 1_000.0)
             }
             (Err(reason), Next::Retry { at_ms, .. }) => {
-                self.metrics.failures.with_label_values(&[name, "retry"]).inc();
                 tracing::info!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, retry_at_ms = at_ms, %reason, "delivery failed, will retry");
-                report.retrying += 1;
+                Counted::Retrying(name)
             }
             (Err(reason), Next::Done) => {
-                self.metrics.failures.with_label_values(&[name, "dead_letter"]).inc();
                 tracing::warn!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, %reason, "delivery given up");
+                Counted::Failed(name)
+            }
+        });
+        round.writes.push(Write::Tried { attempt, alert, next, health });
+    }
+
+    /// Counts what the round did, once the ledger holds it.
+    fn count(&self, counted: Counted<'_>, report: &mut NotifyReport) {
+        let m = &self.metrics;
+        match counted {
+            Counted::Already => report.already += 1,
+            Counted::Delivered(channel, latency_s) => {
+                m.latency.with_label_values(&[channel]).observe(latency_s);
+                m.delivered.with_label_values(&[channel]).inc();
+                report.delivered += 1;
+            }
+            Counted::Retrying(channel) => {
+                m.failures.with_label_values(&[channel, "retry"]).inc();
+                report.retrying += 1;
+            }
+            Counted::Failed(channel) => {
+                m.failures.with_label_values(&[channel, "dead_letter"]).inc();
                 report.failed += 1;
             }
+            Counted::Deferred(channel, reason) => {
+                m.deferred.with_label_values(&[channel, reason]).inc();
+                report.deferred += 1;
+            }
+            Counted::Suppressed(channel, reason) => {
+                m.suppressed.with_label_values(&[channel, reason]).inc();
+                report.suppressed += 1;
+            }
         }
-        Ok(())
     }
 
     /// How long a delivery to an endpoint over its rate limit must wait; None: send now.
@@ -357,34 +597,6 @@ impl Notifier {
             .entry((channel.to_string(), endpoint.to_string()))
             .or_insert(Bucket { tokens: f64::from(rate), at_ms: now_ms });
         bucket.take(rate, now_ms).err()
-    }
-
-    /// Gives a delivery up without sending it (its endpoint disabled, its channel gone).
-    async fn settle_unsent(
-        &self,
-        channel: &str,
-        endpoint: &str,
-        alert: &Alert,
-        reason: String,
-    ) -> Result<(), NotifierError> {
-        let number = self.ledger.attempt_count(&alert.alert_id, channel, endpoint).await? + 1;
-        let attempt = Attempt { error: Some(reason), given_up: true, ..self.attempt(alert, channel, endpoint, number) };
-        self.ledger.record(&attempt, alert, Next::Done, Health::Unchanged).await.map(drop)
-    }
-
-    /// Attempt `number` of a delivery, stamped now; a failure until said otherwise.
-    fn attempt(&self, alert: &Alert, channel: &str, endpoint: &str, number: i64) -> Attempt {
-        Attempt {
-            alert_id: alert.alert_id.clone(),
-            channel: channel.to_string(),
-            endpoint: endpoint.to_string(),
-            attempt: number,
-            at_ms: self.clock.now_ms(),
-            ok: false,
-            latency_us: 0,
-            error: None,
-            given_up: false,
-        }
     }
 }
 

@@ -5,7 +5,7 @@ use riskstream_schemas::Alert;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{parse_alert, queue, Ledger};
+use super::{parse_alert, queue, Ledger, Queued};
 use crate::error::NotifierError;
 
 /// A delivery given up, kept for an operator to re-drive.
@@ -102,7 +102,15 @@ impl Ledger {
             let (channel, endpoint): (String, String) = (key.try_get("channel")?, key.try_get("endpoint")?);
             let alert = parse_alert(key.try_get("alert")?)?;
             // The attempts so far become the new round's base: the whole schedule again.
-            queue(&mut tx, &alert, &channel, &endpoint, now_ms, key.try_get("attempts")?, now_ms).await?;
+            let row = Queued {
+                alert: &alert,
+                channel: &channel,
+                endpoint: &endpoint,
+                at_ms: now_ms,
+                round_base: key.try_get("attempts")?,
+                taken_at_ms: now_ms,
+            };
+            queue(&mut tx, &[row]).await?;
             sqlx::query("DELETE FROM dead_letters WHERE alert_id = ? AND channel = ? AND endpoint = ?")
                 .bind(&alert.alert_id)
                 .bind(&channel)

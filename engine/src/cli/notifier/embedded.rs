@@ -40,6 +40,7 @@ fn notifier(cfg: &EngineConfig, ledger: Ledger, metrics: &NotifierMetrics) -> an
     let disable_after_ms = i64::from(cfg.notifier.disable_endpoint_after_hours) * 3_600_000;
     Ok(Notifier::new(ledger, channels)
         .disable_after_ms(disable_after_ms)
+        .concurrency(cfg.notifier.concurrency)
         .with_preferences(prefs)
         .with_metrics(metrics.clone()))
 }

@@ -1,0 +1,334 @@
+//! What a round of deliveries writes, in one transaction: each statement covers
+//! every row of the round (multi-row `INSERT`s, one `DELETE ... IN (VALUES ...)`),
+//! so the ledger's cost is per round, not per delivery. Per delivery, a statement
+//! is a round trip to the database (for SQLite, to sqlx's worker thread); that,
+//! not the disk, bounded throughput when each delivery had its own transaction.
+
+use std::collections::HashMap;
+
+use riskstream_schemas::Alert;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{alert_text, signal_key, Attempt, Health, Ledger, Next};
+use crate::error::NotifierError;
+
+/// Rows per statement: 500 rows of at most 9 columns stay far below SQLite's
+/// limit of 32,766 bound values (and PostgreSQL's 65,535).
+pub(super) const ROWS: usize = 500;
+
+/// One delivery's entry in a round's transaction.
+#[derive(Debug, Clone)]
+pub enum Write<'a> {
+    /// A try and what follows from it: a success records the delivery (once: a
+    /// second success of the same key, after a crash between the two, changes
+    /// nothing); [`Next::Retry`] schedules the next try with the alert kept whole;
+    /// a failure given up becomes a dead letter; the endpoint's health follows.
+    Tried { attempt: Attempt, alert: &'a Alert, next: Next, health: Health },
+    /// Not tried (its endpoint over its rate limit, its user's quiet hours): in the
+    /// retry queue, due at `at_ms`; no attempt is recorded.
+    Deferred { alert: &'a Alert, channel: String, endpoint: String, at_ms: i64, round_base: i64, taken_at_ms: i64 },
+    /// Settled without sending, saying why (a throttle, a cancelled raise); a
+    /// waiting retry of it is dropped.
+    Suppressed { alert_id: String, channel: String, endpoint: String, at_ms: i64, reason: String },
+}
+
+/// A row of the retry queue.
+pub(super) struct Queued<'a> {
+    pub alert: &'a Alert,
+    pub channel: &'a str,
+    pub endpoint: &'a str,
+    pub at_ms: i64,
+    pub round_base: i64,
+    pub taken_at_ms: i64,
+}
+
+/// An endpoint disabled by a round: (channel, endpoint, reason).
+pub type Disabled = (String, String, String);
+
+/// Puts deliveries in the retry queue, or moves the next try of those waiting already.
+pub(super) async fn queue(conn: &mut SqliteConnection, rows: &[Queued<'_>]) -> Result<(), NotifierError> {
+    for chunk in rows.chunks(ROWS) {
+        let texts = chunk.iter().map(|q| alert_text(q.alert)).collect::<Result<Vec<_>, _>>()?;
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) ",
+        );
+        sql.push_values(chunk.iter().zip(texts), |mut row, (q, text)| {
+            row.push_bind(&q.alert.alert_id)
+                .push_bind(q.channel)
+                .push_bind(q.endpoint)
+                .push_bind(text)
+                .push_bind(q.at_ms)
+                .push_bind(q.round_base)
+                .push_bind(signal_key(q.alert))
+                .push_bind(q.taken_at_ms);
+        });
+        sql.push(" ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms");
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Takes deliveries, by (alert_id, channel, endpoint), out of the retry queue.
+pub(super) async fn unqueue(conn: &mut SqliteConnection, keys: &[(&str, &str, &str)]) -> Result<(), NotifierError> {
+    for chunk in keys.chunks(ROWS) {
+        let mut sql = QueryBuilder::<Sqlite>::new("DELETE FROM pending WHERE (alert_id, channel, endpoint) IN (");
+        sql.push_values(chunk, |mut row, (alert_id, channel, endpoint)| {
+            row.push_bind(*alert_id).push_bind(*channel).push_bind(*endpoint);
+        });
+        sql.push(")");
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Writes a round, in one transaction. Returns the endpoints it disabled.
+    pub async fn write(&self, writes: &[Write<'_>]) -> Result<Vec<Disabled>, NotifierError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut tried = Vec::new();
+        let mut queued = Vec::new();
+        let mut done = Vec::new();
+        let mut suppressed = Vec::new();
+        for write in writes {
+            match write {
+                Write::Tried { attempt, alert, next, health } => {
+                    tried.push((attempt, *alert, health));
+                    let (alert_id, channel, endpoint) = (&attempt.alert_id, &attempt.channel, &attempt.endpoint);
+                    match *next {
+                        Next::Retry { at_ms, round_base, taken_at_ms } => {
+                            queued.push(Queued { alert, channel, endpoint, at_ms, round_base, taken_at_ms })
+                        }
+                        Next::Done => done.push((alert_id.as_str(), channel.as_str(), endpoint.as_str())),
+                    }
+                }
+                Write::Deferred { alert, channel, endpoint, at_ms, round_base, taken_at_ms } => queued.push(Queued {
+                    alert,
+                    channel,
+                    endpoint,
+                    at_ms: *at_ms,
+                    round_base: *round_base,
+                    taken_at_ms: *taken_at_ms,
+                }),
+                Write::Suppressed { alert_id, channel, endpoint, at_ms, reason } => {
+                    suppressed.push((alert_id, channel, endpoint, *at_ms, reason));
+                    done.push((alert_id.as_str(), channel.as_str(), endpoint.as_str()));
+                }
+            }
+        }
+        for chunk in suppressed.chunks(ROWS) {
+            let mut sql =
+                QueryBuilder::<Sqlite>::new("INSERT INTO suppressed (alert_id, channel, endpoint, at_ms, reason) ");
+            sql.push_values(chunk, |mut row, (alert_id, channel, endpoint, at_ms, reason)| {
+                row.push_bind(*alert_id).push_bind(*channel).push_bind(*endpoint).push_bind(*at_ms).push_bind(*reason);
+            });
+            sql.push(" ON CONFLICT DO NOTHING");
+            sql.build().execute(&mut *tx).await?;
+        }
+        unqueue(&mut tx, &done).await?;
+        queue(&mut tx, &queued).await?;
+        record_attempts(&mut tx, &tried).await?;
+        let disabled = health(&mut tx, &tried).await?;
+        tx.commit().await?;
+        Ok(disabled)
+    }
+}
+
+/// The attempts, the deliveries that succeeded, when each endpoint last got a
+/// message of each signal (for throttles), and the dead letters.
+async fn record_attempts(
+    conn: &mut SqliteConnection,
+    tried: &[(&Attempt, &Alert, &Health)],
+) -> Result<(), NotifierError> {
+    for chunk in tried.chunks(ROWS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO attempts (alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up) ",
+        );
+        sql.push_values(chunk, |mut row, (a, _, _)| {
+            row.push_bind(&a.alert_id)
+                .push_bind(&a.channel)
+                .push_bind(&a.endpoint)
+                .push_bind(a.attempt)
+                .push_bind(a.at_ms)
+                .push_bind(a.ok)
+                .push_bind(a.latency_us)
+                .push_bind(&a.error)
+                .push_bind(a.given_up);
+        });
+        sql.push(" ON CONFLICT DO NOTHING");
+        sql.build().execute(&mut *conn).await?;
+    }
+    let ok: Vec<_> = tried.iter().filter(|(a, _, _)| a.ok).collect();
+    for chunk in ok.chunks(ROWS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (alert_id, channel, endpoint, user_id, delivered_at_ms, attempts) ",
+        );
+        sql.push_values(chunk, |mut row, (a, alert, _)| {
+            row.push_bind(&a.alert_id)
+                .push_bind(&a.channel)
+                .push_bind(&a.endpoint)
+                .push_bind(&alert.user_id)
+                .push_bind(a.at_ms)
+                .push_bind(a.attempt);
+        });
+        sql.push(" ON CONFLICT DO NOTHING");
+        sql.build().execute(&mut *conn).await?;
+    }
+    // One row per key, the latest: an upsert may not meet its key twice in a statement.
+    let mut last_sent: HashMap<(&str, &str, String), i64> = HashMap::new();
+    for (a, alert, _) in &ok {
+        let at = last_sent.entry((a.channel.as_str(), a.endpoint.as_str(), signal_key(alert))).or_insert(a.at_ms);
+        *at = (*at).max(a.at_ms);
+    }
+    let last_sent: Vec<_> = last_sent.into_iter().collect();
+    for chunk in last_sent.chunks(ROWS) {
+        let mut sql = QueryBuilder::<Sqlite>::new("INSERT INTO throttles (channel, endpoint, alert_key, last_ms) ");
+        sql.push_values(chunk, |mut row, ((channel, endpoint, key), at_ms)| {
+            row.push_bind(*channel).push_bind(*endpoint).push_bind(key.as_str()).push_bind(*at_ms);
+        });
+        sql.push(" ON CONFLICT (channel, endpoint, alert_key) DO UPDATE SET last_ms = excluded.last_ms");
+        sql.build().execute(&mut *conn).await?;
+    }
+    let given_up = tried.iter().filter(|(a, _, _)| a.given_up).collect::<Vec<_>>();
+    for chunk in given_up.chunks(ROWS) {
+        let texts = chunk.iter().map(|(_, alert, _)| alert_text(alert)).collect::<Result<Vec<_>, _>>()?;
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO dead_letters (alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason) ",
+        );
+        sql.push_values(chunk.iter().zip(texts), |mut row, ((a, alert, _), text)| {
+            row.push_bind(&a.alert_id)
+                .push_bind(&a.channel)
+                .push_bind(&a.endpoint)
+                .push_bind(&alert.user_id)
+                .push_bind(text)
+                .push_bind(a.at_ms)
+                .push_bind(a.attempt)
+                .push_bind(a.error.as_deref().unwrap_or("given up"));
+        });
+        sql.push(
+            " ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET \
+             failed_at_ms = excluded.failed_at_ms, attempts = excluded.attempts, reason = excluded.reason",
+        );
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// What a round's tries say of one endpoint, in the order they were made.
+#[derive(Default)]
+struct EndpointRound {
+    /// A success came in the round: the streak before it ended.
+    answered: bool,
+    /// The first failure after the round's last success: the streak now.
+    failing_since_ms: Option<i64>,
+    /// The round's last failure, and how long a streak may last.
+    last_failure: Option<(i64, i64)>,
+    /// A try said the endpoint is gone (a 410): when, and why.
+    gone: Option<(i64, String)>,
+}
+
+/// Each endpoint's failing streak and whether it is disabled, from the round's
+/// tries; a handful of endpoints per round, so a statement each.
+async fn health(
+    conn: &mut SqliteConnection,
+    tried: &[(&Attempt, &Alert, &Health)],
+) -> Result<Vec<Disabled>, NotifierError> {
+    let mut order = Vec::new();
+    let mut rounds: HashMap<(&str, &str), EndpointRound> = HashMap::new();
+    for (attempt, _, health) in tried {
+        if **health == Health::Unchanged {
+            continue;
+        }
+        let key = (attempt.channel.as_str(), attempt.endpoint.as_str());
+        let round = rounds.entry(key).or_insert_with(|| {
+            order.push(key);
+            EndpointRound::default()
+        });
+        match health {
+            Health::Unchanged => {}
+            Health::Ok => {
+                round.answered = true;
+                round.failing_since_ms = None;
+                round.last_failure = None;
+            }
+            Health::Failing { disable_after_ms } => {
+                round.failing_since_ms.get_or_insert(attempt.at_ms);
+                round.last_failure = Some((attempt.at_ms, *disable_after_ms));
+            }
+            Health::Disable(reason) => {
+                round.gone.get_or_insert_with(|| (attempt.at_ms, reason.clone()));
+            }
+        }
+    }
+    let mut disabled = Vec::new();
+    for (channel, endpoint) in order {
+        let round = &rounds[&(channel, endpoint)];
+        if let Some((at_ms, reason)) = &round.gone {
+            let changed = sqlx::query(
+                "INSERT INTO endpoints (channel, endpoint, failing_since_ms, disabled_at_ms, reason) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, endpoint) DO UPDATE SET \
+                 disabled_at_ms = excluded.disabled_at_ms, reason = excluded.reason \
+                 WHERE endpoints.disabled_at_ms IS NULL",
+            )
+            .bind(channel)
+            .bind(endpoint)
+            .bind(at_ms)
+            .bind(at_ms)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                disabled.push((channel.to_string(), endpoint.to_string(), reason.clone()));
+            }
+            continue;
+        }
+        match (round.failing_since_ms, round.last_failure) {
+            (Some(since_ms), Some((last_ms, disable_after_ms))) => {
+                // A success earlier in the round ended the old streak: this one replaces it.
+                sqlx::query(
+                    "INSERT INTO endpoints (channel, endpoint, failing_since_ms) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (channel, endpoint) DO UPDATE SET failing_since_ms = CASE WHEN ?4 \
+                     THEN excluded.failing_since_ms \
+                     ELSE COALESCE(endpoints.failing_since_ms, excluded.failing_since_ms) END",
+                )
+                .bind(channel)
+                .bind(endpoint)
+                .bind(since_ms)
+                .bind(round.answered)
+                .execute(&mut *conn)
+                .await?;
+                let reason = format!("failing for over {} hours", disable_after_ms / 3_600_000);
+                let changed = sqlx::query(
+                    "UPDATE endpoints SET disabled_at_ms = ?, reason = ? WHERE channel = ? AND endpoint = ? \
+                     AND disabled_at_ms IS NULL AND failing_since_ms <= ?",
+                )
+                .bind(last_ms)
+                .bind(&reason)
+                .bind(channel)
+                .bind(endpoint)
+                .bind(last_ms.saturating_sub(disable_after_ms))
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if changed > 0 {
+                    disabled.push((channel.to_string(), endpoint.to_string(), reason));
+                }
+            }
+            _ if round.answered => {
+                sqlx::query(
+                    "UPDATE endpoints SET failing_since_ms = NULL \
+                     WHERE channel = ? AND endpoint = ? AND failing_since_ms IS NOT NULL",
+                )
+                .bind(channel)
+                .bind(endpoint)
+                .execute(&mut *conn)
+                .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(disabled)
+}
