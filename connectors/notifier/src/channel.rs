@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use riskstream_schemas::Alert;
 
+use crate::digest::Digest;
 use crate::preferences::Preferences;
 
 /// A boxed future, so channels can be held as `dyn Channel`.
@@ -53,6 +54,19 @@ pub trait Channel: Send + Sync {
         endpoint: &'a str,
         prefs: &'a Preferences,
     ) -> BoxFuture<'a, Result<(), ChannelError>>;
+
+    /// Delivers a digest to one endpoint: one message listing its alerts, under the
+    /// digest's id (an idempotency key as for an alert). A channel that does not
+    /// send digests refuses.
+    fn deliver_digest<'a>(
+        &'a self,
+        _digest: &'a Digest,
+        _endpoint: &'a str,
+        _prefs: &'a Preferences,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        let reason = format!("channel `{}` sends no digests", self.name());
+        Box::pin(async move { Err(ChannelError::Permanent(reason)) })
+    }
 
     /// Whether an endpoint that keeps failing is disabled (a receiver someone else
     /// runs); a channel writing to the notifier's own store never is.

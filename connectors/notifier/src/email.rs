@@ -15,6 +15,7 @@ use riskstream_schemas::{Alert, AlertKind, AlertState};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{BoxFuture, Channel, ChannelError};
+use crate::digest::Digest;
 use crate::preferences::Preferences;
 use crate::webhook::message_id;
 
@@ -65,9 +66,8 @@ impl EmailChannel {
         })
     }
 
-    fn message(&self, alert: &Alert, to: Mailbox, endpoint: &str) -> Result<Message, ChannelError> {
-        let body = render(alert, &self.link_base);
-        let id = format!("<{}@riskstream>", message_id(&alert.alert_id, endpoint));
+    fn message(&self, body: Rendered, to: Mailbox, id: &str) -> Result<Message, ChannelError> {
+        let id = format!("<{id}@riskstream>");
         Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -107,24 +107,41 @@ impl Channel for EmailChannel {
         prefs: &'a Preferences,
     ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
-            let Some(address) = &prefs.email else {
-                return Err(ChannelError::Permanent(format!(
-                    "user `{}` has no e-mail address any more",
-                    alert.user_id
-                )));
-            };
-            let to: Mailbox =
-                address.parse().map_err(|e| ChannelError::Permanent(format!("the user's e-mail address: {e}")))?;
-            let message = self.message(alert, to, endpoint)?;
-            self.transport.send(message).await.map(drop).map_err(|e| {
-                // A 5xx answer will not pass by retrying (no such mailbox); the rest may.
-                let reason = format!("SMTP: {e}");
-                if e.is_permanent() {
-                    ChannelError::Permanent(reason)
-                } else {
-                    ChannelError::retry(reason)
-                }
-            })
+            let body = render(alert, &self.link_base);
+            self.send(&alert.user_id, prefs, body, &message_id(&alert.alert_id, endpoint)).await
+        })
+    }
+
+    fn deliver_digest<'a>(
+        &'a self,
+        digest: &'a Digest,
+        endpoint: &'a str,
+        prefs: &'a Preferences,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        Box::pin(async move {
+            let body = render_digest(digest, &self.link_base);
+            self.send(&digest.user_id, prefs, body, &message_id(&digest.digest_id, endpoint)).await
+        })
+    }
+}
+
+impl EmailChannel {
+    /// Mails `body` to the user's address under the Message-ID `id`.
+    async fn send(&self, user: &str, prefs: &Preferences, body: Rendered, id: &str) -> Result<(), ChannelError> {
+        let Some(address) = &prefs.email else {
+            return Err(ChannelError::Permanent(format!("user `{user}` has no e-mail address any more")));
+        };
+        let to: Mailbox =
+            address.parse().map_err(|e| ChannelError::Permanent(format!("the user's e-mail address: {e}")))?;
+        let message = self.message(body, to, id)?;
+        self.transport.send(message).await.map(drop).map_err(|e| {
+            // A 5xx answer will not pass by retrying (no such mailbox); the rest may.
+            let reason = format!("SMTP: {e}");
+            if e.is_permanent() {
+                ChannelError::Permanent(reason)
+            } else {
+                ChannelError::retry(reason)
+            }
         })
     }
 }
@@ -195,6 +212,46 @@ fn render(alert: &Alert, link_base: &str) -> Rendered {
         account_link = e(&account_link),
         explain_link = e(&explain_link),
         id = e(&alert.alert_id),
+    );
+    Rendered { subject, text, html }
+}
+
+/// A digest: one line per alert (title, account, message, its numbers), oldest
+/// first, each with the link to why it fired.
+fn render_digest(digest: &Digest, link_base: &str) -> Rendered {
+    let n = digest.alerts.len();
+    let subject = format!("[riskstream] {n} alert{}", if n == 1 { "" } else { "s" });
+    let mut text = format!("{n} alert{} since the last digest:\n\n", if n == 1 { "" } else { "s" });
+    let mut items = String::new();
+    for alert in &digest.alerts {
+        let (title, value_name, threshold_name) = template(alert.kind);
+        let state = if alert.state == AlertState::Cleared { "cleared" } else { "raised" };
+        let explain_link = format!("{link_base}/v1/alerts/{}/explain", alert.alert_id);
+        text.push_str(&format!(
+            "- {ts} {title} on account {account} ({state}): {message}\n  {value_name} {value}, {threshold_name} {threshold}\n  Why it fired: {explain_link}\n",
+            ts = alert.ts,
+            account = alert.account_id,
+            message = alert.message,
+            value = alert.value,
+            threshold = alert.threshold,
+        ));
+        let e = escape;
+        items.push_str(&format!(
+            "<li><b>{title}</b> on account {account} ({state}): {message}<br>{value_name} {value}, \
+             {threshold_name} {threshold} &middot; <a href=\"{link}\">Why it fired</a></li>\n",
+            account = e(&alert.account_id),
+            message = e(&alert.message),
+            value = e(&alert.value.to_string()),
+            threshold = e(&alert.threshold.to_string()),
+            link = e(&explain_link),
+        ));
+    }
+    text.push_str(&format!("\nDigest {}\n", digest.digest_id));
+    let html = format!(
+        "<!doctype html>\n<html><body>\n<h2>{n} alert{s}</h2>\n<ul>\n{items}</ul>\n\
+         <p style=\"color:#777\">Digest {id}</p>\n</body></html>\n",
+        s = if n == 1 { "" } else { "s" },
+        id = escape(&digest.digest_id),
     );
     Rendered { subject, text, html }
 }

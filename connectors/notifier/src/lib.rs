@@ -8,6 +8,7 @@
 
 mod api;
 mod channel;
+mod digest;
 mod email;
 mod error;
 mod inbox;
@@ -20,19 +21,21 @@ mod webhook;
 
 pub use api::{admin_router, router, DeadLetterQuery};
 pub use channel::{BoxFuture, Channel, ChannelError};
+pub use digest::{digest_id, Digest};
 pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
 pub use ledger::{
     Attempt, DeadLetter, DeadLetterFilter, DeliveryKey, DeliveryState, Disabled, Due, EndpointHealth, Health, Ledger,
-    LedgerHealth, Next, Write,
+    LedgerHealth, Next, ReadyDigest, Write,
 };
 pub use metrics::NotifierMetrics;
 pub use notifier::{
     Clock, Notifier, NotifyReport, SystemClock, CONCURRENCY, DISABLE_AFTER_MS, MAX_RETRY_AFTER_MS, RETRY_AFTER_SECS,
 };
 pub use preferences::{
-    NotifierKey, PreferenceStore, Preferences, QuietHours, UserWebhook, CHANNELS, MAX_USER_WEBHOOKS,
+    DigestEvery, DigestPreference, NotifierKey, PreferenceStore, Preferences, QuietHours, UserWebhook, CHANNELS,
+    MAX_USER_WEBHOOKS,
 };
 pub use sink::NotifierSink;
 pub use webhook::{message_id, sign, user_endpoint, WebhookChannel, WebhookConfig, WebhookSecret};

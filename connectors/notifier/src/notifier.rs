@@ -51,6 +51,9 @@ pub struct NotifyReport {
     pub deferred: usize,
     /// Decided against: a throttle, or a raise cancelled by its clear (and that clear).
     pub suppressed: usize,
+    /// Held for a digest (`notify`); digests sent (`send_digests`: in `delivered`
+    /// count alerts, this counts messages).
+    pub digested: usize,
 }
 
 /// The longest wait a receiver's `Retry-After` can ask for: the longest step of
@@ -106,9 +109,21 @@ struct Job<'a> {
 struct Round<'a> {
     writes: Vec<Write<'a>>,
     counted: Vec<Counted<'a>>,
+    /// Digest windows opened in this round, by (channel, endpoint): when they end.
+    windows: HashMap<(&'a str, String), i64>,
 }
 
 impl<'a> Round<'a> {
+    /// Holds an alert for the digest window ending at `due_at_ms`; `sent`: it opened
+    /// the window and is sent on its own as well (counted when tried).
+    fn digest(&mut self, alert: &'a Alert, channel: &'a str, endpoint: &str, due_at_ms: i64, sent: bool) {
+        let (channel_name, endpoint) = (channel.to_string(), endpoint.to_string());
+        self.writes.push(Write::Digested { alert, channel: channel_name, endpoint, due_at_ms, sent });
+        if !sent {
+            self.counted.push(Counted::Digested(channel));
+        }
+    }
+
     fn suppress(
         &mut self,
         alert: &Alert,
@@ -165,6 +180,42 @@ impl<'a> Round<'a> {
     }
 }
 
+/// The delivery a try was for: an alert's or a digest's id, its channel and
+/// endpoint, and the attempts before this round of retries.
+#[derive(Clone, Copy)]
+struct Delivery<'a, 'b> {
+    id: &'b str,
+    name: &'a str,
+    endpoint: &'b str,
+    round_base: i64,
+    /// When the notifier took it (a delivery's latency runs from then).
+    taken_at_ms: i64,
+}
+
+/// A try judged: what the ledger records and what follows.
+struct Try<'a> {
+    name: &'a str,
+    attempt: Attempt,
+    next: Next,
+    health: Health,
+    taken_at_ms: i64,
+}
+
+impl<'a> Try<'a> {
+    /// How the try counts.
+    fn counted(&self) -> Counted<'a> {
+        match (self.attempt.ok, self.next) {
+            (true, _) => {
+                let a = &self.attempt;
+                let latency_ms = (a.at_ms - self.taken_at_ms).max(0) as f64 + a.latency_us as f64 / 1_000.0;
+                Counted::Delivered(self.name, latency_ms / 1_000.0)
+            }
+            (false, Next::Retry { .. }) => Counted::Retrying(self.name),
+            (false, Next::Done) => Counted::Failed(self.name),
+        }
+    }
+}
+
 /// What a round did to one delivery, counted in the report and the metrics.
 enum Counted<'a> {
     Already,
@@ -174,6 +225,8 @@ enum Counted<'a> {
     Failed(&'a str),
     Deferred(&'a str, &'static str),
     Suppressed(&'a str, &'static str),
+    /// Held for a digest.
+    Digested(&'a str),
 }
 
 /// Splits items into rounds in which no two alerts share a signal (account and
@@ -422,13 +475,7 @@ impl Notifier {
             }
         }
         for (channel, endpoint, reason) in self.ledger.write(&round.writes).await? {
-            self.metrics.disabled.with_label_values(&[channel.as_str()]).inc();
-            tracing::error!(
-                channel,
-                endpoint,
-                reason,
-                "endpoint disabled: its deliveries are dead letters until it is enabled"
-            );
+            self.disabled(&channel, &endpoint, &reason);
         }
         for counted in round.counted {
             self.count(counted, report);
@@ -468,6 +515,21 @@ impl Notifier {
             return None;
         }
         if channel.follows_preferences(endpoint) {
+            // A queued job was decided on before (held for quiet hours or a rate limit,
+            // a retry): it does not join a digest now.
+            if let Some((end_ms, first_at_once)) = prefs.digest_window(name, alert, now_ms).filter(|_| !job.queued) {
+                let key = (name, endpoint.to_string());
+                let open = round.windows.get(&key).copied().or(state.digest_window_ms.filter(|due| *due > now_ms));
+                if let Some(due_at_ms) = open {
+                    round.digest(alert, name, endpoint, due_at_ms, false);
+                    return None;
+                }
+                round.windows.insert(key, end_ms);
+                round.digest(alert, name, endpoint, end_ms, first_at_once);
+                if !first_at_once {
+                    return None;
+                }
+            }
             if let Some(until) = prefs.quiet_until(name, alert, now_ms) {
                 round.defer(alert, name, endpoint, until, round_base, taken_at_ms, "quiet_hours");
                 return None;
@@ -505,8 +567,28 @@ impl Notifier {
         latency_us: i64,
         round: &mut Round<'a>,
     ) {
-        let Job { alert, name, round_base, taken_at_ms, .. } = *job;
-        let endpoint = job.endpoint.as_str();
+        let (alert, endpoint) = (job.alert, job.endpoint.as_str());
+        let (round_base, taken_at_ms) = (job.round_base, job.taken_at_ms);
+        let delivery = Delivery { id: &alert.alert_id, name: job.name, endpoint, round_base, taken_at_ms };
+        let try_ = self.judge(delivery, channel.disables_failing_endpoints(), number, outcome, at_ms, latency_us);
+        round.counted.push(try_.counted());
+        let Try { attempt, next, health, .. } = try_;
+        round.writes.push(Write::Tried { attempt, alert, next, health });
+    }
+
+    /// What a try's outcome means: its attempt (a failure given up on the last
+    /// retry), the next step (a retry on the schedule, never sooner than the
+    /// receiver asked), and what it says of the endpoint.
+    fn judge<'a>(
+        &self,
+        delivery: Delivery<'a, '_>,
+        disables: bool,
+        number: i64,
+        outcome: Result<(), ChannelError>,
+        at_ms: i64,
+        latency_us: i64,
+    ) -> Try<'a> {
+        let Delivery { id, name, endpoint, round_base, taken_at_ms } = delivery;
         let tries = number - round_base;
         let last_try = tries > RETRY_AFTER_SECS.len() as i64;
         let error = match &outcome {
@@ -518,21 +600,28 @@ impl Notifier {
         };
         let next = match &outcome {
             Err(ChannelError::Retry { after_ms, .. }) if !last_try => {
-                // Never sooner than the schedule nor than the receiver asked.
-                let wait =
-                    backoff_ms(&alert.alert_id, endpoint, tries).max(after_ms.unwrap_or(0).min(MAX_RETRY_AFTER_MS));
+                let wait = backoff_ms(id, endpoint, tries).max(after_ms.unwrap_or(0).min(MAX_RETRY_AFTER_MS));
                 Next::Retry { at_ms: at_ms + wait, round_base, taken_at_ms }
             }
             _ => Next::Done,
         };
         let health = match &outcome {
-            _ if !channel.disables_failing_endpoints() => Health::Unchanged,
+            _ if !disables => Health::Unchanged,
             Ok(()) => Health::Ok,
             Err(ChannelError::Gone(reason)) => Health::Disable(reason.clone()),
             Err(_) => Health::Failing { disable_after_ms: self.disable_after_ms },
         };
+        match (&outcome, next) {
+            (Ok(()), _) => {}
+            (Err(reason), Next::Retry { at_ms, .. }) => {
+                tracing::info!(id, channel = name, endpoint, attempt = number, retry_at_ms = at_ms, %reason, "delivery failed, will retry");
+            }
+            (Err(reason), Next::Done) => {
+                tracing::warn!(id, channel = name, endpoint, attempt = number, %reason, "delivery given up");
+            }
+        }
         let attempt = Attempt {
-            alert_id: alert.alert_id.clone(),
+            alert_id: id.to_string(),
             channel: name.to_string(),
             endpoint: endpoint.to_string(),
             attempt: number,
@@ -542,21 +631,71 @@ impl Notifier {
             error,
             given_up: outcome.is_err() && next == Next::Done,
         };
-        round.counted.push(match (outcome, next) {
-            (Ok(()), _) => {
-                let latency_ms = (at_ms - taken_at_ms).max(0) as f64 + latency_us as f64 / 1_000.0;
-                Counted::Delivered(name, latency_ms / 1_000.0)
+        Try { name, attempt, next, health, taken_at_ms }
+    }
+
+    /// Closes the digest windows that fell due and sends the digests ready: one
+    /// message each, retried on the same schedule as an alert, held by the user's
+    /// quiet hours. In the report, `digested` counts digests sent and `delivered`
+    /// their alerts.
+    pub async fn send_digests(&self) -> Result<NotifyReport, NotifierError> {
+        let now_ms = self.clock.now_ms();
+        self.ledger.close_digests(now_ms).await?;
+        let mut report = NotifyReport::default();
+        let mut prefs = HashMap::new();
+        for ready in self.ledger.ready_digests(now_ms, 100).await? {
+            let (digest, name, endpoint) = (&ready.digest, ready.channel.as_str(), ready.endpoint.as_str());
+            self.load_preferences(&digest.user_id, &mut prefs).await?;
+            let prefs = &prefs[&digest.user_id];
+            let channel = self.channels.iter().find(|c| c.name() == name);
+            let first =
+                digest.alerts.first().ok_or_else(|| NotifierError::Corrupt("a digest without alerts".into()))?;
+            if let Some(until) = channel.and_then(|_| prefs.quiet_until(name, first, now_ms)) {
+                self.ledger.postpone_digest(&digest.digest_id, until).await?;
+                self.count(Counted::Deferred(name, "quiet_hours"), &mut report);
+                continue;
             }
-            (Err(reason), Next::Retry { at_ms, .. }) => {
-                tracing::info!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, retry_at_ms = at_ms, %reason, "delivery failed, will retry");
-                Counted::Retrying(name)
+            let started = Instant::now();
+            let outcome = match (channel, &ready.disabled) {
+                (None, _) => {
+                    Err(ChannelError::Permanent(format!("not sent: channel `{name}` is not configured any more")))
+                }
+                (Some(_), Some(reason)) => Err(ChannelError::Permanent(format!(
+                    "not sent: the endpoint is disabled ({reason}); enable it, then re-drive"
+                ))),
+                (Some(channel), None) => channel.deliver_digest(digest, endpoint, prefs).await,
+            };
+            let sent = channel.is_some() && ready.disabled.is_none();
+            let latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+            let disables = sent && channel.is_some_and(|c| c.disables_failing_endpoints());
+            let at_ms = self.clock.now_ms();
+            let delivery = Delivery { id: &digest.digest_id, name, endpoint, round_base: 0, taken_at_ms: at_ms };
+            let try_ = self.judge(delivery, disables, ready.attempts + 1, outcome, at_ms, latency_us);
+            for (channel, endpoint, reason) in
+                self.ledger.record_digest(&ready, &try_.attempt, try_.next, try_.health.clone()).await?
+            {
+                self.disabled(&channel, &endpoint, &reason);
             }
-            (Err(reason), Next::Done) => {
-                tracing::warn!(alert_id = %alert.alert_id, channel = name, endpoint, attempt = number, %reason, "delivery given up");
-                Counted::Failed(name)
+            if try_.attempt.ok {
+                report.digested += 1;
+                for _ in &digest.alerts {
+                    self.count(Counted::Delivered(name, latency_us as f64 / 1e6), &mut report);
+                }
+            } else {
+                self.count(try_.counted(), &mut report);
             }
-        });
-        round.writes.push(Write::Tried { attempt, alert, next, health });
+        }
+        Ok(report)
+    }
+
+    fn disabled(&self, channel: &str, endpoint: &str, reason: &str) {
+        self.metrics.disabled.with_label_values(&[channel]).inc();
+        tracing::error!(
+            channel,
+            endpoint,
+            reason,
+            "endpoint disabled: its deliveries are dead letters until it is enabled"
+        );
     }
 
     /// Counts what the round did, once the ledger holds it.
@@ -584,6 +723,10 @@ impl Notifier {
             Counted::Suppressed(channel, reason) => {
                 m.suppressed.with_label_values(&[channel, reason]).inc();
                 report.suppressed += 1;
+            }
+            Counted::Digested(channel) => {
+                m.deferred.with_label_values(&[channel, "digest"]).inc();
+                report.digested += 1;
             }
         }
     }

@@ -62,7 +62,38 @@ pub struct Preferences {
     /// the others are recorded as suppressed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub throttle_secs: BTreeMap<String, u32>,
+    /// Per channel (not the inbox): alerts gathered into one message an hour or a
+    /// day instead of one message each. Critical alerts are sent at once.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub digest: BTreeMap<String, DigestPreference>,
 }
+
+/// How often a channel's digest goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestEvery {
+    /// An hour after the alert that opens the window.
+    Hourly,
+    /// At `at` on the user's wall clock, once a day.
+    Daily,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestPreference {
+    pub every: DigestEvery,
+    /// Daily: when (`HH:MM`, the user's time zone); default 08:00.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The alert that opens a window goes out at once, on its own; those after it
+    /// in the window wait for the digest (the first of a burst is news, the rest
+    /// detail). Default: every alert waits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_at_once: bool,
+}
+
+/// When a daily digest goes out unless the user says.
+const DAILY_AT: &str = "08:00";
 
 /// From `start` to `end` (`HH:MM`, 24-hour), across midnight when `end` is earlier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +148,19 @@ impl Preferences {
             known("throttle_secs", c)?;
             if *secs == 0 {
                 return Err(format!("throttle_secs.{c}: must be at least 1 (leave the channel out for no throttle)"));
+            }
+        }
+        for (c, digest) in &self.digest {
+            known("digest", c)?;
+            if c == "in_app" {
+                return Err("digest.in_app: the inbox lists each alert; digests are for email and webhook".into());
+            }
+            match (&digest.at, digest.every) {
+                (Some(_), DigestEvery::Hourly) => {
+                    return Err(format!("digest.{c}.at: only a daily digest has a time of day"));
+                }
+                (Some(at), DigestEvery::Daily) => drop(parse_hhmm(&format!("digest.{c}.at"), at)?),
+                (None, _) => {}
             }
         }
         self.zone()?;
@@ -206,6 +250,27 @@ impl Preferences {
         let day = if time < end { now.date() } else { now.date().tomorrow().ok()? };
         let until = day.to_datetime(end).to_zoned(zone).ok()?;
         Some(until.timestamp().as_millisecond())
+    }
+
+    /// Whether `channel` gathers `alert` into a digest: the end of a window opened
+    /// at `now_ms` (Unix milliseconds), and whether the alert opening it goes out at
+    /// once. None: sent on its own (no digest, or a critical alert).
+    pub fn digest_window(&self, channel: &str, alert: &Alert, now_ms: i64) -> Option<(i64, bool)> {
+        let digest = self.digest.get(channel)?;
+        if alert.priority == Priority::Critical {
+            return None;
+        }
+        let end = match digest.every {
+            DigestEvery::Hourly => now_ms + 3_600_000,
+            DigestEvery::Daily => {
+                let at = parse_hhmm("", digest.at.as_deref().unwrap_or(DAILY_AT)).ok()?;
+                let zone = self.zone().ok()?.unwrap_or(jiff::tz::TimeZone::UTC);
+                let now = jiff::Timestamp::from_millisecond(now_ms).ok()?.to_zoned(zone.clone());
+                let day = if now.time() < at { now.date() } else { now.date().tomorrow().ok()? };
+                day.to_datetime(at).to_zoned(zone).ok()?.timestamp().as_millisecond()
+            }
+        };
+        Some((end, digest.first_at_once))
     }
 
     /// How long `channel` stays quiet on a rule and account after a message.
@@ -438,6 +503,44 @@ mod tests {
         assert!(bad(serde_json::json!({"webhooks": [hook("a b", "https://x.example", ok)]})).contains("webhooks[0].id"));
         assert!(bad(serde_json::json!({"webhooks": [hook("a", "ftp://x.example", ok)]})).contains("http or https"));
         assert!(bad(serde_json::json!({"webhooks": [hook("a", "https://x.example", "nope")]})).contains("whsec_"));
+        let digest = |d: serde_json::Value| bad(serde_json::json!({ "digest": d }));
+        assert!(digest(serde_json::json!({"in_app": {"every": "hourly"}})).contains("digest.in_app: the inbox"));
+        assert!(digest(serde_json::json!({"email": {"every": "weekly"}})).contains("unknown variant `weekly`"));
+        assert!(digest(serde_json::json!({"email": {"every": "hourly", "at": "08:00"}}))
+            .contains("digest.email.at: only a daily digest"));
+        assert!(digest(serde_json::json!({"email": {"every": "daily", "at": "8am"}}))
+            .contains("digest.email.at: `8am` is not HH:MM"));
+    }
+
+    /// A daily digest goes out at its wall-clock time in the user's zone: 08:00 in
+    /// New York is 13:00 UTC in winter (EST, UTC-5) and 12:00 UTC in summer (EDT, UTC-4).
+    #[test]
+    fn a_daily_digest_is_due_at_its_time_on_the_users_clock_and_an_hourly_one_an_hour_on() {
+        let ms = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let prefs: Preferences = serde_json::from_value(serde_json::json!({
+            "timezone": "America/New_York",
+            "digest": {"email": {"every": "daily"}, "webhook": {"every": "hourly", "first_at_once": true}}
+        }))
+        .unwrap();
+        prefs.validate().unwrap();
+        let drift = alert(AlertKind::Drift, Priority::High, AlertState::Raised);
+        assert_eq!(
+            prefs.digest_window("email", &drift, ms("2026-01-05T14:30:00Z")),
+            Some((ms("2026-01-06T13:00:00Z"), false))
+        );
+        assert_eq!(
+            prefs.digest_window("email", &drift, ms("2026-01-05T12:59:00Z")),
+            Some((ms("2026-01-05T13:00:00Z"), false))
+        );
+        assert_eq!(
+            prefs.digest_window("email", &drift, ms("2026-07-06T11:00:00Z")),
+            Some((ms("2026-07-06T12:00:00Z"), false))
+        );
+        let now = ms("2026-01-05T14:30:00Z");
+        assert_eq!(prefs.digest_window("webhook", &drift, now), Some((now + 3_600_000, true)));
+        assert_eq!(prefs.digest_window("in_app", &drift, now), None, "no digest asked for");
+        let critical = alert(AlertKind::Drift, Priority::Critical, AlertState::Raised);
+        assert_eq!(prefs.digest_window("email", &critical, now), None, "critical alerts are sent at once");
     }
 
     #[test]

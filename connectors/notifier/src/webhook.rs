@@ -16,9 +16,10 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use riskstream_schemas::Alert;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::channel::{BoxFuture, Channel, ChannelError};
+use crate::digest::Digest;
 use crate::preferences::Preferences;
 
 /// An endpoint's signing secret: `whsec_` + base64 of the key.
@@ -301,33 +302,51 @@ impl Channel for WebhookChannel {
         prefs: &'a Preferences,
     ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
-            let (target_url, secrets, allow_private) = self.target(endpoint, prefs)?;
-            let url = reqwest::Url::parse(&target_url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
-            // An address literal is never resolved: check it here. A name is checked here
-            // for a clear error, and again by the guarded client's resolver on connecting.
-            let client = if allow_private {
-                &self.open
-            } else {
-                check_target(&url).await?;
-                &self.guarded
-            };
             let body = serde_json::to_vec(alert).map_err(|e| ChannelError::Permanent(e.to_string()))?;
-            let id = message_id(&alert.alert_id, endpoint);
-            let timestamp = crate::now_ms() / 1_000;
-            let signatures: Vec<String> = secrets.iter().map(|s| sign(s, &id, timestamp, &body)).collect();
-            let response = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signatures.join(" "))
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| ChannelError::retry(format!("cannot reach {target_url}: {}", with_causes(&e))))?;
-            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-            classify(response.status(), retry_after.as_deref(), crate::now_ms())
+            self.post(endpoint, prefs, &message_id(&alert.alert_id, endpoint), body).await
         })
+    }
+
+    fn deliver_digest<'a>(
+        &'a self,
+        digest: &'a Digest,
+        endpoint: &'a str,
+        prefs: &'a Preferences,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(digest).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+            self.post(endpoint, prefs, &message_id(&digest.digest_id, endpoint), body).await
+        })
+    }
+}
+
+impl WebhookChannel {
+    /// Posts `body` to the endpoint, signed, under the message id `id`.
+    async fn post(&self, endpoint: &str, prefs: &Preferences, id: &str, body: Vec<u8>) -> Result<(), ChannelError> {
+        let (target_url, secrets, allow_private) = self.target(endpoint, prefs)?;
+        let url = reqwest::Url::parse(&target_url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+        // An address literal is never resolved: check it here. A name is checked here
+        // for a clear error, and again by the guarded client's resolver on connecting.
+        let client = if allow_private {
+            &self.open
+        } else {
+            check_target(&url).await?;
+            &self.guarded
+        };
+        let timestamp = crate::now_ms() / 1_000;
+        let signatures: Vec<String> = secrets.iter().map(|s| sign(s, id, timestamp, &body)).collect();
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signatures.join(" "))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ChannelError::retry(format!("cannot reach {target_url}: {}", with_causes(&e))))?;
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+        classify(response.status(), retry_after.as_deref(), crate::now_ms())
     }
 }
 

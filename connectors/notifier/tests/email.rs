@@ -131,3 +131,59 @@ fn the_config_is_checked_naming_the_field() {
     let bad: Preferences = serde_json::from_value(json!({ "email": "ann-at-example.com" })).unwrap();
     assert!(bad.validate().unwrap_err().contains("email: `ann-at-example.com` is not an e-mail address"));
 }
+
+/// A daily digest by e-mail goes out at 08:00 on the user's clock (Paris: 07:00 UTC
+/// in November, CET being UTC+1), one message listing the day's alerts in both bodies.
+#[tokio::test]
+async fn a_daily_digest_is_mailed_at_eight_on_the_users_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path());
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("k")).unwrap());
+    let prefs: Preferences = serde_json::from_value(json!({
+        "email": "ann@example.com", "timezone": "Europe/Paris", "digest": { "email": { "every": "daily" } }
+    }))
+    .unwrap();
+    prefs.validate().unwrap();
+    store.put("u1", &prefs, 0).await.unwrap();
+    let config = EmailConfig {
+        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
+        from: "riskstream <alerts@riskstream.example>".into(),
+        link_base: "https://risk.example.com".into(),
+    };
+    let email = EmailChannel::new(&config, Duration::from_secs(5)).unwrap();
+    // 2023-11-14T22:13:20Z: 23:13 in Paris.
+    let clock = Arc::new(common::TestClock::new());
+    let notifier = Notifier::with_clock(ledger.clone(), vec![Arc::new(email)], clock.clone()).with_preferences(store);
+
+    let other = Alert {
+        account_id: "acc-9".into(),
+        message: "VEA is 12% from target".into(),
+        ..alert("a2", "u1", AlertState::Raised)
+    };
+    let report = notifier.notify(&[alert("a1", "u1", AlertState::Raised), other]).await.unwrap();
+    assert_eq!(report.digested, 2, "{report:?}");
+    clock.set_ms("2023-11-15T06:59:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond());
+    assert_eq!(notifier.send_digests().await.unwrap().digested, 0, "07:59 in Paris");
+    clock.set_ms("2023-11-15T07:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond());
+    assert_eq!(notifier.send_digests().await.unwrap().digested, 1, "08:00 in Paris");
+
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    let m = &mail[0];
+    assert_eq!(m["to"], "ann@example.com");
+    assert_eq!(m["subject"], "[riskstream] 2 alerts");
+    let id = riskstream_notifier::digest_id("email", "u/u1", ["a1", "a2"]);
+    assert_eq!(m["message_id"], format!("<{}@riskstream>", message_id(&id, "u/u1")));
+    let text = m["text"].as_str().unwrap();
+    for needle in [
+        "Portfolio drift on account acc-<7> (raised): VTI is 31.25% from its 20% target & outside its band",
+        "Portfolio drift on account acc-9 (raised): VEA is 12% from target",
+        "Why it fired: https://risk.example.com/v1/alerts/a2/explain",
+    ] {
+        assert!(text.contains(needle), "plain body lacks {needle:?}:\n{text}");
+    }
+    let html = m["html"].as_str().unwrap();
+    assert!(html.contains("<b>Portfolio drift</b> on account acc-&lt;7&gt;"), "{html}");
+    assert_eq!(html.matches("<li>").count(), 2, "{html}");
+}

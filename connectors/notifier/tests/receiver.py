@@ -1,7 +1,7 @@
 """A webhook receiver for the notifier's tests. It checks every request with the
 Standard Webhooks reference library (`standardwebhooks` from PyPI, an implementation
 independent of ours), answers with the next status of its script, and logs one JSON
-line per request.
+line per request (a digest's with its id and the ids of its alerts).
 
 usage: receiver.py SECRET STATUSES LOG PORT_FILE [DELAY_MS]
   STATUSES: e.g. 500,200 (the last repeats); 429/120 answers 429 with Retry-After: 120
@@ -35,8 +35,12 @@ class Receiver(BaseHTTPRequestHandler):
         status = int(status)
         time.sleep(delay)
         seen += 1
+        payload = json.loads(body)
         line = {"id": headers.get("webhook-id"), "verified": verified, "status": status,
-                "alert_id": json.loads(body).get("alert_id")}
+                "alert_id": payload.get("alert_id")}
+        if payload.get("type") == "digest":
+            line["digest_id"] = payload["digest_id"]
+            line["alerts"] = [a["alert_id"] for a in payload["alerts"]]
         with open(log_path, "a") as log:
             log.write(json.dumps(line) + "\n")
         self.send_response(status)

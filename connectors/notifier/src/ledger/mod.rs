@@ -15,10 +15,12 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use crate::error::NotifierError;
 
 mod dead_letters;
+mod digests;
 mod endpoints;
 mod writes;
 
 pub use dead_letters::{DeadLetter, DeadLetterFilter};
+pub use digests::ReadyDigest;
 pub use endpoints::{EndpointHealth, LedgerHealth};
 use writes::{queue, Queued};
 pub use writes::{Disabled, Write};
@@ -71,6 +73,9 @@ pub struct DeliveryState {
     pub attempts: i64,
     /// When the endpoint last got a message of the alert's signal.
     pub last_sent_ms: Option<i64>,
+    /// The end of the endpoint's latest digest window still open to new alerts
+    /// (it may have passed, waiting to be closed).
+    pub digest_window_ms: Option<i64>,
 }
 
 /// What follows a try.
@@ -160,7 +165,11 @@ impl Ledger {
                    OR EXISTS (SELECT 1 FROM pending p WHERE p.alert_id = k.alert_id AND p.channel = k.channel \
                      AND p.endpoint = k.endpoint) \
                    OR EXISTS (SELECT 1 FROM suppressed s WHERE s.alert_id = k.alert_id AND s.channel = k.channel \
-                     AND s.endpoint = k.endpoint) AS settled, \
+                     AND s.endpoint = k.endpoint) \
+                   OR EXISTS (SELECT 1 FROM digest_members m WHERE m.alert_id = k.alert_id \
+                     AND m.channel = k.channel AND m.endpoint = k.endpoint) AS settled, \
+                   (SELECT MAX(m.due_at_ms) FROM digest_members m WHERE m.channel = k.channel \
+                     AND m.endpoint = k.endpoint AND m.digest_id IS NULL) AS digest_window, \
                    (SELECT COALESCE(e.reason, '') FROM endpoints e WHERE e.channel = k.channel \
                      AND e.endpoint = k.endpoint AND e.disabled_at_ms IS NOT NULL) AS disabled, \
                    (SELECT COUNT(*) FROM attempts a WHERE a.alert_id = k.alert_id AND a.channel = k.channel \
@@ -175,6 +184,7 @@ impl Ledger {
                     disabled: row.try_get("disabled")?,
                     attempts: row.try_get("attempts")?,
                     last_sent_ms: row.try_get("last_sent")?,
+                    digest_window_ms: row.try_get("digest_window")?,
                 });
             }
         }
@@ -243,13 +253,17 @@ impl Ledger {
     }
 
     /// The deliveries of the clear's signal (its account and rule) still waiting, in
-    /// quiet hours or for a retry: (alert_id, channel, endpoint).
+    /// quiet hours, for a retry or in an open digest: (alert_id, channel, endpoint).
     pub async fn waiting_of_signal(&self, clear: &Alert) -> Result<Vec<(String, String, String)>, NotifierError> {
-        let rows = sqlx::query("SELECT alert_id, channel, endpoint FROM pending WHERE alert_key = ? AND alert_id <> ?")
-            .bind(signal_key(clear))
-            .bind(&clear.alert_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT alert_id, channel, endpoint FROM pending WHERE alert_key = ?1 AND alert_id <> ?2 \
+             UNION SELECT alert_id, channel, endpoint FROM digest_members \
+             WHERE alert_key = ?1 AND alert_id <> ?2 AND digest_id IS NULL AND NOT sent",
+        )
+        .bind(signal_key(clear))
+        .bind(&clear.alert_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok((r.try_get("alert_id")?, r.try_get("channel")?, r.try_get("endpoint")?))).collect()
     }
 

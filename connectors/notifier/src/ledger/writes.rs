@@ -30,6 +30,9 @@ pub enum Write<'a> {
     /// Settled without sending, saying why (a throttle, a cancelled raise); a
     /// waiting retry of it is dropped.
     Suppressed { alert_id: String, channel: String, endpoint: String, at_ms: i64, reason: String },
+    /// Held for the digest window of its endpoint that ends at `due_at_ms`; `sent`:
+    /// it opened the window and goes out on its own as well (not listed again).
+    Digested { alert: &'a Alert, channel: String, endpoint: String, due_at_ms: i64, sent: bool },
 }
 
 /// A row of the retry queue.
@@ -92,6 +95,8 @@ impl Ledger {
         let mut queued = Vec::new();
         let mut done = Vec::new();
         let mut suppressed = Vec::new();
+        let mut digested = Vec::new();
+        let mut undigested = Vec::new();
         for write in writes {
             match write {
                 Write::Tried { attempt, alert, next, health } => {
@@ -115,6 +120,10 @@ impl Ledger {
                 Write::Suppressed { alert_id, channel, endpoint, at_ms, reason } => {
                     suppressed.push((alert_id, channel, endpoint, *at_ms, reason));
                     done.push((alert_id.as_str(), channel.as_str(), endpoint.as_str()));
+                    undigested.push((alert_id.as_str(), channel.as_str(), endpoint.as_str()));
+                }
+                Write::Digested { alert, channel, endpoint, due_at_ms, sent } => {
+                    digested.push((*alert, channel, endpoint, *due_at_ms, *sent));
                 }
             }
         }
@@ -128,6 +137,34 @@ impl Ledger {
             sql.build().execute(&mut *tx).await?;
         }
         unqueue(&mut tx, &done).await?;
+        for chunk in undigested.chunks(ROWS) {
+            let mut sql = QueryBuilder::<Sqlite>::new(
+                "DELETE FROM digest_members WHERE digest_id IS NULL AND (alert_id, channel, endpoint) IN (",
+            );
+            sql.push_values(chunk, |mut row, (alert_id, channel, endpoint)| {
+                row.push_bind(*alert_id).push_bind(*channel).push_bind(*endpoint);
+            });
+            sql.push(")");
+            sql.build().execute(&mut *tx).await?;
+        }
+        for chunk in digested.chunks(ROWS) {
+            let texts = chunk.iter().map(|(alert, ..)| alert_text(alert)).collect::<Result<Vec<_>, _>>()?;
+            let mut sql = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO digest_members (alert_id, channel, endpoint, user_id, alert, alert_key, due_at_ms, sent) ",
+            );
+            sql.push_values(chunk.iter().zip(texts), |mut row, ((alert, channel, endpoint, due_at_ms, sent), text)| {
+                row.push_bind(&alert.alert_id)
+                    .push_bind(channel.as_str())
+                    .push_bind(endpoint.as_str())
+                    .push_bind(&alert.user_id)
+                    .push_bind(text)
+                    .push_bind(signal_key(alert))
+                    .push_bind(*due_at_ms)
+                    .push_bind(*sent);
+            });
+            sql.push(" ON CONFLICT DO NOTHING");
+            sql.build().execute(&mut *tx).await?;
+        }
         queue(&mut tx, &queued).await?;
         record_attempts(&mut tx, &tried).await?;
         let disabled = health(&mut tx, &tried).await?;
@@ -231,7 +268,7 @@ struct EndpointRound {
 
 /// Each endpoint's failing streak and whether it is disabled, from the round's
 /// tries; a handful of endpoints per round, so a statement each.
-async fn health(
+pub(super) async fn health(
     conn: &mut SqliteConnection,
     tried: &[(&Attempt, &Alert, &Health)],
 ) -> Result<Vec<Disabled>, NotifierError> {

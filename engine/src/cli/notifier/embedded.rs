@@ -98,7 +98,8 @@ fn sink(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Result<Box<dyn
     Ok(Box::new(sink))
 }
 
-/// Makes the retries that fall due, every second, for the life of the process.
+/// Makes the retries and sends the digests that fall due, every second, for the
+/// life of the process.
 fn spawn_retries(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let retries = notifier(cfg, open(cfg, &runtime)?, metrics)?;
@@ -106,6 +107,9 @@ fn spawn_retries(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Resul
         std::thread::sleep(Duration::from_secs(1));
         if let Err(e) = runtime.block_on(retries.retry_due()) {
             tracing::warn!(error = %e, "notifier retries failed; trying again in a second");
+        }
+        if let Err(e) = runtime.block_on(retries.send_digests()) {
+            tracing::warn!(error = %e, "notifier digests failed; trying again in a second");
         }
     })?;
     Ok(())
