@@ -55,6 +55,12 @@ pub trait Channel: Send + Sync {
         prefs: &'a Preferences,
     ) -> BoxFuture<'a, Result<(), ChannelError>>;
 
+    /// Whether the channel sends digests ([`Channel::deliver_digest`]); market
+    /// events are grouped only on those.
+    fn sends_digests(&self) -> bool {
+        false
+    }
+
     /// Delivers a digest to one endpoint: one message listing its alerts, under the
     /// digest's id (an idempotency key as for an alert). A channel that does not
     /// send digests refuses.

@@ -112,6 +112,10 @@ impl Channel for EmailChannel {
         })
     }
 
+    fn sends_digests(&self) -> bool {
+        true
+    }
+
     fn deliver_digest<'a>(
         &'a self,
         digest: &'a Digest,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use riskstream_schemas::{Alert, AlertState};
+use riskstream_schemas::{Alert, AlertKind, AlertState};
 use sha2::{Digest, Sha256};
 
 use crate::channel::{Channel, ChannelError};
@@ -102,6 +102,9 @@ struct Job<'a> {
     queued: bool,
     /// A clear whose raise to this endpoint was cancelled: not sent either.
     cancelled: bool,
+    /// One of several alerts of one market event for its user in this call: sent
+    /// together, as one message, on a person's channels.
+    grouped: bool,
 }
 
 /// What a round writes to the ledger, and what it counts once written.
@@ -111,6 +114,8 @@ struct Round<'a> {
     counted: Vec<Counted<'a>>,
     /// Digest windows opened in this round, by (channel, endpoint): when they end.
     windows: HashMap<(&'a str, String), i64>,
+    /// Alerts of a market event's group were held.
+    grouped: bool,
 }
 
 impl<'a> Round<'a> {
@@ -324,6 +329,7 @@ impl Notifier {
             self.load_preferences(&alert.user_id, &mut prefs).await?;
         }
         let taken_at_ms = self.clock.now_ms();
+        let grouped = self.market_groups(alerts, &prefs);
         for wave in waves(alerts, |a| a) {
             for chunk in wave.chunks(WAVE_ALERTS) {
                 let mut round = Round::default();
@@ -339,6 +345,8 @@ impl Notifier {
                             let cancelled = cancelled.iter().any(|(c, e)| c == name && *e == endpoint);
                             let channel = Some(channel.as_ref());
                             let (round_base, queued) = (0, false);
+                            let grouped = !grouped.is_empty()
+                                && grouped.contains(&(alert.alert_id.as_str(), name, endpoint.clone()));
                             jobs.push(Job {
                                 alert,
                                 channel,
@@ -348,14 +356,50 @@ impl Notifier {
                                 taken_at_ms,
                                 queued,
                                 cancelled,
+                                grouped,
                             });
                         }
                     }
                 }
-                self.run(jobs, round, &prefs, &mut report).await?;
+                if self.run(jobs, round, &prefs, &mut report).await? {
+                    // A market event's group is a window that ends now: sent before the
+                    // next wave, where a clear of one of its alerts may come.
+                    let sent = self.send_digests().await?;
+                    report.delivered += sent.delivered;
+                    report.retrying += sent.retrying;
+                    report.failed += sent.failed;
+                }
             }
         }
         Ok(report)
+    }
+
+    /// The deliveries (alert, channel, endpoint) of raised market-move alerts that
+    /// share their endpoint and market event (the record that caused them) with
+    /// another in `alerts`: a move fans out to every account holding the symbol, and
+    /// a user with several of those accounts gets one message listing them.
+    fn market_groups<'a>(
+        &'a self,
+        alerts: &'a [Alert],
+        prefs: &HashMap<String, Preferences>,
+    ) -> std::collections::HashSet<(&'a str, &'a str, String)> {
+        let mut groups: HashMap<(&str, String, u32, u64), Vec<&str>> = HashMap::new();
+        for alert in alerts.iter().filter(|a| a.kind == AlertKind::MarketMove && a.state == AlertState::Raised) {
+            for channel in self.channels.iter().filter(|c| c.sends_digests()) {
+                for endpoint in channel.endpoints(alert, &prefs[&alert.user_id]) {
+                    if !channel.follows_preferences(&endpoint) {
+                        continue;
+                    }
+                    let key = (channel.name(), endpoint, alert.caused_by.shard, alert.caused_by.seq);
+                    groups.entry(key).or_default().push(&alert.alert_id);
+                }
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .flat_map(|((name, endpoint, ..), ids)| ids.into_iter().map(move |id| (id, name, endpoint.clone())))
+            .collect()
     }
 
     /// A clear cancels what of its signal still waits for a person (quiet hours, a
@@ -418,6 +462,7 @@ impl Notifier {
                         taken_at_ms: due.taken_at_ms.unwrap_or(now_ms),
                         queued: true,
                         cancelled: false,
+                        grouped: false,
                     })
                     .collect();
                 self.run(jobs, Round::default(), &prefs, &mut report).await?;
@@ -428,13 +473,14 @@ impl Notifier {
 
     /// Decides each job, makes the deliveries decided on (up to `concurrency` at
     /// once), and writes the round to the ledger in one transaction; then counts.
+    /// Returns whether it held alerts of a market event's group.
     async fn run<'a>(
         &'a self,
         jobs: Vec<Job<'a>>,
         mut round: Round<'a>,
         prefs: &'a HashMap<String, Preferences>,
         report: &mut NotifyReport,
-    ) -> Result<(), NotifierError> {
+    ) -> Result<bool, NotifierError> {
         let keys: Vec<_> =
             jobs.iter().map(|j| DeliveryKey { alert: j.alert, channel: j.name, endpoint: &j.endpoint }).collect();
         let states = self.ledger.delivery_states(&keys).await?;
@@ -480,7 +526,7 @@ impl Notifier {
         for counted in round.counted {
             self.count(counted, report);
         }
-        Ok(())
+        Ok(round.grouped)
     }
 
     /// What becomes of a job without sending it (its entry goes in the round), or
@@ -529,6 +575,11 @@ impl Notifier {
                 if !first_at_once {
                     return None;
                 }
+            } else if job.grouped && !job.queued {
+                // Its window is the call's: it ends as the call does.
+                round.digest(alert, name, endpoint, taken_at_ms, false);
+                round.grouped = true;
+                return None;
             }
             if let Some(until) = prefs.quiet_until(name, alert, now_ms) {
                 round.defer(alert, name, endpoint, until, round_base, taken_at_ms, "quiet_hours");

@@ -307,6 +307,10 @@ impl Channel for WebhookChannel {
         })
     }
 
+    fn sends_digests(&self) -> bool {
+        true
+    }
+
     fn deliver_digest<'a>(
         &'a self,
         digest: &'a Digest,

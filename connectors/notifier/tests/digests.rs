@@ -3,7 +3,8 @@
 //! SQLite and the clock injected: what comes in a window goes out as one message
 //! when it ends, once, under an id derived from its members; a clear drops its
 //! raise from the digest; critical alerts go at once; the first of a burst goes at
-//! once where the user asks for it.
+//! once where the user asks for it; a market event reaching several of a user's
+//! accounts is one message.
 
 mod common;
 
@@ -16,11 +17,11 @@ use riskstream_notifier::{
     digest_id, message_id, user_endpoint, Ledger, Notifier, NotifierKey, NotifyReport, PreferenceStore, Preferences,
     WebhookChannel,
 };
-use riskstream_schemas::{Alert, AlertState, Priority};
+use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef};
 use serde_json::{json, Value};
 
 fn raise(id: &str, account: &str) -> Alert {
-    Alert { account_id: account.into(), ..common::alert(id) }
+    Alert { kind: AlertKind::Drift, rule: "drift".into(), account_id: account.into(), ..common::alert(id) }
 }
 
 fn clear(id: &str, account: &str) -> Alert {
@@ -115,5 +116,53 @@ async fn the_first_of_a_burst_goes_at_once_and_the_rest_wait_for_the_digest() {
     assert_eq!(notifier.notify(&[raise("a4", "acc-4")]).await.unwrap().delivered, 1);
     clock.advance_secs(3_600);
     assert_eq!(notifier.send_digests().await.unwrap(), NotifyReport::default());
+    assert_eq!(receiver.requests().len(), 3);
+}
+
+/// A market move fans out to every account holding the symbol: a user with three
+/// of them gets one message listing the three, at once; a user with one gets it
+/// alone; another event's move is another message.
+#[tokio::test]
+async fn a_market_event_reaches_each_user_once_grouped() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), "200");
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("n.key")).unwrap());
+    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
+    for user in ["u1", "u2"] {
+        let prefs: Preferences =
+            serde_json::from_value(json!({ "webhooks": [{ "id": "crm", "url": url, "secrets": [SECRET] }] })).unwrap();
+        store.put(user, &prefs, 0).await.unwrap();
+    }
+    let webhooks = WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(true);
+    let notifier = Notifier::new(ledger.clone(), vec![Arc::new(webhooks)]).with_preferences(store);
+    // common::alert is a market move caused by record (0, 7).
+    let moved = |id: &str, user: &str, account: &str| Alert {
+        user_id: user.into(),
+        account_id: account.into(),
+        ..common::alert(id)
+    };
+    let other_event = Alert { caused_by: RecordRef { shard: 0, seq: 8 }, ..moved("m5", "u1", "acc-1") };
+    let alerts = [
+        moved("m1", "u1", "acc-1"),
+        moved("m2", "u1", "acc-2"),
+        moved("m3", "u1", "acc-3"),
+        moved("m4", "u2", "acc-9"),
+        other_event,
+    ];
+
+    let report = notifier.notify(&alerts).await.unwrap();
+    assert_eq!((report.digested, report.delivered), (3, 5), "{report:?}");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let u1 = user_endpoint("u1", "crm");
+    let group = requests.iter().find(|r| r["digest_id"].is_string()).unwrap();
+    assert_eq!(group["alerts"], json!(["m1", "m2", "m3"]));
+    assert_eq!(group["digest_id"], digest_id("webhook", &u1, ["m1", "m2", "m3"]).as_str());
+    let mut alone: Vec<&str> = requests.iter().filter_map(|r| r["alert_id"].as_str()).collect();
+    alone.sort();
+    assert_eq!(alone, ["m4", "m5"], "one holder, or another event: on its own");
+    assert!(requests.iter().all(|r| r["verified"] == true), "{requests:?}");
+    assert_eq!(notifier.notify(&alerts).await.unwrap().already, 5, "settled: not sent again");
     assert_eq!(receiver.requests().len(), 3);
 }

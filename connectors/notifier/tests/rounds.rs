@@ -12,7 +12,7 @@ use common::alert;
 use riskstream_notifier::{
     Attempt, BoxFuture, Channel, ChannelError, Health, Ledger, Next, Notifier, NotifyReport, Preferences, Write,
 };
-use riskstream_schemas::{Alert, AlertState};
+use riskstream_schemas::{Alert, AlertKind, AlertState};
 
 /// A receiver that takes its time: logs when each delivery starts and ends, and
 /// the most it had in flight at once.
@@ -57,7 +57,12 @@ async fn a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order()
     let slow = Arc::new(Slow::default());
     let notifier = Notifier::new(ledger.clone(), vec![slow.clone()]).concurrency(8);
     // Twenty accounts, each raising then clearing in the same call.
-    let raise = |k: usize| Alert { account_id: format!("acc-{k}"), ..alert(&format!("raise-{k}")) };
+    let raise = |k: usize| Alert {
+        kind: AlertKind::Drift,
+        rule: "drift".into(),
+        account_id: format!("acc-{k}"),
+        ..alert(&format!("raise-{k}"))
+    };
     let clear = |k: usize| Alert { alert_id: format!("clear-{k}"), state: AlertState::Cleared, ..raise(k) };
     let alerts: Vec<Alert> = (0..20).flat_map(|k| [raise(k), clear(k)]).collect();
 

@@ -11,6 +11,10 @@ use super::{alert_text, parse_alert, Attempt, Health, Ledger, Next};
 use crate::digest::{digest_id, Digest};
 use crate::error::NotifierError;
 
+/// How long a digest taken for sending is not taken again, should its sender die
+/// before recording the try.
+pub const DIGEST_LEASE_MS: i64 = 60_000;
+
 /// A closed digest waiting to be sent (or retried).
 #[derive(Debug, Clone)]
 pub struct ReadyDigest {
@@ -76,24 +80,37 @@ impl Ledger {
         Ok(closed)
     }
 
-    /// Closed digests due by `now_ms`, soonest first, each with its alerts oldest first.
+    /// Takes the closed digests due by `now_ms`, soonest first, each with its alerts
+    /// oldest first. Taking one moves its next try [`DIGEST_LEASE_MS`] on in the same
+    /// statement, so two notifier processes do not both send it; the try's record
+    /// sets what really comes next.
     pub async fn ready_digests(&self, now_ms: i64, limit: i64) -> Result<Vec<ReadyDigest>, NotifierError> {
-        let heads = sqlx::query(
-            "SELECT digest_id, channel, endpoint, user_id, MIN(next_at_ms) AS next_at_ms, \
-             (SELECT COUNT(*) FROM attempts a WHERE a.alert_id = m.digest_id AND a.channel = m.channel \
-               AND a.endpoint = m.endpoint) AS attempts, \
-             (SELECT COALESCE(e.reason, '') FROM endpoints e WHERE e.channel = m.channel \
-               AND e.endpoint = m.endpoint AND e.disabled_at_ms IS NOT NULL) AS disabled \
-             FROM digest_members m WHERE digest_id IS NOT NULL AND next_at_ms <= ? \
-             GROUP BY digest_id, channel, endpoint, user_id ORDER BY next_at_ms LIMIT ?",
+        let mut ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE digest_members SET next_at_ms = ?1 WHERE digest_id IN (\
+               SELECT digest_id FROM digest_members WHERE digest_id IS NOT NULL AND next_at_ms <= ?2 \
+               GROUP BY digest_id ORDER BY MIN(next_at_ms), digest_id LIMIT ?3) \
+             RETURNING digest_id",
         )
+        .bind(now_ms + DIGEST_LEASE_MS)
         .bind(now_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut ready = Vec::with_capacity(heads.len());
-        for head in heads {
-            let id: String = head.try_get("digest_id")?;
+        ids.sort_unstable();
+        ids.dedup();
+        let mut ready = Vec::with_capacity(ids.len());
+        for id in ids {
+            let head = sqlx::query(
+                "SELECT channel, endpoint, user_id, \
+                 (SELECT COUNT(*) FROM attempts a WHERE a.alert_id = m.digest_id AND a.channel = m.channel \
+                   AND a.endpoint = m.endpoint) AS attempts, \
+                 (SELECT COALESCE(e.reason, '') FROM endpoints e WHERE e.channel = m.channel \
+                   AND e.endpoint = m.endpoint AND e.disabled_at_ms IS NOT NULL) AS disabled \
+                 FROM digest_members m WHERE digest_id = ? LIMIT 1",
+            )
+            .bind(&id)
+            .fetch_one(&self.pool)
+            .await?;
             let rows = sqlx::query("SELECT alert FROM digest_members WHERE digest_id = ?")
                 .bind(&id)
                 .fetch_all(&self.pool)
