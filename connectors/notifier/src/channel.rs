@@ -55,6 +55,12 @@ pub trait Channel: Send + Sync {
         prefs: &'a Preferences,
     ) -> BoxFuture<'a, Result<(), ChannelError>>;
 
+    /// The user who owns `endpoint` and its name for them (a user's own webhook),
+    /// told when it is disabled; none for an operator's endpoint.
+    fn owner(&self, _endpoint: &str) -> Option<(String, String)> {
+        None
+    }
+
     /// Whether the channel sends digests ([`Channel::deliver_digest`]); market
     /// events are grouped only on those.
     fn sends_digests(&self) -> bool {

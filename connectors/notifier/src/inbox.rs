@@ -1,8 +1,8 @@
 //! The in-app channel: each user's inbox of alerts, kept in the notifier's store,
 //! read, marked read and archived through `GET /v1/users/{id}/inbox` and its routes.
 
-use riskstream_schemas::{Alert, AlertState};
-use serde::Serialize;
+use riskstream_schemas::{Alert, AlertState, Timestamp};
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::channel::{BoxFuture, Channel, ChannelError};
@@ -10,13 +10,47 @@ use crate::error::NotifierError;
 use crate::ledger::Ledger;
 use crate::preferences::Preferences;
 
-/// One message of a user's inbox: the alert as raised, and what the user did with it.
+/// One message of a user's inbox: an alert as raised, or a notice from the
+/// notifier, and what the user did with it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboxItem {
     #[serde(flatten)]
-    pub alert: Alert,
+    pub entry: InboxEntry,
     pub read: bool,
     pub archived: bool,
+}
+
+/// What an inbox message is; answered flat, an alert's fields or a notice's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InboxEntry {
+    Alert(Alert),
+    Notice(Notice),
+}
+
+impl InboxEntry {
+    /// The message's id: the alert's, or the notice's (the read and archive routes take either).
+    pub fn id(&self) -> &str {
+        match self {
+            InboxEntry::Alert(a) => &a.alert_id,
+            InboxEntry::Notice(n) => &n.alert_id,
+        }
+    }
+}
+
+/// Something the notifier tells a user about their own settings, e.g. that one of
+/// their webhooks was disabled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notice {
+    /// The message's id (`ntc_...`), named as an alert's so clients and routes treat
+    /// both alike.
+    pub alert_id: String,
+    /// What happened: `webhook_disabled`.
+    pub notice: String,
+    pub user_id: String,
+    pub ts: Timestamp,
+    pub message: String,
 }
 
 /// A page of a user's inbox, newest first, with the unread count of the whole inbox.
@@ -58,10 +92,10 @@ impl Inbox {
         let mut items = Vec::with_capacity(rows.len());
         for r in &rows {
             let text: String = r.try_get("alert")?;
-            let alert = serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
+            let entry = serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
             let read: Option<i64> = r.try_get("read_at_ms")?;
             let archived: Option<i64> = r.try_get("archived_at_ms")?;
-            items.push(InboxItem { alert, read: read.is_some(), archived: archived.is_some() });
+            items.push(InboxItem { entry, read: read.is_some(), archived: archived.is_some() });
         }
         Ok(InboxPage { user_id: user_id.to_string(), unread: self.unread(user_id).await?, items })
     }

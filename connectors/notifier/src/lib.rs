@@ -24,10 +24,10 @@ pub use channel::{BoxFuture, Channel, ChannelError};
 pub use digest::{digest_id, Digest};
 pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
-pub use inbox::{InAppChannel, Inbox, InboxItem, InboxPage};
+pub use inbox::{InAppChannel, Inbox, InboxEntry, InboxItem, InboxPage, Notice};
 pub use ledger::{
     Attempt, DeadLetter, DeadLetterFilter, DeliveryKey, DeliveryState, Disabled, Due, EndpointHealth, Health, Ledger,
-    LedgerHealth, Next, ReadyDigest, Write,
+    LedgerHealth, Next, Owners, ReadyDigest, Write,
 };
 pub use metrics::NotifierMetrics;
 pub use notifier::{

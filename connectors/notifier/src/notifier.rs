@@ -520,7 +520,8 @@ impl Notifier {
                 }
             }
         }
-        for (channel, endpoint, reason) in self.ledger.write(&round.writes).await? {
+        let owners = |c: &str, e: &str| self.owner(c, e);
+        for (channel, endpoint, reason) in self.ledger.write_telling(&round.writes, &owners).await? {
             self.disabled(&channel, &endpoint, &reason);
         }
         for counted in round.counted {
@@ -722,8 +723,10 @@ impl Notifier {
             let at_ms = self.clock.now_ms();
             let delivery = Delivery { id: &digest.digest_id, name, endpoint, round_base: 0, taken_at_ms: at_ms };
             let try_ = self.judge(delivery, disables, ready.attempts + 1, outcome, at_ms, latency_us);
+            let owners = |c: &str, e: &str| self.owner(c, e);
+            let (next, health) = (try_.next, try_.health.clone());
             for (channel, endpoint, reason) in
-                self.ledger.record_digest(&ready, &try_.attempt, try_.next, try_.health.clone()).await?
+                self.ledger.record_digest(&ready, &try_.attempt, next, health, &owners).await?
             {
                 self.disabled(&channel, &endpoint, &reason);
             }
@@ -737,6 +740,11 @@ impl Notifier {
             }
         }
         Ok(report)
+    }
+
+    /// Who owns an endpoint of a channel (see [`Channel::owner`]).
+    fn owner(&self, channel: &str, endpoint: &str) -> Option<(String, String)> {
+        self.channels.iter().find(|c| c.name() == channel)?.owner(endpoint)
     }
 
     fn disabled(&self, channel: &str, endpoint: &str, reason: &str) {

@@ -291,6 +291,10 @@ impl Channel for WebhookChannel {
         parse_user_endpoint(endpoint).is_some()
     }
 
+    fn owner(&self, endpoint: &str) -> Option<(String, String)> {
+        parse_user_endpoint(endpoint).map(|(user, id)| (user.to_string(), format!("webhook `{id}`")))
+    }
+
     fn rate_limit(&self, endpoint: &str) -> Option<u32> {
         self.endpoint(endpoint).and_then(|e| e.config.rate_limit)
     }

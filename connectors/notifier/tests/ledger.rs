@@ -42,7 +42,7 @@ async fn in_app(path: &Path) -> (Ledger, Notifier) {
 }
 
 fn ids(page: &riskstream_notifier::InboxPage) -> Vec<&str> {
-    page.items.iter().map(|i| i.alert.alert_id.as_str()).collect()
+    page.items.iter().map(|i| i.entry.id()).collect()
 }
 
 #[tokio::test]

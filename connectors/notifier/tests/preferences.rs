@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{Receiver, TestClock, SECRET};
 use riskstream_notifier::{
-    message_id, user_endpoint, Channel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierMetrics,
-    PreferenceStore, Preferences, WebhookChannel,
+    message_id, user_endpoint, Channel, InAppChannel, Inbox, InboxEntry, Ledger, Notifier, NotifierKey,
+    NotifierMetrics, PreferenceStore, Preferences, WebhookChannel,
 };
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Timestamp};
 use serde_json::json;
@@ -57,7 +57,7 @@ async fn preferences_route_each_alert_and_an_erased_user_is_gone_from_the_file()
         .await
         .unwrap();
     let inbox = Inbox::new(ledger.clone()).page("u1", 50, false).await.unwrap();
-    let mut in_app: Vec<&str> = inbox.items.iter().map(|i| i.alert.alert_id.as_str()).collect();
+    let mut in_app: Vec<&str> = inbox.items.iter().map(|i| i.entry.id()).collect();
     in_app.sort();
     assert_eq!(in_app, ["drift-high", "move-crit"]);
     let requests = receiver.requests();
@@ -172,4 +172,37 @@ async fn quiet_hours_throttles_and_clears_on_the_users_clock() {
     let webhook = metrics.latency.with_label_values(&["webhook"]);
     assert_eq!(webhook.get_sample_count(), 4);
     assert!(webhook.get_sample_sum() >= 7.0 * 3_600.0, "{}", webhook.get_sample_sum());
+}
+
+/// A user's webhook answering 410 is disabled, and its owner is told once, in
+/// their inbox (another channel), what happened and what follows.
+#[tokio::test]
+async fn a_users_disabled_webhook_is_told_to_them_in_their_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), "410");
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("n.key")).unwrap());
+    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
+    let prefs: Preferences =
+        serde_json::from_value(json!({ "webhooks": [{ "id": "crm", "url": url, "secrets": [SECRET] }] })).unwrap();
+    store.put("u1", &prefs, 0).await.unwrap();
+    let webhooks = WebhookChannel::new(vec![], Duration::from_secs(5)).unwrap().with_user_endpoints(true);
+    let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(webhooks)];
+    let notifier = Notifier::new(ledger.clone(), channels).with_preferences(store);
+    let drift = |id: &str| alert(id, AlertKind::Drift, Priority::High, AlertState::Raised);
+
+    assert_eq!(notifier.notify(&[drift("d1")]).await.unwrap().failed, 1);
+    assert_eq!(notifier.notify(&[drift("d2")]).await.unwrap().failed, 1, "disabled: not sent, a dead letter");
+    assert_eq!(receiver.requests().len(), 1);
+    let inbox = Inbox::new(ledger.clone()).page("u1", 50, false).await.unwrap();
+    assert_eq!(inbox.items.len(), 1, "told once: {inbox:?}");
+    let InboxEntry::Notice(notice) = &inbox.items[0].entry else { panic!("a notice: {inbox:?}") };
+    assert_eq!((notice.notice.as_str(), notice.user_id.as_str()), ("webhook_disabled", "u1"));
+    assert!(notice.alert_id.starts_with("ntc_"), "{notice:?}");
+    assert!(notice.message.starts_with("Your webhook `crm` was disabled: "), "{}", notice.message);
+    assert!(notice.message.contains("410"), "{}", notice.message);
+    let json = serde_json::to_value(&inbox.items[0]).unwrap();
+    assert_eq!((json["notice"].as_str(), json["read"].as_bool()), (Some("webhook_disabled"), Some(false)), "{json}");
+    assert!(Inbox::new(ledger.clone()).mark("u1", &notice.alert_id, false).await.unwrap(), "read like an alert");
+    assert_eq!(Inbox::new(ledger).unread("u1").await.unwrap(), 0);
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::writes::{health, Disabled};
+use super::writes::{health, Disabled, Owners};
 use super::{alert_text, parse_alert, Attempt, Health, Ledger, Next};
 use crate::digest::{digest_id, Digest};
 use crate::error::NotifierError;
@@ -150,6 +150,7 @@ impl Ledger {
         attempt: &Attempt,
         next: Next,
         health_now: Health,
+        owners: Owners<'_>,
     ) -> Result<Vec<Disabled>, NotifierError> {
         let digest = &ready.digest;
         let mut tx = self.pool.begin().await?;
@@ -222,7 +223,7 @@ impl Ledger {
             }
         }
         let first = digest.alerts.first().ok_or_else(|| NotifierError::Corrupt("a digest without alerts".into()))?;
-        let disabled = health(&mut tx, &[(attempt, first, &health_now)]).await?;
+        let disabled = health(&mut tx, &[(attempt, first, &health_now)], owners).await?;
         tx.commit().await?;
         Ok(disabled)
     }

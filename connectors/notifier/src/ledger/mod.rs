@@ -23,7 +23,7 @@ pub use dead_letters::{DeadLetter, DeadLetterFilter};
 pub use digests::ReadyDigest;
 pub use endpoints::{EndpointHealth, LedgerHealth};
 use writes::{queue, Queued};
-pub use writes::{Disabled, Write};
+pub use writes::{Disabled, Owners, Write};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 
-use riskstream_schemas::Alert;
+use riskstream_schemas::{Alert, Timestamp};
+use sha2::{Digest as _, Sha256};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{alert_text, signal_key, Attempt, Health, Ledger, Next};
 use crate::error::NotifierError;
+use crate::inbox::Notice;
 
 /// Rows per statement: 500 rows of at most 9 columns stay far below SQLite's
 /// limit of 32,766 bound values (and PostgreSQL's 65,535).
@@ -47,6 +49,11 @@ pub(super) struct Queued<'a> {
 
 /// An endpoint disabled by a round: (channel, endpoint, reason).
 pub type Disabled = (String, String, String);
+
+/// Who owns an endpoint, by (channel, endpoint): the user, and the endpoint's name
+/// for them; none for an operator's endpoint. The owner is told in their inbox, in
+/// the transaction that disables it.
+pub type Owners<'a> = &'a (dyn Fn(&str, &str) -> Option<(String, String)> + Sync);
 
 /// Puts deliveries in the retry queue, or moves the next try of those waiting already.
 pub(super) async fn queue(conn: &mut SqliteConnection, rows: &[Queued<'_>]) -> Result<(), NotifierError> {
@@ -87,6 +94,16 @@ pub(super) async fn unqueue(conn: &mut SqliteConnection, keys: &[(&str, &str, &s
 impl Ledger {
     /// Writes a round, in one transaction. Returns the endpoints it disabled.
     pub async fn write(&self, writes: &[Write<'_>]) -> Result<Vec<Disabled>, NotifierError> {
+        self.write_telling(writes, &|_, _| None).await
+    }
+
+    /// Writes a round, in one transaction, telling the owner of an endpoint it
+    /// disables in their inbox. Returns the endpoints it disabled.
+    pub async fn write_telling(
+        &self,
+        writes: &[Write<'_>],
+        owners: Owners<'_>,
+    ) -> Result<Vec<Disabled>, NotifierError> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
@@ -167,7 +184,7 @@ impl Ledger {
         }
         queue(&mut tx, &queued).await?;
         record_attempts(&mut tx, &tried).await?;
-        let disabled = health(&mut tx, &tried).await?;
+        let disabled = health(&mut tx, &tried, owners).await?;
         tx.commit().await?;
         Ok(disabled)
     }
@@ -271,6 +288,7 @@ struct EndpointRound {
 pub(super) async fn health(
     conn: &mut SqliteConnection,
     tried: &[(&Attempt, &Alert, &Health)],
+    owners: Owners<'_>,
 ) -> Result<Vec<Disabled>, NotifierError> {
     let mut order = Vec::new();
     let mut rounds: HashMap<(&str, &str), EndpointRound> = HashMap::new();
@@ -318,6 +336,7 @@ pub(super) async fn health(
             .await?
             .rows_affected();
             if changed > 0 {
+                tell_owner(conn, owners, channel, endpoint, reason, *at_ms).await?;
                 disabled.push((channel.to_string(), endpoint.to_string(), reason.clone()));
             }
             continue;
@@ -351,6 +370,7 @@ pub(super) async fn health(
                 .await?
                 .rows_affected();
                 if changed > 0 {
+                    tell_owner(conn, owners, channel, endpoint, &reason, last_ms).await?;
                     disabled.push((channel.to_string(), endpoint.to_string(), reason));
                 }
             }
@@ -368,4 +388,39 @@ pub(super) async fn health(
         }
     }
     Ok(disabled)
+}
+
+/// Puts a notice in the inbox of the endpoint's owner (if it has one) saying it was
+/// disabled and why; its id is derived from the endpoint and the time, so writing
+/// it again changes nothing.
+async fn tell_owner(
+    conn: &mut SqliteConnection,
+    owners: Owners<'_>,
+    channel: &str,
+    endpoint: &str,
+    reason: &str,
+    at_ms: i64,
+) -> Result<(), NotifierError> {
+    let Some((user, name)) = owners(channel, endpoint) else { return Ok(()) };
+    let key = Sha256::new().chain_update(channel).chain_update([0]).chain_update(endpoint);
+    let id = format!("ntc_{}", hex::encode(&key.chain_update(at_ms.to_be_bytes()).finalize()[..16]));
+    let notice = Notice {
+        alert_id: id.clone(),
+        notice: "webhook_disabled".into(),
+        user_id: user.clone(),
+        ts: Timestamp::from_micros(at_ms.saturating_mul(1_000)),
+        message: format!(
+            "Your {name} was disabled: {reason}. Nothing more is sent to it; the alerts meant \
+             for it are kept. Once the receiver is fixed, an operator enables it and sends them again."
+        ),
+    };
+    let text = serde_json::to_string(&notice).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
+    sqlx::query("INSERT INTO inbox (user_id, alert_id, ts_us, alert) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(&user)
+        .bind(&id)
+        .bind(notice.ts.micros())
+        .bind(text)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
