@@ -60,12 +60,15 @@ pub struct NotifierConfig {
     /// with the ledger's backups, apart from them). Default: the ledger's path with
     /// the extension `.key`.
     pub key: Option<PathBuf>,
-    /// Let users' own webhooks reach private, loopback and link-local addresses
-    /// (a private deployment); off, they are refused.
+    /// Let users' own webhooks and Slack URLs reach private, loopback and
+    /// link-local addresses (a private deployment); off, they are refused.
     pub user_webhooks_allow_private: bool,
     /// The SMTP server of the `email` channel (`[notifier.email]`: `smtp_url`,
     /// `from`, `link_base`); none: no e-mail is sent.
     pub email: Option<riskstream_notifier::EmailConfig>,
+    /// The SMS provider of the `sms` channel (`[notifier.sms]`: `api_base`, default
+    /// Twilio's, `account_sid`, `auth_token`, `from`); none: no text is sent.
+    pub sms: Option<riskstream_notifier::SmsConfig>,
 }
 
 impl Default for NotifierConfig {
@@ -79,6 +82,7 @@ impl Default for NotifierConfig {
             key: None,
             user_webhooks_allow_private: false,
             email: None,
+            sms: None,
         }
     }
 }

@@ -151,7 +151,7 @@ impl EmailChannel {
 }
 
 /// An alert kind as a reader sees it: a title and the names of its two numbers.
-fn template(kind: AlertKind) -> (&'static str, &'static str, &'static str) {
+pub(crate) fn template(kind: AlertKind) -> (&'static str, &'static str, &'static str) {
     match kind {
         AlertKind::Drift => ("Portfolio drift", "Largest drift from target", "Band"),
         AlertKind::Concentration => ("Position concentration", "Weight", "Limit"),

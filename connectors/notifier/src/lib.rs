@@ -17,6 +17,8 @@ mod metrics;
 mod notifier;
 mod preferences;
 mod sink;
+mod slack;
+mod sms;
 mod webhook;
 
 pub use api::{admin_router, router, DeadLetterQuery};
@@ -38,6 +40,8 @@ pub use preferences::{
     MAX_USER_WEBHOOKS,
 };
 pub use sink::NotifierSink;
+pub use slack::SlackChannel;
+pub use sms::{SmsChannel, SmsConfig};
 pub use webhook::{message_id, sign, user_endpoint, WebhookChannel, WebhookConfig, WebhookSecret};
 
 /// Wall-clock milliseconds: provenance of deliveries and reads (no rule reads them).

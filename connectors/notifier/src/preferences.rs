@@ -24,7 +24,7 @@ use crate::ledger::Ledger;
 use crate::webhook::WebhookSecret;
 
 /// Channels a user can name (a channel the operator has not configured takes nothing).
-pub const CHANNELS: [&str; 3] = ["in_app", "webhook", "email"];
+pub const CHANNELS: [&str; 5] = ["in_app", "webhook", "email", "slack", "sms"];
 /// Most webhook endpoints one user may have.
 pub const MAX_USER_WEBHOOKS: usize = 10;
 
@@ -50,6 +50,14 @@ pub struct Preferences {
     /// Where the `email` channel writes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// A Slack (or compatible) incoming-webhook URL the `slack` channel posts to;
+    /// a secret, answered masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<String>,
+    /// The phone number (E.164, `+15551234567`) the `sms` channel texts: critical
+    /// alerts only, unless `min_priority.sms` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
     /// The user's IANA time zone (`America/New_York`), for quiet hours; default UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
@@ -169,6 +177,23 @@ impl Preferences {
                 .parse::<lettre::Address>()
                 .map_err(|e| format!("email: `{address}` is not an e-mail address: {e}"))?;
         }
+        if let Some(url) = &self.slack {
+            let parsed = reqwest::Url::parse(url).map_err(|e| format!("slack: not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err("slack: must be an http or https URL (an incoming webhook)".into());
+            }
+        }
+        if let Some(phone) = &self.phone {
+            let digits = phone.strip_prefix('+').unwrap_or("");
+            if !(8..=15).contains(&digits.len())
+                || !digits.chars().all(|c| c.is_ascii_digit())
+                || digits.starts_with('0')
+            {
+                return Err(format!(
+                    "phone: `{phone}` is not an E.164 number (+ and 8 to 15 digits, e.g. +15551234567)"
+                ));
+            }
+        }
         if let Some(q) = &self.quiet_hours {
             if parse_hhmm("quiet_hours.start", &q.start)? == parse_hhmm("quiet_hours.end", &q.end)? {
                 return Err("quiet_hours: start and end are the same time".into());
@@ -281,6 +306,11 @@ impl Preferences {
     /// The document as GET answers it: every secret masked but its last 4 characters.
     pub fn masked(&self) -> Preferences {
         let mut copy = self.clone();
+        if let Some(url) = &mut copy.slack {
+            let tail: String = url.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            let host = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+            *url = format!("https://{host}/...{tail}");
+        }
         for hook in &mut copy.webhooks {
             for s in &mut hook.secrets {
                 let tail: String = s.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
@@ -482,7 +512,7 @@ mod tests {
             Err(e) => e.to_string(),
         };
         assert!(
-            bad(serde_json::json!({"channels": {"drift": ["sms"]}})).contains("channels.drift: unknown channel `sms`")
+            bad(serde_json::json!({"channels": {"drift": ["fax"]}})).contains("channels.drift: unknown channel `fax`")
         );
         assert!(bad(serde_json::json!({"channels": {"nope": []}})).contains("unknown variant `nope`"));
         assert!(bad(serde_json::json!({"quiet": true})).contains("unknown field `quiet`"));

@@ -98,10 +98,7 @@ pub struct WebhookChannel {
     /// Users' own endpoints (from their preferences) are delivered to, and whether
     /// they may reach private addresses.
     users: Option<bool>,
-    /// Resolves through [`PublicOnlyResolver`]: for endpoints without allow_private.
-    guarded: reqwest::Client,
-    /// For endpoints that allow private addresses.
-    open: reqwest::Client,
+    http: Http,
 }
 
 impl WebhookChannel {
@@ -132,12 +129,7 @@ impl WebhookChannel {
                 .collect::<Result<_, String>>()?;
             endpoints.push(Endpoint { config, secrets });
         }
-        let client = |guarded: bool| {
-            let builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
-            let builder = if guarded { builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver)) } else { builder };
-            builder.build().map_err(|e| format!("cannot build the webhook client: {e}"))
-        };
-        Ok(WebhookChannel { endpoints, users: None, guarded: client(true)?, open: client(false)? })
+        Ok(WebhookChannel { endpoints, users: None, http: Http::new(timeout)? })
     }
 
     /// Also delivers to the webhooks users set in their preferences; `allow_private`
@@ -332,7 +324,50 @@ impl WebhookChannel {
     /// Posts `body` to the endpoint, signed, under the message id `id`.
     async fn post(&self, endpoint: &str, prefs: &Preferences, id: &str, body: Vec<u8>) -> Result<(), ChannelError> {
         let (target_url, secrets, allow_private) = self.target(endpoint, prefs)?;
-        let url = reqwest::Url::parse(&target_url).map_err(|e| ChannelError::Permanent(e.to_string()))?;
+        let timestamp = crate::now_ms() / 1_000;
+        let signatures: Vec<String> = secrets.iter().map(|s| sign(s, id, timestamp, &body)).collect();
+        self.http
+            .send(&target_url, allow_private, |client, url| {
+                client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signatures.join(" "))
+                    .body(body)
+            })
+            .await
+    }
+}
+
+/// The HTTP clients of a channel posting to receivers someone else runs: redirects
+/// are not followed, and private, loopback and link-local addresses are refused
+/// unless the endpoint allows them.
+pub(crate) struct Http {
+    /// Resolves through [`PublicOnlyResolver`]: for endpoints without allow_private.
+    guarded: reqwest::Client,
+    /// For endpoints that allow private addresses.
+    open: reqwest::Client,
+}
+
+impl Http {
+    pub(crate) fn new(timeout: Duration) -> Result<Self, String> {
+        let client = |guarded: bool| {
+            let builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+            let builder = if guarded { builder.dns_resolver(std::sync::Arc::new(PublicOnlyResolver)) } else { builder };
+            builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+        };
+        Ok(Http { guarded: client(true)?, open: client(false)? })
+    }
+
+    /// Sends the request `build` makes for `target`, and says what the answer means.
+    pub(crate) async fn send(
+        &self,
+        target: &str,
+        allow_private: bool,
+        build: impl FnOnce(&reqwest::Client, reqwest::Url) -> reqwest::RequestBuilder,
+    ) -> Result<(), ChannelError> {
+        let url = reqwest::Url::parse(target).map_err(|e| ChannelError::Permanent(e.to_string()))?;
         // An address literal is never resolved: check it here. A name is checked here
         // for a clear error, and again by the guarded client's resolver on connecting.
         let client = if allow_private {
@@ -341,18 +376,11 @@ impl WebhookChannel {
             check_target(&url).await?;
             &self.guarded
         };
-        let timestamp = crate::now_ms() / 1_000;
-        let signatures: Vec<String> = secrets.iter().map(|s| sign(s, id, timestamp, &body)).collect();
-        let response = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signatures.join(" "))
-            .body(body)
+        let shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+        let response = build(client, url)
             .send()
             .await
-            .map_err(|e| ChannelError::retry(format!("cannot reach {target_url}: {}", with_causes(&e))))?;
+            .map_err(|e| ChannelError::retry(format!("cannot reach {shown}: {}", with_causes(&e))))?;
         let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
         classify(response.status(), retry_after.as_deref(), crate::now_ms())
     }

@@ -12,7 +12,7 @@ use riskstream_engine::api::AppState;
 use riskstream_engine::EngineConfig;
 use riskstream_notifier::{
     Channel, EmailChannel, InAppChannel, Inbox, Ledger, Notifier, NotifierKey, NotifierMetrics, NotifierSink,
-    PreferenceStore, WebhookChannel,
+    PreferenceStore, SlackChannel, SmsChannel, WebhookChannel,
 };
 
 pub(super) fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
@@ -36,6 +36,15 @@ fn notifier(cfg: &EngineConfig, ledger: Ledger, metrics: &NotifierMetrics) -> an
     if let Some(email) = &cfg.notifier.email {
         let email = EmailChannel::new(email, Duration::from_secs(30)).map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
         channels.push(Arc::new(email));
+    }
+    // Users who set a Slack URL get their alerts there; the links point at this API.
+    let link_base = cfg.advertised_url.clone().unwrap_or_else(|| format!("http://{}", cfg.listen));
+    let slack = SlackChannel::new(&link_base, cfg.notifier.user_webhooks_allow_private, Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
+    channels.push(Arc::new(slack));
+    if let Some(sms) = &cfg.notifier.sms {
+        let sms = SmsChannel::new(sms, Duration::from_secs(10)).map_err(|e| anyhow::anyhow!("[notifier] {e}"))?;
+        channels.push(Arc::new(sms));
     }
     let disable_after_ms = i64::from(cfg.notifier.disable_endpoint_after_hours) * 3_600_000;
     Ok(Notifier::new(ledger, channels)
