@@ -35,12 +35,22 @@ pub struct AppState<S> {
     pub(crate) admin_token: std::sync::OnceLock<crate::config::AdminToken>,
     /// What else erasing a user erases (the notifier's preferences), set once at start.
     pub(crate) erasure_hook: std::sync::OnceLock<ErasureHook>,
+    /// What else must answer for the instance to be ready (the notifier's ledger).
+    pub(crate) readiness: Mutex<Vec<(String, ReadinessCheck)>>,
     pub(crate) requests: AtomicU64,
 }
 
 /// Erases a user's data held outside the engine; the error says what was not erased.
 pub type ErasureHook = Arc<
     dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
+
+/// A component that must answer for `/readyz`: its name, and what it says (shown
+/// in the answer) or why it cannot serve.
+pub type ReadinessCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send>>
+        + Send
+        + Sync,
 >;
 
 impl<S: EventStore + ProjectionStore> AppState<S> {
@@ -57,6 +67,7 @@ impl<S: EventStore + ProjectionStore> AppState<S> {
             cluster: std::sync::OnceLock::new(),
             admin_token: std::sync::OnceLock::new(),
             erasure_hook: std::sync::OnceLock::new(),
+            readiness: Mutex::default(),
             requests: AtomicU64::new(0),
         })
     }
@@ -94,6 +105,11 @@ impl<S> AppState<S> {
     /// Has `POST /v1/users/{id}/erase` also run `hook` (only the first hook set counts).
     pub fn on_erase(&self, hook: ErasureHook) {
         let _ = self.erasure_hook.set(hook);
+    }
+
+    /// Makes `/readyz` ask `check` too, under `name`.
+    pub fn on_ready(&self, name: &str, check: ReadinessCheck) {
+        self.readiness.lock().unwrap_or_else(|p| p.into_inner()).push((name.to_string(), check));
     }
 
     /// Enables the admin routes with `token` (`[api] admin_token`); only the first

@@ -370,6 +370,7 @@ async fn assert_health_metrics_and_docs(server: &Server) {
         "/v1/schemas",
         "/v1/openapi.json",
         "/healthz",
+        "/readyz",
         "/metrics",
         // The notifier's, served beside the API when it runs.
         "/v1/users/{id}/inbox",

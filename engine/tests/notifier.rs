@@ -117,8 +117,28 @@ fn every_raised_alert_reaches_its_inbox_once_across_a_kill() {
     let user = delivered.keys().next().unwrap();
     let page = run.get(&format!("/v1/users/{user}/inbox"));
     assert_eq!(page["unread"], delivered[user].len());
+    let ready = run.get("/readyz");
+    assert_eq!((ready["ready"].as_bool(), ready["checks"]["engine"].as_str()), (Some(true), Some("ok")), "{ready}");
+    assert_eq!(ready["checks"]["notifier"]["pending"], 0, "the notifier's ledger answers: {ready}");
+
+    // A ledger that cannot answer makes the instance not ready, saying why: a table
+    // its health query reads is moved away (by another process, as a damaged or
+    // foreign file would be), then put back.
+    let ledger_file = data.join("notifier.sqlite");
+    let move_table = |from: &str, to: &str| {
+        let sql = format!("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('ALTER TABLE {from} RENAME TO {to}'); c.commit()");
+        let out = Command::new("python3").args(["-c", &sql, ledger_file.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    move_table("dead_letters", "dead_letters_away");
+    let response = reqwest::blocking::get(format!("{}/readyz", run.base)).unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["ready"], false);
+    assert!(body["reasons"][0].as_str().unwrap().starts_with("notifier: the ledger does not answer"), "{body}");
     run.kill();
 
+    move_table("dead_letters_away", "dead_letters");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let ledger = rt.block_on(riskstream_notifier::Ledger::open(&data.join("notifier.sqlite"))).unwrap();
     assert_eq!(rt.block_on(ledger.delivery_count()).unwrap(), total as i64, "one success per alert");

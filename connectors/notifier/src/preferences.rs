@@ -384,6 +384,11 @@ impl PreferenceStore {
         PreferenceStore { ledger, key }
     }
 
+    /// The ledger the preferences are kept in.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
     pub async fn get(&self, user: &str) -> Result<Option<Preferences>, NotifierError> {
         let row = sqlx::query("SELECT sealed FROM preferences WHERE user_id = ?")
             .bind(user)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use riskstream_schemas::json::{self, Decoded};
@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 pub use error::ApiError;
 pub use privacy::admin_only;
 
-pub use crate::handle::{AppState, ErasureHook, MAX_PENDING_POSTS};
+pub use crate::handle::{AppState, ErasureHook, ReadinessCheck, MAX_PENDING_POSTS};
 
 use crate::pipeline::Engine;
 use crate::store::{hex, EventStore, ProjectionStore};
@@ -66,6 +66,7 @@ pub fn router_with<S: EventStore + ProjectionStore + 'static>(
         .route("/v1/schemas", get(get_schemas::<S>))
         .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz::<S>))
+        .route("/readyz", get(readyz::<S>))
         .route("/metrics", get(metrics::<S>))
         .with_state(state)
         .merge(extra)
@@ -387,6 +388,40 @@ async fn healthz<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S
             json!({ "me": v.me, "owned": v.owned, "restoring": v.restoring, "published": v.published, "lag": v.lag });
     }
     Ok(Json(body))
+}
+
+/// Ready to serve: the store answers, no owned shard is still being restored (Kafka
+/// mode), and every component that registered a check (the notifier's ledger)
+/// answers. 503 with the reasons otherwise, for a load balancer or an orchestrator.
+async fn readyz<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> Response {
+    let mut reasons = Vec::new();
+    let mut checks = serde_json::Map::new();
+    let engine = (0..app.shards).try_for_each(|s| app.store.committed().head(s).map(drop));
+    match engine {
+        Ok(()) => {
+            checks.insert("engine".into(), json!("ok"));
+        }
+        Err(e) => reasons.push(format!("engine: the store does not answer: {e}")),
+    }
+    if let Some(view) = app.cluster.get() {
+        let restoring = view.lock().unwrap_or_else(|p| p.into_inner()).restoring.clone();
+        if !restoring.is_empty() {
+            reasons.push(format!("engine: shards {restoring:?} are still being restored"));
+        }
+    }
+    let registered: Vec<(String, ReadinessCheck)> =
+        app.readiness.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+    for (name, check) in registered {
+        match check().await {
+            Ok(state) => {
+                checks.insert(name, state);
+            }
+            Err(e) => reasons.push(format!("{name}: {e}")),
+        }
+    }
+    let ready = reasons.is_empty();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "ready": ready, "checks": checks, "reasons": reasons }))).into_response()
 }
 
 async fn metrics<S: EventStore + ProjectionStore + 'static>(State(app): Shared<S>) -> impl IntoResponse {

@@ -67,6 +67,17 @@ impl Routes {
         let Some((public, admin, prefs)) = self.0 else {
             return axum::Router::new();
         };
+        let ledger = prefs.ledger().clone();
+        app.on_ready(
+            "notifier",
+            Arc::new(move || {
+                let ledger = ledger.clone();
+                Box::pin(async move {
+                    let health = ledger.health().await.map_err(|e| format!("the ledger does not answer: {e}"))?;
+                    serde_json::to_value(health).map_err(|e| e.to_string())
+                })
+            }),
+        );
         app.on_erase(Arc::new(move |user: String| {
             let prefs = prefs.clone();
             Box::pin(async move {
