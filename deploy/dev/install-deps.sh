@@ -13,6 +13,8 @@ command -v g++ >/dev/null || missing+=(g++)
 # The README's walkthroughs use curl and jq; engine/tests/docs.rs runs them.
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+# The notifier's STARTTLS test makes its certificates with the openssl CLI.
+command -v openssl >/dev/null || missing+=(openssl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages: ${missing[*]}" >&2

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use riskstream_schemas::{Alert, AlertKind, AlertState};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,10 @@ pub struct EmailConfig {
     pub from: String,
     /// Where the links in the messages point: the API's public address.
     pub link_base: String,
+    /// A PEM file of certificate authorities to trust besides the public ones (an
+    /// internal relay's private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 pub struct EmailChannel {
@@ -43,7 +47,21 @@ impl EmailChannel {
     pub fn new(config: &EmailConfig, timeout: Duration) -> Result<Self, String> {
         let url = reqwest::Url::parse(&config.smtp_url).map_err(|e| format!("email.smtp_url: {e}"))?;
         let host = url.host_str().ok_or("email.smtp_url: no host")?.to_string();
-        let tls = |host: &str| TlsParameters::new(host.to_string()).map_err(|e| format!("email.smtp_url: TLS: {e}"));
+        let extra_ca = match &config.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| format!("email.ca_file: {}: {e}", path.display()))?;
+                Some(Certificate::from_pem(&pem).map_err(|e| format!("email.ca_file: {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        let tls = |host: &str| {
+            let builder = TlsParameters::builder(host.to_string());
+            let builder = match &extra_ca {
+                Some(ca) => builder.add_root_certificate(ca.clone()),
+                None => builder,
+            };
+            builder.build_rustls().map_err(|e| format!("email.smtp_url: TLS: {e}"))
+        };
         let (tls, default_port) = match url.scheme() {
             "smtp" => (Tls::Opportunistic(tls(&host)?), 587),
             "smtps" => (Tls::Wrapper(tls(&host)?), 465),

@@ -24,8 +24,18 @@ struct Smtp {
 
 impl Smtp {
     fn start(dir: &Path) -> Smtp {
+        Self::start_with(dir, &[])
+    }
+
+    /// Offering STARTTLS with this certificate and key, and refusing mail without it.
+    fn start_tls(dir: &Path, cert: &Path, key: &Path) -> Smtp {
+        Self::start_with(dir, &[cert.to_str().unwrap(), key.to_str().unwrap()])
+    }
+
+    fn start_with(dir: &Path, tls: &[&str]) -> Smtp {
         let (log, port_file) = (dir.join("mail.log"), dir.join("smtp.port"));
-        let (child, port) = common::spawn_python("smtp.py", &[log.to_str().unwrap()], &port_file);
+        let args: Vec<&str> = std::iter::once(log.to_str().unwrap()).chain(tls.iter().copied()).collect();
+        let (child, port) = common::spawn_python("smtp.py", &args, &port_file);
         Smtp { child, port, log }
     }
 
@@ -73,6 +83,7 @@ async fn an_alert_is_mailed_to_the_users_address_with_both_bodies() {
         smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
         from: "riskstream <alerts@riskstream.example>".into(),
         link_base: "https://risk.example.com/".into(),
+        ca_file: None,
     };
     let email = EmailChannel::new(&config, Duration::from_secs(5)).unwrap();
     let channels: Vec<Arc<dyn Channel>> = vec![Arc::new(email)];
@@ -121,7 +132,12 @@ async fn an_alert_is_mailed_to_the_users_address_with_both_bodies() {
 fn the_config_is_checked_naming_the_field() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let with = |url: &str, from: &str| {
-        let config = EmailConfig { smtp_url: url.into(), from: from.into(), link_base: "https://x.example".into() };
+        let config = EmailConfig {
+            smtp_url: url.into(),
+            from: from.into(),
+            link_base: "https://x.example".into(),
+            ca_file: None,
+        };
         let _guard = rt.enter();
         EmailChannel::new(&config, Duration::from_secs(1)).err()
     };
@@ -150,6 +166,7 @@ async fn a_daily_digest_is_mailed_at_eight_on_the_users_clock() {
         smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
         from: "riskstream <alerts@riskstream.example>".into(),
         link_base: "https://risk.example.com".into(),
+        ca_file: None,
     };
     let email = EmailChannel::new(&config, Duration::from_secs(5)).unwrap();
     // 2023-11-14T22:13:20Z: 23:13 in Paris.
@@ -186,4 +203,100 @@ async fn a_daily_digest_is_mailed_at_eight_on_the_users_clock() {
     let html = m["html"].as_str().unwrap();
     assert!(html.contains("<b>Portfolio drift</b> on account acc-&lt;7&gt;"), "{html}");
     assert_eq!(html.matches("<li>").count(), 2, "{html}");
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1, made with the openssl CLI:
+/// (ca.pem, server.pem, server.key).
+fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=riskstream test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// A server offering STARTTLS gets the mail over TLS when its certificate is trusted
+/// (here through `ca_file`, a private CA), and none when it is not: the delivery
+/// waits for a retry, never falling back to plain text.
+#[tokio::test]
+async fn starttls_is_used_when_offered_and_an_untrusted_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let smtp = Smtp::start_tls(dir.path(), &cert, &key);
+    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("k")).unwrap());
+    let prefs: Preferences = serde_json::from_value(json!({ "email": "ann@example.com" })).unwrap();
+    store.put("u1", &prefs, 0).await.unwrap();
+    let config = |ca_file: Option<PathBuf>| EmailConfig {
+        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
+        from: "riskstream <alerts@riskstream.example>".into(),
+        link_base: "https://risk.example.com".into(),
+        ca_file,
+    };
+    let mailer = |ca_file| {
+        let email = EmailChannel::new(&config(ca_file), Duration::from_secs(5)).unwrap();
+        Notifier::new(ledger.clone(), vec![Arc::new(email)]).with_preferences(store.clone())
+    };
+
+    let report = mailer(None).notify(&[alert("a1", "u1", AlertState::Raised)]).await.unwrap();
+    assert_eq!(report.retrying, 1, "an untrusted certificate: not sent ({report:?})");
+    let error = ledger.attempts("a1").await.unwrap()[0].error.clone().unwrap();
+    assert!(error.starts_with("SMTP: "), "{error}");
+    assert!(smtp.messages().is_empty());
+
+    let report = mailer(Some(ca)).notify(&[alert("a2", "u1", AlertState::Raised)]).await.unwrap();
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let mail = smtp.messages();
+    assert_eq!((mail.len(), &mail[0]["tls"]), (1, &json!(true)), "{mail:?}");
+    let missing = EmailConfig { ca_file: Some(dir.path().join("nope.pem")), ..config(None) };
+    assert!(EmailChannel::new(&missing, Duration::from_secs(1)).err().unwrap().starts_with("email.ca_file: "));
 }
