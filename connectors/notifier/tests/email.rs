@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,42 +15,25 @@ use riskstream_notifier::{
 use riskstream_schemas::{Alert, AlertKind, AlertState};
 use serde_json::{json, Value};
 
-struct Smtp {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
+/// tests/smtp.py: an SMTP server logging each message it receives.
+struct Smtp(common::Logged);
 
 impl Smtp {
     fn start(dir: &Path) -> Smtp {
-        Self::start_with(dir, &[])
+        Smtp(common::Logged::start(dir, "smtp.py", "smtp", &[], &[]))
     }
 
     /// Offering STARTTLS with this certificate and key, and refusing mail without it.
     fn start_tls(dir: &Path, cert: &Path, key: &Path) -> Smtp {
-        Self::start_with(dir, &[cert.to_str().unwrap(), key.to_str().unwrap()])
+        Smtp(common::Logged::start(dir, "smtp.py", "smtp", &[], &[cert.to_str().unwrap(), key.to_str().unwrap()]))
     }
 
-    fn start_with(dir: &Path, tls: &[&str]) -> Smtp {
-        let (log, port_file) = (dir.join("mail.log"), dir.join("smtp.port"));
-        let args: Vec<&str> = std::iter::once(log.to_str().unwrap()).chain(tls.iter().copied()).collect();
-        let (child, port) = common::spawn_python("smtp.py", &args, &port_file);
-        Smtp { child, port, log }
+    fn port(&self) -> u16 {
+        self.0.port
     }
 
     fn messages(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.lines()
     }
 }
 
@@ -80,7 +62,7 @@ async fn an_alert_is_mailed_to_the_users_address_with_both_bodies() {
     prefs.validate().unwrap();
     store.put("u1", &prefs, 0).await.unwrap();
     let config = EmailConfig {
-        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
+        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port()),
         from: "riskstream <alerts@riskstream.example>".into(),
         link_base: "https://risk.example.com/".into(),
         ca_file: None,
@@ -163,7 +145,7 @@ async fn a_daily_digest_is_mailed_at_eight_on_the_users_clock() {
     prefs.validate().unwrap();
     store.put("u1", &prefs, 0).await.unwrap();
     let config = EmailConfig {
-        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
+        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port()),
         from: "riskstream <alerts@riskstream.example>".into(),
         link_base: "https://risk.example.com".into(),
         ca_file: None,
@@ -277,7 +259,7 @@ async fn starttls_is_used_when_offered_and_an_untrusted_certificate_is_refused()
     let prefs: Preferences = serde_json::from_value(json!({ "email": "ann@example.com" })).unwrap();
     store.put("u1", &prefs, 0).await.unwrap();
     let config = |ca_file: Option<PathBuf>| EmailConfig {
-        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port),
+        smtp_url: format!("smtp://127.0.0.1:{}", smtp.port()),
         from: "riskstream <alerts@riskstream.example>".into(),
         link_base: "https://risk.example.com".into(),
         ca_file,

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,33 +15,9 @@ use riskstream_notifier::{
 use riskstream_schemas::{Alert, AlertKind, Priority};
 use serde_json::{json, Value};
 
-struct Provider {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Provider {
-    fn start(dir: &Path, statuses: &str) -> Provider {
-        let (log, port_file) = (dir.join("provider.log"), dir.join("provider.port"));
-        let (child, port) = common::spawn_python("provider.py", &[statuses, log.to_str().unwrap()], &port_file);
-        Provider { child, port, log }
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// tests/provider.py, answering from a script of statuses.
+fn provider(dir: &Path, statuses: &str) -> common::Logged {
+    common::Logged::start(dir, "provider.py", "provider", &[statuses], &[])
 }
 
 fn drift(id: &str, priority: Priority) -> Alert {
@@ -63,7 +38,7 @@ async fn notifier(dir: &Path, prefs: Value, channel: Arc<dyn Channel>) -> (Notif
 #[tokio::test]
 async fn slack_gets_a_rendered_message_retried_after_429_and_its_url_is_masked() {
     let dir = tempfile::tempdir().unwrap();
-    let provider = Provider::start(dir.path(), "429,200");
+    let provider = provider(dir.path(), "429,200");
     let url = format!("http://127.0.0.1:{}/services/T000/B000/XXXXsecret", provider.port);
     let slack = SlackChannel::new("https://risk.example.com", true, Duration::from_secs(5)).unwrap();
     let (notifier, store, clock) = notifier(dir.path(), json!({ "slack": url }), Arc::new(slack)).await;
@@ -71,7 +46,7 @@ async fn slack_gets_a_rendered_message_retried_after_429_and_its_url_is_masked()
     assert_eq!(notifier.notify(&[drift("a1", Priority::High)]).await.unwrap().retrying, 1);
     clock.advance_secs(60);
     assert_eq!(notifier.retry_due().await.unwrap().delivered, 1);
-    let requests = provider.requests();
+    let requests = provider.lines();
     assert_eq!(requests.len(), 2, "{requests:?}");
     let posted = &requests[1];
     assert_eq!(posted["path"], "/services/T000/B000/XXXXsecret");
@@ -91,7 +66,7 @@ async fn slack_gets_a_rendered_message_retried_after_429_and_its_url_is_masked()
 #[tokio::test]
 async fn sms_texts_critical_alerts_only_unless_asked_in_the_providers_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let provider = Provider::start(dir.path(), "201");
+    let provider = provider(dir.path(), "201");
     let config = SmsConfig {
         api_base: format!("http://127.0.0.1:{}", provider.port),
         account_sid: "AC123".into(),
@@ -104,7 +79,7 @@ async fn sms_texts_critical_alerts_only_unless_asked_in_the_providers_shape() {
 
     let report = notifier.notify(&[drift("high", Priority::High), drift("crit", Priority::Critical)]).await.unwrap();
     assert_eq!(report.delivered, 1, "critical only by default: {report:?}");
-    let requests = provider.requests();
+    let requests = provider.lines();
     assert_eq!(requests.len(), 1, "{requests:?}");
     let r = &requests[0];
     assert_eq!(r["path"], "/2010-04-01/Accounts/AC123/Messages.json");

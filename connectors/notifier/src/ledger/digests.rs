@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::writes::{health, Disabled, Owners};
+use super::writes::{health, insert_attempts, Disabled, Owners};
 use super::{alert_text, parse_alert, Attempt, Health, Ledger, Next};
 use crate::digest::{digest_id, Digest};
 use crate::error::NotifierError;
@@ -154,21 +154,7 @@ impl Ledger {
     ) -> Result<Vec<Disabled>, NotifierError> {
         let digest = &ready.digest;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO attempts (alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&attempt.alert_id)
-        .bind(&attempt.channel)
-        .bind(&attempt.endpoint)
-        .bind(attempt.attempt)
-        .bind(attempt.at_ms)
-        .bind(attempt.ok)
-        .bind(attempt.latency_us)
-        .bind(&attempt.error)
-        .bind(attempt.given_up)
-        .execute(&mut *tx)
-        .await?;
+        insert_attempts(&mut tx, &[attempt]).await?;
         let ids = std::iter::once(digest.digest_id.as_str()).chain(digest.alerts.iter().map(|a| a.alert_id.as_str()));
         if attempt.ok {
             for id in ids {

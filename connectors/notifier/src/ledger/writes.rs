@@ -190,17 +190,13 @@ impl Ledger {
     }
 }
 
-/// The attempts, the deliveries that succeeded, when each endpoint last got a
-/// message of each signal (for throttles), and the dead letters.
-async fn record_attempts(
-    conn: &mut SqliteConnection,
-    tried: &[(&Attempt, &Alert, &Health)],
-) -> Result<(), NotifierError> {
-    for chunk in tried.chunks(ROWS) {
+/// Records tries; a try recorded already (the same number, after a crash) stays as it was.
+pub(super) async fn insert_attempts(conn: &mut SqliteConnection, attempts: &[&Attempt]) -> Result<(), NotifierError> {
+    for chunk in attempts.chunks(ROWS) {
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO attempts (alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up) ",
         );
-        sql.push_values(chunk, |mut row, (a, _, _)| {
+        sql.push_values(chunk, |mut row, a| {
             row.push_bind(&a.alert_id)
                 .push_bind(&a.channel)
                 .push_bind(&a.endpoint)
@@ -214,6 +210,16 @@ async fn record_attempts(
         sql.push(" ON CONFLICT DO NOTHING");
         sql.build().execute(&mut *conn).await?;
     }
+    Ok(())
+}
+
+/// The attempts, the deliveries that succeeded, when each endpoint last got a
+/// message of each signal (for throttles), and the dead letters.
+async fn record_attempts(
+    conn: &mut SqliteConnection,
+    tried: &[(&Attempt, &Alert, &Health)],
+) -> Result<(), NotifierError> {
+    insert_attempts(conn, &tried.iter().map(|(a, _, _)| *a).collect::<Vec<_>>()).await?;
     let ok: Vec<_> = tried.iter().filter(|(a, _, _)| a.ok).collect();
     for chunk in ok.chunks(ROWS) {
         let mut sql = QueryBuilder::<Sqlite>::new(

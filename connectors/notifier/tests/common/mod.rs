@@ -19,26 +19,56 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// A second secret, as during a rotation: both sign, the receiver knows only one.
 pub const NEW_SECRET: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24=";
 
-pub struct Receiver {
+/// A test server of tests/: a Python script that logs one JSON line per request or
+/// message to a file; killed when dropped.
+pub struct Logged {
     child: Child,
     pub port: u16,
     log: PathBuf,
 }
 
-impl Receiver {
-    pub fn start(dir: &Path, statuses: &str) -> Receiver {
-        let name = statuses.replace('/', "_");
-        let (log, port_file) = (dir.join(format!("log-{name}")), dir.join(format!("port-{name}")));
-        let (child, port) = spawn_python("receiver.py", &[SECRET, statuses, log.to_str().unwrap()], &port_file);
-        Receiver { child, port, log }
+impl Logged {
+    /// Runs tests/`script` with `before`, the log's path (`dir`/`name`.log), `after`.
+    pub fn start(dir: &Path, script: &str, name: &str, before: &[&str], after: &[&str]) -> Logged {
+        let (log, port_file) = (dir.join(format!("{name}.log")), dir.join(format!("{name}.port")));
+        let args: Vec<&str> =
+            before.iter().copied().chain([log.to_str().unwrap()]).chain(after.iter().copied()).collect();
+        let (child, port) = spawn_python(script, &args, &port_file);
+        Logged { child, port, log }
     }
 
-    pub fn requests(&self) -> Vec<Value> {
+    /// The lines logged so far.
+    pub fn lines(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tests/receiver.py: a webhook receiver answering from a script of statuses.
+pub struct Receiver {
+    server: Logged,
+    pub port: u16,
+}
+
+impl Receiver {
+    pub fn start(dir: &Path, statuses: &str) -> Receiver {
+        let name = format!("receiver-{}", statuses.replace('/', "_"));
+        let server = Logged::start(dir, "receiver.py", &name, &[SECRET, statuses], &[]);
+        Receiver { port: server.port, server }
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        self.server.lines()
     }
 
     pub fn endpoint(&self, id: &str, allow_private: bool) -> WebhookConfig {
@@ -49,13 +79,6 @@ impl Receiver {
             allow_private,
             rate_limit: None,
         }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
