@@ -98,3 +98,16 @@ pub trait Channel: Send + Sync {
         None
     }
 }
+
+/// The one endpoint of a channel that writes to an address in the user's
+/// preferences (e-mail, Slack, SMS) when `has_address` and the user wants `alert`
+/// there: `u/{user}` in the ledger, the user and never the address (the ledger is
+/// not sealed; the preferences are).
+pub(crate) fn personal_endpoint(channel: &str, alert: &Alert, prefs: &Preferences, has_address: bool) -> Vec<String> {
+    (has_address && prefs.wants(channel, alert)).then(|| format!("u/{}", alert.user_id)).into_iter().collect()
+}
+
+/// The user a [`personal_endpoint`] belongs to.
+pub(crate) fn personal_endpoint_user(endpoint: &str) -> Option<&str> {
+    endpoint.strip_prefix("u/")
+}

@@ -14,7 +14,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use riskstream_schemas::{Alert, AlertKind, AlertState};
 use serde::{Deserialize, Serialize};
 
-use crate::channel::{BoxFuture, Channel, ChannelError};
+use crate::channel::{personal_endpoint, BoxFuture, Channel, ChannelError};
 use crate::digest::Digest;
 use crate::preferences::Preferences;
 use crate::webhook::message_id;
@@ -100,22 +100,13 @@ impl EmailChannel {
     }
 }
 
-/// The endpoint of a user's e-mail in the ledger: the user, never the address (the
-/// ledger is not sealed; the preferences are).
-fn email_endpoint(user: &str) -> String {
-    format!("u/{user}")
-}
-
 impl Channel for EmailChannel {
     fn name(&self) -> &str {
         "email"
     }
 
     fn endpoints(&self, alert: &Alert, prefs: &Preferences) -> Vec<String> {
-        (prefs.email.is_some() && prefs.wants("email", alert))
-            .then(|| email_endpoint(&alert.user_id))
-            .into_iter()
-            .collect()
+        personal_endpoint("email", alert, prefs, prefs.email.is_some())
     }
 
     fn deliver<'a>(

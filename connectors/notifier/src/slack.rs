@@ -8,7 +8,7 @@ use std::time::Duration;
 use riskstream_schemas::{Alert, AlertState};
 use serde_json::{json, Value};
 
-use crate::channel::{BoxFuture, Channel, ChannelError};
+use crate::channel::{personal_endpoint, personal_endpoint_user, BoxFuture, Channel, ChannelError};
 use crate::digest::Digest;
 use crate::email::template;
 use crate::preferences::Preferences;
@@ -67,10 +67,7 @@ impl Channel for SlackChannel {
     }
 
     fn endpoints(&self, alert: &Alert, prefs: &Preferences) -> Vec<String> {
-        (prefs.slack.is_some() && prefs.wants("slack", alert))
-            .then(|| format!("u/{}", alert.user_id))
-            .into_iter()
-            .collect()
+        personal_endpoint("slack", alert, prefs, prefs.slack.is_some())
     }
 
     fn deliver<'a>(
@@ -110,6 +107,6 @@ impl Channel for SlackChannel {
     }
 
     fn owner(&self, endpoint: &str) -> Option<(String, String)> {
-        endpoint.strip_prefix("u/").map(|user| (user.to_string(), "Slack webhook".to_string()))
+        personal_endpoint_user(endpoint).map(|user| (user.to_string(), "Slack webhook".to_string()))
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use riskstream_schemas::{Alert, Priority};
 use serde::{Deserialize, Serialize};
 
-use crate::channel::{BoxFuture, Channel, ChannelError};
+use crate::channel::{personal_endpoint, BoxFuture, Channel, ChannelError};
 use crate::email::template;
 use crate::preferences::Preferences;
 use crate::webhook::Http;
@@ -81,10 +81,7 @@ impl Channel for SmsChannel {
 
     fn endpoints(&self, alert: &Alert, prefs: &Preferences) -> Vec<String> {
         let loud_enough = alert.priority == Priority::Critical || prefs.min_priority.contains_key("sms");
-        (prefs.phone.is_some() && loud_enough && prefs.wants("sms", alert))
-            .then(|| format!("u/{}", alert.user_id))
-            .into_iter()
-            .collect()
+        personal_endpoint("sms", alert, prefs, prefs.phone.is_some() && loud_enough)
     }
 
     fn deliver<'a>(

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::writes::{health, insert_attempts, Disabled, Owners};
-use super::{alert_text, parse_alert, Attempt, Health, Ledger, Next};
+use super::writes::{
+    health, insert_attempts, insert_dead_letters, insert_deliveries, Dead, Delivered, Disabled, Owners,
+};
+use super::{parse_alert, Attempt, Health, Ledger, Next};
 use crate::digest::{digest_id, Digest};
 use crate::error::NotifierError;
 
@@ -155,43 +157,36 @@ impl Ledger {
         let digest = &ready.digest;
         let mut tx = self.pool.begin().await?;
         insert_attempts(&mut tx, &[attempt]).await?;
-        let ids = std::iter::once(digest.digest_id.as_str()).chain(digest.alerts.iter().map(|a| a.alert_id.as_str()));
         if attempt.ok {
-            for id in ids {
-                sqlx::query(
-                    "INSERT INTO deliveries (alert_id, channel, endpoint, user_id, delivered_at_ms, attempts, digest_id) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(&ready.channel)
-                .bind(&ready.endpoint)
-                .bind(&digest.user_id)
-                .bind(attempt.at_ms)
-                .bind(attempt.attempt)
-                .bind(&digest.digest_id)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let ids =
+                std::iter::once(digest.digest_id.as_str()).chain(digest.alerts.iter().map(|a| a.alert_id.as_str()));
+            let delivered: Vec<_> = ids
+                .map(|alert_id| Delivered {
+                    alert_id,
+                    channel: &ready.channel,
+                    endpoint: &ready.endpoint,
+                    user_id: &digest.user_id,
+                    at_ms: attempt.at_ms,
+                    attempts: attempt.attempt,
+                    digest_id: Some(&digest.digest_id),
+                })
+                .collect();
+            insert_deliveries(&mut tx, &delivered).await?;
         } else if attempt.given_up {
-            for alert in &digest.alerts {
-                let reason =
-                    format!("digest {} given up: {}", digest.digest_id, attempt.error.as_deref().unwrap_or(""));
-                sqlx::query(
-                    "INSERT INTO dead_letters (alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET \
-                     failed_at_ms = excluded.failed_at_ms, attempts = excluded.attempts, reason = excluded.reason",
-                )
-                .bind(&alert.alert_id)
-                .bind(&ready.channel)
-                .bind(&ready.endpoint)
-                .bind(&digest.user_id)
-                .bind(alert_text(alert)?)
-                .bind(attempt.at_ms)
-                .bind(attempt.attempt)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let reason = format!("digest {} given up: {}", digest.digest_id, attempt.error.as_deref().unwrap_or(""));
+            let dead: Vec<_> = digest
+                .alerts
+                .iter()
+                .map(|alert| Dead {
+                    alert,
+                    channel: &ready.channel,
+                    endpoint: &ready.endpoint,
+                    at_ms: attempt.at_ms,
+                    attempts: attempt.attempt,
+                    reason: &reason,
+                })
+                .collect();
+            insert_dead_letters(&mut tx, &dead).await?;
         }
         match next {
             Next::Retry { at_ms, .. } => {

@@ -221,21 +221,19 @@ async fn record_attempts(
 ) -> Result<(), NotifierError> {
     insert_attempts(conn, &tried.iter().map(|(a, _, _)| *a).collect::<Vec<_>>()).await?;
     let ok: Vec<_> = tried.iter().filter(|(a, _, _)| a.ok).collect();
-    for chunk in ok.chunks(ROWS) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (alert_id, channel, endpoint, user_id, delivered_at_ms, attempts) ",
-        );
-        sql.push_values(chunk, |mut row, (a, alert, _)| {
-            row.push_bind(&a.alert_id)
-                .push_bind(&a.channel)
-                .push_bind(&a.endpoint)
-                .push_bind(&alert.user_id)
-                .push_bind(a.at_ms)
-                .push_bind(a.attempt);
-        });
-        sql.push(" ON CONFLICT DO NOTHING");
-        sql.build().execute(&mut *conn).await?;
-    }
+    let delivered: Vec<_> = ok
+        .iter()
+        .map(|(a, alert, _)| Delivered {
+            alert_id: &a.alert_id,
+            channel: &a.channel,
+            endpoint: &a.endpoint,
+            user_id: &alert.user_id,
+            at_ms: a.at_ms,
+            attempts: a.attempt,
+            digest_id: None,
+        })
+        .collect();
+    insert_deliveries(conn, &delivered).await?;
     // One row per key, the latest: an upsert may not meet its key twice in a statement.
     let mut last_sent: HashMap<(&str, &str, String), i64> = HashMap::new();
     for (a, alert, _) in &ok {
@@ -251,21 +249,82 @@ async fn record_attempts(
         sql.push(" ON CONFLICT (channel, endpoint, alert_key) DO UPDATE SET last_ms = excluded.last_ms");
         sql.build().execute(&mut *conn).await?;
     }
-    let given_up = tried.iter().filter(|(a, _, _)| a.given_up).collect::<Vec<_>>();
-    for chunk in given_up.chunks(ROWS) {
-        let texts = chunk.iter().map(|(_, alert, _)| alert_text(alert)).collect::<Result<Vec<_>, _>>()?;
+    let dead: Vec<_> = tried
+        .iter()
+        .filter(|(a, _, _)| a.given_up)
+        .map(|(a, alert, _)| Dead {
+            alert,
+            channel: &a.channel,
+            endpoint: &a.endpoint,
+            at_ms: a.at_ms,
+            attempts: a.attempt,
+            reason: a.error.as_deref().unwrap_or("given up"),
+        })
+        .collect();
+    insert_dead_letters(conn, &dead).await
+}
+
+/// A delivery that succeeded, alone or in a digest.
+pub(super) struct Delivered<'a> {
+    pub alert_id: &'a str,
+    pub channel: &'a str,
+    pub endpoint: &'a str,
+    pub user_id: &'a str,
+    pub at_ms: i64,
+    pub attempts: i64,
+    pub digest_id: Option<&'a str>,
+}
+
+/// Records successes, once: a second success of a key (after a crash) changes nothing.
+pub(super) async fn insert_deliveries(
+    conn: &mut SqliteConnection,
+    rows: &[Delivered<'_>],
+) -> Result<(), NotifierError> {
+    for chunk in rows.chunks(ROWS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (alert_id, channel, endpoint, user_id, delivered_at_ms, attempts, digest_id) ",
+        );
+        sql.push_values(chunk, |mut row, d| {
+            row.push_bind(d.alert_id)
+                .push_bind(d.channel)
+                .push_bind(d.endpoint)
+                .push_bind(d.user_id)
+                .push_bind(d.at_ms)
+                .push_bind(d.attempts)
+                .push_bind(d.digest_id);
+        });
+        sql.push(" ON CONFLICT DO NOTHING");
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A delivery given up, kept whole to be re-driven.
+pub(super) struct Dead<'a> {
+    pub alert: &'a Alert,
+    pub channel: &'a str,
+    pub endpoint: &'a str,
+    pub at_ms: i64,
+    pub attempts: i64,
+    pub reason: &'a str,
+}
+
+/// Records dead letters; one given up again (after a re-drive) is updated.
+pub(super) async fn insert_dead_letters(conn: &mut SqliteConnection, rows: &[Dead<'_>]) -> Result<(), NotifierError> {
+    for chunk in rows.chunks(ROWS) {
+        let texts = chunk.iter().map(|d| alert_text(d.alert)).collect::<Result<Vec<_>, _>>()?;
         let mut sql = QueryBuilder::<Sqlite>::new(
             "INSERT INTO dead_letters (alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason) ",
         );
-        sql.push_values(chunk.iter().zip(texts), |mut row, ((a, alert, _), text)| {
-            row.push_bind(&a.alert_id)
-                .push_bind(&a.channel)
-                .push_bind(&a.endpoint)
-                .push_bind(&alert.user_id)
+        sql.push_values(chunk.iter().zip(texts), |mut row, (d, text)| {
+            row.push_bind(&d.alert.alert_id)
+                .push_bind(d.channel)
+                .push_bind(d.endpoint)
+                .push_bind(&d.alert.user_id)
                 .push_bind(text)
-                .push_bind(a.at_ms)
-                .push_bind(a.attempt)
-                .push_bind(a.error.as_deref().unwrap_or("given up"));
+                .push_bind(d.at_ms)
+                .push_bind(d.attempts)
+                .push_bind(d.reason);
         });
         sql.push(
             " ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET \
