@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages a fresh machine lacks for building and testing
-# riskstream: libclang (RocksDB's bindings are generated at build time).
+# riskstream: libclang (RocksDB's bindings are generated at build time), and
+# PostgreSQL's server for the notifier's ledger tests.
 set -euo pipefail
 
 missing=()
@@ -15,6 +16,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 # The notifier's STARTTLS test makes its certificates with the openssl CLI.
 command -v openssl >/dev/null || missing+=(openssl)
+# The notifier's ledger tests run on PostgreSQL too (deploy/dev/test-postgres.sh starts it).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages: ${missing[*]}" >&2

@@ -47,6 +47,10 @@ pub struct NotifierConfig {
     pub enabled: bool,
     /// The delivery ledger and inbox, a SQLite file. Default: `<data_dir>/notifier.sqlite`.
     pub ledger: Option<PathBuf>,
+    /// The ledger on PostgreSQL instead, `postgres://user:password@host:port/database`,
+    /// shared by every notifier that names it; over `ledger`. Prefer the environment
+    /// variable `RISKSTREAM_NOTIFIER_LEDGER_URL` to the file (it carries a password).
+    pub ledger_url: Option<LedgerUrl>,
     /// Receivers of every alert (`[[notifier.webhooks]]`: `id`, `url`, `secrets`,
     /// `allow_private`), signed per Standard Webhooks.
     pub webhooks: Vec<riskstream_notifier::WebhookConfig>,
@@ -76,6 +80,7 @@ impl Default for NotifierConfig {
         NotifierConfig {
             enabled: true,
             ledger: None,
+            ledger_url: None,
             webhooks: Vec::new(),
             disable_endpoint_after_hours: 120,
             concurrency: riskstream_notifier::CONCURRENCY,
@@ -117,6 +122,59 @@ impl std::str::FromStr for AdminToken {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(AdminToken(s.to_string()))
+    }
+}
+
+/// A PostgreSQL URL: printed with its password masked.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LedgerUrl(pub String);
+
+impl LedgerUrl {
+    /// The URL with the password, if any, replaced by `***`.
+    pub fn masked(&self) -> String {
+        let url = &self.0;
+        let Some(start) = url.find("://").map(|i| i + 3) else { return url.clone() };
+        let host_at = url[start..].find(['/', '?']).map_or(url.len(), |i| start + i);
+        match url[start..host_at].rfind('@').map(|i| start + i) {
+            Some(at) => match url[start..at].find(':').map(|i| start + i) {
+                Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+                None => url.clone(),
+            },
+            None => url.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for LedgerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LedgerUrl({})", self.masked())
+    }
+}
+
+impl std::str::FromStr for LedgerUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(LedgerUrl(s.to_string()))
+    }
+}
+
+/// Where the notifier's ledger is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifierLedger {
+    /// A SQLite file (embedded).
+    File(PathBuf),
+    /// A PostgreSQL database, which several notifiers can share.
+    Postgres(LedgerUrl),
+}
+
+impl std::fmt::Display for NotifierLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotifierLedger::File(path) => write!(f, "{}", path.display()),
+            NotifierLedger::Postgres(url) => f.write_str(&url.masked()),
+        }
     }
 }
 
@@ -175,13 +233,25 @@ impl EngineConfig {
     }
 
     /// Where the notifier's ledger and inboxes live.
-    pub fn notifier_ledger(&self) -> PathBuf {
+    pub fn notifier_ledger(&self) -> NotifierLedger {
+        match &self.notifier.ledger_url {
+            Some(url) => NotifierLedger::Postgres(url.clone()),
+            None => NotifierLedger::File(self.notifier_ledger_file()),
+        }
+    }
+
+    fn notifier_ledger_file(&self) -> PathBuf {
         self.notifier.ledger.clone().unwrap_or_else(|| self.data_dir.join("notifier.sqlite"))
     }
 
-    /// The key sealing the notifier's preferences.
+    /// The key sealing the notifier's preferences: beside the ledger file, or in
+    /// the data dir when the ledger is on PostgreSQL (every notifier sharing that
+    /// ledger needs the same key).
     pub fn notifier_key(&self) -> PathBuf {
-        self.notifier.key.clone().unwrap_or_else(|| self.notifier_ledger().with_extension("key"))
+        self.notifier.key.clone().unwrap_or_else(|| match self.notifier.ledger_url {
+            Some(_) => self.data_dir.join("notifier.key"),
+            None => self.notifier_ledger_file().with_extension("key"),
+        })
     }
 
     /// Where the per-user keys of personal data live.
@@ -257,6 +327,11 @@ impl EngineConfig {
         if let Some(problem) = r.tax.problems().into_iter().next() {
             return invalid("rules.tax", &problem);
         }
+        if let Some(url) = &self.notifier.ledger_url {
+            if !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://")) {
+                return invalid("notifier.ledger_url", "must be a PostgreSQL URL, postgres://user:password@host/database");
+            }
+        }
         if self.notifier.disable_endpoint_after_hours == 0 {
             return invalid("notifier.disable_endpoint_after_hours", "must be at least 1");
         }
@@ -279,6 +354,21 @@ impl EngineConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ledger_url_is_shown_without_its_password_and_must_be_postgres() {
+        let url = LedgerUrl("postgres://notifier:s3cret@db.internal:5432/riskstream?sslmode=require".into());
+        assert_eq!(url.masked(), "postgres://notifier:***@db.internal:5432/riskstream?sslmode=require");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let plain = LedgerUrl("postgres://notifier@127.0.0.1/riskstream".into());
+        assert_eq!(plain.masked(), plain.0, "nothing to mask");
+        let mut cfg = EngineConfig::default();
+        cfg.notifier.ledger_url = Some(LedgerUrl("mysql://x@h/db".into()));
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("notifier.ledger_url") && err.contains("PostgreSQL"), "{err}");
+        cfg.notifier.ledger_url = Some(url);
+        assert_eq!(cfg.notifier_key(), cfg.data_dir.join("notifier.key"), "one key per data dir, not per URL");
+    }
 
     #[test]
     fn file_overrides_defaults_and_unknown_keys_are_refused() {

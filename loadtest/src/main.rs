@@ -113,6 +113,10 @@ struct Args {
     /// Alerts/s offered in the notifier's latency run (for 10 s).
     #[arg(long, default_value_t = 1_000.0)]
     notifier_rate: f64,
+    /// The notifier's ledger on this PostgreSQL database (`postgres://user@host/db`)
+    /// instead of a SQLite file in a temp dir; alert ids are new each run.
+    #[arg(long)]
+    notifier_ledger_url: Option<String>,
     /// Distributed mode: the instance counts to measure, one run each.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     instances: Vec<usize>,
@@ -432,7 +436,7 @@ fn main() -> anyhow::Result<()> {
         return reopen_only(dir, args.shards);
     }
     if let Some(alerts) = args.notifier {
-        return notifier::run(alerts, args.notifier_rate, 100);
+        return notifier::run(alerts, args.notifier_rate, 100, args.notifier_ledger_url.as_deref());
     }
     println!(
         "workload: {} accounts x {} positions over {} symbols, {} shards, batch {}, one account event per {} ticks, seed {}, offered rate {}, {}",

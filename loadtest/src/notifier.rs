@@ -1,5 +1,5 @@
-//! `--notifier ALERTS`: webhook deliveries through the notifier (signing, the SQLite
-//! ledger, real HTTP) to a Rust receiver on 127.0.0.1 that only counts, so the
+//! `--notifier ALERTS`: webhook deliveries through the notifier (signing, the ledger
+//! on SQLite or, with `--notifier-ledger-url`, PostgreSQL, real HTTP) to a Rust receiver on 127.0.0.1 that only counts, so the
 //! receiver is not what is measured. Reports deliveries/s unpaced, then the
 //! alert-to-delivery latency at `--notifier-rate` alerts/s offered in 10 ms ticks
 //! (an alert's latency: from when it was offered to the end of the `notify` call
@@ -13,9 +13,10 @@ use hdrhistogram::Histogram;
 use riskstream_notifier::{Ledger, Notifier, WebhookChannel, WebhookConfig};
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 
-fn alert(n: u64) -> Alert {
+/// The `n`th alert of run `run` (ids differ between runs sharing one ledger).
+fn alert(run: u64, n: u64) -> Alert {
     Alert {
-        alert_id: format!("{n:032x}"),
+        alert_id: format!("{run:016x}{n:016x}"),
         kind: AlertKind::Drift,
         state: AlertState::Raised,
         priority: Priority::High,
@@ -31,7 +32,7 @@ fn alert(n: u64) -> Alert {
     }
 }
 
-pub fn run(alerts: u64, rate: f64, batch: usize) -> anyhow::Result<()> {
+pub fn run(alerts: u64, rate: f64, batch: usize, ledger_url: Option<&str>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let received = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&received);
@@ -57,8 +58,16 @@ pub fn run(alerts: u64, rate: f64, batch: usize) -> anyhow::Result<()> {
         allow_private: true,
         rate_limit: None,
     };
+    let backend = if ledger_url.is_some() { "PostgreSQL" } else { "SQLite" };
+    let run = match ledger_url {
+        Some(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64,
+        None => 0,
+    };
     let make = |name: &str| -> anyhow::Result<Notifier> {
-        let ledger = rt.block_on(Ledger::open(&dir.path().join(name)))?;
+        let ledger = match ledger_url {
+            Some(url) => rt.block_on(Ledger::connect(url))?,
+            None => rt.block_on(Ledger::open(&dir.path().join(name)))?,
+        };
         let channel =
             WebhookChannel::new(vec![endpoint.clone()], Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
         Ok(Notifier::new(ledger, vec![Arc::new(channel)]))
@@ -66,14 +75,14 @@ pub fn run(alerts: u64, rate: f64, batch: usize) -> anyhow::Result<()> {
 
     // Unpaced: as fast as the notifier goes, in the outbox's round size.
     let notifier = make("unpaced.sqlite")?;
-    let all: Vec<Alert> = (0..alerts).map(alert).collect();
+    let all: Vec<Alert> = (0..alerts).map(|n| alert(run, n)).collect();
     let started = Instant::now();
     for chunk in all.chunks(batch) {
         rt.block_on(notifier.notify(chunk))?;
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "notifier, webhook, ledger on SQLite: {alerts} deliveries in {secs:.2} s = {:.0} deliveries/s unpaced (receiver counted {})",
+        "notifier, webhook, ledger on {backend}: {alerts} deliveries in {secs:.2} s = {:.0} deliveries/s unpaced (receiver counted {})",
         alerts as f64 / secs,
         received.load(Ordering::Relaxed)
     );
@@ -91,7 +100,7 @@ pub fn run(alerts: u64, rate: f64, batch: usize) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
-        let chunk: Vec<Alert> = (next..due).map(|n| alert(alerts + n)).collect();
+        let chunk: Vec<Alert> = (next..due).map(|n| alert(run, alerts + n)).collect();
         rt.block_on(notifier.notify(&chunk))?;
         let done = start.elapsed();
         for n in next..due {
@@ -101,7 +110,7 @@ pub fn run(alerts: u64, rate: f64, batch: usize) -> anyhow::Result<()> {
         next = due;
     }
     println!(
-        "notifier, webhook, {rate:.0} alerts/s offered for {:.1} s: alert-to-delivery p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "notifier, webhook, ledger on {backend}, {rate:.0} alerts/s offered for {:.1} s: alert-to-delivery p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         start.elapsed().as_secs_f64(),
         latency.value_at_quantile(0.5) as f64 / 1_000.0,
         latency.value_at_quantile(0.99) as f64 / 1_000.0,

@@ -82,7 +82,7 @@ impl Inbox {
         let pool = self.ledger.pool();
         let rows = sqlx::query(
             "SELECT alert, read_at_ms, archived_at_ms FROM inbox \
-             WHERE user_id = ? AND (archived_at_ms IS NULL OR ?) ORDER BY ts_us DESC, alert_id DESC LIMIT ?",
+             WHERE user_id = $1 AND (archived_at_ms IS NULL OR $2) ORDER BY ts_us DESC, alert_id DESC LIMIT $3",
         )
         .bind(user_id)
         .bind(archived)
@@ -103,7 +103,7 @@ impl Inbox {
     /// Messages neither read nor archived.
     pub async fn unread(&self, user_id: &str) -> Result<i64, NotifierError> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM inbox WHERE user_id = ? AND read_at_ms IS NULL AND archived_at_ms IS NULL",
+            "SELECT COUNT(*) AS n FROM inbox WHERE user_id = $1 AND read_at_ms IS NULL AND archived_at_ms IS NULL",
         )
         .bind(user_id)
         .fetch_one(self.ledger.pool())
@@ -115,9 +115,9 @@ impl Inbox {
     /// no such message. Doing it again keeps the first time.
     pub async fn mark(&self, user_id: &str, alert_id: &str, archive: bool) -> Result<bool, NotifierError> {
         let sql = if archive {
-            "UPDATE inbox SET archived_at_ms = COALESCE(archived_at_ms, ?) WHERE user_id = ? AND alert_id = ?"
+            "UPDATE inbox SET archived_at_ms = COALESCE(archived_at_ms, $1) WHERE user_id = $2 AND alert_id = $3"
         } else {
-            "UPDATE inbox SET read_at_ms = COALESCE(read_at_ms, ?) WHERE user_id = ? AND alert_id = ?"
+            "UPDATE inbox SET read_at_ms = COALESCE(read_at_ms, $1) WHERE user_id = $2 AND alert_id = $3"
         };
         let done =
             sqlx::query(sql).bind(crate::now_ms()).bind(user_id).bind(alert_id).execute(self.ledger.pool()).await?;
@@ -163,7 +163,7 @@ impl Channel for InAppChannel {
             let text = serde_json::to_string(alert).map_err(|e| ChannelError::Permanent(e.to_string()))?;
             // The key (user, alert) makes a re-delivery after a crash a no-op.
             sqlx::query(
-                "INSERT INTO inbox (user_id, alert_id, ts_us, alert) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO inbox (user_id, alert_id, ts_us, alert) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
             .bind(&alert.user_id)
             .bind(&alert.alert_id)

@@ -28,7 +28,7 @@ pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxEntry, InboxItem, InboxPage, Notice};
 pub use ledger::{
-    Attempt, DeadLetter, DeadLetterFilter, DeliveryKey, DeliveryState, Disabled, Due, EndpointHealth, Health, Ledger,
+    Attempt, Backend, DeadLetter, DeadLetterFilter, DeliveryKey, DeliveryState, Disabled, Due, EndpointHealth, Health, Ledger,
     LedgerHealth, Next, Owners, ReadyDigest, Write,
 };
 pub use metrics::NotifierMetrics;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::error::NotifierError;
-use crate::ledger::Ledger;
+use crate::ledger::{Backend, Ledger};
 use crate::webhook::WebhookSecret;
 
 /// Channels a user can name (a channel the operator has not configured takes nothing).
@@ -390,7 +390,7 @@ impl PreferenceStore {
     }
 
     pub async fn get(&self, user: &str) -> Result<Option<Preferences>, NotifierError> {
-        let row = sqlx::query("SELECT sealed FROM preferences WHERE user_id = ?")
+        let row = sqlx::query("SELECT sealed FROM preferences WHERE user_id = $1")
             .bind(user)
             .fetch_optional(self.ledger.pool())
             .await?;
@@ -403,7 +403,7 @@ impl PreferenceStore {
     pub async fn put(&self, user: &str, prefs: &Preferences, now_ms: i64) -> Result<(), NotifierError> {
         let plain = serde_json::to_vec(prefs).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO preferences (user_id, sealed, updated_at_ms) VALUES (?, ?, ?) \
+            "INSERT INTO preferences (user_id, sealed, updated_at_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, updated_at_ms = excluded.updated_at_ms",
         )
         .bind(user)
@@ -418,14 +418,16 @@ impl PreferenceStore {
     /// WAL); false when there were none.
     pub async fn erase(&self, user: &str) -> Result<bool, NotifierError> {
         let done =
-            sqlx::query("DELETE FROM preferences WHERE user_id = ?").bind(user).execute(self.ledger.pool()).await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(self.ledger.pool()).await?;
+            sqlx::query("DELETE FROM preferences WHERE user_id = $1").bind(user).execute(self.ledger.pool()).await?;
+        if self.ledger.backend() == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(self.ledger.pool()).await?;
+        }
         Ok(done.rows_affected() > 0)
     }
 
     /// Users with preferences, in id order, after `after`.
     pub async fn users(&self, after: &str, limit: i64) -> Result<Vec<String>, NotifierError> {
-        let rows = sqlx::query("SELECT user_id FROM preferences WHERE user_id > ? ORDER BY user_id LIMIT ?")
+        let rows = sqlx::query("SELECT user_id FROM preferences WHERE user_id > $1 ORDER BY user_id LIMIT $2")
             .bind(after)
             .bind(limit)
             .fetch_all(self.ledger.pool())

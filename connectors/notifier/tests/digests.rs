@@ -1,6 +1,6 @@
 //! Digests to a user's own webhook on a real receiver (tests/receiver.py checks each
 //! signature with the Standard Webhooks reference library), with the ledger on
-//! SQLite and the clock injected: what comes in a window goes out as one message
+//! SQLite and on PostgreSQL and the clock injected: what comes in a window goes out as one message
 //! when it ends, once, under an id derived from its members; a clear drops its
 //! raise from the digest; critical alerts go at once; the first of a burst goes at
 //! once where the user asks for it; a market event reaching several of a user's
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Receiver, TestClock, SECRET};
+use common::{Db, LedgerAt, Receiver, TestClock, SECRET};
 use riskstream_notifier::{
     digest_id, message_id, user_endpoint, Ledger, Notifier, NotifierKey, NotifyReport, PreferenceStore, Preferences,
     WebhookChannel,
@@ -30,8 +30,8 @@ fn clear(id: &str, account: &str) -> Alert {
 
 /// A notifier with only the webhook channel, for user u1 whose `crm` webhook is
 /// the receiver, with `digest` as the webhook's digest preference.
-async fn notifier(dir: &Path, receiver: &Receiver, digest: Value) -> (Ledger, Notifier, Arc<TestClock>) {
-    let ledger = Ledger::open(&dir.join("n.sqlite")).await.unwrap();
+async fn notifier(at: &LedgerAt, dir: &Path, receiver: &Receiver, digest: Value) -> (Ledger, Notifier, Arc<TestClock>) {
+    let ledger = at.open().await;
     let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.join("n.key")).unwrap());
     let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
     let prefs: Preferences = serde_json::from_value(json!({
@@ -49,11 +49,11 @@ async fn notifier(dir: &Path, receiver: &Receiver, digest: Value) -> (Ledger, No
     (ledger, notifier, clock)
 }
 
-#[tokio::test]
-async fn an_hourly_digest_lists_its_window_once_and_a_clear_drops_its_raise() {
+async fn an_hourly_digest_lists_its_window_once_and_a_clear_drops_its_raise(db: Db) {
     let dir = tempfile::tempdir().unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
     let receiver = Receiver::start(dir.path(), "200,500,200");
-    let (ledger, notifier, clock) = notifier(dir.path(), &receiver, json!({ "every": "hourly" })).await;
+    let (ledger, notifier, clock) = notifier(&at, dir.path(), &receiver, json!({ "every": "hourly" })).await;
     let crm = user_endpoint("u1", "crm");
 
     let report = notifier.notify(&[raise("a1", "acc-1"), raise("a2", "acc-2")]).await.unwrap();
@@ -93,13 +93,14 @@ async fn an_hourly_digest_lists_its_window_once_and_a_clear_drops_its_raise() {
     // After the window, a new one opens.
     assert_eq!(notifier.notify(&[raise("a5", "acc-5")]).await.unwrap().digested, 1);
 }
+on_each_db!(tokio::test, an_hourly_digest_lists_its_window_once_and_a_clear_drops_its_raise);
 
-#[tokio::test]
-async fn the_first_of_a_burst_goes_at_once_and_the_rest_wait_for_the_digest() {
+async fn the_first_of_a_burst_goes_at_once_and_the_rest_wait_for_the_digest(db: Db) {
     let dir = tempfile::tempdir().unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
     let receiver = Receiver::start(dir.path(), "200");
     let digest = json!({ "every": "hourly", "first_at_once": true });
-    let (_ledger, notifier, clock) = notifier(dir.path(), &receiver, digest).await;
+    let (_ledger, notifier, clock) = notifier(&at, dir.path(), &receiver, digest).await;
 
     let report = notifier.notify(&[raise("a1", "acc-1"), raise("a2", "acc-2")]).await.unwrap();
     assert_eq!((report.delivered, report.digested), (1, 1), "{report:?}");
@@ -118,15 +119,16 @@ async fn the_first_of_a_burst_goes_at_once_and_the_rest_wait_for_the_digest() {
     assert_eq!(notifier.send_digests().await.unwrap(), NotifyReport::default());
     assert_eq!(receiver.requests().len(), 3);
 }
+on_each_db!(tokio::test, the_first_of_a_burst_goes_at_once_and_the_rest_wait_for_the_digest);
 
 /// A market move fans out to every account holding the symbol: a user with three
 /// of them gets one message listing the three, at once; a user with one gets it
 /// alone; another event's move is another message.
-#[tokio::test]
-async fn a_market_event_reaches_each_user_once_grouped() {
+async fn a_market_event_reaches_each_user_once_grouped(db: Db) {
     let dir = tempfile::tempdir().unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
     let receiver = Receiver::start(dir.path(), "200");
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let ledger = at.open().await;
     let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("n.key")).unwrap());
     let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
     for user in ["u1", "u2"] {
@@ -166,3 +168,4 @@ async fn a_market_event_reaches_each_user_once_grouped() {
     assert_eq!(notifier.notify(&alerts).await.unwrap().already, 5, "settled: not sent again");
     assert_eq!(receiver.requests().len(), 3);
 }
+on_each_db!(tokio::test, a_market_event_reaches_each_user_once_grouped);

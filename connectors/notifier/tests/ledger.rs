@@ -1,15 +1,15 @@
-//! The notifier on a real SQLite ledger in a temp dir: an alert reaches an inbox
+//! The notifier on a real ledger, each test on SQLite (a file in a temp dir) and on
+//! PostgreSQL (a server on 127.0.0.1): an alert reaches an inbox
 //! once across restarts and a crash between the inbox write and the ledger's,
 //! failures are recorded and retried (or settled when final), and the inbox routes
 //! over real HTTP on 127.0.0.1:0.
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::TestClock;
+use common::{Db, LedgerAt, TestClock};
 use riskstream_notifier::{
     router, BoxFuture, Channel, ChannelError, Clock, DeadLetterFilter, InAppChannel, Inbox, Ledger, Notifier,
     NotifyReport, Preferences, RETRY_AFTER_SECS,
@@ -35,8 +35,8 @@ fn alert(id: &str, user: &str, state: AlertState, minute: i64) -> Alert {
     }
 }
 
-async fn in_app(path: &Path) -> (Ledger, Notifier) {
-    let ledger = Ledger::open(path).await.unwrap();
+async fn in_app(at: &LedgerAt) -> (Ledger, Notifier) {
+    let ledger = at.open().await;
     let notifier = Notifier::new(ledger.clone(), vec![Arc::new(InAppChannel::new(ledger.clone()))]);
     (ledger, notifier)
 }
@@ -45,10 +45,9 @@ fn ids(page: &riskstream_notifier::InboxPage) -> Vec<&str> {
     page.items.iter().map(|i| i.entry.id()).collect()
 }
 
-#[tokio::test]
-async fn an_alert_lands_in_its_inbox_once_across_restarts() {
+async fn an_alert_lands_in_its_inbox_once_across_restarts(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notifier.sqlite");
+    let at = LedgerAt::new(db, dir.path()).await;
     let alerts = [
         alert("a1", "u1", AlertState::Raised, 1),
         alert("a2", "u2", AlertState::Raised, 2),
@@ -56,12 +55,12 @@ async fn an_alert_lands_in_its_inbox_once_across_restarts() {
         alert("c1", "u1", AlertState::Cleared, 4),
     ];
     {
-        let (_, notifier) = in_app(&path).await;
+        let (_, notifier) = in_app(&at).await;
         let report = notifier.notify(&alerts).await.unwrap();
         assert_eq!(report, NotifyReport { delivered: 3, ..Default::default() }, "a clear is no new message");
     }
     // A restart re-sends what the engine's outbox had not acknowledged: nothing twice.
-    let (ledger, notifier) = in_app(&path).await;
+    let (ledger, notifier) = in_app(&at).await;
     let again = notifier.notify(&alerts).await.unwrap();
     assert_eq!(again, NotifyReport { already: 3, ..Default::default() });
     assert_eq!(ledger.delivery_count().await.unwrap(), 3);
@@ -73,11 +72,12 @@ async fn an_alert_lands_in_its_inbox_once_across_restarts() {
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert!(attempts[0].ok && attempts[0].channel == "in_app" && attempts[0].endpoint == "inbox");
 }
+on_each_db!(tokio::test, an_alert_lands_in_its_inbox_once_across_restarts);
 
-#[tokio::test]
-async fn a_crash_between_the_inbox_and_the_ledger_writes_still_gives_one_message() {
+async fn a_crash_between_the_inbox_and_the_ledger_writes_still_gives_one_message(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, notifier) = in_app(&dir.path().join("n.sqlite")).await;
+    let at = LedgerAt::new(db, dir.path()).await;
+    let (ledger, notifier) = in_app(&at).await;
     let a = alert("a1", "u1", AlertState::Raised, 1);
     // The message was written, then the process died before the ledger recorded it.
     InAppChannel::new(ledger.clone()).deliver(&a, "inbox", &Preferences::default()).await.unwrap();
@@ -86,6 +86,7 @@ async fn a_crash_between_the_inbox_and_the_ledger_writes_still_gives_one_message
     assert_eq!(Inbox::new(ledger.clone()).page("u1", 50, false).await.unwrap().items.len(), 1);
     assert_eq!(ledger.delivery_count().await.unwrap(), 1);
 }
+on_each_db!(tokio::test, a_crash_between_the_inbox_and_the_ledger_writes_still_gives_one_message);
 
 /// Fails with `first` on its first call, then delivers.
 struct Flaky {
@@ -115,10 +116,10 @@ impl Channel for Flaky {
     }
 }
 
-#[tokio::test]
-async fn a_retryable_failure_is_scheduled_and_retried_a_final_one_is_settled() {
+async fn a_retryable_failure_is_scheduled_and_retried_a_final_one_is_settled(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
+    let ledger = at.open().await;
     let clock = Arc::new(TestClock::new());
     let a = alert("a1", "u1", AlertState::Raised, 1);
 
@@ -152,6 +153,7 @@ async fn a_retryable_failure_is_scheduled_and_retried_a_final_one_is_settled() {
     let attempts = ledger.attempts("b1").await.unwrap();
     assert!(attempts.len() == 1 && attempts[0].given_up && !attempts[0].ok, "{attempts:?}");
 }
+on_each_db!(tokio::test, a_retryable_failure_is_scheduled_and_retried_a_final_one_is_settled);
 
 /// Always fails in a way that may pass.
 struct Down(AtomicUsize);
@@ -171,10 +173,10 @@ impl Channel for Down {
     }
 }
 
-#[tokio::test]
-async fn a_delivery_that_keeps_failing_is_given_up_after_the_last_retry() {
+async fn a_delivery_that_keeps_failing_is_given_up_after_the_last_retry(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
+    let ledger = at.open().await;
     let clock = Arc::new(TestClock::new());
     let down = Arc::new(Down(AtomicUsize::new(0)));
     let notifier = Notifier::with_clock(ledger.clone(), vec![down.clone()], clock.clone());
@@ -202,6 +204,7 @@ async fn a_delivery_that_keeps_failing_is_given_up_after_the_last_retry() {
     assert_eq!(notifier.retry_due().await.unwrap().retrying, 1);
     assert_eq!(ledger.attempts("a1").await.unwrap().last().unwrap().attempt, 9);
 }
+on_each_db!(tokio::test, a_delivery_that_keeps_failing_is_given_up_after_the_last_retry);
 
 /// A receiver someone else runs: refuses connections while `down`; takes at most
 /// `rate` a second when set.
@@ -241,10 +244,10 @@ impl Channel for Remote {
     }
 }
 
-#[tokio::test]
-async fn an_endpoint_over_its_rate_limit_gets_the_rest_later_without_attempts_counted() {
+async fn an_endpoint_over_its_rate_limit_gets_the_rest_later_without_attempts_counted(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
+    let ledger = at.open().await;
     let clock = Arc::new(TestClock::new());
     let remote = Arc::new(Remote { calls: AtomicUsize::new(0), down: AtomicBool::new(false), rate: Some(2) });
     let notifier = Notifier::with_clock(ledger.clone(), vec![remote.clone()], clock.clone());
@@ -264,11 +267,12 @@ async fn an_endpoint_over_its_rate_limit_gets_the_rest_later_without_attempts_co
     let attempts = ledger.attempts("a4").await.unwrap();
     assert_eq!(attempts.iter().map(|a| (a.attempt, a.ok)).collect::<Vec<_>>(), [(1, true)]);
 }
+on_each_db!(tokio::test, an_endpoint_over_its_rate_limit_gets_the_rest_later_without_attempts_counted);
 
-#[tokio::test]
-async fn an_endpoint_failing_too_long_is_disabled_and_its_dead_letters_are_re_driven_by_time() {
+async fn an_endpoint_failing_too_long_is_disabled_and_its_dead_letters_are_re_driven_by_time(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
+    let ledger = at.open().await;
     let clock = Arc::new(TestClock::new());
     let remote = Arc::new(Remote { calls: AtomicUsize::new(0), down: AtomicBool::new(true), rate: None });
     let notifier =
@@ -314,11 +318,12 @@ async fn an_endpoint_failing_too_long_is_disabled_and_its_dead_letters_are_re_dr
     let health = ledger.endpoints().await.unwrap();
     assert_eq!((health[0].failing_since_ms, health[0].disabled_at_ms), (None, None), "{health:?}");
 }
+on_each_db!(tokio::test, an_endpoint_failing_too_long_is_disabled_and_its_dead_letters_are_re_driven_by_time);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_inbox_routes_list_mark_read_and_archive() {
+async fn the_inbox_routes_list_mark_read_and_archive(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, notifier) = in_app(&dir.path().join("n.sqlite")).await;
+    let at = LedgerAt::new(db, dir.path()).await;
+    let (ledger, notifier) = in_app(&at).await;
     let alerts: Vec<Alert> = (1..=3).map(|m| alert(&format!("a{m}"), "u1", AlertState::Raised, m)).collect();
     notifier.notify(&alerts).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -368,3 +373,4 @@ async fn the_inbox_routes_list_mark_read_and_archive() {
     assert_eq!(status, 200);
     assert_eq!(health, serde_json::json!({"status": "ok", "pending": 0, "dead_letters": 0, "disabled_endpoints": 0}));
 }
+on_each_db!(tokio::test(flavor = "multi_thread", worker_threads = 2), the_inbox_routes_list_mark_read_and_archive);

@@ -1,14 +1,15 @@
 //! Users' preferences route their alerts: channels per kind, a minimum priority per
 //! channel, clears where asked, their own webhooks (signed, checked by the reference
 //! library); critical alerts cannot be opted out of. The documents are sealed in the
-//! ledger file, and an erased user's are gone from it and its WAL.
+//! ledger file, and an erased user's are gone from it and its WAL. Quiet hours,
+//! throttles and an owner's notice run on SQLite and on PostgreSQL.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Receiver, TestClock, SECRET};
+use common::{Db, LedgerAt, Receiver, TestClock, SECRET};
 use riskstream_notifier::{
     message_id, user_endpoint, Channel, InAppChannel, Inbox, InboxEntry, Ledger, Notifier, NotifierKey,
     NotifierMetrics, PreferenceStore, Preferences, WebhookChannel,
@@ -105,11 +106,11 @@ fn ms(utc: &str) -> i64 {
 /// webhook waits until 07:00 CEST (05:00 UTC) while the inbox does not; a critical
 /// alert does not wait; a clear cancels the raise still waiting and is not sent
 /// itself; after the window, one message per rule and account per hour.
-#[tokio::test]
-async fn quiet_hours_throttles_and_clears_on_the_users_clock() {
+async fn quiet_hours_throttles_and_clears_on_the_users_clock(db: Db) {
     let dir = tempfile::tempdir().unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
     let receiver = Receiver::start(dir.path(), "200");
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let ledger = at.open().await;
     let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("k")).unwrap());
     let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
     let prefs: Preferences = serde_json::from_value(json!({
@@ -173,14 +174,15 @@ async fn quiet_hours_throttles_and_clears_on_the_users_clock() {
     assert_eq!(webhook.get_sample_count(), 4);
     assert!(webhook.get_sample_sum() >= 7.0 * 3_600.0, "{}", webhook.get_sample_sum());
 }
+on_each_db!(tokio::test, quiet_hours_throttles_and_clears_on_the_users_clock);
 
 /// A user's webhook answering 410 is disabled, and its owner is told once, in
 /// their inbox (another channel), what happened and what follows.
-#[tokio::test]
-async fn a_users_disabled_webhook_is_told_to_them_in_their_inbox() {
+async fn a_users_disabled_webhook_is_told_to_them_in_their_inbox(db: Db) {
     let dir = tempfile::tempdir().unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
     let receiver = Receiver::start(dir.path(), "410");
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let ledger = at.open().await;
     let store = PreferenceStore::new(ledger.clone(), NotifierKey::load_or_create(&dir.path().join("n.key")).unwrap());
     let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
     let prefs: Preferences =
@@ -206,3 +208,4 @@ async fn a_users_disabled_webhook_is_told_to_them_in_their_inbox() {
     assert!(Inbox::new(ledger.clone()).mark("u1", &notice.alert_id, false).await.unwrap(), "read like an alert");
     assert_eq!(Inbox::new(ledger).unread("u1").await.unwrap(), 0);
 }
+on_each_db!(tokio::test, a_users_disabled_webhook_is_told_to_them_in_their_inbox);

@@ -1,4 +1,4 @@
-//! A round of deliveries on a real SQLite ledger: made concurrently up to the
+//! A round of deliveries on a real ledger (SQLite and PostgreSQL): made concurrently up to the
 //! notifier's limit, each signal's alerts in order, and written in one transaction
 //! whose endpoint health follows the order the tries were made in.
 
@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::alert;
+use common::{alert, Db, LedgerAt};
 use riskstream_notifier::{
-    Attempt, BoxFuture, Channel, ChannelError, Health, Ledger, Next, Notifier, NotifyReport, Preferences, Write,
+    Attempt, BoxFuture, Channel, ChannelError, Health, Next, Notifier, NotifyReport, Preferences, Write,
 };
 use riskstream_schemas::{Alert, AlertKind, AlertState};
 
@@ -50,10 +50,10 @@ impl Channel for Slow {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order() {
+async fn a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
+    let ledger = at.open().await;
     let slow = Arc::new(Slow::default());
     let notifier = Notifier::new(ledger.clone(), vec![slow.clone()]).concurrency(8);
     // Twenty accounts, each raising then clearing in the same call.
@@ -78,6 +78,7 @@ async fn a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order()
         assert!(at("end", &raise) < at("start", &clear), "acc-{k}: the clear waits for its raise");
     }
 }
+on_each_db!(tokio::test(flavor = "multi_thread", worker_threads = 2), a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order);
 
 fn tried<'a>(alert: &'a Alert, number: i64, at_ms: i64, health: Health) -> Write<'a> {
     let attempt = Attempt {
@@ -94,10 +95,10 @@ fn tried<'a>(alert: &'a Alert, number: i64, at_ms: i64, health: Health) -> Write
     Write::Tried { attempt, alert, next: Next::Done, health }
 }
 
-#[tokio::test]
-async fn a_rounds_tries_set_the_endpoints_failing_streak_in_the_order_they_were_made() {
+async fn a_rounds_tries_set_the_endpoints_failing_streak_in_the_order_they_were_made(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
+    let ledger = at.open().await;
     let streak = || async {
         let health = ledger.endpoints().await.unwrap();
         (health[0].failing_since_ms, health[0].disabled_at_ms)
@@ -128,6 +129,7 @@ async fn a_rounds_tries_set_the_endpoints_failing_streak_in_the_order_they_were_
     assert!(gone.is_empty(), "disabled already: not disabled again");
     assert_eq!(ledger.attempts("a9").await.unwrap().len(), 1, "the try is still recorded");
 }
+on_each_db!(tokio::test, a_rounds_tries_set_the_endpoints_failing_streak_in_the_order_they_were_made);
 
 /// Answers 410 Gone to everything, counting the calls.
 struct Gone(AtomicUsize);
@@ -151,10 +153,10 @@ impl Channel for Gone {
     }
 }
 
-#[tokio::test]
-async fn after_a_410_the_rest_of_the_round_is_not_sent() {
+async fn after_a_410_the_rest_of_the_round_is_not_sent(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("n.sqlite")).await.unwrap();
+    let at = LedgerAt::new(db, dir.path()).await;
+    let ledger = at.open().await;
     let gone = Arc::new(Gone(AtomicUsize::new(0)));
     let notifier = Notifier::new(ledger.clone(), vec![gone.clone()]).concurrency(1);
     let alerts: Vec<Alert> =
@@ -168,3 +170,4 @@ async fn after_a_410_the_rest_of_the_round_is_not_sent() {
     assert_eq!((dead.len(), unsent.count()), (5, 4), "{dead:?}");
     assert!(ledger.endpoints().await.unwrap()[0].disabled_at_ms.is_some());
 }
+on_each_db!(tokio::test, after_a_410_the_rest_of_the_round_is_not_sent);

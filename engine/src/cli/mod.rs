@@ -127,6 +127,10 @@ pub struct EngineArgs {
     /// environment variable, a flag shows in the process list.
     #[arg(long, env = "RISKSTREAM_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<riskstream_engine::config::AdminToken>,
+    /// The notifier's ledger on PostgreSQL (`postgres://user:password@host/database`)
+    /// instead of `<data_dir>/notifier.sqlite`; prefer the environment variable.
+    #[arg(long, env = "RISKSTREAM_NOTIFIER_LEDGER_URL", hide_env_values = true)]
+    pub notifier_ledger_url: Option<riskstream_engine::config::LedgerUrl>,
 }
 
 impl EngineArgs {
@@ -145,6 +149,9 @@ impl EngineArgs {
         cfg.sync_writes |= self.sync_writes;
         if let Some(t) = &self.admin_token {
             cfg.api.admin_token = Some(t.clone());
+        }
+        if let Some(url) = &self.notifier_ledger_url {
+            cfg.notifier.ledger_url = Some(url.clone());
         }
         cfg.validate()?;
         Ok(cfg)

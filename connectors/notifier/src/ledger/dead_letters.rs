@@ -35,30 +35,20 @@ pub struct DeadLetterFilter {
     pub limit: Option<i64>,
 }
 
-/// The filter's conditions, in the order [`DeadLetterFilter::bind`] binds them (a
-/// macro, so the queries stay literals).
+/// The filter's conditions, `$1` to `$5` as [`DeadLetterFilter::bind`] binds them
+/// (a macro, so the queries stay literals).
 macro_rules! dead_letter_where {
     () => {
-        "(? IS NULL OR alert_id = ?) AND (? IS NULL OR channel = ?) AND (? IS NULL OR endpoint = ?) \
-         AND (? IS NULL OR failed_at_ms >= ?) AND (? IS NULL OR failed_at_ms < ?)"
+        "($1 IS NULL OR alert_id = $1) AND ($2 IS NULL OR channel = $2) AND ($3 IS NULL OR endpoint = $3) \
+         AND ($4 IS NULL OR failed_at_ms >= $4) AND ($5 IS NULL OR failed_at_ms < $5)"
     };
 }
 
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 impl DeadLetterFilter {
-    fn bind<'q>(&'q self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        query
-            .bind(&self.alert_id)
-            .bind(&self.alert_id)
-            .bind(&self.channel)
-            .bind(&self.channel)
-            .bind(&self.endpoint)
-            .bind(&self.endpoint)
-            .bind(self.from_ms)
-            .bind(self.from_ms)
-            .bind(self.to_ms)
-            .bind(self.to_ms)
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query.bind(&self.alert_id).bind(&self.channel).bind(&self.endpoint).bind(self.from_ms).bind(self.to_ms)
     }
 }
 
@@ -69,7 +59,7 @@ impl Ledger {
             "SELECT alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason FROM dead_letters \
              WHERE ",
             dead_letter_where!(),
-            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
+            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT $6"
         );
         let rows = filter.bind(sqlx::query(sql)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&self.pool).await?;
         rows.iter()
@@ -95,7 +85,7 @@ impl Ledger {
         let chosen = concat!(
             "SELECT alert_id, channel, endpoint, alert, attempts FROM dead_letters WHERE ",
             dead_letter_where!(),
-            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT ?"
+            " ORDER BY failed_at_ms, alert_id, channel, endpoint LIMIT $6"
         );
         let keys = filter.bind(sqlx::query(chosen)).bind(filter.limit.unwrap_or(i64::MAX)).fetch_all(&mut *tx).await?;
         for key in &keys {
@@ -111,7 +101,7 @@ impl Ledger {
                 taken_at_ms: now_ms,
             };
             queue(&mut tx, &[row]).await?;
-            sqlx::query("DELETE FROM dead_letters WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+            sqlx::query("DELETE FROM dead_letters WHERE alert_id = $1 AND channel = $2 AND endpoint = $3")
                 .bind(&alert.alert_id)
                 .bind(&channel)
                 .bind(&endpoint)

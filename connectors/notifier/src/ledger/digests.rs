@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::writes::{
     health, insert_attempts, insert_dead_letters, insert_deliveries, Dead, Delivered, Disabled, Owners,
 };
-use super::{parse_alert, Attempt, Health, Ledger, Next};
+use super::{flag, parse_alert, Attempt, Health, Ledger, Next};
 use crate::digest::{digest_id, Digest};
 use crate::error::NotifierError;
 
@@ -36,8 +36,8 @@ impl Ledger {
     pub async fn close_digests(&self, now_ms: i64) -> Result<usize, NotifierError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT channel, endpoint, due_at_ms, alert_id, sent FROM digest_members \
-             WHERE digest_id IS NULL AND due_at_ms <= ?",
+            "SELECT channel, endpoint, due_at_ms, alert_id, CAST(sent AS INTEGER) AS sent FROM digest_members \
+             WHERE digest_id IS NULL AND due_at_ms <= $1",
         )
         .bind(now_ms)
         .fetch_all(&mut *tx)
@@ -46,7 +46,7 @@ impl Ledger {
         for row in &rows {
             let key = (row.try_get("channel")?, row.try_get("endpoint")?, row.try_get("due_at_ms")?);
             let members = windows.entry(key).or_default();
-            if !row.try_get::<bool, _>("sent")? {
+            if !flag(row, "sent")? {
                 members.push(row.try_get("alert_id")?);
             }
         }
@@ -54,7 +54,7 @@ impl Ledger {
         for ((channel, endpoint, due_at_ms), members) in &windows {
             let id = digest_id(channel, endpoint, members.iter().map(String::as_str));
             sqlx::query(
-                "DELETE FROM digest_members WHERE channel = ? AND endpoint = ? AND due_at_ms = ? \
+                "DELETE FROM digest_members WHERE channel = $1 AND endpoint = $2 AND due_at_ms = $3 \
                  AND digest_id IS NULL AND sent",
             )
             .bind(channel)
@@ -66,8 +66,8 @@ impl Ledger {
                 continue;
             }
             sqlx::query(
-                "UPDATE digest_members SET digest_id = ?, next_at_ms = ? \
-                 WHERE channel = ? AND endpoint = ? AND due_at_ms = ? AND digest_id IS NULL",
+                "UPDATE digest_members SET digest_id = $1, next_at_ms = $2 \
+                 WHERE channel = $3 AND endpoint = $4 AND due_at_ms = $5 AND digest_id IS NULL",
             )
             .bind(&id)
             .bind(due_at_ms)
@@ -88,9 +88,9 @@ impl Ledger {
     /// sets what really comes next.
     pub async fn ready_digests(&self, now_ms: i64, limit: i64) -> Result<Vec<ReadyDigest>, NotifierError> {
         let mut ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE digest_members SET next_at_ms = ?1 WHERE digest_id IN (\
-               SELECT digest_id FROM digest_members WHERE digest_id IS NOT NULL AND next_at_ms <= ?2 \
-               GROUP BY digest_id ORDER BY MIN(next_at_ms), digest_id LIMIT ?3) \
+            "UPDATE digest_members SET next_at_ms = $1 WHERE digest_id IN (\
+               SELECT digest_id FROM digest_members WHERE digest_id IS NOT NULL AND next_at_ms <= $2 \
+               GROUP BY digest_id ORDER BY MIN(next_at_ms), digest_id LIMIT $3) \
              RETURNING digest_id",
         )
         .bind(now_ms + DIGEST_LEASE_MS)
@@ -108,12 +108,12 @@ impl Ledger {
                    AND a.endpoint = m.endpoint) AS attempts, \
                  (SELECT COALESCE(e.reason, '') FROM endpoints e WHERE e.channel = m.channel \
                    AND e.endpoint = m.endpoint AND e.disabled_at_ms IS NOT NULL) AS disabled \
-                 FROM digest_members m WHERE digest_id = ? LIMIT 1",
+                 FROM digest_members m WHERE digest_id = $1 LIMIT 1",
             )
             .bind(&id)
             .fetch_one(&self.pool)
             .await?;
-            let rows = sqlx::query("SELECT alert FROM digest_members WHERE digest_id = ?")
+            let rows = sqlx::query("SELECT alert FROM digest_members WHERE digest_id = $1")
                 .bind(&id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -133,7 +133,7 @@ impl Ledger {
 
     /// Moves a digest's next try to `at_ms` (its user's quiet hours).
     pub async fn postpone_digest(&self, digest_id: &str, at_ms: i64) -> Result<(), NotifierError> {
-        sqlx::query("UPDATE digest_members SET next_at_ms = ? WHERE digest_id = ?")
+        sqlx::query("UPDATE digest_members SET next_at_ms = $1 WHERE digest_id = $2")
             .bind(at_ms)
             .bind(digest_id)
             .execute(&self.pool)
@@ -190,14 +190,14 @@ impl Ledger {
         }
         match next {
             Next::Retry { at_ms, .. } => {
-                sqlx::query("UPDATE digest_members SET next_at_ms = ? WHERE digest_id = ?")
+                sqlx::query("UPDATE digest_members SET next_at_ms = $1 WHERE digest_id = $2")
                     .bind(at_ms)
                     .bind(&digest.digest_id)
                     .execute(&mut *tx)
                     .await?;
             }
             Next::Done => {
-                sqlx::query("DELETE FROM digest_members WHERE digest_id = ?")
+                sqlx::query("DELETE FROM digest_members WHERE digest_id = $1")
                     .bind(&digest.digest_id)
                     .execute(&mut *tx)
                     .await?;

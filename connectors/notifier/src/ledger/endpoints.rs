@@ -43,7 +43,7 @@ impl Ledger {
     pub async fn enable(&self, channel: &str, endpoint: &str) -> Result<bool, NotifierError> {
         let done = sqlx::query(
             "UPDATE endpoints SET disabled_at_ms = NULL, failing_since_ms = NULL, reason = NULL \
-             WHERE channel = ? AND endpoint = ? AND disabled_at_ms IS NOT NULL",
+             WHERE channel = $1 AND endpoint = $2 AND disabled_at_ms IS NOT NULL",
         )
         .bind(channel)
         .bind(endpoint)

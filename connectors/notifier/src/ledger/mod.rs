@@ -1,7 +1,8 @@
 //! The delivery ledger through sqlx: what was tried, when, and the one success per
 //! (alert, channel, endpoint), the retry queue, and what was decided against. A
-//! SQLite file by default; the migrations are plain SQL that PostgreSQL also runs.
-//! Dead letters and endpoint health are in their own files.
+//! SQLite file by default, PostgreSQL when given its URL (several notifiers then
+//! share it): the same migrations and statements serve both (`sql.rs`). Dead
+//! letters, endpoint health and digests are in their own files.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -9,26 +10,30 @@ use std::time::Duration;
 
 use riskstream_schemas::Alert;
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
 use crate::error::NotifierError;
 
 mod dead_letters;
 mod digests;
 mod endpoints;
+mod sql;
 mod writes;
 
 pub use dead_letters::{DeadLetter, DeadLetterFilter};
 pub use digests::ReadyDigest;
 pub use endpoints::{EndpointHealth, LedgerHealth};
+pub use sql::Backend;
+pub(crate) use sql::{flag, Statement};
 use writes::{queue, Queued};
 pub use writes::{Disabled, Owners, Write};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// One try to deliver an alert on a channel to an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
     pub alert_id: String,
     pub channel: String,
@@ -114,9 +119,26 @@ fn parse_alert(text: String) -> Result<Alert, NotifierError> {
     serde_json::from_str(&text).map_err(|e| NotifierError::Corrupt(e.to_string()))
 }
 
+impl Attempt {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Attempt {
+            alert_id: r.try_get("alert_id")?,
+            channel: r.try_get("channel")?,
+            endpoint: r.try_get("endpoint")?,
+            attempt: r.try_get("attempt")?,
+            at_ms: r.try_get("at_ms")?,
+            ok: flag(r, "ok")?,
+            latency_us: r.try_get("latency_us")?,
+            error: r.try_get("error")?,
+            given_up: flag(r, "given_up")?,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Ledger {
@@ -124,21 +146,56 @@ impl Ledger {
     /// date. WAL with `synchronous = NORMAL`: a committed delivery survives a crash
     /// of the process, which is what exactly-once needs.
     pub async fn open(path: &Path) -> Result<Self, NotifierError> {
-        let url = format!("sqlite://{}", path.display());
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            // Deleted rows (an erased user's preferences) are overwritten, not left in free pages.
-            .pragma("secure_delete", "ON");
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        MIGRATIONS.run(&pool).await?;
-        Ok(Ledger { pool })
+        let url = SqliteConnectOptions::new().filename(path).create_if_missing(true).to_url_lossy();
+        Self::connect(url.as_str()).await
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// Opens the ledger at a URL, `postgres://user:password@host/database` or
+    /// `sqlite://path`, and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, NotifierError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(NotifierError::Url(url.split(':').next().unwrap_or_default().to_string()));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Deleted rows (an erased user's preferences) are overwritten,
+                            // not left in free pages.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?
+            }
+        };
+        MIGRATIONS.run(&pool).await?;
+        Ok(Ledger { pool, backend })
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The database behind the ledger.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Everything the decisions on a round of deliveries read, one statement per
@@ -148,13 +205,13 @@ impl Ledger {
     pub async fn delivery_states(&self, keys: &[DeliveryKey<'_>]) -> Result<Vec<DeliveryState>, NotifierError> {
         let mut states = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(writes::ROWS) {
-            let mut sql = QueryBuilder::<Sqlite>::new("WITH k (i, alert_id, channel, endpoint, alert_key) AS (");
-            sql.push_values(chunk.iter().enumerate(), |mut row, (i, key)| {
-                row.push_bind(i as i64)
-                    .push_bind(&key.alert.alert_id)
-                    .push_bind(key.channel)
-                    .push_bind(key.endpoint)
-                    .push_bind(signal_key(key.alert));
+            let mut sql = Statement::new("WITH k (i, alert_id, channel, endpoint, alert_key) AS (");
+            sql.values(chunk.iter().enumerate(), |row, (i, key)| {
+                row.bind(i as i64)
+                    .bind(key.alert.alert_id.as_str())
+                    .bind(key.channel)
+                    .bind(key.endpoint)
+                    .bind(signal_key(key.alert));
             });
             sql.push(
                 ") SELECT \
@@ -178,9 +235,9 @@ impl Ledger {
                      AND t.alert_key = k.alert_key) AS last_sent \
                  FROM k ORDER BY k.i",
             );
-            for row in sql.build().fetch_all(&self.pool).await? {
+            for row in sql.query().fetch_all(&self.pool).await? {
                 states.push(DeliveryState {
-                    settled_or_waiting: row.try_get("settled")?,
+                    settled_or_waiting: flag(&row, "settled")?,
                     disabled: row.try_get("disabled")?,
                     attempts: row.try_get("attempts")?,
                     last_sent_ms: row.try_get("last_sent")?,
@@ -194,8 +251,8 @@ impl Ledger {
     /// Retries due at `now_ms`, soonest first.
     pub async fn due(&self, now_ms: i64, limit: i64) -> Result<Vec<Due>, NotifierError> {
         let rows = sqlx::query(
-            "SELECT channel, endpoint, alert, round_base, taken_at_ms FROM pending WHERE next_at_ms <= ? \
-             ORDER BY next_at_ms LIMIT ?",
+            "SELECT channel, endpoint, alert, round_base, taken_at_ms FROM pending WHERE next_at_ms <= $1 \
+             ORDER BY next_at_ms LIMIT $2",
         )
         .bind(now_ms)
         .bind(limit)
@@ -221,7 +278,7 @@ impl Ledger {
         channel: &str,
         endpoint: &str,
     ) -> Result<Option<i64>, NotifierError> {
-        let row = sqlx::query("SELECT next_at_ms FROM pending WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+        let row = sqlx::query("SELECT next_at_ms FROM pending WHERE alert_id = $1 AND channel = $2 AND endpoint = $3")
             .bind(alert_id)
             .bind(channel)
             .bind(endpoint)
@@ -243,7 +300,7 @@ impl Ledger {
         channel: &str,
         endpoint: &str,
     ) -> Result<Option<String>, NotifierError> {
-        let row = sqlx::query("SELECT reason FROM suppressed WHERE alert_id = ? AND channel = ? AND endpoint = ?")
+        let row = sqlx::query("SELECT reason FROM suppressed WHERE alert_id = $1 AND channel = $2 AND endpoint = $3")
             .bind(alert_id)
             .bind(channel)
             .bind(endpoint)
@@ -256,9 +313,9 @@ impl Ledger {
     /// quiet hours, for a retry or in an open digest: (alert_id, channel, endpoint).
     pub async fn waiting_of_signal(&self, clear: &Alert) -> Result<Vec<(String, String, String)>, NotifierError> {
         let rows = sqlx::query(
-            "SELECT alert_id, channel, endpoint FROM pending WHERE alert_key = ?1 AND alert_id <> ?2 \
+            "SELECT alert_id, channel, endpoint FROM pending WHERE alert_key = $1 AND alert_id <> $2 \
              UNION SELECT alert_id, channel, endpoint FROM digest_members \
-             WHERE alert_key = ?1 AND alert_id <> ?2 AND digest_id IS NULL AND NOT sent",
+             WHERE alert_key = $1 AND alert_id <> $2 AND digest_id IS NULL AND NOT sent",
         )
         .bind(signal_key(clear))
         .bind(&clear.alert_id)
@@ -269,14 +326,15 @@ impl Ledger {
 
     /// Every attempt of an alert, oldest first.
     pub async fn attempts(&self, alert_id: &str) -> Result<Vec<Attempt>, NotifierError> {
-        let rows = sqlx::query_as(
-            "SELECT alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up FROM attempts \
-             WHERE alert_id = ? ORDER BY channel, endpoint, attempt",
+        let rows = sqlx::query(
+            "SELECT alert_id, channel, endpoint, attempt, at_ms, CAST(ok AS INTEGER) AS ok, latency_us, error, \
+             CAST(given_up AS INTEGER) AS given_up FROM attempts \
+             WHERE alert_id = $1 ORDER BY channel, endpoint, attempt",
         )
         .bind(alert_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows)
+        Ok(rows.iter().map(Attempt::from_row).collect::<Result<_, _>>()?)
     }
 
     /// Successful deliveries recorded, over all alerts.

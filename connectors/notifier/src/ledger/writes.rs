@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use riskstream_schemas::{Alert, Timestamp};
 use sha2::{Digest as _, Sha256};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
 
-use super::{alert_text, signal_key, Attempt, Health, Ledger, Next};
+use super::{alert_text, signal_key, Attempt, Health, Ledger, Next, Statement};
 use crate::error::NotifierError;
 use crate::inbox::Notice;
 
@@ -56,37 +56,37 @@ pub type Disabled = (String, String, String);
 pub type Owners<'a> = &'a (dyn Fn(&str, &str) -> Option<(String, String)> + Sync);
 
 /// Puts deliveries in the retry queue, or moves the next try of those waiting already.
-pub(super) async fn queue(conn: &mut SqliteConnection, rows: &[Queued<'_>]) -> Result<(), NotifierError> {
+pub(super) async fn queue(conn: &mut AnyConnection, rows: &[Queued<'_>]) -> Result<(), NotifierError> {
     for chunk in rows.chunks(ROWS) {
         let texts = chunk.iter().map(|q| alert_text(q.alert)).collect::<Result<Vec<_>, _>>()?;
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = Statement::new(
             "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) ",
         );
-        sql.push_values(chunk.iter().zip(texts), |mut row, (q, text)| {
-            row.push_bind(&q.alert.alert_id)
-                .push_bind(q.channel)
-                .push_bind(q.endpoint)
-                .push_bind(text)
-                .push_bind(q.at_ms)
-                .push_bind(q.round_base)
-                .push_bind(signal_key(q.alert))
-                .push_bind(q.taken_at_ms);
+        sql.values(chunk.iter().zip(texts), |row, (q, text)| {
+            row.bind(&q.alert.alert_id)
+                .bind(q.channel)
+                .bind(q.endpoint)
+                .bind(text)
+                .bind(q.at_ms)
+                .bind(q.round_base)
+                .bind(signal_key(q.alert))
+                .bind(q.taken_at_ms);
         });
         sql.push(" ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET next_at_ms = excluded.next_at_ms");
-        sql.build().execute(&mut *conn).await?;
+        sql.query().execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 /// Takes deliveries, by (alert_id, channel, endpoint), out of the retry queue.
-pub(super) async fn unqueue(conn: &mut SqliteConnection, keys: &[(&str, &str, &str)]) -> Result<(), NotifierError> {
+pub(super) async fn unqueue(conn: &mut AnyConnection, keys: &[(&str, &str, &str)]) -> Result<(), NotifierError> {
     for chunk in keys.chunks(ROWS) {
-        let mut sql = QueryBuilder::<Sqlite>::new("DELETE FROM pending WHERE (alert_id, channel, endpoint) IN (");
-        sql.push_values(chunk, |mut row, (alert_id, channel, endpoint)| {
-            row.push_bind(*alert_id).push_bind(*channel).push_bind(*endpoint);
+        let mut sql = Statement::new("DELETE FROM pending WHERE (alert_id, channel, endpoint) IN (");
+        sql.values(chunk, |row, (alert_id, channel, endpoint)| {
+            row.bind(*alert_id).bind(*channel).bind(*endpoint);
         });
         sql.push(")");
-        sql.build().execute(&mut *conn).await?;
+        sql.query().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -145,42 +145,41 @@ impl Ledger {
             }
         }
         for chunk in suppressed.chunks(ROWS) {
-            let mut sql =
-                QueryBuilder::<Sqlite>::new("INSERT INTO suppressed (alert_id, channel, endpoint, at_ms, reason) ");
-            sql.push_values(chunk, |mut row, (alert_id, channel, endpoint, at_ms, reason)| {
-                row.push_bind(*alert_id).push_bind(*channel).push_bind(*endpoint).push_bind(*at_ms).push_bind(*reason);
+            let mut sql = Statement::new("INSERT INTO suppressed (alert_id, channel, endpoint, at_ms, reason) ");
+            sql.values(chunk, |row, (alert_id, channel, endpoint, at_ms, reason)| {
+                row.bind(*alert_id).bind(*channel).bind(*endpoint).bind(*at_ms).bind(*reason);
             });
             sql.push(" ON CONFLICT DO NOTHING");
-            sql.build().execute(&mut *tx).await?;
+            sql.query().execute(&mut *tx).await?;
         }
         unqueue(&mut tx, &done).await?;
         for chunk in undigested.chunks(ROWS) {
-            let mut sql = QueryBuilder::<Sqlite>::new(
+            let mut sql = Statement::new(
                 "DELETE FROM digest_members WHERE digest_id IS NULL AND (alert_id, channel, endpoint) IN (",
             );
-            sql.push_values(chunk, |mut row, (alert_id, channel, endpoint)| {
-                row.push_bind(*alert_id).push_bind(*channel).push_bind(*endpoint);
+            sql.values(chunk, |row, (alert_id, channel, endpoint)| {
+                row.bind(*alert_id).bind(*channel).bind(*endpoint);
             });
             sql.push(")");
-            sql.build().execute(&mut *tx).await?;
+            sql.query().execute(&mut *tx).await?;
         }
         for chunk in digested.chunks(ROWS) {
             let texts = chunk.iter().map(|(alert, ..)| alert_text(alert)).collect::<Result<Vec<_>, _>>()?;
-            let mut sql = QueryBuilder::<Sqlite>::new(
+            let mut sql = Statement::new(
                 "INSERT INTO digest_members (alert_id, channel, endpoint, user_id, alert, alert_key, due_at_ms, sent) ",
             );
-            sql.push_values(chunk.iter().zip(texts), |mut row, ((alert, channel, endpoint, due_at_ms, sent), text)| {
-                row.push_bind(&alert.alert_id)
-                    .push_bind(channel.as_str())
-                    .push_bind(endpoint.as_str())
-                    .push_bind(&alert.user_id)
-                    .push_bind(text)
-                    .push_bind(signal_key(alert))
-                    .push_bind(*due_at_ms)
-                    .push_bind(*sent);
+            sql.values(chunk.iter().zip(texts), |row, ((alert, channel, endpoint, due_at_ms, sent), text)| {
+                row.bind(&alert.alert_id)
+                    .bind(channel.as_str())
+                    .bind(endpoint.as_str())
+                    .bind(&alert.user_id)
+                    .bind(text)
+                    .bind(signal_key(alert))
+                    .bind(*due_at_ms)
+                    .bind(*sent);
             });
             sql.push(" ON CONFLICT DO NOTHING");
-            sql.build().execute(&mut *tx).await?;
+            sql.query().execute(&mut *tx).await?;
         }
         queue(&mut tx, &queued).await?;
         record_attempts(&mut tx, &tried).await?;
@@ -191,24 +190,24 @@ impl Ledger {
 }
 
 /// Records tries; a try recorded already (the same number, after a crash) stays as it was.
-pub(super) async fn insert_attempts(conn: &mut SqliteConnection, attempts: &[&Attempt]) -> Result<(), NotifierError> {
+pub(super) async fn insert_attempts(conn: &mut AnyConnection, attempts: &[&Attempt]) -> Result<(), NotifierError> {
     for chunk in attempts.chunks(ROWS) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = Statement::new(
             "INSERT INTO attempts (alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up) ",
         );
-        sql.push_values(chunk, |mut row, a| {
-            row.push_bind(&a.alert_id)
-                .push_bind(&a.channel)
-                .push_bind(&a.endpoint)
-                .push_bind(a.attempt)
-                .push_bind(a.at_ms)
-                .push_bind(a.ok)
-                .push_bind(a.latency_us)
-                .push_bind(&a.error)
-                .push_bind(a.given_up);
+        sql.values(chunk, |row, a| {
+            row.bind(&a.alert_id)
+                .bind(&a.channel)
+                .bind(&a.endpoint)
+                .bind(a.attempt)
+                .bind(a.at_ms)
+                .bind(a.ok)
+                .bind(a.latency_us)
+                .bind(&a.error)
+                .bind(a.given_up);
         });
         sql.push(" ON CONFLICT DO NOTHING");
-        sql.build().execute(&mut *conn).await?;
+        sql.query().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -216,7 +215,7 @@ pub(super) async fn insert_attempts(conn: &mut SqliteConnection, attempts: &[&At
 /// The attempts, the deliveries that succeeded, when each endpoint last got a
 /// message of each signal (for throttles), and the dead letters.
 async fn record_attempts(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     tried: &[(&Attempt, &Alert, &Health)],
 ) -> Result<(), NotifierError> {
     insert_attempts(conn, &tried.iter().map(|(a, _, _)| *a).collect::<Vec<_>>()).await?;
@@ -242,12 +241,12 @@ async fn record_attempts(
     }
     let last_sent: Vec<_> = last_sent.into_iter().collect();
     for chunk in last_sent.chunks(ROWS) {
-        let mut sql = QueryBuilder::<Sqlite>::new("INSERT INTO throttles (channel, endpoint, alert_key, last_ms) ");
-        sql.push_values(chunk, |mut row, ((channel, endpoint, key), at_ms)| {
-            row.push_bind(*channel).push_bind(*endpoint).push_bind(key.as_str()).push_bind(*at_ms);
+        let mut sql = Statement::new("INSERT INTO throttles (channel, endpoint, alert_key, last_ms) ");
+        sql.values(chunk, |row, ((channel, endpoint, key), at_ms)| {
+            row.bind(*channel).bind(*endpoint).bind(key.as_str()).bind(*at_ms);
         });
         sql.push(" ON CONFLICT (channel, endpoint, alert_key) DO UPDATE SET last_ms = excluded.last_ms");
-        sql.build().execute(&mut *conn).await?;
+        sql.query().execute(&mut *conn).await?;
     }
     let dead: Vec<_> = tried
         .iter()
@@ -277,24 +276,24 @@ pub(super) struct Delivered<'a> {
 
 /// Records successes, once: a second success of a key (after a crash) changes nothing.
 pub(super) async fn insert_deliveries(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rows: &[Delivered<'_>],
 ) -> Result<(), NotifierError> {
     for chunk in rows.chunks(ROWS) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = Statement::new(
             "INSERT INTO deliveries (alert_id, channel, endpoint, user_id, delivered_at_ms, attempts, digest_id) ",
         );
-        sql.push_values(chunk, |mut row, d| {
-            row.push_bind(d.alert_id)
-                .push_bind(d.channel)
-                .push_bind(d.endpoint)
-                .push_bind(d.user_id)
-                .push_bind(d.at_ms)
-                .push_bind(d.attempts)
-                .push_bind(d.digest_id);
+        sql.values(chunk, |row, d| {
+            row.bind(d.alert_id)
+                .bind(d.channel)
+                .bind(d.endpoint)
+                .bind(d.user_id)
+                .bind(d.at_ms)
+                .bind(d.attempts)
+                .bind(d.digest_id);
         });
         sql.push(" ON CONFLICT DO NOTHING");
-        sql.build().execute(&mut *conn).await?;
+        sql.query().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -310,27 +309,27 @@ pub(super) struct Dead<'a> {
 }
 
 /// Records dead letters; one given up again (after a re-drive) is updated.
-pub(super) async fn insert_dead_letters(conn: &mut SqliteConnection, rows: &[Dead<'_>]) -> Result<(), NotifierError> {
+pub(super) async fn insert_dead_letters(conn: &mut AnyConnection, rows: &[Dead<'_>]) -> Result<(), NotifierError> {
     for chunk in rows.chunks(ROWS) {
         let texts = chunk.iter().map(|d| alert_text(d.alert)).collect::<Result<Vec<_>, _>>()?;
-        let mut sql = QueryBuilder::<Sqlite>::new(
+        let mut sql = Statement::new(
             "INSERT INTO dead_letters (alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason) ",
         );
-        sql.push_values(chunk.iter().zip(texts), |mut row, (d, text)| {
-            row.push_bind(&d.alert.alert_id)
-                .push_bind(d.channel)
-                .push_bind(d.endpoint)
-                .push_bind(&d.alert.user_id)
-                .push_bind(text)
-                .push_bind(d.at_ms)
-                .push_bind(d.attempts)
-                .push_bind(d.reason);
+        sql.values(chunk.iter().zip(texts), |row, (d, text)| {
+            row.bind(&d.alert.alert_id)
+                .bind(d.channel)
+                .bind(d.endpoint)
+                .bind(&d.alert.user_id)
+                .bind(text)
+                .bind(d.at_ms)
+                .bind(d.attempts)
+                .bind(d.reason);
         });
         sql.push(
             " ON CONFLICT (alert_id, channel, endpoint) DO UPDATE SET \
              failed_at_ms = excluded.failed_at_ms, attempts = excluded.attempts, reason = excluded.reason",
         );
-        sql.build().execute(&mut *conn).await?;
+        sql.query().execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -351,7 +350,7 @@ struct EndpointRound {
 /// Each endpoint's failing streak and whether it is disabled, from the round's
 /// tries; a handful of endpoints per round, so a statement each.
 pub(super) async fn health(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     tried: &[(&Attempt, &Alert, &Health)],
     owners: Owners<'_>,
 ) -> Result<Vec<Disabled>, NotifierError> {
@@ -388,7 +387,7 @@ pub(super) async fn health(
         if let Some((at_ms, reason)) = &round.gone {
             let changed = sqlx::query(
                 "INSERT INTO endpoints (channel, endpoint, failing_since_ms, disabled_at_ms, reason) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel, endpoint) DO UPDATE SET \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, endpoint) DO UPDATE SET \
                  disabled_at_ms = excluded.disabled_at_ms, reason = excluded.reason \
                  WHERE endpoints.disabled_at_ms IS NULL",
             )
@@ -410,8 +409,8 @@ pub(super) async fn health(
             (Some(since_ms), Some((last_ms, disable_after_ms))) => {
                 // A success earlier in the round ended the old streak: this one replaces it.
                 sqlx::query(
-                    "INSERT INTO endpoints (channel, endpoint, failing_since_ms) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (channel, endpoint) DO UPDATE SET failing_since_ms = CASE WHEN ?4 \
+                    "INSERT INTO endpoints (channel, endpoint, failing_since_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (channel, endpoint) DO UPDATE SET failing_since_ms = CASE WHEN $4 \
                      THEN excluded.failing_since_ms \
                      ELSE COALESCE(endpoints.failing_since_ms, excluded.failing_since_ms) END",
                 )
@@ -423,8 +422,8 @@ pub(super) async fn health(
                 .await?;
                 let reason = format!("failing for over {} hours", disable_after_ms / 3_600_000);
                 let changed = sqlx::query(
-                    "UPDATE endpoints SET disabled_at_ms = ?, reason = ? WHERE channel = ? AND endpoint = ? \
-                     AND disabled_at_ms IS NULL AND failing_since_ms <= ?",
+                    "UPDATE endpoints SET disabled_at_ms = $1, reason = $2 WHERE channel = $3 AND endpoint = $4 \
+                     AND disabled_at_ms IS NULL AND failing_since_ms <= $5",
                 )
                 .bind(last_ms)
                 .bind(&reason)
@@ -442,7 +441,7 @@ pub(super) async fn health(
             _ if round.answered => {
                 sqlx::query(
                     "UPDATE endpoints SET failing_since_ms = NULL \
-                     WHERE channel = ? AND endpoint = ? AND failing_since_ms IS NOT NULL",
+                     WHERE channel = $1 AND endpoint = $2 AND failing_since_ms IS NOT NULL",
                 )
                 .bind(channel)
                 .bind(endpoint)
@@ -459,7 +458,7 @@ pub(super) async fn health(
 /// disabled and why; its id is derived from the endpoint and the time, so writing
 /// it again changes nothing.
 async fn tell_owner(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     owners: Owners<'_>,
     channel: &str,
     endpoint: &str,
@@ -480,7 +479,7 @@ async fn tell_owner(
         ),
     };
     let text = serde_json::to_string(&notice).map_err(|e| NotifierError::Corrupt(e.to_string()))?;
-    sqlx::query("INSERT INTO inbox (user_id, alert_id, ts_us, alert) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+    sqlx::query("INSERT INTO inbox (user_id, alert_id, ts_us, alert) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
         .bind(&user)
         .bind(&id)
         .bind(notice.ts.micros())

@@ -5,6 +5,10 @@
 
 #![allow(dead_code)]
 
+mod db;
+#[allow(unused_imports)]
+pub use db::{Db, LedgerAt};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

@@ -16,8 +16,8 @@ use riskstream_notifier::{
 };
 
 pub(super) fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Ledger> {
-    let path = cfg.notifier_ledger();
-    runtime.block_on(Ledger::open(&path)).with_context(|| format!("cannot open the notifier ledger {}", path.display()))
+    let at = cfg.notifier_ledger();
+    runtime.block_on(super::open_ledger(&at)).with_context(|| format!("cannot open the notifier ledger {at}"))
 }
 
 fn preferences(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<PreferenceStore> {

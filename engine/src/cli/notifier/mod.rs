@@ -10,15 +10,16 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use riskstream_engine::config::{LedgerUrl, NotifierLedger};
 use riskstream_engine::EngineConfig;
-use riskstream_notifier::{Clock, DeadLetterQuery, Ledger, SystemClock};
+use riskstream_notifier::{Clock, DeadLetterQuery, Ledger, NotifierError, SystemClock};
 use riskstream_schemas::Timestamp;
 
 pub use embedded::start;
 
 #[derive(Args, Debug)]
 pub struct NotifierArgs {
-    /// TOML config file: its `data_dir` and `[notifier] ledger` name the ledger.
+    /// TOML config file: its `data_dir`, `[notifier] ledger` and `ledger_url` name the ledger.
     #[arg(long, env = "RISKSTREAM_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Data directory whose ledger to use (`<data_dir>/notifier.sqlite`). Default:
@@ -26,8 +27,12 @@ pub struct NotifierArgs {
     #[arg(long, env = "RISKSTREAM_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// The ledger file itself, over --data-dir and the config.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "ledger_url")]
     pub ledger: Option<PathBuf>,
+    /// The ledger on PostgreSQL (`postgres://user:password@host/database`), over
+    /// the config; prefer the environment variable, a flag shows in the process list.
+    #[arg(long, env = "RISKSTREAM_NOTIFIER_LEDGER_URL", hide_env_values = true, global = true)]
+    pub ledger_url: Option<LedgerUrl>,
     #[command(subcommand)]
     pub command: NotifierCommand,
 }
@@ -115,18 +120,26 @@ pub struct RedriveArgs {
     pub all: bool,
 }
 
+/// Opens the notifier's ledger, bringing its schema up to date.
+pub(crate) async fn open_ledger(at: &NotifierLedger) -> Result<Ledger, NotifierError> {
+    match at {
+        NotifierLedger::File(path) => Ledger::open(path).await,
+        NotifierLedger::Postgres(url) => Ledger::connect(&url.0).await,
+    }
+}
+
 pub fn notifier(args: NotifierArgs) -> anyhow::Result<ExitCode> {
-    let path = ledger_path(&args)?;
-    if !path.exists() {
-        anyhow::bail!(
-            "no notifier ledger at {} (check --data-dir or --ledger; `riskstream run` and `demo` create it)",
-            path.display()
-        );
+    let at = ledger_at(&args)?;
+    if let NotifierLedger::File(path) = &at {
+        if !path.exists() {
+            anyhow::bail!(
+                "no notifier ledger at {} (check --data-dir or --ledger; `riskstream run` and `demo` create it)",
+                path.display()
+            );
+        }
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let ledger = rt
-        .block_on(Ledger::open(&path))
-        .with_context(|| format!("cannot open the notifier ledger {}", path.display()))?;
+    let ledger = rt.block_on(open_ledger(&at)).with_context(|| format!("cannot open the notifier ledger {at}"))?;
     match args.command {
         NotifierCommand::DeadLetters(a) => {
             let filter = a.filter.query(Some(a.limit)).filter().map_err(anyhow::Error::msg)?;
@@ -149,7 +162,7 @@ pub fn notifier(args: NotifierArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             if !a.json {
-                eprintln!("{} dead letters ({})", letters.len(), path.display());
+                eprintln!("{} dead letters ({at})", letters.len());
             }
         }
         NotifierCommand::Redrive(a) => {
@@ -189,14 +202,18 @@ pub fn notifier(args: NotifierArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ledger_path(args: &NotifierArgs) -> anyhow::Result<PathBuf> {
+fn ledger_at(args: &NotifierArgs) -> anyhow::Result<NotifierLedger> {
     if let Some(path) = &args.ledger {
-        return Ok(path.clone());
+        return Ok(NotifierLedger::File(path.clone()));
     }
     let mut cfg = EngineConfig::load(args.config.as_deref())?;
     if let Some(dir) = &args.data_dir {
         cfg.data_dir = dir.clone();
     }
+    if let Some(url) = &args.ledger_url {
+        cfg.notifier.ledger_url = Some(url.clone());
+    }
+    cfg.validate()?;
     Ok(cfg.notifier_ledger())
 }
 
