@@ -329,7 +329,10 @@ impl EngineConfig {
         }
         if let Some(url) = &self.notifier.ledger_url {
             if !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://")) {
-                return invalid("notifier.ledger_url", "must be a PostgreSQL URL, postgres://user:password@host/database");
+                return invalid(
+                    "notifier.ledger_url",
+                    "must be a PostgreSQL URL, postgres://user:password@host/database",
+                );
             }
         }
         if self.notifier.disable_endpoint_after_hours == 0 {

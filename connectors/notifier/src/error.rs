@@ -10,7 +10,9 @@ pub enum NotifierError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The ledger's URL names no database the notifier runs on (the scheme alone
     /// is kept: a URL may carry a password).
-    #[error("notifier ledger URL: unsupported scheme `{0}` (use postgres://user:password@host/database or sqlite://path)")]
+    #[error(
+        "notifier ledger URL: unsupported scheme `{0}` (use postgres://user:password@host/database or sqlite://path)"
+    )]
     Url(String),
     #[error("stored alert is not readable: {0}")]
     Corrupt(String),

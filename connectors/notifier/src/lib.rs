@@ -28,8 +28,8 @@ pub use email::{EmailChannel, EmailConfig};
 pub use error::NotifierError;
 pub use inbox::{InAppChannel, Inbox, InboxEntry, InboxItem, InboxPage, Notice};
 pub use ledger::{
-    Attempt, Backend, DeadLetter, DeadLetterFilter, DeliveryKey, DeliveryState, Disabled, Due, EndpointHealth, Health, Ledger,
-    LedgerHealth, Next, Owners, ReadyDigest, Write,
+    Attempt, Backend, DeadLetter, DeadLetterFilter, DeliveryKey, DeliveryState, Disabled, Due, EndpointHealth, Health,
+    Ledger, LedgerHealth, Next, Owners, ReadyDigest, Write,
 };
 pub use metrics::NotifierMetrics;
 pub use notifier::{

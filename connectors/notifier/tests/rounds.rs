@@ -78,7 +78,10 @@ async fn a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order(d
         assert!(at("end", &raise) < at("start", &clear), "acc-{k}: the clear waits for its raise");
     }
 }
-on_each_db!(tokio::test(flavor = "multi_thread", worker_threads = 2), a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order);
+on_each_db!(
+    tokio::test(flavor = "multi_thread", worker_threads = 2),
+    a_round_is_sent_concurrently_up_to_the_limit_and_each_signal_in_order
+);
 
 fn tried<'a>(alert: &'a Alert, number: i64, at_ms: i64, health: Health) -> Write<'a> {
     let attempt = Attempt {

@@ -182,7 +182,11 @@ impl Ledger {
                     .await?
             }
             Backend::Postgres => {
-                AnyPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
             }
         };
         MIGRATIONS.run(&pool).await?;
@@ -205,7 +209,7 @@ impl Ledger {
     pub async fn delivery_states(&self, keys: &[DeliveryKey<'_>]) -> Result<Vec<DeliveryState>, NotifierError> {
         let mut states = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(writes::ROWS) {
-            let mut sql = Statement::new("WITH k (i, alert_id, channel, endpoint, alert_key) AS (");
+            let mut sql = Statement::new(self.backend, "WITH k (i, alert_id, channel, endpoint, alert_key) AS (");
             sql.values(chunk.iter().enumerate(), |row, (i, key)| {
                 row.bind(i as i64)
                     .bind(key.alert.alert_id.as_str())

@@ -1,7 +1,9 @@
 //! One set of statements for both databases the ledger runs on, through sqlx's
 //! `Any` driver. Placeholders are numbered (`$1`, `$2`), which PostgreSQL needs and
 //! SQLite reads too; sqlx's `QueryBuilder` writes `?` under `Any`, so bulk
-//! statements are built here. `Any` refuses SQLite's declared BOOLEAN columns, so a
+//! statements are built here, numbered for PostgreSQL and `?` for SQLite (sqlx
+//! binds a named SQLite parameter by looking its name up, which costs time linear
+//! in the statement's parameters: quadratic over a 4,000-value `INSERT`). `Any` refuses SQLite's declared BOOLEAN columns, so a
 //! statement reads one as `CAST(column AS INTEGER)`; a boolean expression comes
 //! back from SQLite as an integer and from PostgreSQL as a boolean: [`flag`] reads
 //! either.
@@ -9,7 +11,7 @@
 use std::fmt::Write as _;
 
 use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, Arguments, AssertSqlSafe, Encode, Row, Type};
+use sqlx::{Any, AnyConnection, Arguments, AssertSqlSafe, Encode, Row, Type};
 
 /// The database behind a ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,17 +20,33 @@ pub enum Backend {
     Postgres,
 }
 
-/// A statement built in pieces, numbering its placeholders as values are bound.
-#[derive(Default)]
+impl Backend {
+    /// The database behind a connection.
+    pub(crate) fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// A statement built in pieces, writing a placeholder as each value is bound.
 pub(crate) struct Statement {
     sql: String,
     args: AnyArguments,
     bound: usize,
+    numbered: bool,
 }
 
 impl Statement {
-    pub fn new(sql: &str) -> Self {
-        Statement { sql: sql.to_string(), ..Statement::default() }
+    pub fn new(backend: Backend, sql: &str) -> Self {
+        Statement {
+            sql: sql.to_string(),
+            args: AnyArguments::default(),
+            bound: 0,
+            numbered: backend == Backend::Postgres,
+        }
     }
 
     pub fn push(&mut self, sql: &str) -> &mut Self {
@@ -39,7 +57,11 @@ impl Statement {
     /// Writes the next placeholder and binds `value` to it.
     pub fn bind<'t, T: Encode<'t, Any> + Type<Any>>(&mut self, value: T) -> &mut Self {
         self.bound += 1;
-        let _ = write!(self.sql, "${}", self.bound);
+        if self.numbered {
+            let _ = write!(self.sql, "${}", self.bound);
+        } else {
+            self.sql.push('?');
+        }
         // Encoding into `Any` copies the value: it fails for no type the ledger binds.
         self.args.add(value).expect("a value the Any driver encodes");
         self
@@ -95,13 +117,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_numbered_in_the_order_values_are_bound() {
-        let mut s = Statement::new("INSERT INTO t (a, b) ");
-        s.values([(1_i64, "x"), (2, "y")], |row, (a, b)| {
-            row.bind(a).bind(b);
-        });
-        s.push(" ON CONFLICT DO NOTHING WHERE c = ").bind(true);
-        assert_eq!(s.sql, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING WHERE c = $5");
-        assert_eq!(s.args.len(), 5);
+    fn placeholders_are_numbered_for_postgres_in_the_order_values_are_bound() {
+        let build = |backend| {
+            let mut s = Statement::new(backend, "INSERT INTO t (a, b) ");
+            s.values([(1_i64, "x"), (2, "y")], |row, (a, b)| {
+                row.bind(a).bind(b);
+            });
+            s.push(" ON CONFLICT DO NOTHING WHERE c = ").bind(true);
+            assert_eq!(s.args.len(), 5);
+            s.sql
+        };
+        assert_eq!(
+            build(Backend::Postgres),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING WHERE c = $5"
+        );
+        assert_eq!(
+            build(Backend::Sqlite),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING WHERE c = ?"
+        );
     }
 }

@@ -10,7 +10,7 @@ use riskstream_schemas::{Alert, Timestamp};
 use sha2::{Digest as _, Sha256};
 use sqlx::AnyConnection;
 
-use super::{alert_text, signal_key, Attempt, Health, Ledger, Next, Statement};
+use super::{alert_text, signal_key, Attempt, Backend, Health, Ledger, Next, Statement};
 use crate::error::NotifierError;
 use crate::inbox::Notice;
 
@@ -60,6 +60,7 @@ pub(super) async fn queue(conn: &mut AnyConnection, rows: &[Queued<'_>]) -> Resu
     for chunk in rows.chunks(ROWS) {
         let texts = chunk.iter().map(|q| alert_text(q.alert)).collect::<Result<Vec<_>, _>>()?;
         let mut sql = Statement::new(
+            Backend::of(conn),
             "INSERT INTO pending (alert_id, channel, endpoint, alert, next_at_ms, round_base, alert_key, taken_at_ms) ",
         );
         sql.values(chunk.iter().zip(texts), |row, (q, text)| {
@@ -81,7 +82,7 @@ pub(super) async fn queue(conn: &mut AnyConnection, rows: &[Queued<'_>]) -> Resu
 /// Takes deliveries, by (alert_id, channel, endpoint), out of the retry queue.
 pub(super) async fn unqueue(conn: &mut AnyConnection, keys: &[(&str, &str, &str)]) -> Result<(), NotifierError> {
     for chunk in keys.chunks(ROWS) {
-        let mut sql = Statement::new("DELETE FROM pending WHERE (alert_id, channel, endpoint) IN (");
+        let mut sql = Statement::new(Backend::of(conn), "DELETE FROM pending WHERE (alert_id, channel, endpoint) IN (");
         sql.values(chunk, |row, (alert_id, channel, endpoint)| {
             row.bind(*alert_id).bind(*channel).bind(*endpoint);
         });
@@ -145,7 +146,8 @@ impl Ledger {
             }
         }
         for chunk in suppressed.chunks(ROWS) {
-            let mut sql = Statement::new("INSERT INTO suppressed (alert_id, channel, endpoint, at_ms, reason) ");
+            let mut sql =
+                Statement::new(self.backend, "INSERT INTO suppressed (alert_id, channel, endpoint, at_ms, reason) ");
             sql.values(chunk, |row, (alert_id, channel, endpoint, at_ms, reason)| {
                 row.bind(*alert_id).bind(*channel).bind(*endpoint).bind(*at_ms).bind(*reason);
             });
@@ -155,6 +157,7 @@ impl Ledger {
         unqueue(&mut tx, &done).await?;
         for chunk in undigested.chunks(ROWS) {
             let mut sql = Statement::new(
+                self.backend,
                 "DELETE FROM digest_members WHERE digest_id IS NULL AND (alert_id, channel, endpoint) IN (",
             );
             sql.values(chunk, |row, (alert_id, channel, endpoint)| {
@@ -166,6 +169,7 @@ impl Ledger {
         for chunk in digested.chunks(ROWS) {
             let texts = chunk.iter().map(|(alert, ..)| alert_text(alert)).collect::<Result<Vec<_>, _>>()?;
             let mut sql = Statement::new(
+                self.backend,
                 "INSERT INTO digest_members (alert_id, channel, endpoint, user_id, alert, alert_key, due_at_ms, sent) ",
             );
             sql.values(chunk.iter().zip(texts), |row, ((alert, channel, endpoint, due_at_ms, sent), text)| {
@@ -193,6 +197,7 @@ impl Ledger {
 pub(super) async fn insert_attempts(conn: &mut AnyConnection, attempts: &[&Attempt]) -> Result<(), NotifierError> {
     for chunk in attempts.chunks(ROWS) {
         let mut sql = Statement::new(
+            Backend::of(conn),
             "INSERT INTO attempts (alert_id, channel, endpoint, attempt, at_ms, ok, latency_us, error, given_up) ",
         );
         sql.values(chunk, |row, a| {
@@ -214,10 +219,7 @@ pub(super) async fn insert_attempts(conn: &mut AnyConnection, attempts: &[&Attem
 
 /// The attempts, the deliveries that succeeded, when each endpoint last got a
 /// message of each signal (for throttles), and the dead letters.
-async fn record_attempts(
-    conn: &mut AnyConnection,
-    tried: &[(&Attempt, &Alert, &Health)],
-) -> Result<(), NotifierError> {
+async fn record_attempts(conn: &mut AnyConnection, tried: &[(&Attempt, &Alert, &Health)]) -> Result<(), NotifierError> {
     insert_attempts(conn, &tried.iter().map(|(a, _, _)| *a).collect::<Vec<_>>()).await?;
     let ok: Vec<_> = tried.iter().filter(|(a, _, _)| a.ok).collect();
     let delivered: Vec<_> = ok
@@ -241,7 +243,8 @@ async fn record_attempts(
     }
     let last_sent: Vec<_> = last_sent.into_iter().collect();
     for chunk in last_sent.chunks(ROWS) {
-        let mut sql = Statement::new("INSERT INTO throttles (channel, endpoint, alert_key, last_ms) ");
+        let mut sql =
+            Statement::new(Backend::of(conn), "INSERT INTO throttles (channel, endpoint, alert_key, last_ms) ");
         sql.values(chunk, |row, ((channel, endpoint, key), at_ms)| {
             row.bind(*channel).bind(*endpoint).bind(key.as_str()).bind(*at_ms);
         });
@@ -275,12 +278,10 @@ pub(super) struct Delivered<'a> {
 }
 
 /// Records successes, once: a second success of a key (after a crash) changes nothing.
-pub(super) async fn insert_deliveries(
-    conn: &mut AnyConnection,
-    rows: &[Delivered<'_>],
-) -> Result<(), NotifierError> {
+pub(super) async fn insert_deliveries(conn: &mut AnyConnection, rows: &[Delivered<'_>]) -> Result<(), NotifierError> {
     for chunk in rows.chunks(ROWS) {
         let mut sql = Statement::new(
+            Backend::of(conn),
             "INSERT INTO deliveries (alert_id, channel, endpoint, user_id, delivered_at_ms, attempts, digest_id) ",
         );
         sql.values(chunk, |row, d| {
@@ -313,6 +314,7 @@ pub(super) async fn insert_dead_letters(conn: &mut AnyConnection, rows: &[Dead<'
     for chunk in rows.chunks(ROWS) {
         let texts = chunk.iter().map(|d| alert_text(d.alert)).collect::<Result<Vec<_>, _>>()?;
         let mut sql = Statement::new(
+            Backend::of(conn),
             "INSERT INTO dead_letters (alert_id, channel, endpoint, user_id, alert, failed_at_ms, attempts, reason) ",
         );
         sql.values(chunk.iter().zip(texts), |row, (d, text)| {

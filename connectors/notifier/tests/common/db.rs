@@ -46,7 +46,9 @@ impl LedgerAt {
     /// A new, empty ledger: `dir`/n.sqlite, or a new database on the test server.
     pub async fn new(db: Db, dir: &Path) -> LedgerAt {
         match db {
-            Db::Sqlite => LedgerAt { url: format!("sqlite://{}?mode=rwc", dir.join("n.sqlite").display()), _server: None },
+            Db::Sqlite => {
+                LedgerAt { url: format!("sqlite://{}?mode=rwc", dir.join("n.sqlite").display()), _server: None }
+            }
             Db::Postgres => {
                 let (base, server) = match std::env::var("RISKSTREAM_TEST_POSTGRES") {
                     Ok(url) => (url, None),
@@ -58,7 +60,10 @@ impl LedgerAt {
                 static NEXT: AtomicU32 = AtomicU32::new(0);
                 let name = format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
                 let mut admin = PgConnection::connect(&format!("{base}/postgres")).await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
                 admin.close().await.unwrap();
                 LedgerAt { url: format!("{base}/{name}"), _server: server }
             }
