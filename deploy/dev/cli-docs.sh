@@ -21,9 +21,9 @@ B="$CARGO_TARGET_DIR/debug/riskstream"
   echo '| 2 | the command could not run: a bad flag, a missing file or data dir, a file changed since its import, an I/O error |'
   echo
   echo 'Every failure prints one line on stderr starting with `error:`, saying what is wrong and what to do.'
-  echo 'Only `run`, `import` and `demo` create a data dir (and say so on stderr); every other command'
+  echo 'Only `run`, `import`, `demo` and `notifier run` create a data dir (and say so on stderr); every other command'
   echo 'refuses a path that holds none.'
-  for c in "" run demo import query verify replay produce topics "topics create" audit "audit checkpoint" "audit inclusion" "audit consistency" "audit public-key" snapshot "snapshot create" "snapshot list" "snapshot restore" notifier "notifier dead-letters" "notifier redrive" "notifier endpoints" "notifier enable"; do
+  for c in "" run demo import query verify replay produce topics "topics create" audit "audit checkpoint" "audit inclusion" "audit consistency" "audit public-key" snapshot "snapshot create" "snapshot list" "snapshot restore" notifier "notifier run" "notifier dead-letters" "notifier redrive" "notifier endpoints" "notifier enable"; do
     echo
     if [ -z "$c" ]; then echo '## riskstream'; else echo "## riskstream $c"; fi
     echo

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub use error::ApiError;
-pub use privacy::admin_only;
+pub use privacy::{admin_only, admin_only_with};
 
 pub use crate::handle::{AppState, ErasureHook, ReadinessCheck, MAX_PENDING_POSTS};
 

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, Shared};
+use crate::config::AdminToken;
 use crate::store::{EventStore, ProjectionStore};
 
 /// `POST /v1/users/{id}/erase`: admin only, idempotent.
@@ -20,7 +21,7 @@ pub(super) async fn post_user_erase<S: EventStore + ProjectionStore + 'static>(
     Path(user_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_admin(&app, &headers)?;
+    authorize_admin(app.admin_token.get(), &headers)?;
     if user_id.trim().is_empty()
         || user_id.len() > riskstream_schemas::MAX_ID_LEN
         || user_id.chars().any(char::is_control)
@@ -51,13 +52,31 @@ pub fn admin_only<S: Send + Sync + 'static>(state: Arc<AppState<S>>, routes: axu
     routes.route_layer(axum::middleware::from_fn_with_state(state, require_admin::<S>))
 }
 
+/// Puts `routes` behind `token`, for a service without an engine (`riskstream
+/// notifier run`); none: they answer 403.
+pub fn admin_only_with(token: Option<AdminToken>, routes: axum::Router) -> axum::Router {
+    routes.route_layer(axum::middleware::from_fn_with_state(Arc::new(token), require_token))
+}
+
 async fn require_admin<S>(
     State(app): State<Arc<AppState<S>>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match authorize_admin(&app, request.headers()) {
+    match authorize_admin(app.admin_token.get(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn require_token(
+    State(token): State<Arc<Option<AdminToken>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match authorize_admin(token.as_ref().as_ref(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }
@@ -65,8 +84,8 @@ async fn require_admin<S>(
 
 /// An admin route needs `Authorization: Bearer <[api] admin_token>`; without a
 /// configured token the admin routes are off.
-fn authorize_admin<S>(app: &Arc<AppState<S>>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = app.admin_token.get() else {
+fn authorize_admin(token: Option<&AdminToken>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = token else {
         return Err(ApiError::Forbidden(
             "admin routes are disabled: set `admin_token` in the `[api]` section of the config file or \
              RISKSTREAM_ADMIN_TOKEN, then restart"

@@ -61,8 +61,18 @@ pub struct Instance {
 
 impl Instance {
     pub fn start(config: &Path, data_dir: &Path) -> Instance {
+        Instance::spawn(&["-v", "run", "--listen", "127.0.0.1:0"], config, data_dir)
+    }
+
+    /// `riskstream notifier run` on the same config.
+    pub fn start_notifier(config: &Path, data_dir: &Path) -> Instance {
+        Instance::spawn(&["-v", "notifier", "run", "--listen", "127.0.0.1:0"], config, data_dir)
+    }
+
+    fn spawn(command: &[&str], config: &Path, data_dir: &Path) -> Instance {
         let mut child = Command::new(BIN)
-            .args(["-v", "run", "--listen", "127.0.0.1:0", "--config"])
+            .args(command)
+            .arg("--config")
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)

@@ -9,6 +9,7 @@
 
 mod broker;
 mod cluster;
+mod notifiers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

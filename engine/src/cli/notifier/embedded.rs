@@ -20,14 +20,14 @@ pub(super) fn open(cfg: &EngineConfig, runtime: &tokio::runtime::Runtime) -> any
     runtime.block_on(super::open_ledger(&at)).with_context(|| format!("cannot open the notifier ledger {at}"))
 }
 
-fn preferences(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<PreferenceStore> {
+pub(super) fn preferences(cfg: &EngineConfig, ledger: Ledger) -> anyhow::Result<PreferenceStore> {
     let path = cfg.notifier_key();
     let key = NotifierKey::load_or_create(&path)
         .with_context(|| format!("cannot read or create the notifier key {}", path.display()))?;
     Ok(PreferenceStore::new(ledger, key))
 }
 
-fn notifier(cfg: &EngineConfig, ledger: Ledger, metrics: &NotifierMetrics) -> anyhow::Result<Notifier> {
+pub(super) fn notifier(cfg: &EngineConfig, ledger: Ledger, metrics: &NotifierMetrics) -> anyhow::Result<Notifier> {
     let prefs = preferences(cfg, ledger.clone())?;
     let webhooks = WebhookChannel::new(cfg.notifier.webhooks.clone(), Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("[notifier] {e}"))?
@@ -120,7 +120,7 @@ fn sink(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Result<Box<dyn
 
 /// Makes the retries and sends the digests that fall due, every second, for the
 /// life of the process.
-fn spawn_retries(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Result<()> {
+pub(super) fn spawn_retries(cfg: &EngineConfig, metrics: &NotifierMetrics) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let retries = notifier(cfg, open(cfg, &runtime)?, metrics)?;
     std::thread::Builder::new().name("notifier-retry".into()).spawn(move || loop {

@@ -1,9 +1,11 @@
-//! `riskstream notifier ...`: the operators' commands on the notifier's ledger
-//! (dead letters listed and re-driven, endpoints listed and enabled), and the
-//! notifier beside the engine in embedded mode ([`start`]). The commands open the
-//! ledger file itself, so they work with the engine running or stopped.
+//! `riskstream notifier ...`: the notifier as a service of its own on the Kafka
+//! alerts topic (`run`, service.rs), the operators' commands on the notifier's
+//! ledger (dead letters listed and re-driven, endpoints listed and enabled), and
+//! the notifier beside the engine in embedded mode ([`start`]). The commands open
+//! the ledger itself, so they work with the notifier running or stopped.
 
 mod embedded;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,12 @@ pub struct NotifierArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum NotifierCommand {
+    /// Run the notifier as a service of its own (distributed mode): it reads the
+    /// Kafka alerts topic in a consumer group of its own, so any number of notifiers
+    /// share the work; with the ledger on PostgreSQL (`--ledger-url`) they share one
+    /// ledger. Offsets are committed once the ledger holds the alerts. Serves the
+    /// inboxes, preferences and dead letters (admin token), /metrics and /readyz.
+    Run(service::ServeArgs),
     /// List the deliveries given up (after the last retry, a 4xx, a disabled
     /// endpoint), oldest first: when, channel/endpoint, alert, attempts, why.
     DeadLetters(DeadLetterArgs),
@@ -129,6 +137,20 @@ pub(crate) async fn open_ledger(at: &NotifierLedger) -> Result<Ledger, NotifierE
 }
 
 pub fn notifier(args: NotifierArgs) -> anyhow::Result<ExitCode> {
+    if let NotifierCommand::Run(serve) = args.command {
+        let mut cfg = EngineConfig::load(args.config.as_deref())?;
+        if let Some(dir) = &args.data_dir {
+            cfg.data_dir = dir.clone();
+        }
+        if let Some(path) = &args.ledger {
+            cfg.notifier.ledger = Some(path.clone());
+            cfg.notifier.ledger_url = None;
+        }
+        if let Some(url) = &args.ledger_url {
+            cfg.notifier.ledger_url = Some(url.clone());
+        }
+        return service::serve(cfg, serve);
+    }
     let at = ledger_at(&args)?;
     if let NotifierLedger::File(path) = &at {
         if !path.exists() {
@@ -190,6 +212,7 @@ pub fn notifier(args: NotifierArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("no endpoint has failed");
             }
         }
+        NotifierCommand::Run(_) => unreachable!("served above"),
         NotifierCommand::Enable { channel, endpoint } => {
             if !rt.block_on(ledger.enable(&channel, &endpoint))? {
                 anyhow::bail!("endpoint `{endpoint}` of channel `{channel}` is not disabled (see `riskstream notifier endpoints`)");
