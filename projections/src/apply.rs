@@ -12,7 +12,7 @@ use riskstream_schemas::{
 };
 use rust_decimal::Decimal;
 
-use crate::risk::{f64_of, UNMODELLED};
+use crate::risk::UNMODELLED;
 use crate::rules::Cause;
 use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Targets};
 
@@ -213,7 +213,7 @@ impl ShardState {
         let old_value = p.value;
         // The basis comes from the lots (`sync_basis`).
         p.quantity += quantity_delta;
-        p.value = p.quantity * price;
+        p.set_value(p.quantity * price);
         a.market_value += p.value - old_value + cash_delta;
         a.cash += cash_delta;
         let emptied = p.quantity.is_zero();
@@ -294,7 +294,7 @@ impl ShardState {
                 let new_value = p.quantity * info.price;
                 a.market_value += new_value - p.value;
                 a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
-                a.risk.book.set_exposure(index, f64_of(new_value), model);
+                a.risk.book.set_exposure(index, p.value_f, model);
                 if a.mark != epoch {
                     a.mark = epoch;
                     touched.push(id.clone());
@@ -322,7 +322,7 @@ impl ShardState {
                     let new_value = p.quantity * price;
                     a.market_value += new_value - p.value;
                     a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
-                    a.risk.book.put_exposure(index, f64_of(new_value));
+                    a.risk.book.put_exposure(index, p.value_f);
                     hit = true;
                 }
             }

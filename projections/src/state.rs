@@ -21,15 +21,20 @@ pub struct Security {
     pub wash_group: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Position {
     pub quantity: Decimal,
     /// Tax basis: the sum of the open lots' basis (fees and wash-sale adjustments
     /// included).
     pub cost_basis: Decimal,
-    /// Running value at the last price (derived, not persisted).
+    /// Running value at the last price (derived, not persisted). Set through
+    /// [`Position::set_value`], which keeps `value_f` with it.
     #[serde(skip)]
     pub(crate) value: Decimal,
+    /// `value` in f64 (within 2 ulp), for the rules' first, approximate pass
+    /// (`rules/drift.rs`); never a reported figure.
+    #[serde(skip)]
+    pub(crate) value_f: f64,
     /// At or below this value some lot is close to a tax-loss harvesting candidate
     /// (taxable accounts; derived from the lots, not persisted): the tick path
     /// compares, the rule looks at the lots only then.
@@ -39,7 +44,14 @@ pub struct Position {
 
 impl Position {
     pub fn new(quantity: Decimal, cost_basis: Decimal) -> Self {
-        Position { quantity, cost_basis, value: Decimal::ZERO, harvest_below: None }
+        Position { quantity, cost_basis, value: Decimal::ZERO, value_f: 0.0, harvest_below: None }
+    }
+
+    /// Sets the running value (and its f64 copy).
+    #[inline]
+    pub(crate) fn set_value(&mut self, value: Decimal) {
+        self.value = value;
+        self.value_f = crate::risk::f64_of(value);
     }
 
     /// Whether the position is at or below its harvest trigger.
@@ -52,7 +64,7 @@ impl Position {
     #[inline]
     pub(crate) fn revalue(&mut self, value: Decimal) -> i32 {
         let was = self.near_harvest();
-        self.value = value;
+        self.set_value(value);
         i32::from(self.near_harvest()) - i32::from(was)
     }
 }
@@ -253,7 +265,7 @@ impl ShardState {
         if let Some(a) = self.accounts.get_mut(account_id) {
             let mut total = a.cash;
             for (symbol, p) in a.positions.iter_mut() {
-                p.value = p.quantity * prices.get(symbol).map_or(Decimal::ZERO, |x| x.price);
+                p.set_value(p.quantity * prices.get(symbol).map_or(Decimal::ZERO, |x| x.price));
                 total += p.value;
             }
             a.market_value = total;
@@ -321,7 +333,7 @@ impl ShardState {
             let mut total = account.cash;
             for (symbol, position) in account.positions.iter_mut() {
                 let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
-                position.value = position.quantity * price;
+                position.set_value(position.quantity * price);
                 total += position.value;
                 self.holders.entry(symbol.clone()).or_default().insert(account.account_id.clone());
             }

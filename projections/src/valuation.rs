@@ -52,12 +52,28 @@ pub(crate) fn components<'a>(
     config: &'a RuleConfig,
     value_of: impl Fn(&str, &Position) -> Decimal + 'a,
 ) -> impl Iterator<Item = Component<'a>> + 'a {
+    merged(account, targets).map(move |(symbol, position, target)| {
+        let value = match (symbol, position) {
+            (_, Some(p)) => value_of(symbol, p),
+            (CASH, None) => account.cash,
+            (_, None) => Decimal::ZERO,
+        };
+        Component { symbol, value, target, band: band(target, targets, config) }
+    })
+}
+
+/// The held and the target symbols of an account merged in symbol order: each with
+/// its position (if held) and its target (zero if not in the targets).
+pub(crate) fn merged<'a>(
+    account: &'a Account,
+    targets: &'a Targets,
+) -> impl Iterator<Item = (&'a str, Option<&'a Position>, Decimal)> + 'a {
     let mut held = account.positions.iter().peekable();
     let mut wanted = targets.weights.iter().peekable();
     std::iter::from_fn(move || {
         let next_held = held.peek().map(|(s, _)| s.as_str());
         let next_wanted = wanted.peek().map(|(s, _)| s.as_str());
-        let (symbol, position, target) = match (next_held, next_wanted) {
+        Some(match (next_held, next_wanted) {
             (None, None) => return None,
             (Some(h), Some(w)) if h == w => {
                 let (s, p) = held.next().expect("peeked");
@@ -71,13 +87,7 @@ pub(crate) fn components<'a>(
                 let (s, t) = wanted.next().expect("peeked");
                 (s.as_str(), None, *t)
             }
-        };
-        let value = match (symbol, position) {
-            (_, Some(p)) => value_of(symbol, p),
-            (CASH, None) => account.cash,
-            (_, None) => Decimal::ZERO,
-        };
-        Some(Component { symbol, value, target, band: band(target, targets, config) })
+        })
     })
 }
 

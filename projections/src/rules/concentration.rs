@@ -3,7 +3,8 @@
 use riskstream_schemas::Priority;
 use rust_decimal::Decimal;
 
-use super::{level_above, pct, Finding, Level};
+use super::{level_above, level_above_f64, pct, Finding, Level};
+use crate::risk::f64_of;
 use crate::state::ShardState;
 use crate::valuation::weight;
 
@@ -20,8 +21,15 @@ impl ShardState {
         if total <= Decimal::ZERO {
             return None;
         }
-        let largest = a.positions.values().map(|p| p.value).max().unwrap_or_default();
         let limit = self.max_position_weight(account_id);
+        // In f64 first (rules/drift.rs says why); exact near an edge.
+        let largest_f = a.positions.values().map(|p| p.value_f).fold(f64::NEG_INFINITY, f64::max);
+        let largest_f = if a.positions.is_empty() { 0.0 } else { largest_f };
+        let approximate = level_above_f64(largest_f, f64_of(limit) * f64_of(total), f64_of(self.config.hysteresis));
+        if approximate.is_some() {
+            return approximate;
+        }
+        let largest = a.positions.values().map(|p| p.value).max().unwrap_or_default();
         Some(level_above(largest, limit * total, self.config.hysteresis))
     }
 

@@ -5,7 +5,7 @@
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority};
 use rust_decimal::Decimal;
 
-use super::{level_above, owner_of, pct, Cause, Finding, Level, Rule};
+use super::{level_above, level_above_f64, owner_of, pct, Cause, Finding, Level, Rule};
 use crate::risk::{decimal_of, f64_of};
 use crate::state::{Account, ShardState};
 
@@ -49,6 +49,24 @@ impl ShardState {
             }
         }
         groups.into_iter().max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(x.0)))
+    }
+
+    /// The heaviest group's value in f64 (from the positions' `value_f`), for the
+    /// first pass of the group limits.
+    fn heaviest_group_f64(&self, a: &Account, sector: bool) -> Option<f64> {
+        let mut groups: Vec<(&str, f64)> = Vec::with_capacity(8);
+        for (symbol, p) in &a.positions {
+            let name = match self.securities.get(symbol) {
+                Some(s) if sector => s.sector.as_str(),
+                Some(s) => s.asset_class.as_str(),
+                None => "unknown",
+            };
+            match groups.iter_mut().find(|(g, _)| *g == name) {
+                Some((_, v)) => *v += p.value_f,
+                None => groups.push((name, p.value_f)),
+            }
+        }
+        groups.into_iter().map(|g| g.1).reduce(f64::max)
     }
 
     /// Checks every limit the account has. Levels are decided with multiplications
@@ -131,13 +149,23 @@ impl ShardState {
         {
             let Some(limit) = limit else { continue };
             let a = &self.accounts[account_id];
-            let Some((_, heaviest)) = self.heaviest_group(a, sector) else { continue };
-            let level = level_above(heaviest, limit * value, h);
+            let Some(heaviest_f) = self.heaviest_group_f64(a, sector) else { continue };
+            // In f64 first (rules/drift.rs says why); exact near an edge.
+            let level = match level_above_f64(heaviest_f, f64_of(limit) * f64_of(value), f64_of(h)) {
+                Some(level) => level,
+                None => {
+                    let heaviest = self.heaviest_group(a, sector).map_or(Decimal::ZERO, |g| g.1);
+                    level_above(heaviest, limit * value, h)
+                }
+            };
             let what = move |s: &ShardState| {
                 let name = s.heaviest_group(&s.accounts[account_id], sector).map_or("-", |g| g.0);
                 format!("{} {name} weight", if sector { "sector" } else { "asset class" })
             };
-            let x = move |_: &ShardState| (heaviest / value).round_dp(10);
+            let x = move |s: &ShardState| {
+                let heaviest = s.heaviest_group(&s.accounts[account_id], sector).map_or(Decimal::ZERO, |g| g.1);
+                (heaviest / value).round_dp(10)
+            };
             self.step_limit(account_id, rule, level, limit, x, what, cause, out);
         }
     }

@@ -97,6 +97,30 @@ pub(crate) fn level_above(value: Decimal, limit: Decimal, hysteresis: Decimal) -
     }
 }
 
+/// Relative distance from an edge under which a decision made in f64 defers to the
+/// exact decimal one: thousands of times the worst rounding of those passes (a few
+/// ulps of each value, ~1e-16, and of a sum of up to thousands of them).
+pub(crate) const EDGE: f64 = 1e-12;
+
+/// [`level_above`] in f64, from values within a few ulps of the exact ones; `None`
+/// when `value` is within [`EDGE`] of the limit or of its hysteresis margin (then
+/// only the exact comparison can tell).
+pub(crate) fn level_above_f64(value: f64, limit: f64, hysteresis: f64) -> Option<Level> {
+    let margin = EDGE * (value.abs() + limit.abs());
+    let inner = limit * (1.0 - hysteresis);
+    if value > limit + margin {
+        Some(Level::Breach)
+    } else if value >= limit - margin {
+        None
+    } else if value < inner - margin {
+        Some(Level::Clear)
+    } else if value > inner + margin {
+        Some(Level::Hold)
+    } else {
+        None
+    }
+}
+
 /// The account as the only recipient.
 pub(crate) fn owner_of(account_id: &str) -> impl FnOnce(&ShardState) -> Vec<(String, String)> + '_ {
     move |s: &ShardState| {
@@ -195,4 +219,41 @@ impl ShardState {
 pub(crate) fn pct(weight: Decimal) -> String {
     // `{:.2}` alone truncates a Decimal; round first.
     format!("{:.2}%", (weight * Decimal::ONE_HUNDRED).round_dp(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::risk::f64_of;
+
+    proptest! {
+        /// Whenever the f64 comparison decides, it decides what the exact one does,
+        /// including for values built to sit on the limit or on its hysteresis
+        /// margin, or one unit of the last place either side of them.
+        #[test]
+        fn the_f64_limit_check_decides_only_what_the_exact_one_decides(
+            units in 0i64..1_000_000_000_000,
+            scale in 0u32..8,
+            limit in 1i64..10_000,
+            total in (1i64..100_000_000_000, 0u32..4).prop_map(|(u, s)| Decimal::new(u, s)),
+            hysteresis in 0i64..5_000,
+            edge in 0u8..3,
+            nudge in -1i64..=1,
+        ) {
+            let (limit, h) = (Decimal::new(limit, 4), Decimal::new(hysteresis, 4));
+            let cap = limit * total;
+            let value = match edge {
+                0 => Decimal::new(units, scale),
+                1 => cap + Decimal::new(nudge, 28),
+                _ => cap * (Decimal::ONE - h) + Decimal::new(nudge, 28),
+            };
+            let exact = level_above(value, cap, h);
+            if let Some(level) = level_above_f64(f64_of(value), f64_of(limit) * f64_of(total), f64_of(h)) {
+                prop_assert_eq!(level, exact);
+                prop_assert!(edge == 0, "a value on an edge must be left to the exact check");
+            }
+        }
+    }
 }
