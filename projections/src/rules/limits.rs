@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{level_above, level_above_f64, owner_of, pct, Cause, Finding, Level, Rule};
 use crate::risk::{decimal_of, f64_of};
-use crate::state::{Account, ShardState};
+use crate::state::{Account, Position, ShardState};
 
 const VAR: Rule = Rule { kind: AlertKind::VarBreach, name: "var_breach" };
 const CVAR: Rule = Rule { kind: AlertKind::CvarBreach, name: "cvar_breach" };
@@ -33,28 +33,27 @@ impl ShardState {
         (equity > Decimal::ZERO).then(|| ((equity - a.cash) / equity).round_dp(10))
     }
 
-    /// The heaviest group (sector or asset class): its name and value. A handful of
-    /// groups, so a linear scan over borrowed names (no allocation per name).
+    /// The heaviest group (sector or asset class): its name and value.
     fn heaviest_group(&self, a: &Account, sector: bool) -> Option<(&str, Decimal)> {
-        let mut groups: Vec<(&str, Decimal)> = Vec::with_capacity(8);
-        for (symbol, p) in &a.positions {
-            let name = match self.securities.get(symbol) {
-                Some(s) if sector => s.sector.as_str(),
-                Some(s) => s.asset_class.as_str(),
-                None => "unknown",
-            };
-            match groups.iter_mut().find(|(g, _)| *g == name) {
-                Some((_, v)) => *v += p.value,
-                None => groups.push((name, p.value)),
-            }
-        }
+        let groups = self.group_values(a, sector, |p| p.value);
         groups.into_iter().max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(x.0)))
     }
 
     /// The heaviest group's value in f64 (from the positions' `value_f`), for the
     /// first pass of the group limits.
     fn heaviest_group_f64(&self, a: &Account, sector: bool) -> Option<f64> {
-        let mut groups: Vec<(&str, f64)> = Vec::with_capacity(8);
+        self.group_values(a, sector, |p| p.value_f).into_iter().map(|g| g.1).reduce(f64::max)
+    }
+
+    /// Each group's value (sector or asset class). A handful of groups, so a linear
+    /// scan over borrowed names (no allocation per name).
+    fn group_values<'a, T: Copy + std::ops::AddAssign>(
+        &'a self,
+        a: &Account,
+        sector: bool,
+        value_of: impl Fn(&Position) -> T,
+    ) -> Vec<(&'a str, T)> {
+        let mut groups: Vec<(&str, T)> = Vec::with_capacity(8);
         for (symbol, p) in &a.positions {
             let name = match self.securities.get(symbol) {
                 Some(s) if sector => s.sector.as_str(),
@@ -62,11 +61,11 @@ impl ShardState {
                 None => "unknown",
             };
             match groups.iter_mut().find(|(g, _)| *g == name) {
-                Some((_, v)) => *v += p.value_f,
-                None => groups.push((name, p.value_f)),
+                Some((_, v)) => *v += value_of(p),
+                None => groups.push((name, value_of(p))),
             }
         }
-        groups.into_iter().map(|g| g.1).reduce(f64::max)
+        groups
     }
 
     /// Checks every limit the account has. Levels are decided with multiplications
