@@ -38,6 +38,8 @@ macro_rules! on_each_db {
 
 /// Where a test's ledger lives; [`LedgerAt::open`] opens it again after a "restart".
 pub struct LedgerAt {
+    /// A SQLite file, or a PostgreSQL URL.
+    file: Option<PathBuf>,
     url: String,
     _server: Option<Server>,
 }
@@ -47,7 +49,8 @@ impl LedgerAt {
     pub async fn new(db: Db, dir: &Path) -> LedgerAt {
         match db {
             Db::Sqlite => {
-                LedgerAt { url: format!("sqlite://{}?mode=rwc", dir.join("n.sqlite").display()), _server: None }
+                let file = dir.join("n.sqlite");
+                LedgerAt { url: file.display().to_string(), file: Some(file), _server: None }
             }
             Db::Postgres => {
                 let (base, server) = match std::env::var("RISKSTREAM_TEST_POSTGRES") {
@@ -65,15 +68,19 @@ impl LedgerAt {
                     .await
                     .unwrap();
                 admin.close().await.unwrap();
-                LedgerAt { url: format!("{base}/{name}"), _server: server }
+                LedgerAt { file: None, url: format!("{base}/{name}"), _server: server }
             }
         }
     }
 
     pub async fn open(&self) -> Ledger {
-        Ledger::connect(&self.url).await.unwrap()
+        match &self.file {
+            Some(file) => Ledger::open(file).await.unwrap(),
+            None => Ledger::connect(&self.url).await.unwrap(),
+        }
     }
 
+    /// The PostgreSQL URL, or the SQLite file's path.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -137,18 +137,9 @@ pub(crate) async fn open_ledger(at: &NotifierLedger) -> Result<Ledger, NotifierE
 }
 
 pub fn notifier(args: NotifierArgs) -> anyhow::Result<ExitCode> {
-    if let NotifierCommand::Run(serve) = args.command {
-        let mut cfg = EngineConfig::load(args.config.as_deref())?;
-        if let Some(dir) = &args.data_dir {
-            cfg.data_dir = dir.clone();
-        }
-        if let Some(path) = &args.ledger {
-            cfg.notifier.ledger = Some(path.clone());
-            cfg.notifier.ledger_url = None;
-        }
-        if let Some(url) = &args.ledger_url {
-            cfg.notifier.ledger_url = Some(url.clone());
-        }
+    if matches!(args.command, NotifierCommand::Run(_)) {
+        let cfg = layered(&args)?;
+        let NotifierCommand::Run(serve) = args.command else { unreachable!("matched above") };
         return service::serve(cfg, serve);
     }
     let at = ledger_at(&args)?;
@@ -229,15 +220,25 @@ fn ledger_at(args: &NotifierArgs) -> anyhow::Result<NotifierLedger> {
     if let Some(path) = &args.ledger {
         return Ok(NotifierLedger::File(path.clone()));
     }
+    let cfg = layered(args)?;
+    cfg.validate()?;
+    Ok(cfg.notifier_ledger())
+}
+
+/// The config file, then the data dir and the ledger given by flags or environment.
+fn layered(args: &NotifierArgs) -> anyhow::Result<EngineConfig> {
     let mut cfg = EngineConfig::load(args.config.as_deref())?;
     if let Some(dir) = &args.data_dir {
         cfg.data_dir = dir.clone();
     }
+    if let Some(path) = &args.ledger {
+        cfg.notifier.ledger = Some(path.clone());
+        cfg.notifier.ledger_url = None;
+    }
     if let Some(url) = &args.ledger_url {
         cfg.notifier.ledger_url = Some(url.clone());
     }
-    cfg.validate()?;
-    Ok(cfg.notifier_ledger())
+    Ok(cfg)
 }
 
 fn time(ms: i64) -> Timestamp {
