@@ -13,7 +13,7 @@ use riskstream_schemas::{
 use rust_decimal::Decimal;
 
 use crate::risk::UNMODELLED;
-use crate::rules::Cause;
+use crate::rules::{Cause, DriftRange};
 use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Targets};
 
 impl ShardState {
@@ -143,7 +143,9 @@ impl ShardState {
             EventBody::TargetAllocationSet(e) => {
                 let weights = e.targets.iter().map(|(s, w)| (s.clone(), w.0)).collect();
                 let t = Targets { weights, band_abs: e.band_abs, band_rel: e.band_rel };
-                self.account_mut(&e.account_id).targets = Some(t);
+                let a = self.account_mut(&e.account_id);
+                a.targets = Some(t);
+                a.drift = DriftRange::Unbuilt;
                 self.dirty.targets.insert(e.account_id.clone());
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
@@ -182,6 +184,7 @@ impl ShardState {
             harvest_raised: false,
             harvest_near: 0,
             risk: Default::default(),
+            drift: DriftRange::Unbuilt,
         };
         self.accounts.insert(e.account_id.clone(), account);
         self.open_tax_account(&e.user_id, &e.account_id, e.tax_status);
@@ -196,6 +199,7 @@ impl ShardState {
         let a = self.account_mut(account_id);
         a.cash += signed;
         a.market_value += signed;
+        a.drift = DriftRange::Unbuilt;
         self.dirty.cash.insert(account_id.to_string());
     }
 
@@ -216,6 +220,7 @@ impl ShardState {
         p.set_value(p.quantity * price);
         a.market_value += p.value - old_value + cash_delta;
         a.cash += cash_delta;
+        a.drift = DriftRange::Unbuilt;
         let emptied = p.quantity.is_zero();
         if emptied {
             a.positions.remove(&e.symbol);
@@ -291,9 +296,10 @@ impl ShardState {
                     dirty.risk_marks.insert(id.clone());
                 }
                 let p = a.positions.get_mut(*symbol).expect("holders index matches positions");
-                let new_value = p.quantity * info.price;
+                let (new_value, was) = (p.quantity * info.price, p.value_f);
                 a.market_value += new_value - p.value;
                 a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
+                a.drift.moved(&p.slopes, was, p.value_f);
                 a.risk.book.set_exposure(index, p.value_f, model);
                 if a.mark != epoch {
                     a.mark = epoch;
@@ -319,9 +325,10 @@ impl ShardState {
                     if !hit && a.risk.marks.roll_day(today, a.market_value) {
                         dirty.risk_marks.insert(a.account_id.clone());
                     }
-                    let new_value = p.quantity * price;
+                    let (new_value, was) = (p.quantity * price, p.value_f);
                     a.market_value += new_value - p.value;
                     a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
+                    a.drift.moved(&p.slopes, was, p.value_f);
                     a.risk.book.put_exposure(index, p.value_f);
                     hit = true;
                 }

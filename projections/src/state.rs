@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
 use crate::risk::{AccountRisk, CovarianceModel};
+use crate::rules::{DriftRange, Slopes};
 use crate::tax::{TaxBook, WashAdjustment};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +33,7 @@ pub struct Position {
     #[serde(skip)]
     pub(crate) value: Decimal,
     /// `value` in f64 (within 2 ulp), for the rules' first, approximate pass
-    /// (`rules/drift.rs`); never a reported figure.
+    /// (`rules/drift`); never a reported figure.
     #[serde(skip)]
     pub(crate) value_f: f64,
     /// At or below this value some lot is close to a tax-loss harvesting candidate
@@ -40,11 +41,22 @@ pub struct Position {
     /// compares, the rule looks at the lots only then.
     #[serde(skip)]
     pub(crate) harvest_below: Option<Decimal>,
+    /// The position's drift component as bounds on the account's value (derived from
+    /// the targets by `refresh_drift`; `rules/drift/interval.rs`).
+    #[serde(skip)]
+    pub(crate) slopes: Slopes,
 }
 
 impl Position {
     pub fn new(quantity: Decimal, cost_basis: Decimal) -> Self {
-        Position { quantity, cost_basis, value: Decimal::ZERO, value_f: 0.0, harvest_below: None }
+        Position {
+            quantity,
+            cost_basis,
+            value: Decimal::ZERO,
+            value_f: 0.0,
+            harvest_below: None,
+            slopes: Slopes::default(),
+        }
     }
 
     /// Sets the running value (and its f64 copy).
@@ -146,6 +158,10 @@ pub struct Account {
     /// risk tables, not in the account row).
     #[serde(skip)]
     pub(crate) risk: AccountRisk,
+    /// The account values inside which no drift component leaves its band, so a
+    /// tick decides drift with one comparison (`rules/drift/interval.rs`).
+    #[serde(skip)]
+    pub(crate) drift: DriftRange,
 }
 
 impl Account {
@@ -270,6 +286,7 @@ impl ShardState {
             }
             a.market_value = total;
             a.count_near_harvest();
+            a.drift = DriftRange::Unbuilt;
         }
         self.rebuild_book(account_id);
     }
@@ -338,6 +355,7 @@ impl ShardState {
                 self.holders.entry(symbol.clone()).or_default().insert(account.account_id.clone());
             }
             account.market_value = total;
+            account.drift = DriftRange::Unbuilt;
         }
         self.model.finish_load();
         let ids: Vec<String> = self.accounts.keys().cloned().collect();

@@ -22,7 +22,7 @@ impl ShardState {
             return None;
         }
         let limit = self.max_position_weight(account_id);
-        // In f64 first (rules/drift.rs says why); exact near an edge.
+        // In f64 first (rules/drift says why); exact near an edge.
         let largest_f = a.positions.values().map(|p| p.value_f).fold(f64::NEG_INFINITY, f64::max);
         let largest_f = if a.positions.is_empty() { 0.0 } else { largest_f };
         let approximate = level_above_f64(largest_f, f64_of(limit) * f64_of(total), f64_of(self.config.hysteresis));

@@ -149,7 +149,7 @@ impl ShardState {
             let Some(limit) = limit else { continue };
             let a = &self.accounts[account_id];
             let Some(heaviest_f) = self.heaviest_group_f64(a, sector) else { continue };
-            // In f64 first (rules/drift.rs says why); exact near an edge.
+            // In f64 first (rules/drift says why); exact near an edge.
             let level = match level_above_f64(heaviest_f, f64_of(limit) * f64_of(value), f64_of(h)) {
                 Some(level) => level,
                 None => {

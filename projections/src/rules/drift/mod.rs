@@ -8,22 +8,74 @@
 //! exact one (`tests` below check it on generated books and on books built to sit
 //! on an edge); the figures reported in an alert are always exact decimals.
 
+mod interval;
+
 use riskstream_schemas::Priority;
 use rust_decimal::Decimal;
+
+use interval::Allowed;
+pub(crate) use interval::{DriftRange, Slopes};
 
 use super::{pct, Finding, Level, EDGE};
 use crate::risk::f64_of;
 use crate::state::ShardState;
-use crate::valuation::{components, merged, weight, CASH};
+use crate::valuation::{band, components, merged, weight, CASH};
 
 impl ShardState {
+    /// Brings the account's drift range (`interval.rs`) up to date: from the targets
+    /// after a trade, cash or new targets, from the positions after a tick that
+    /// loosened its bound.
+    pub(crate) fn refresh_drift(&mut self, account_id: &str) {
+        let shrink = Decimal::ONE - self.config.hysteresis;
+        let config = &self.config;
+        let Some(a) = self.accounts.get_mut(account_id) else { return };
+        let Some(targets) = a.targets.as_ref() else { return };
+        let fixed = match &a.drift {
+            DriftRange::Fresh { .. } | DriftRange::Unusable => return,
+            DriftRange::Stale { fixed } => *fixed,
+            DriftRange::Unbuilt => {
+                let mut fixed = Allowed::default();
+                let mut usable = true;
+                for (symbol, p) in a.positions.iter_mut() {
+                    let target = targets.weights.get(symbol).copied().unwrap_or_default();
+                    match Slopes::of(target, band(target, targets, config), shrink) {
+                        Some(slopes) => p.slopes = slopes,
+                        None => usable = false,
+                    }
+                }
+                for (symbol, &target) in &targets.weights {
+                    if a.positions.contains_key(symbol) {
+                        continue;
+                    }
+                    let value = if symbol == CASH { f64_of(a.cash) } else { 0.0 };
+                    match Slopes::of(target, band(target, targets, config), shrink) {
+                        Some(slopes) => fixed = fixed.meet(Allowed::of(&slopes, value)),
+                        None => usable = false,
+                    }
+                }
+                if !usable {
+                    a.drift = DriftRange::Unusable;
+                    return;
+                }
+                fixed
+            }
+        };
+        let now = a.positions.values().fold(fixed, |acc, p| acc.meet(Allowed::of(&p.slopes, p.value_f)));
+        a.drift = DriftRange::Fresh { fixed, now };
+    }
+
     /// `None` when the account has no targets or no positive value to weigh against.
+    /// Decided by the account's range when it can (`interval.rs`), else by walking
+    /// the components.
     pub(crate) fn drift_level(&self, account_id: &str) -> Option<Level> {
         let a = self.accounts.get(account_id)?;
         let targets = a.targets.as_ref()?;
         let total = a.market_value;
         if total <= Decimal::ZERO {
             return None;
+        }
+        if let Some(level) = a.drift.level(f64_of(total)) {
+            return Some(level);
         }
         let shrink = Decimal::ONE - self.config.hysteresis;
         let (band_abs, band_rel) =
