@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 
 use crate::risk::UNMODELLED;
 use crate::rules::{Cause, DriftRange};
-use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Targets};
+use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Symbols, Targets};
 
 impl ShardState {
     /// Stateful checks; stateless ones are `riskstream_schemas::validate`.
@@ -213,7 +213,12 @@ impl ShardState {
         let price = self.last_price(&e.symbol);
         let (quantity_delta, cash_delta) = trade_effect(e);
         let a = self.accounts.get_mut(&e.account_id).expect("checked before apply");
-        let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| Position::new(Decimal::ZERO, Decimal::ZERO));
+        let symbols = &mut self.symbols;
+        let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| {
+            let mut p = Position::new(Decimal::ZERO, Decimal::ZERO);
+            p.sym = symbols.intern(&e.symbol);
+            p
+        });
         let old_value = p.value;
         // The basis comes from the lots (`sync_basis`).
         p.quantity += quantity_delta;
@@ -312,16 +317,20 @@ impl ShardState {
 
     fn revalue_account_major(&mut self, symbols: &[&str], today: i64) -> Vec<String> {
         let model = &self.model;
-        let moved: ahash::AHashMap<&str, (Decimal, u32)> = symbols
-            .iter()
-            .filter_map(|s| self.prices.get(*s).map(|p| (*s, (p.price, model.index_of(s).unwrap_or(UNMODELLED)))))
-            .collect();
+        // (price, model index) by the symbol's dense index.
+        let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; self.symbols.len()];
+        for s in symbols {
+            if let (Some(i), Some(p)) = (self.symbols.get(s), self.prices.get(*s)) {
+                moved[i as usize] = Some((p.price, model.index_of(s).unwrap_or(UNMODELLED)));
+            }
+        }
         let dirty = &mut self.dirty;
         let mut touched = Vec::new();
         for a in self.accounts.values_mut() {
             let mut hit = false;
-            for (symbol, p) in a.positions.iter_mut() {
-                if let Some(&(price, index)) = moved.get(symbol.as_str()) {
+            for p in a.positions.values_mut() {
+                debug_assert_ne!(p.sym, Symbols::NONE, "every position is interned");
+                if let Some(&Some((price, index))) = moved.get(p.sym as usize) {
                     if !hit && a.risk.marks.roll_day(today, a.market_value) {
                         dirty.risk_marks.insert(a.account_id.clone());
                     }

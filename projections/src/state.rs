@@ -45,6 +45,11 @@ pub struct Position {
     /// the targets by `refresh_drift`; `rules/drift/interval.rs`).
     #[serde(skip)]
     pub(crate) slopes: Slopes,
+    /// The symbol's index in the shard's [`Symbols`] (set when the position is
+    /// opened or loaded), so the tick path matches it to a moved price without
+    /// hashing the symbol.
+    #[serde(skip)]
+    pub(crate) sym: u32,
 }
 
 impl Position {
@@ -56,6 +61,7 @@ impl Position {
             value_f: 0.0,
             harvest_below: None,
             slopes: Slopes::default(),
+            sym: Symbols::NONE,
         }
     }
 
@@ -176,6 +182,34 @@ impl Account {
     }
 }
 
+/// The symbols the shard's positions name, as dense indexes that never change.
+#[derive(Debug, Default)]
+pub(crate) struct Symbols {
+    index: HashMap<String, u32>,
+}
+
+impl Symbols {
+    /// A position not interned yet.
+    pub const NONE: u32 = u32::MAX;
+
+    pub fn intern(&mut self, symbol: &str) -> u32 {
+        if let Some(&i) = self.index.get(symbol) {
+            return i;
+        }
+        let i = self.index.len() as u32;
+        self.index.insert(symbol.to_string(), i);
+        i
+    }
+
+    pub fn get(&self, symbol: &str) -> Option<u32> {
+        self.index.get(symbol).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
 /// Last price of a symbol in this shard and the reference for the daily move.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceInfo {
@@ -232,6 +266,8 @@ pub struct ShardState {
     pub(crate) signals: BTreeMap<String, HashMap<String, SignalState>>,
     /// symbol -> accounts holding it (derived index).
     pub(crate) holders: HashMap<String, BTreeSet<String>>,
+    /// Dense indexes of the held symbols (`Position::sym`).
+    pub(crate) symbols: Symbols,
     pub(crate) dirty: Dirty,
     /// Baseline for the load tester: revalue every position of each touched
     /// account from scratch instead of by running sums.
@@ -259,6 +295,7 @@ impl ShardState {
             prices: BTreeMap::new(),
             signals: BTreeMap::new(),
             holders: HashMap::default(),
+            symbols: Symbols::default(),
             dirty: Dirty::default(),
             full_recompute: false,
             epoch: 0,
@@ -345,12 +382,13 @@ impl ShardState {
     /// running sums. Used after loading facts from a store.
     pub fn rebuild_derived(&mut self) {
         self.holders.clear();
-        let prices = &self.prices;
+        let (prices, symbols) = (&self.prices, &mut self.symbols);
         for account in self.accounts.values_mut() {
             let mut total = account.cash;
             for (symbol, position) in account.positions.iter_mut() {
                 let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
                 position.set_value(position.quantity * price);
+                position.sym = symbols.intern(symbol);
                 total += position.value;
                 self.holders.entry(symbol.clone()).or_default().insert(account.account_id.clone());
             }
