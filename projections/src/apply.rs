@@ -13,8 +13,8 @@ use riskstream_schemas::{
 use rust_decimal::Decimal;
 
 use crate::risk::UNMODELLED;
-use crate::rules::{Cause, DriftRange};
-use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Symbols, Targets};
+use crate::rules::{track_largest, Cause, DriftRange};
+use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Slot, Symbols, Targets};
 
 impl ShardState {
     /// Stateful checks; stateless ones are `riskstream_schemas::validate`.
@@ -185,6 +185,7 @@ impl ShardState {
             harvest_near: 0,
             risk: Default::default(),
             drift: DriftRange::Unbuilt,
+            largest: None,
         };
         self.accounts.insert(e.account_id.clone(), account);
         self.open_tax_account(&e.user_id, &e.account_id, e.tax_status);
@@ -214,6 +215,7 @@ impl ShardState {
         let (quantity_delta, cash_delta) = trade_effect(e);
         let a = self.accounts.get_mut(&e.account_id).expect("checked before apply");
         let symbols = &mut self.symbols;
+        let new = !a.positions.contains_key(&e.symbol);
         let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| {
             let mut p = Position::new(Decimal::ZERO, Decimal::ZERO);
             p.sym = symbols.intern(&e.symbol);
@@ -226,14 +228,19 @@ impl ShardState {
         a.market_value += p.value - old_value + cash_delta;
         a.cash += cash_delta;
         a.drift = DriftRange::Unbuilt;
+        a.largest = None;
         let emptied = p.quantity.is_zero();
+        let opened = new && !emptied;
         if emptied {
             a.positions.remove(&e.symbol);
+        }
+        let slot = self.accounts.slot(&e.account_id).expect("checked before apply");
+        if emptied {
             if let Some(h) = self.holders.get_mut(&e.symbol) {
-                h.remove(&e.account_id);
+                h.retain(|&s| s != slot);
             }
-        } else {
-            self.holders.entry(e.symbol.clone()).or_default().insert(e.account_id.clone());
+        } else if opened {
+            self.holders.entry(e.symbol.clone()).or_default().push(slot);
         }
         self.dirty.positions.insert((e.account_id.clone(), e.symbol.clone()));
         self.dirty.cash.insert(e.account_id.clone());
@@ -255,7 +262,10 @@ impl ShardState {
             }
             moved.push(symbol);
         }
-        let touched = self.revalue_holders(&moved, cause.ts.day());
+        let touched: Vec<String> = {
+            let slots = self.revalue_holders(&moved, cause.ts.day());
+            slots.into_iter().map(|s| self.accounts.at(s).account_id.clone()).collect()
+        };
         if self.full_recompute {
             for id in &touched {
                 self.revalue_account(id);
@@ -273,8 +283,8 @@ impl ShardState {
     }
 
     /// Moves the running values of every account holding a moved symbol to the new
-    /// prices; returns the accounts touched, in account order.
-    fn revalue_holders(&mut self, symbols: &[&str], today: i64) -> Vec<String> {
+    /// prices; returns the slots of the accounts touched, in account id order.
+    fn revalue_holders(&mut self, symbols: &[&str], today: i64) -> Vec<Slot> {
         self.epoch += 1;
         // A conflated batch usually moves most symbols: then walking each account's
         // positions once beats one account lookup per (symbol, holder).
@@ -283,11 +293,11 @@ impl ShardState {
         } else {
             self.revalue_symbol_major(symbols, today)
         };
-        touched.sort_unstable();
+        self.accounts.sort_by_id(&mut touched);
         touched
     }
 
-    fn revalue_symbol_major(&mut self, symbols: &[&str], today: i64) -> Vec<String> {
+    fn revalue_symbol_major(&mut self, symbols: &[&str], today: i64) -> Vec<Slot> {
         let epoch = self.epoch;
         let (holders, accounts, prices, model) = (&self.holders, &mut self.accounts, &self.prices, &self.model);
         let dirty = &mut self.dirty;
@@ -295,27 +305,28 @@ impl ShardState {
         for symbol in symbols {
             let (Some(ids), Some(info)) = (holders.get(*symbol), prices.get(*symbol)) else { continue };
             let index = model.index_of(symbol).unwrap_or(UNMODELLED);
-            for id in ids {
-                let a = accounts.get_mut(id).expect("holders index only names open accounts");
+            for &slot in ids {
+                let a = accounts.at_mut(slot);
                 if a.risk.marks.roll_day(today, a.market_value) {
-                    dirty.risk_marks.insert(id.clone());
+                    dirty.risk_marks.insert(a.account_id.clone());
                 }
                 let p = a.positions.get_mut(*symbol).expect("holders index matches positions");
                 let (new_value, was) = (p.quantity * info.price, p.value_f);
                 a.market_value += new_value - p.value;
                 a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
                 a.drift.moved(&p.slopes, was, p.value_f);
+                track_largest(&mut a.largest, was, p.value_f);
                 a.risk.book.set_exposure(index, p.value_f, model);
                 if a.mark != epoch {
                     a.mark = epoch;
-                    touched.push(id.clone());
+                    touched.push(slot);
                 }
             }
         }
         touched
     }
 
-    fn revalue_account_major(&mut self, symbols: &[&str], today: i64) -> Vec<String> {
+    fn revalue_account_major(&mut self, symbols: &[&str], today: i64) -> Vec<Slot> {
         let model = &self.model;
         // (price, model index) by the symbol's dense index.
         let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; self.symbols.len()];
@@ -326,7 +337,7 @@ impl ShardState {
         }
         let dirty = &mut self.dirty;
         let mut touched = Vec::new();
-        for a in self.accounts.values_mut() {
+        for (slot, a) in self.accounts.slots_mut() {
             let mut hit = false;
             for p in a.positions.values_mut() {
                 debug_assert_ne!(p.sym, Symbols::NONE, "every position is interned");
@@ -338,13 +349,14 @@ impl ShardState {
                     a.market_value += new_value - p.value;
                     a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
                     a.drift.moved(&p.slopes, was, p.value_f);
+                    track_largest(&mut a.largest, was, p.value_f);
                     a.risk.book.put_exposure(index, p.value_f);
                     hit = true;
                 }
             }
             if hit {
                 a.risk.book.recompute(model);
-                touched.push(a.account_id.clone());
+                touched.push(slot);
             }
         }
         touched

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 
 use super::{level_above, level_above_f64, pct, Finding, Level};
 use crate::risk::f64_of;
-use crate::state::ShardState;
+use crate::state::{Account, ShardState};
 use crate::valuation::weight;
 
 impl ShardState {
@@ -23,8 +23,7 @@ impl ShardState {
         }
         let limit = self.max_position_weight(account_id);
         // In f64 first (rules/drift says why); exact near an edge.
-        let largest_f = a.positions.values().map(|p| p.value_f).fold(f64::NEG_INFINITY, f64::max);
-        let largest_f = if a.positions.is_empty() { 0.0 } else { largest_f };
+        let largest_f = a.largest.unwrap_or_else(|| a.largest_value_f());
         let approximate = level_above_f64(largest_f, f64_of(limit) * f64_of(total), f64_of(self.config.hysteresis));
         if approximate.is_some() {
             return approximate;
@@ -50,5 +49,48 @@ impl ShardState {
             message: format!("{symbol} is {} of the account (limit {})", pct(w), pct(limit)),
             details: None,
         }
+    }
+}
+
+impl Account {
+    /// The largest position value in f64 (0 without positions).
+    fn largest_value_f(&self) -> f64 {
+        self.positions.values().map(|p| p.value_f).reduce(f64::max).unwrap_or(0.0)
+    }
+
+    /// Walks the positions for the largest value if a tick left it unknown.
+    pub(crate) fn refresh_largest(&mut self) {
+        if self.largest.is_none() {
+            self.largest = Some(self.largest_value_f());
+        }
+    }
+}
+
+/// A position's value moved from `was` to `now` (f64): the account's largest
+/// (`Account::largest`) follows in O(1), or is unknown when the largest one shrank.
+#[inline]
+pub(crate) fn track_largest(largest: &mut Option<f64>, was: f64, now: f64) {
+    *largest = match *largest {
+        Some(m) if now >= m => Some(now),
+        Some(m) if was == m => None,
+        kept => kept,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::track_largest;
+
+    #[test]
+    fn the_largest_follows_ticks_and_is_walked_again_when_it_shrinks() {
+        let mut largest = Some(10.0);
+        track_largest(&mut largest, 4.0, 6.0);
+        assert_eq!(largest, Some(10.0));
+        track_largest(&mut largest, 6.0, 12.0);
+        assert_eq!(largest, Some(12.0));
+        track_largest(&mut largest, 12.0, 11.0);
+        assert_eq!(largest, None, "another position may now be the largest");
+        track_largest(&mut largest, 1.0, 2.0);
+        assert_eq!(largest, None);
     }
 }

@@ -21,8 +21,9 @@ pub const UNIVERSE: &str = "*universe";
 impl ShardState {
     /// The shard's accounts holding `symbol`: the recipients of a symbol alert.
     pub(crate) fn holders_of(&self, symbol: &str) -> Vec<(String, String)> {
-        let ids = self.holders.get(symbol).into_iter().flatten();
-        ids.filter_map(|id| self.accounts.get(id).map(|a| (a.account_id.clone(), a.user_id.clone()))).collect()
+        let mut slots = self.holders.get(symbol).cloned().unwrap_or_default();
+        self.accounts.sort_by_id(&mut slots);
+        slots.into_iter().map(|s| self.accounts.at(s)).map(|a| (a.account_id.clone(), a.user_id.clone())).collect()
     }
 
     pub(crate) fn evaluate_volatility_spike(&mut self, symbol: &str, cause: Cause, out: &mut Vec<Alert>) {

@@ -11,6 +11,7 @@ mod limits;
 mod market_move;
 mod market_risk;
 
+pub(crate) use concentration::track_largest;
 pub(crate) use drift::{DriftRange, Slopes};
 pub(crate) use harvest::HARVEST;
 pub use harvest::{BlockedLot, HarvestLot, HarvestView};
@@ -196,6 +197,9 @@ impl ShardState {
     /// Runs the account rules (drift, concentration, the risk limits) on one account.
     pub(crate) fn evaluate_account(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
         self.refresh_drift(account_id);
+        if let Some(a) = self.accounts.get_mut(account_id) {
+            a.refresh_largest();
+        }
         if let Some(level) = self.drift_level(account_id) {
             let describe = |s: &ShardState| s.drift_finding(account_id);
             self.step_named(Rule::of(AlertKind::Drift), account_id, level, cause, owner_of(account_id), describe, out);

@@ -1,6 +1,8 @@
 //! The per-shard projection: facts (persisted) plus in-memory indexes and running
 //! sums that make a price change cost O(holders of the symbol).
 
+mod accounts;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use ahash::AHashMap as HashMap;
@@ -13,6 +15,9 @@ use crate::config::RuleConfig;
 use crate::risk::{AccountRisk, CovarianceModel};
 use crate::rules::{DriftRange, Slopes};
 use crate::tax::{TaxBook, WashAdjustment};
+
+pub use accounts::Accounts;
+pub(crate) use accounts::Slot;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
@@ -168,6 +173,10 @@ pub struct Account {
     /// tick decides drift with one comparison (`rules/drift/interval.rs`).
     #[serde(skip)]
     pub(crate) drift: DriftRange,
+    /// The largest position value in f64, kept by the tick path for concentration;
+    /// `None` when it must be walked for again.
+    #[serde(skip)]
+    pub(crate) largest: Option<f64>,
 }
 
 impl Account {
@@ -252,20 +261,20 @@ pub(crate) struct Dirty {
     pub model: bool,
 }
 
-/// Everything one shard knows. Accounts sit in a hash map for O(1) lookup on the
-/// tick path; everything that leaves the shard (facts, alerts) is put in key order.
+/// Everything one shard knows. Accounts sit in dense slots (`Accounts`), found by
+/// id in O(1) and named by slot on the tick path; everything that leaves the shard (facts, alerts) is put in key order.
 #[derive(Debug)]
 pub struct ShardState {
     pub(crate) shard: u32,
     pub(crate) config: RuleConfig,
-    pub(crate) accounts: HashMap<String, Account>,
+    pub(crate) accounts: Accounts,
     pub(crate) securities: BTreeMap<String, Security>,
     pub(crate) prices: BTreeMap<String, PriceInfo>,
     /// Rule name -> subject -> state (nested so a lookup needs no allocation;
     /// hashed, as `facts` sorts what it writes).
     pub(crate) signals: BTreeMap<String, HashMap<String, SignalState>>,
-    /// symbol -> accounts holding it (derived index).
-    pub(crate) holders: HashMap<String, BTreeSet<String>>,
+    /// symbol -> slots of the accounts holding it, in no order (derived index).
+    pub(crate) holders: HashMap<String, Vec<Slot>>,
     /// Dense indexes of the held symbols (`Position::sym`).
     pub(crate) symbols: Symbols,
     pub(crate) dirty: Dirty,
@@ -290,7 +299,7 @@ impl ShardState {
         ShardState {
             shard,
             config: config.clone(),
-            accounts: HashMap::default(),
+            accounts: Accounts::default(),
             securities: BTreeMap::new(),
             prices: BTreeMap::new(),
             signals: BTreeMap::new(),
@@ -324,6 +333,7 @@ impl ShardState {
             a.market_value = total;
             a.count_near_harvest();
             a.drift = DriftRange::Unbuilt;
+            a.largest = None;
         }
         self.rebuild_book(account_id);
     }
@@ -383,17 +393,18 @@ impl ShardState {
     pub fn rebuild_derived(&mut self) {
         self.holders.clear();
         let (prices, symbols) = (&self.prices, &mut self.symbols);
-        for account in self.accounts.values_mut() {
+        for (slot, account) in self.accounts.slots_mut() {
             let mut total = account.cash;
             for (symbol, position) in account.positions.iter_mut() {
                 let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
                 position.set_value(position.quantity * price);
                 position.sym = symbols.intern(symbol);
                 total += position.value;
-                self.holders.entry(symbol.clone()).or_default().insert(account.account_id.clone());
+                self.holders.entry(symbol.clone()).or_default().push(slot);
             }
             account.market_value = total;
             account.drift = DriftRange::Unbuilt;
+            account.largest = None;
         }
         self.model.finish_load();
         let ids: Vec<String> = self.accounts.keys().cloned().collect();
