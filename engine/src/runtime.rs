@@ -75,9 +75,26 @@ where
     Ok(stored)
 }
 
+/// How long a paced batch gathers items: its first item waits at most this long for
+/// the batch to be sent. Short enough to stay well under the latency budget of a tick
+/// (DESIGN.md), long enough that a batch's fixed cost (its commit) is paid once per
+/// tens of ticks at the rates the demo offers.
+pub const LINGER: Duration = Duration::from_millis(5);
+
+/// The size of the next paced batch: every item due by now that is not sent yet (a
+/// backlog goes in one batch, so the engine catches up), at least one linger's worth,
+/// at most `batch_max`.
+fn paced_batch(rate: f64, elapsed: Duration, sent: u64, batch_max: usize) -> usize {
+    let due = (rate * elapsed.as_secs_f64()) as u64;
+    let behind = usize::try_from(due.saturating_sub(sent)).unwrap_or(usize::MAX);
+    let linger = (rate * LINGER.as_secs_f64()).ceil() as usize;
+    behind.max(linger).clamp(1, batch_max.max(1))
+}
+
 /// Feeds `source` into the engine from where it stands until it ends or `stop` is
 /// set (call [`resume`] first to continue a stored position). With `rate`
-/// (items/s), batches are paced.
+/// (items/s), batches are paced: bounded in time by [`LINGER`] and in size by
+/// `batch_max`.
 pub fn pump<S>(
     app: &AppState<S>,
     source: &mut dyn EventSource,
@@ -92,7 +109,7 @@ where
     let mut stats = PumpStats::default();
     while !stop.load(Ordering::Relaxed) {
         let max = match rate {
-            Some(r) => batch_max.min(((r / 10.0).ceil() as usize).max(1)),
+            Some(r) => paced_batch(r, started.elapsed(), stats.items, batch_max),
             None => batch_max,
         };
         let batch = source.next_batch(max)?;
@@ -156,4 +173,22 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e} (pass --listen with another address)"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paced_batch_is_one_linger_on_schedule_and_the_backlog_when_behind() {
+        // 20,000 items/s: 5 ms is 100 items.
+        assert_eq!(paced_batch(20_000.0, Duration::ZERO, 0, 20_000), 100);
+        // On schedule after 1 s (20,000 sent): one linger's worth.
+        assert_eq!(paced_batch(20_000.0, Duration::from_secs(1), 20_000, 20_000), 100);
+        // 300 ms behind: the 6,000 items due go at once.
+        assert_eq!(paced_batch(20_000.0, Duration::from_secs(1), 14_000, 20_000), 6_000);
+        // Never above the size bound, never empty at a low rate.
+        assert_eq!(paced_batch(20_000.0, Duration::from_secs(10), 0, 20_000), 20_000);
+        assert_eq!(paced_batch(10.0, Duration::ZERO, 0, 20_000), 1);
+    }
 }
