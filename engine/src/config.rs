@@ -389,7 +389,9 @@ mod tests {
 
     #[test]
     fn the_example_config_parses_to_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/riskstream.toml");
+        // The directory the test runner sets at run time, not the one this binary was built in.
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
+        let path = dir.unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()).join("../deploy/riskstream.toml");
         let cfg = EngineConfig::load(Some(&path)).unwrap();
         assert_eq!(cfg.rules, RuleConfig::default(), "deploy/riskstream.toml shows the defaults");
         assert_eq!(cfg.audit, AuditConfig::default(), "deploy/riskstream.toml shows the [audit] defaults");

@@ -14,7 +14,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_riskstream");
 const ADMIN_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 fn repo_file(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(name);
+    let dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let path = dir.parent().unwrap().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -167,7 +167,9 @@ fn start_receiver(dir: &Path, secret: &str, statuses: &str) -> (Child, u16, std:
 /// The same, answering each request after `delay_ms`.
 fn start_slow_receiver(dir: &Path, secret: &str, statuses: &str, delay_ms: u64) -> (Child, u16, std::path::PathBuf) {
     let (log, port_file) = (dir.join("hooks.log"), dir.join("port"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/notifier/tests/receiver.py");
+    let dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let script = dir.join("../connectors/notifier/tests/receiver.py");
     let receiver = Command::new("python3")
         .arg(script)
         .args([secret, statuses, log.to_str().unwrap(), port_file.to_str().unwrap(), &delay_ms.to_string()])

@@ -111,7 +111,13 @@ impl Drop for Server {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/dev/test-postgres.sh")
+    // From the package directory the test runner sets at run time (not the one this
+    // binary was built in), up to the repository root; the engine's tests include
+    // this file too.
+    let dir: PathBuf =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    let script = dir.ancestors().map(|d| d.join("deploy/dev/test-postgres.sh")).find(|p| p.exists());
+    script.unwrap_or_else(|| panic!("deploy/dev/test-postgres.sh not found above {}", dir.display()))
 }
 
 fn nanos() -> u128 {

@@ -86,12 +86,18 @@ impl Receiver {
     }
 }
 
+/// The package's directory as the test runner sets it at run time: a test binary built
+/// from another checkout sharing the target dir must not read that checkout's files.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 /// Runs tests/`script` with `args` and the path of the file it writes its port to;
 /// waits for the port.
 /// The caller owns the child (its `Drop` kills and waits for it).
 #[allow(clippy::zombie_processes)]
 pub fn spawn_python(script: &str, args: &[&str], port_file: &Path) -> (Child, u16) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let path = manifest_dir().join("tests").join(script);
     let mut child = Command::new("python3")
         .arg(path)
         .args(args)
