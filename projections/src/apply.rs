@@ -145,7 +145,7 @@ impl ShardState {
                 let t = Targets { weights, band_abs: e.band_abs, band_rel: e.band_rel };
                 let a = self.account_mut(&e.account_id);
                 a.targets = Some(t);
-                a.drift = DriftRange::Unbuilt;
+                a.forget_ranges();
                 self.dirty.targets.insert(e.account_id.clone());
                 self.evaluate_account(&e.account_id, cause, &mut alerts);
             }
@@ -200,7 +200,7 @@ impl ShardState {
         let a = self.account_mut(account_id);
         a.cash += signed;
         a.market_value += signed;
-        a.drift = DriftRange::Unbuilt;
+        a.forget_ranges();
         self.dirty.cash.insert(account_id.to_string());
     }
 
@@ -213,7 +213,8 @@ impl ShardState {
         }
         let price = self.last_price(&e.symbol);
         let (quantity_delta, cash_delta) = trade_effect(e);
-        let a = self.accounts.get_mut(&e.account_id).expect("checked before apply");
+        let slot = self.accounts.slot(&e.account_id).expect("checked before apply");
+        let a = self.accounts.at_mut(slot);
         let symbols = &mut self.symbols;
         let new = !a.positions.contains_key(&e.symbol);
         let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| {
@@ -227,19 +228,14 @@ impl ShardState {
         p.set_value(p.quantity * price);
         a.market_value += p.value - old_value + cash_delta;
         a.cash += cash_delta;
-        a.drift = DriftRange::Unbuilt;
-        a.largest = None;
         let emptied = p.quantity.is_zero();
-        let opened = new && !emptied;
+        a.forget_ranges();
         if emptied {
             a.positions.remove(&e.symbol);
-        }
-        let slot = self.accounts.slot(&e.account_id).expect("checked before apply");
-        if emptied {
             if let Some(h) = self.holders.get_mut(&e.symbol) {
                 h.retain(|&s| s != slot);
             }
-        } else if opened {
+        } else if new {
             self.holders.entry(e.symbol.clone()).or_default().push(slot);
         }
         self.dirty.positions.insert((e.account_id.clone(), e.symbol.clone()));

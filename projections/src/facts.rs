@@ -174,24 +174,24 @@ impl ShardState {
     pub fn facts(&self) -> Vec<Change> {
         let mut out = Vec::new();
         let mut put = |table, key: String, value: Vec<u8>| out.push(Change { table, key, value: Some(value) });
-        for (id, a) in &self.accounts {
+        for (id, a) in self.accounts.iter() {
             put(Table::Accounts, id.clone(), json(a));
         }
         for (s, sec) in &self.securities {
             put(Table::Securities, s.clone(), json(sec));
         }
-        for (id, a) in &self.accounts {
+        for (id, a) in self.accounts.iter() {
             for (s, p) in &a.positions {
                 put(Table::Positions, format!("{id}{SEP}{s}"), json(p));
             }
         }
-        for (id, a) in &self.accounts {
+        for (id, a) in self.accounts.iter() {
             put(Table::Cash, id.clone(), json(&a.cash));
         }
         for (s, p) in &self.prices {
             put(Table::Prices, s.clone(), json(p));
         }
-        for (id, a) in &self.accounts {
+        for (id, a) in self.accounts.iter() {
             if let Some(t) = &a.targets {
                 put(Table::Targets, id.clone(), json(t));
             }
@@ -202,7 +202,7 @@ impl ShardState {
         if self.model.scalars().bar.is_some() {
             self.model_rows(&mut |table, key, value| put(table, key, value));
         }
-        for (id, a) in &self.accounts {
+        for (id, a) in self.accounts.iter() {
             put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
             if a.risk.history != Default::default() {
                 put(Table::RiskHistory, id.clone(), json(&a.risk.history));

@@ -196,8 +196,8 @@ impl ShardState {
 
     /// Runs the account rules (drift, concentration, the risk limits) on one account.
     pub(crate) fn evaluate_account(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        self.refresh_drift(account_id);
         if let Some(a) = self.accounts.get_mut(account_id) {
+            a.refresh_drift(&self.config);
             a.refresh_largest();
         }
         if let Some(level) = self.drift_level(account_id) {

@@ -62,18 +62,9 @@ impl Accounts {
         self.slots.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
     /// In slot order.
     pub fn values(&self) -> impl Iterator<Item = &Account> {
         self.slots.iter()
-    }
-
-    /// In slot order.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Account> {
-        self.slots.iter_mut()
     }
 
     /// With their slots, in slot order.
@@ -102,14 +93,5 @@ impl Index<&str> for Accounts {
 
     fn index(&self, id: &str) -> &Account {
         self.get(id).unwrap_or_else(|| panic!("no account `{id}` in this shard"))
-    }
-}
-
-impl<'a> IntoIterator for &'a Accounts {
-    type Item = (&'a String, &'a Account);
-    type IntoIter = Box<dyn Iterator<Item = (&'a String, &'a Account)> + 'a>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
     }
 }

@@ -185,6 +185,13 @@ impl Account {
         self.harvest_near = self.positions.values().filter(|p| p.near_harvest()).count() as u32;
     }
 
+    /// Forgets what the ticks keep (the drift range, the largest value) after a
+    /// change they do not follow: a trade, cash, new targets, a revaluation.
+    pub(crate) fn forget_ranges(&mut self) {
+        self.drift = DriftRange::Unbuilt;
+        self.largest = None;
+    }
+
     /// Market value as maintained incrementally.
     pub fn market_value(&self) -> Decimal {
         self.market_value
@@ -332,8 +339,7 @@ impl ShardState {
             }
             a.market_value = total;
             a.count_near_harvest();
-            a.drift = DriftRange::Unbuilt;
-            a.largest = None;
+            a.forget_ranges();
         }
         self.rebuild_book(account_id);
     }
@@ -403,8 +409,7 @@ impl ShardState {
                 self.holders.entry(symbol.clone()).or_default().push(slot);
             }
             account.market_value = total;
-            account.drift = DriftRange::Unbuilt;
-            account.largest = None;
+            account.forget_ranges();
         }
         self.model.finish_load();
         let ids: Vec<String> = self.accounts.keys().cloned().collect();

@@ -17,18 +17,18 @@ use interval::Allowed;
 pub(crate) use interval::{DriftRange, Slopes};
 
 use super::{pct, Finding, Level, EDGE};
+use crate::config::RuleConfig;
 use crate::risk::f64_of;
-use crate::state::ShardState;
+use crate::state::{Account, ShardState};
 use crate::valuation::{band, components, merged, weight, CASH};
 
-impl ShardState {
-    /// Brings the account's drift range (`interval.rs`) up to date: from the targets
-    /// after a trade, cash or new targets, from the positions after a tick that
-    /// loosened its bound.
-    pub(crate) fn refresh_drift(&mut self, account_id: &str) {
-        let shrink = Decimal::ONE - self.config.hysteresis;
-        let config = &self.config;
-        let Some(a) = self.accounts.get_mut(account_id) else { return };
+impl Account {
+    /// Brings the drift range (`interval.rs`) up to date: from the targets after a
+    /// trade, cash or new targets, from the positions after a tick that loosened its
+    /// bound.
+    pub(crate) fn refresh_drift(&mut self, config: &RuleConfig) {
+        let shrink = Decimal::ONE - config.hysteresis;
+        let a = self;
         let Some(targets) = a.targets.as_ref() else { return };
         let fixed = match &a.drift {
             DriftRange::Fresh { .. } | DriftRange::Unusable => return,
@@ -63,7 +63,9 @@ impl ShardState {
         let now = a.positions.values().fold(fixed, |acc, p| acc.meet(Allowed::of(&p.slopes, p.value_f)));
         a.drift = DriftRange::Fresh { fixed, now };
     }
+}
 
+impl ShardState {
     /// `None` when the account has no targets or no positive value to weigh against.
     /// Decided by the account's range when it can (`interval.rs`), else by walking
     /// the components.
