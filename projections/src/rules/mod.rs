@@ -13,8 +13,8 @@ mod market_risk;
 
 pub(crate) use concentration::track_largest;
 pub(crate) use drift::{DriftRange, Slopes};
-pub(crate) use harvest::HARVEST;
 pub use harvest::{BlockedLot, HarvestLot, HarvestView};
+pub(crate) use harvest::{HarvestCut, HARVEST};
 pub use market_risk::UNIVERSE;
 
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
 use crate::risk::{AccountRisk, CovarianceModel};
-use crate::rules::{DriftRange, Slopes};
+use crate::rules::{DriftRange, HarvestCut, Slopes};
 use crate::tax::{TaxBook, WashAdjustment};
 
 pub use accounts::Accounts;
@@ -46,6 +46,10 @@ pub struct Position {
     /// compares, the rule looks at the lots only then.
     #[serde(skip)]
     pub(crate) harvest_below: Option<Decimal>,
+    /// Below `harvest_below`, the values at which the unblocked lots put the
+    /// harvest rule's level (`rules/harvest/cut.rs`).
+    #[serde(skip)]
+    pub(crate) harvest_cut: HarvestCut,
     /// The position's drift component as bounds on the account's value (derived from
     /// the targets by `refresh_drift`; `rules/drift/interval.rs`).
     #[serde(skip)]
@@ -65,6 +69,7 @@ impl Position {
             value: Decimal::ZERO,
             value_f: 0.0,
             harvest_below: None,
+            harvest_cut: HarvestCut::Stale,
             slopes: Slopes::default(),
             sym: Symbols::NONE,
         }

@@ -51,6 +51,7 @@ impl ShardState {
         }
         self.dirty.tax_books.insert(e.user_id.clone());
         self.dirty.tax_lots.insert((e.account_id.clone(), e.symbol.clone()));
+        self.forget_harvest_cuts(&e.user_id);
         outcome.washes
     }
 
@@ -73,6 +74,7 @@ impl ShardState {
             if !book.ledger().has_pending() {
                 self.tax_pending.remove(&user);
             }
+            self.forget_harvest_cuts(&user);
             if !washes.is_empty() {
                 self.record_washes(&user, washes, cause, out);
             }

@@ -7,8 +7,11 @@
 //! asset class and sector in another wash group.
 //!
 //! Cost on the tick path: each position keeps the value below which one of its
-//! lots comes within the hysteresis margin of the thresholds (`harvest_below`); the
-//! lots are looked at only when a position is there or the alert is raised.
+//! lots comes within the hysteresis margin of the thresholds (`harvest_below`), and
+//! once there, the values at which its unblocked lots put the rule's level
+//! (`cut.rs`); the lots are walked only when those change or a value is at a cut.
+
+mod cut;
 
 use std::collections::BTreeMap;
 
@@ -17,8 +20,10 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{owner_of, Cause, Finding, Level, Rule};
-use crate::state::ShardState;
+use crate::state::{ShardState, Slot};
 use crate::tax::{term, Lot, Term, WASH_WINDOW_DAYS};
+
+pub(crate) use cut::HarvestCut;
 
 pub(crate) const HARVEST: Rule = Rule { kind: AlertKind::TaxLossHarvest, name: "tax_loss_harvest" };
 
@@ -127,10 +132,72 @@ impl ShardState {
         loss > Decimal::ZERO && net > Decimal::ZERO && over
     }
 
-    /// The rule's level: breach when an unblocked lot is a candidate, hold when one
-    /// is within the hysteresis margin, else clear. Looks only at positions past
-    /// their trigger, compares by multiplication and allocates nothing: it runs
-    /// for every touched account near a candidate on every price batch.
+    /// The rule's level from the positions' cuts (computed again where stale); the
+    /// exact walk of the lots decides when a value is at a cut. A position above its
+    /// trigger (`harvest_below`) is above its cuts too, so all are compared.
+    fn harvest_level(&mut self, slot: Slot, now: Timestamp) -> Level {
+        let day = now.day();
+        let mut refreshed = false;
+        loop {
+            let a = self.accounts.at(slot);
+            let (mut level, mut stale) = (Level::Clear, false);
+            for p in a.positions.values() {
+                match p.harvest_cut.level(p.value_f, day) {
+                    Some(Level::Breach) => return Level::Breach,
+                    Some(Level::Hold) => level = Level::Hold,
+                    Some(Level::Clear) => {}
+                    None if p.harvest_cut.stale(day) && !refreshed => stale = true,
+                    None => return self.harvest_level_at(&a.account_id, now),
+                }
+            }
+            if !stale {
+                return level;
+            }
+            self.refresh_harvest_cuts(slot, day);
+            refreshed = true;
+        }
+    }
+
+    /// Computes the cuts of the account's positions that are stale on `day`.
+    fn refresh_harvest_cuts(&mut self, slot: Slot, day: i64) {
+        let a = self.accounts.at(slot);
+        let book = self.tax.get(&a.user_id);
+        let lots = book.and_then(|b| b.account(&a.account_id)).map(|t| &t.lots);
+        let (cfg, since) = (&self.config, day - WASH_WINDOW_DAYS);
+        let cuts: Vec<Option<HarvestCut>> = a
+            .positions
+            .iter()
+            .map(|(symbol, p)| {
+                let (book, lots) = (book?, lots?);
+                p.harvest_cut.stale(day).then(|| {
+                    let group = self.wash_group(symbol);
+                    let blocked =
+                        |l: &Lot| book.ledger().acquired_since(group, since, (&l.account_id, &l.trade_id)).is_some();
+                    HarvestCut::of(lots.lots(symbol), p.quantity, blocked, &cfg.tax, cfg.hysteresis, day)
+                })
+            })
+            .collect();
+        for (p, cut) in self.accounts.at_mut(slot).positions.values_mut().zip(cuts) {
+            if let Some(cut) = cut {
+                p.harvest_cut = cut;
+            }
+        }
+    }
+
+    /// Forgets the cuts of every position of the user's accounts: their lots or the
+    /// wash ledger changed.
+    pub(crate) fn forget_harvest_cuts(&mut self, user_id: &str) {
+        let Some(book) = self.tax.get(user_id) else { return };
+        for (account_id, _) in book.accounts() {
+            if let Some(a) = self.accounts.get_mut(account_id) {
+                a.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
+            }
+        }
+    }
+
+    /// The rule's level, exactly: breach when an unblocked lot is a candidate, hold
+    /// when one is within the hysteresis margin, else clear. Looks only at positions
+    /// past their trigger, compares by multiplication and allocates nothing.
     fn harvest_level_at(&self, account_id: &str, now: Timestamp) -> Level {
         let a = &self.accounts[account_id];
         let cfg = &self.config.tax;
@@ -277,7 +344,10 @@ impl ShardState {
         if !near && !a.harvest_raised {
             return;
         }
-        let level = if near { self.harvest_level_at(account_id, cause.ts) } else { Level::Clear };
+        let level = match self.accounts.slot(account_id) {
+            Some(slot) if near => self.harvest_level(slot, cause.ts),
+            _ => Level::Clear,
+        };
         let now = cause.ts;
         let describe = move |s: &ShardState| finding(s, account_id, now);
         if let Some(state) = self.step_named(HARVEST, account_id, level, cause, owner_of(account_id), describe, out) {
