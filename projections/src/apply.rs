@@ -224,7 +224,7 @@ impl ShardState {
         let a = self.accounts.at_mut(slot);
         let symbols = &mut self.symbols;
         let new = !a.positions.contains_key(&e.symbol);
-        let p = a.positions.entry(e.symbol.clone()).or_insert_with(|| {
+        let p = a.positions.get_or_insert_with(&e.symbol, || {
             let mut p = Position::new(Decimal::ZERO, Decimal::ZERO);
             p.sym = symbols.intern(&e.symbol);
             p
@@ -313,7 +313,7 @@ impl ShardState {
                 if a.risk.marks.roll_day(today, a.market_value) {
                     dirty.risk_marks.insert(a.account_id.clone());
                 }
-                let p = a.positions.get_mut(*symbol).expect("holders index matches positions");
+                let p = a.positions.get_mut(symbol).expect("holders index matches positions");
                 let (new_value, was) = (p.quantity * info.price, p.value_f);
                 a.market_value += new_value - p.value;
                 a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));

@@ -2,6 +2,7 @@
 //! sums that make a price change cost O(holders of the symbol).
 
 mod accounts;
+mod positions;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +18,7 @@ use crate::rules::{DriftRange, HarvestCut, Slopes};
 use crate::tax::{TaxBook, WashAdjustment};
 
 pub use accounts::Accounts;
+pub use positions::Positions;
 pub(crate) use accounts::Slot;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +155,7 @@ pub struct Account {
     #[serde(skip)]
     pub cash: Decimal,
     #[serde(skip)]
-    pub positions: BTreeMap<String, Position>,
+    pub positions: Positions,
     #[serde(skip)]
     pub targets: Option<Targets>,
     /// Running total: positions at last price plus cash (derived, not persisted).

@@ -244,10 +244,8 @@ impl ShardState {
         let mut after_account = account.clone();
         let price = self.prices.get(&trade.symbol).map_or(trade.price, |p| p.price);
         let (quantity_delta, cash_delta) = crate::apply::trade_effect(trade);
-        let p = after_account
-            .positions
-            .entry(trade.symbol.clone())
-            .or_insert_with(|| Position::new(Decimal::ZERO, Decimal::ZERO));
+        let p =
+            after_account.positions.get_or_insert_with(&trade.symbol, || Position::new(Decimal::ZERO, Decimal::ZERO));
         p.quantity += quantity_delta;
         after_account.cash += cash_delta;
         if p.quantity.is_zero() {
