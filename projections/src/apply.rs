@@ -128,7 +128,7 @@ impl ShardState {
                     self.book_flow(&e.account_id, signed);
                 }
                 self.move_cash(&e.account_id, signed);
-                self.evaluate_account(&e.account_id, cause, &mut alerts);
+                self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
             }
             EventBody::TradeExecuted(e) => {
                 let washes = self.book_tax_trade(e, event.ts);
@@ -138,7 +138,7 @@ impl ShardState {
                     self.record_washes(&e.user_id, washes, cause, &mut alerts);
                 }
                 self.rebuild_book(&e.account_id);
-                self.evaluate_account(&e.account_id, cause, &mut alerts);
+                self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
             }
             EventBody::MarketTick(t) => {
                 self.reprice(std::iter::once((t.symbol.as_str(), t.price, event.ts)), cause, &mut alerts)
@@ -154,7 +154,7 @@ impl ShardState {
                 a.targets = Some(t);
                 a.forget_ranges();
                 self.dirty.targets.insert(e.account_id.clone());
-                self.evaluate_account(&e.account_id, cause, &mut alerts);
+                self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
             }
             EventBody::RiskLimitsSet(e) => {
                 let a = self.account_mut(&e.account_id);
@@ -163,12 +163,16 @@ impl ShardState {
                 a.risk.marks.reducing = false;
                 self.dirty.accounts.insert(e.account_id.clone());
                 self.dirty.risk_marks.insert(e.account_id.clone());
-                self.evaluate_account(&e.account_id, cause, &mut alerts);
+                self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
             }
             // Channel preferences belong to the notifier; the record is kept in the log.
             EventBody::AlertPreferencesSet(_) => {}
         }
         Ok(alerts)
+    }
+
+    fn slot_of(&self, account_id: &str) -> Slot {
+        self.accounts.slot(account_id).expect("checked before apply")
     }
 
     fn account_mut(&mut self, account_id: &str) -> &mut Account {
@@ -188,7 +192,7 @@ impl ShardState {
             targets: None,
             market_value: Decimal::ZERO,
             mark: 0,
-            harvest_raised: false,
+            raised: 0,
             harvest_near: 0,
             risk: Default::default(),
             drift: DriftRange::Unbuilt,
@@ -265,13 +269,11 @@ impl ShardState {
             }
             moved.push(symbol);
         }
-        let touched: Vec<String> = {
-            let slots = self.revalue_holders(&moved, cause.ts.day());
-            slots.into_iter().map(|s| self.accounts.at(s).account_id.clone()).collect()
-        };
+        let touched = self.revalue_holders(&moved, cause.ts.day());
         if self.full_recompute {
-            for id in &touched {
-                self.revalue_account(id);
+            for &slot in &touched {
+                let id = self.accounts.at(slot).account_id.clone();
+                self.revalue_account(&id);
             }
         }
         for symbol in moved {
@@ -280,8 +282,8 @@ impl ShardState {
         for symbol in opens {
             self.evaluate_gap(symbol, cause, out);
         }
-        for id in touched {
-            self.evaluate_account(&id, cause, out);
+        for slot in touched {
+            self.evaluate_account(slot, cause, out);
         }
     }
 

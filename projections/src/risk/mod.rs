@@ -25,7 +25,7 @@ use riskstream_schemas::{Alert, Timestamp};
 use rust_decimal::Decimal;
 
 use crate::rules::Cause;
-use crate::state::{Account, ShardState};
+use crate::state::{Account, ShardState, Slot};
 
 pub(crate) use book::UNMODELLED;
 
@@ -119,10 +119,10 @@ impl ShardState {
     }
 
     /// Moves the high-water mark and max drawdown to the account's current value.
-    pub(crate) fn mark_value(&mut self, account_id: &str) {
-        let a = self.accounts.get_mut(account_id).expect("evaluated accounts exist");
+    pub(crate) fn mark_value(&mut self, slot: Slot) {
+        let a = self.accounts.at_mut(slot);
         if a.risk.marks.mark(a.market_value) {
-            self.dirty.risk_marks.insert(account_id.to_string());
+            self.dirty.risk_marks.insert(a.account_id.clone());
         }
     }
 

@@ -9,19 +9,17 @@ use crate::state::{Account, ShardState};
 use crate::valuation::weight;
 
 impl ShardState {
-    fn max_position_weight(&self, account_id: &str) -> Decimal {
-        let a = &self.accounts[account_id];
+    fn max_position_weight(&self, a: &Account) -> Decimal {
         a.limits.max_position_weight.unwrap_or(self.config.max_position_weight)
     }
 
     /// `None` when the account has no positive value to weigh against.
-    pub(crate) fn concentration_level(&self, account_id: &str) -> Option<Level> {
-        let a = self.accounts.get(account_id)?;
+    pub(crate) fn concentration_level(&self, a: &Account) -> Option<Level> {
         let total = a.market_value;
         if total <= Decimal::ZERO {
             return None;
         }
-        let limit = self.max_position_weight(account_id);
+        let limit = self.max_position_weight(a);
         // In f64 first (rules/drift says why); exact near an edge.
         let largest_f = a.largest.unwrap_or_else(|| a.largest_value_f());
         let approximate = level_above_f64(largest_f, f64_of(limit) * f64_of(total), f64_of(self.config.hysteresis));
@@ -34,7 +32,7 @@ impl ShardState {
 
     pub(crate) fn concentration_finding(&self, account_id: &str) -> Finding {
         let a = &self.accounts[account_id];
-        let limit = self.max_position_weight(account_id);
+        let limit = self.max_position_weight(a);
         let (symbol, value) = a
             .positions
             .iter()

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{level_above, level_above_f64, owner_of, pct, Cause, Finding, Level, Rule};
 use crate::risk::{decimal_of, f64_of};
-use crate::state::{Account, Position, ShardState};
+use crate::state::{Account, Position, ShardState, Slot};
 
 const VAR: Rule = Rule { kind: AlertKind::VarBreach, name: "var_breach" };
 const CVAR: Rule = Rule { kind: AlertKind::CvarBreach, name: "cvar_breach" };
@@ -71,7 +71,21 @@ impl ShardState {
     /// Checks every limit the account has. Levels are decided with multiplications
     /// (decimals) or in `f64` (model numbers); values and messages are made only
     /// when an alert is raised or cleared.
-    pub(crate) fn evaluate_limits(&mut self, account_id: &str, cause: Cause, out: &mut Vec<riskstream_schemas::Alert>) {
+    pub(crate) fn evaluate_limits(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
+        let a = self.accounts.at(slot);
+        let l = &a.limits;
+        let none = [l.max_var, l.max_cvar, l.max_drawdown, l.max_daily_loss, l.max_gross_leverage]
+            .iter()
+            .chain([&l.max_sector_weight, &l.max_asset_class_weight])
+            .all(Option::is_none);
+        if none {
+            return;
+        }
+        let id = a.account_id.clone();
+        self.evaluate_limits_of(&id, cause, out);
+    }
+
+    fn evaluate_limits_of(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
         let a = &self.accounts[account_id];
         let (limits, value) = (a.limits, a.market_value);
         if value <= Decimal::ZERO {

@@ -21,7 +21,10 @@ use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Time
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use crate::state::{ShardState, SignalState};
+use crate::state::{Account, ShardState, SignalState, Slot};
+
+const DRIFT: Rule = Rule { kind: AlertKind::Drift, name: "drift" };
+const CONCENTRATION: Rule = Rule { kind: AlertKind::Concentration, name: "concentration" };
 
 /// What a rule sees now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,31 +197,64 @@ impl ShardState {
         Some(state)
     }
 
-    /// Runs the account rules (drift, concentration, the risk limits) on one account.
-    pub(crate) fn evaluate_account(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        if let Some(a) = self.accounts.get_mut(account_id) {
-            a.refresh_drift(&self.config);
-            a.refresh_largest();
+    /// [`ShardState::step_named`] of an account rule the account mirrors under `bit`
+    /// of [`Account::raised`]: a level that cannot change the state (not a breach
+    /// while clear, not a clear while raised) costs no lookup.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn step_account(
+        &mut self,
+        rule: Rule,
+        bit: u8,
+        slot: Slot,
+        level: Level,
+        cause: Cause,
+        describe: impl FnOnce(&ShardState, &str) -> Finding,
+        out: &mut Vec<Alert>,
+    ) -> Option<AlertState> {
+        let a = self.accounts.at(slot);
+        let raised = a.raised & bit != 0;
+        if !matches!((raised, level), (false, Level::Breach) | (true, Level::Clear)) {
+            return None;
         }
-        if let Some(level) = self.drift_level(account_id) {
-            let describe = |s: &ShardState| s.drift_finding(account_id);
-            self.step_named(Rule::of(AlertKind::Drift), account_id, level, cause, owner_of(account_id), describe, out);
+        let id = a.account_id.clone();
+        let state = self.step_named(rule, &id, level, cause, owner_of(&id), |s| describe(s, &id), out)?;
+        let a = self.accounts.at_mut(slot);
+        match state {
+            AlertState::Raised => a.raised |= bit,
+            AlertState::Cleared => a.raised &= !bit,
         }
-        if let Some(level) = self.concentration_level(account_id) {
-            let describe = |s: &ShardState| s.concentration_finding(account_id);
-            self.step_named(
-                Rule::of(AlertKind::Concentration),
-                account_id,
-                level,
-                cause,
-                owner_of(account_id),
-                describe,
-                out,
-            );
+        Some(state)
+    }
+
+    /// Sets each account's [`Account::raised`] from the signals (after a load).
+    pub(crate) fn mirror_raised(&mut self) {
+        let signals = &self.signals;
+        for (_, a) in self.accounts.slots_mut() {
+            a.raised = [(DRIFT, Account::DRIFT), (CONCENTRATION, Account::CONCENTRATION), (HARVEST, Account::HARVEST)]
+                .into_iter()
+                .filter(|(rule, _)| signals.get(rule.name).and_then(|m| m.get(&a.account_id)).is_some_and(|s| s.raised))
+                .fold(0, |bits, (_, bit)| bits | bit);
         }
-        self.mark_value(account_id);
-        self.evaluate_limits(account_id, cause, out);
-        self.evaluate_harvest(account_id, cause, out);
+    }
+
+    /// Runs the account rules (drift, concentration, the risk limits, harvest) on
+    /// the account in `slot`.
+    pub(crate) fn evaluate_account(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
+        let a = self.accounts.at_mut(slot);
+        a.refresh_drift(&self.config);
+        a.refresh_largest();
+        let a = self.accounts.at(slot);
+        if let Some(level) = self.drift_level(a) {
+            let describe = |s: &ShardState, id: &str| s.drift_finding(id);
+            self.step_account(DRIFT, Account::DRIFT, slot, level, cause, describe, out);
+        }
+        if let Some(level) = self.concentration_level(self.accounts.at(slot)) {
+            let describe = |s: &ShardState, id: &str| s.concentration_finding(id);
+            self.step_account(CONCENTRATION, Account::CONCENTRATION, slot, level, cause, describe, out);
+        }
+        self.mark_value(slot);
+        self.evaluate_limits(slot, cause, out);
+        self.evaluate_harvest(slot, cause, out);
     }
 }
 

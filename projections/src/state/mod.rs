@@ -18,8 +18,8 @@ use crate::rules::{DriftRange, HarvestCut, Slopes};
 use crate::tax::{TaxBook, WashAdjustment};
 
 pub use accounts::Accounts;
-pub use positions::Positions;
 pub(crate) use accounts::Slot;
+pub use positions::Positions;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
@@ -164,10 +164,11 @@ pub struct Account {
     /// The last price batch that touched the account (dedupes holders cheaply).
     #[serde(skip)]
     pub(crate) mark: u64,
-    /// Whether `tax_loss_harvest` is raised (mirrors its signal, so the tick path
-    /// needs no lookup).
+    /// Which of drift, concentration and harvest are raised on the account: their
+    /// signals, mirrored so an evaluation that cannot change one looks nothing up
+    /// (`ShardState::step_account`).
     #[serde(skip)]
-    pub(crate) harvest_raised: bool,
+    pub(crate) raised: u8,
     /// Positions at or below their harvest trigger (kept by `Position::revalue`),
     /// so the harvest rule skips an account in O(1).
     #[serde(skip)]
@@ -187,6 +188,11 @@ pub struct Account {
 }
 
 impl Account {
+    /// Bits of [`Account::raised`].
+    pub(crate) const DRIFT: u8 = 1;
+    pub(crate) const CONCENTRATION: u8 = 2;
+    pub(crate) const HARVEST: u8 = 4;
+
     /// Recounts the positions at or below their harvest trigger.
     pub(crate) fn count_near_harvest(&mut self) {
         self.harvest_near = self.positions.values().filter(|p| p.near_harvest()).count() as u32;
@@ -424,5 +430,6 @@ impl ShardState {
             self.rebuild_book(id);
         }
         self.rebuild_tax_derived(&ids);
+        self.mirror_raised();
     }
 }

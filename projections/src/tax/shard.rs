@@ -9,7 +9,7 @@ use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Rejection, TaxS
 use rust_decimal::Decimal;
 
 use super::{date_of, TaxBook, TaxError, WashAdjustment};
-use crate::rules::{alert_id, Cause, HARVEST};
+use crate::rules::{alert_id, Cause};
 use crate::state::ShardState;
 
 /// A tax error as the rejection of the trade that caused it.
@@ -151,8 +151,6 @@ impl ShardState {
     pub(crate) fn rebuild_tax_derived(&mut self, account_ids: &[String]) {
         self.tax_pending = self.tax.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
         for id in account_ids {
-            let raised = self.signal(HARVEST.name, id).is_some_and(|s| s.raised);
-            self.accounts.get_mut(id).expect("listed").harvest_raised = raised;
             let symbols: Vec<String> = self.accounts[id].positions.keys().cloned().collect();
             for symbol in symbols {
                 self.set_basis_from_lots(id, &symbol);

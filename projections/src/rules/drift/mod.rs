@@ -69,8 +69,7 @@ impl ShardState {
     /// `None` when the account has no targets or no positive value to weigh against.
     /// Decided by the account's range when it can (`interval.rs`), else by walking
     /// the components.
-    pub(crate) fn drift_level(&self, account_id: &str) -> Option<Level> {
-        let a = self.accounts.get(account_id)?;
+    pub(crate) fn drift_level(&self, a: &Account) -> Option<Level> {
         let targets = a.targets.as_ref()?;
         let total = a.market_value;
         if total <= Decimal::ZERO {

@@ -15,12 +15,12 @@ mod cut;
 
 use std::collections::BTreeMap;
 
-use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, TaxStatus, Timestamp};
+use riskstream_schemas::{Alert, AlertKind, Priority, TaxStatus, Timestamp};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{owner_of, Cause, Finding, Level, Rule};
-use crate::state::{ShardState, Slot};
+use super::{Cause, Finding, Level, Rule};
+use crate::state::{Account, ShardState, Slot};
 use crate::tax::{term, Lot, Term, WASH_WINDOW_DAYS};
 
 pub(crate) use cut::HarvestCut;
@@ -335,24 +335,19 @@ impl ShardState {
             .collect()
     }
 
-    pub(crate) fn evaluate_harvest(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let a = &self.accounts[account_id];
+    pub(crate) fn evaluate_harvest(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
+        let a = self.accounts.at(slot);
         if a.tax_status != TaxStatus::Taxable {
             return;
         }
         let near = a.harvest_near > 0;
-        if !near && !a.harvest_raised {
+        if !near && a.raised & Account::HARVEST == 0 {
             return;
         }
-        let level = match self.accounts.slot(account_id) {
-            Some(slot) if near => self.harvest_level(slot, cause.ts),
-            _ => Level::Clear,
-        };
+        let level = if near { self.harvest_level(slot, cause.ts) } else { Level::Clear };
         let now = cause.ts;
-        let describe = move |s: &ShardState| finding(s, account_id, now);
-        if let Some(state) = self.step_named(HARVEST, account_id, level, cause, owner_of(account_id), describe, out) {
-            self.accounts.get_mut(account_id).expect("evaluated").harvest_raised = state == AlertState::Raised;
-        }
+        let describe = move |s: &ShardState, id: &str| finding(s, id, now);
+        self.step_account(HARVEST, Account::HARVEST, slot, level, cause, describe, out);
     }
 }
 
