@@ -125,7 +125,7 @@ impl Record {
 }
 
 pub fn hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(hash)
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub fn alert_id(at: RecordRef, rule: &str, subject: &str, account_id: &str) -> S
     }
     h.update(account_id.as_bytes());
     let digest = h.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..16])
 }
 
 fn transition(state: &SignalState, level: Level, ts: Timestamp, cooldown_secs: i64) -> Option<AlertState> {
