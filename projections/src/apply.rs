@@ -13,7 +13,7 @@ use riskstream_schemas::{
 use rust_decimal::Decimal;
 
 use crate::risk::UNMODELLED;
-use crate::rules::{track_largest, Cause, DriftRange, HarvestCut};
+use crate::rules::{track_largest, Cause, DriftRange};
 use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Slot, Symbols, Targets};
 
 impl ShardState {
@@ -114,10 +114,7 @@ impl ShardState {
                 };
                 if let Some(old) = self.securities.insert(e.symbol.clone(), sec) {
                     if old.wash_group != e.wash_group {
-                        // Which purchases block which lots changed: every harvest cut may.
-                        for (_, a) in self.accounts.slots_mut() {
-                            a.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
-                        }
+                        self.forget_every_harvest_cut();
                     }
                 }
                 self.dirty.securities.insert(e.symbol.clone());

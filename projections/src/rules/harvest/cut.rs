@@ -69,7 +69,7 @@ impl HarvestCut {
         }
         let (mut breach, mut hold) = (None::<Decimal>, None::<Decimal>);
         for lot in lots.iter().filter(|l| !blocked(l)) {
-            let (Some(b), Some(h)) = (price_cut(lot, cfg, Decimal::ONE), price_cut(lot, cfg, floor)) else {
+            let (Some(b), Some(h)) = (lot_trigger(lot, cfg, Decimal::ONE), lot_trigger(lot, cfg, floor)) else {
                 return HarvestCut::Walk { day };
             };
             breach = Some(breach.map_or(b, |x| x.max(b)));
@@ -81,16 +81,17 @@ impl HarvestCut {
     }
 }
 
-/// The highest price at which the lot's loss and net loss reach `s` times the
-/// thresholds (and are positive): the least of the prices where each condition
-/// turns. `None` if the decimal overflows.
-fn price_cut(lot: &Lot, cfg: &TaxConfig, s: Decimal) -> Option<Decimal> {
-    let cost = Decimal::ONE.checked_add(cfg.trading_cost)?;
-    // net = basis - q p (1 + cost) > 0, and >= s x min_loss.
-    let by_net = lot.basis.checked_sub(s.checked_mul(cfg.harvest_min_loss)?)?.min(lot.basis).checked_div(cost)?;
-    // loss = basis - q p > 0, and >= s x fraction x basis.
+/// The highest price at which the lot's net loss reaches `s` x `harvest_min_loss`
+/// and its loss `s` x `harvest_min_loss_fraction` of its basis: the lower of the
+/// prices where each condition turns. With the settings and `s` not negative, below
+/// it both losses are also positive. `None` if the decimal overflows.
+pub(crate) fn lot_trigger(lot: &Lot, cfg: &TaxConfig, s: Decimal) -> Option<Decimal> {
+    // net = basis - q p (1 + cost) >= s x min_loss.
+    let by_net =
+        lot.basis.checked_sub(s.checked_mul(cfg.harvest_min_loss)?)?.checked_div(Decimal::ONE + cfg.trading_cost)?;
+    // loss = basis - q p >= s x fraction x basis.
     let by_loss = lot.basis.checked_mul(Decimal::ONE.checked_sub(s.checked_mul(cfg.harvest_min_loss_fraction)?)?)?;
-    by_net.min(by_loss).min(lot.basis).checked_div(lot.quantity)
+    by_net.min(by_loss).checked_div(lot.quantity)
 }
 
 /// Whether `value` is surely below `cut` (`Some(true)`), surely not (`Some(false)`),
@@ -227,7 +228,7 @@ mod tests {
                     let s_ = if breach { Decimal::ONE } else { Decimal::ONE - cfg.hysteresis };
                     let book = &self.state.tax["u"];
                     let lots = book.account(ACCOUNTS[a].0).map(|t| t.lots.lots(SYMBOLS[s])).unwrap_or(&[]);
-                    let Some(cut) = lots.get(l).and_then(|lot| price_cut(lot, &cfg.tax, s_)) else { return };
+                    let Some(cut) = lots.get(l).and_then(|lot| lot_trigger(lot, &cfg.tax, s_)) else { return };
                     let price = cut + Decimal::new(nudge, cut.scale());
                     if price > Decimal::ZERO {
                         self.tick(SYMBOLS[s], price);
@@ -278,7 +279,7 @@ mod tests {
         book.step(&Step::Buy(0, 0, 10, 10_000));
         let lot = book.state.tax["u"].account("a").unwrap().lots.lots("AAA")[0].clone();
         let cfg = book.state.config.tax.clone();
-        let breach_at = price_cut(&lot, &cfg, Decimal::ONE).unwrap();
+        let breach_at = lot_trigger(&lot, &cfg, Decimal::ONE).unwrap();
         // A loss of 5% of the basis, 1,000.03 (10 x 100.00 and a 0.03 fee), binds:
         // at or below 95.00285 a share.
         assert_eq!(breach_at, Decimal::new(9_500_285, 5));

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::{Cause, Finding, Level, Rule};
 use crate::state::{Account, ShardState, Slot};
-use crate::tax::{term, Lot, Term, WASH_WINDOW_DAYS};
+use crate::tax::{term, Lot, TaxBook, Term, WASH_WINDOW_DAYS};
 
 pub(crate) use cut::HarvestCut;
 
@@ -91,17 +91,10 @@ impl ShardState {
     /// The highest price at which some lot of a position comes within the
     /// hysteresis margin of the thresholds (`None`: no lot can at any price).
     pub(crate) fn harvest_trigger(&self, lots: &[Lot]) -> Option<Decimal> {
-        let cfg = &self.config.tax;
         let s = Decimal::ONE - self.config.hysteresis;
         lots.iter()
             .filter(|l| !l.quantity.is_zero())
-            .map(|l| {
-                // Value at which the net loss reaches s x min_loss, and at which the
-                // loss reaches s x fraction x basis; the lower one binds.
-                let by_amount = (l.basis - s * cfg.harvest_min_loss) / (Decimal::ONE + cfg.trading_cost);
-                let by_fraction = l.basis * (Decimal::ONE - s * cfg.harvest_min_loss_fraction);
-                by_amount.min(by_fraction) / l.quantity
-            })
+            .filter_map(|l| cut::lot_trigger(l, &self.config.tax, s))
             .filter(|p| *p > Decimal::ZERO)
             .max()
     }
@@ -171,8 +164,7 @@ impl ShardState {
                 let (book, lots) = (book?, lots?);
                 p.harvest_cut.stale(day).then(|| {
                     let group = self.wash_group(symbol);
-                    let blocked =
-                        |l: &Lot| book.ledger().acquired_since(group, since, (&l.account_id, &l.trade_id)).is_some();
+                    let blocked = |l: &Lot| washed_by(book, group, since, l).is_some();
                     HarvestCut::of(lots.lots(symbol), p.quantity, blocked, &cfg.tax, cfg.hysteresis, day)
                 })
             })
@@ -181,6 +173,14 @@ impl ShardState {
             if let Some(cut) = cut {
                 p.harvest_cut = cut;
             }
+        }
+    }
+
+    /// Forgets every position's cuts: a security changed wash group, so which
+    /// purchases block which lots may have changed anywhere.
+    pub(crate) fn forget_every_harvest_cut(&mut self) {
+        for (_, a) in self.accounts.slots_mut() {
+            a.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
         }
     }
 
@@ -223,7 +223,7 @@ impl ShardState {
                     continue;
                 }
                 let group = self.wash_group(symbol);
-                if book.ledger().acquired_since(group, since, (&lot.account_id, &lot.trade_id)).is_some() {
+                if washed_by(book, group, since, lot).is_some() {
                     continue;
                 }
                 if breach {
@@ -276,7 +276,7 @@ impl ShardState {
             }
             let candidate = self.lot_past(unrealized_loss, exact_net, lot.basis, Decimal::ONE, false);
             let group = self.wash_group(&lot.symbol);
-            if let Some(latest) = book.ledger().acquired_since(group, since, (&lot.account_id, &lot.trade_id)) {
+            if let Some(latest) = washed_by(book, group, since, lot) {
                 if candidate {
                     let through = crate::tax::date_of(latest.plus_seconds(WASH_WINDOW_DAYS * 86_400));
                     view.blocked.push(BlockedLot {
@@ -349,6 +349,12 @@ impl ShardState {
         let describe = move |s: &ShardState, id: &str| finding(s, id, now);
         self.step_account(HARVEST, Account::HARVEST, slot, level, cause, describe, out);
     }
+}
+
+/// The latest purchase in the lot's wash group (`group`) from UTC day `since` on,
+/// other than the lot's own, that would wash a sale of the lot now.
+fn washed_by(book: &TaxBook, group: &str, since: i64, lot: &Lot) -> Option<Timestamp> {
+    book.ledger().acquired_since(group, since, (&lot.account_id, &lot.trade_id))
 }
 
 fn finding(s: &ShardState, account_id: &str, now: Timestamp) -> Finding {
