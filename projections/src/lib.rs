@@ -13,6 +13,7 @@ mod config;
 mod facts;
 pub mod risk;
 mod rules;
+mod short_list;
 mod state;
 pub mod tax;
 mod valuation;

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use riskstream_projections::{Change, Table};
 use riskstream_schemas::RecordRef;
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
+};
 
 use super::*;
 
@@ -28,6 +31,10 @@ const LOG_FAMILIES: [&str; 10] =
 const SHARDS_KEY: &[u8] = b"shards";
 /// Most write-ahead log kept unflushed (see `open`).
 const WAL_LIMIT_BYTES: u64 = 128 << 20;
+/// One block cache for every column family. Left unset, RocksDB gives each of the
+/// ~25 families its own 32 MiB cache; the engine keeps its state in memory and
+/// reads the store mostly for queries and replays, so one small cache serves.
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
 const COUNTERS_KEY: &[u8] = b"counters";
 const RULES_KEY: &[u8] = b"rules";
 
@@ -59,6 +66,15 @@ fn decode_head(shard: u32, value: Option<Vec<u8>>) -> Result<ChainHead, StoreErr
     Ok(ChainHead { seq: u64::from_be_bytes(v[..8].try_into().expect("8")), hash: v[8..].try_into().expect("32") })
 }
 
+/// Each column family's options: the shared block cache.
+fn family_options() -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+    let mut family = Options::default();
+    family.set_block_based_table_factory(&table);
+    family
+}
+
 pub struct RocksDbStore {
     db: DB,
     write: WriteOptions,
@@ -78,11 +94,12 @@ impl RocksDbStore {
         // Bounds what a restart after a crash replays from the write-ahead log: past
         // this, the column families holding the oldest writes are flushed.
         opts.set_max_total_wal_size(WAL_LIMIT_BYTES);
+        let family = family_options();
         let families = LOG_FAMILIES
             .iter()
             .copied()
             .chain(Table::ALL.iter().map(|t| t.name()))
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
         let db = DB::open_cf_descriptors(&opts, dir, families).map_err(|e| {
             StoreError::Io(format!("cannot open the data dir {} (is another riskstream using it?): {e}", dir.display()))
         })?;
@@ -102,8 +119,13 @@ impl RocksDbStore {
             return Err(StoreError::Io(format!("no riskstream data dir at {}", dir.display())));
         }
         let opts = Options::default();
-        let names = LOG_FAMILIES.iter().copied().chain(Table::ALL.iter().map(|t| t.name()));
-        let db = DB::open_cf_for_read_only(&opts, dir, names, false)
+        let family = family_options();
+        let families = LOG_FAMILIES
+            .iter()
+            .copied()
+            .chain(Table::ALL.iter().map(|t| t.name()))
+            .map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
+        let db = DB::open_cf_descriptors_read_only(&opts, dir, families, false)
             .map_err(|e| StoreError::Io(format!("cannot open the data dir {}: {e}", dir.display())))?;
         Ok(RocksDbStore { db, write: WriteOptions::default(), frontiers: Default::default() })
     }
@@ -358,8 +380,11 @@ impl ProjectionStore for RocksDbStore {
     fn for_each_row(&self, shard: u32, row: &mut RowVisitor<'_>) -> Result<(), StoreError> {
         let prefix = shard.to_be_bytes();
         for table in Table::ALL {
-            // A raw iterator lends keys and values: no allocation per row.
-            let mut it = self.db.raw_iterator_cf(self.cf(table.name()));
+            // A raw iterator lends keys and values: no allocation per row. The load
+            // reads each row once, so its blocks stay out of the cache.
+            let mut scan = ReadOptions::default();
+            scan.fill_cache(false);
+            let mut it = self.db.raw_iterator_cf_opt(self.cf(table.name()), scan);
             it.seek(prefix);
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
                 if !k.starts_with(&prefix) {

@@ -423,6 +423,7 @@ impl ShardState {
             }
             account.market_value = total;
             account.forget_ranges();
+            account.positions.shrink_to_fit();
         }
         self.model.finish_load();
         let ids: Vec<String> = self.accounts.keys().cloned().collect();

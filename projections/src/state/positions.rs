@@ -57,6 +57,11 @@ impl Positions {
         self.find(symbol).ok().map(|i| self.items.remove(i).1)
     }
 
+    /// Gives back the room a load left (it inserts one position at a time).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.items.shrink_to_fit();
+    }
+
     pub fn len(&self) -> usize {
         self.items.len()
     }

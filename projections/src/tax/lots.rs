@@ -74,9 +74,10 @@ pub struct Lot {
     pub holding_start: Timestamp,
     /// Disallowed loss added to `basis` (wash sale).
     pub wash_adjustment: Decimal,
-    /// The loss these shares replaced; such shares cannot replace another loss.
+    /// The loss these shares replaced; such shares cannot replace another loss (boxed:
+    /// few lots have one, and every lot would carry its room).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaces: Option<LossRef>,
+    pub replaces: Option<Box<LossRef>>,
     /// Pieces split off so far, so piece numbers are never reused.
     #[serde(default)]
     pub(crate) pieces: u32,
@@ -197,6 +198,7 @@ impl LotBook {
     /// Replaces a symbol's open lots (loading stored rows); they are kept sorted.
     pub(crate) fn set_lots(&mut self, symbol: &str, mut lots: Vec<Lot>) {
         lots.sort_by(|a, b| a.key().cmp(&b.key()));
+        lots.shrink_to_fit();
         if lots.is_empty() {
             self.lots.remove(symbol);
         } else {
@@ -345,7 +347,7 @@ impl LotBook {
     fn insert(&mut self, lot: Lot) {
         let lots = self.lots.entry(lot.symbol.clone()).or_default();
         let at = lots.partition_point(|l| l.key() < lot.key());
-        lots.insert(at, lot);
+        crate::short_list::insert(lots, at, lot);
     }
 
     fn position(&self, symbol: &str, acquired: Timestamp, trade_id: &str) -> Option<usize> {
@@ -379,7 +381,7 @@ impl LotBook {
             lot.wash_adjustment += disallowed;
             lot.holding_start = days_before(lot.holding_start, days);
         }
-        lot.replaces = Some(r.replaces);
+        lot.replaces = Some(Box::new(r.replaces));
         let id = lot.id();
         self.insert(lot);
         id

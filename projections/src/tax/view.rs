@@ -158,7 +158,7 @@ impl ShardState {
                     acquired: l.acquired,
                     holding_start: l.holding_start,
                     wash_adjustment: l.wash_adjustment,
-                    replaces: l.replaces.clone(),
+                    replaces: l.replaces.as_deref().cloned(),
                     price,
                     value,
                     unrealized: value - l.basis,

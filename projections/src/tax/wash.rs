@@ -207,7 +207,9 @@ impl WashLedger {
         self.groups.get(group)
     }
 
-    pub(crate) fn load_group(&mut self, group: &str, ledger: GroupLedger) {
+    pub(crate) fn load_group(&mut self, group: &str, mut ledger: GroupLedger) {
+        ledger.supply.shrink_to_fit();
+        ledger.losses.shrink_to_fit();
         self.groups.insert(group.to_string(), ledger);
     }
 
@@ -287,13 +289,13 @@ impl WashLedger {
             Fact::Supply { group, supply } => {
                 let ledger = self.groups.entry(group.clone()).or_default();
                 let at = ledger.supply.partition_point(|s| s.key() < supply.key());
-                ledger.supply.insert(at, supply);
+                crate::short_list::insert(&mut ledger.supply, at, supply);
                 group
             }
             Fact::Loss { group, loss } => {
                 let ledger = self.groups.entry(group.clone()).or_default();
                 let at = ledger.losses.partition_point(|l| l.key() < loss.key());
-                ledger.losses.insert(at, loss);
+                crate::short_list::insert(&mut ledger.losses, at, loss);
                 group
             }
         }
