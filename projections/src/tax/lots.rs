@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::error::TaxError;
 use super::realized::Realized;
 use super::term::{days_before, tax_year, term, Term};
+use super::Id;
 
 /// `total x part / whole`, exact when `part == whole`, else rounded to the contract's
 /// scale; callers keep the remainder so the pieces add up.
@@ -50,19 +51,19 @@ pub fn allocate(amount: Decimal, parts: &[Decimal]) -> Vec<Decimal> {
 /// The loss a lot's shares replaced in a wash sale: the sale and the lot it closed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LossRef {
-    pub sale_trade_id: String,
-    pub account_id: String,
-    pub lot_id: String,
+    pub sale_trade_id: Id,
+    pub account_id: Id,
+    pub lot_id: Id,
 }
 
 /// Shares bought in one trade (or a piece of them split off as wash-sale
 /// replacement shares), with their basis and holding period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
-    pub account_id: String,
-    pub symbol: String,
+    pub account_id: Id,
+    pub symbol: Id,
     /// The buy that opened the lot.
-    pub trade_id: String,
+    pub trade_id: Id,
     /// 0 for the shares as bought; n for the n-th piece split off as replacement shares.
     pub piece: u32,
     pub quantity: Decimal,
@@ -172,7 +173,7 @@ pub(crate) struct Replacement<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LotBook {
     account_id: String,
-    lots: BTreeMap<String, Vec<Lot>>,
+    lots: BTreeMap<Id, Vec<Lot>>,
     realized: Realized,
 }
 
@@ -202,7 +203,7 @@ impl LotBook {
         if lots.is_empty() {
             self.lots.remove(symbol);
         } else {
-            self.lots.insert(symbol.to_string(), lots);
+            self.lots.insert(symbol.into(), lots);
         }
     }
 
@@ -249,9 +250,9 @@ impl LotBook {
         debug_assert_eq!(trade.side, Side::Buy);
         self.check(trade)?;
         let lot = Lot {
-            account_id: self.account_id.clone(),
-            symbol: trade.symbol.clone(),
-            trade_id: trade.trade_id.clone(),
+            account_id: self.account_id.as_str().into(),
+            symbol: trade.symbol.as_str().into(),
+            trade_id: trade.trade_id.as_str().into(),
             piece: 0,
             quantity: trade.quantity,
             basis: trade.quantity * trade.price + trade.fees,
@@ -273,12 +274,12 @@ impl LotBook {
         let plan = self.plan(trade, ts)?;
         let quantities: Vec<Decimal> = plan.iter().map(|(_, q)| *q).collect();
         let fees = allocate(trade.fees, &quantities);
-        let lots = self.lots.get_mut(&trade.symbol).expect("a plan needs lots");
+        let lots = self.lots.get_mut(trade.symbol.as_str()).expect("a plan needs lots");
         let closed: Vec<Closed> =
             plan.iter().zip(fees).map(|(&(i, q), fee)| close(&mut lots[i], q, fee, trade, ts)).collect();
         lots.retain(|l| !l.quantity.is_zero());
         if lots.is_empty() {
-            self.lots.remove(&trade.symbol);
+            self.lots.remove(trade.symbol.as_str());
         }
         closed.iter().for_each(|c| self.realized.book(c));
         Ok(closed)
@@ -467,10 +468,10 @@ fn close(lot: &mut Lot, quantity: Decimal, fees: Decimal, trade: &TradeExecuted,
     let proceeds = quantity * trade.price - fees;
     Closed {
         sale_trade_id: trade.trade_id.clone(),
-        account_id: lot.account_id.clone(),
-        symbol: lot.symbol.clone(),
+        account_id: lot.account_id.to_string(),
+        symbol: lot.symbol.to_string(),
         lot_id: lot.id(),
-        lot_trade_id: lot.trade_id.clone(),
+        lot_trade_id: lot.trade_id.to_string(),
         quantity,
         basis,
         proceeds,

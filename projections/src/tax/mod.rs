@@ -63,3 +63,8 @@ pub use term::{date_of, tax_year, term, Term};
 pub use user::{TaxAccount, TaxBook, TradeOutcome};
 pub use view::{LotView, LotsView, RealizedView, Snapshot, TermView, WashSalesView, WhatIf, YearView};
 pub use wash::{WashAdjustment, WashLedger, WASH_WINDOW_DAYS};
+
+/// Ids and symbols held in every lot and wash-ledger entry. Up to 24 bytes sit inline
+/// (tickers and most ids are that short), so a million lots carry no allocation per
+/// string; longer ids are allocated as a `String` would be. Serialized as a string.
+pub type Id = compact_str::CompactString;

@@ -193,9 +193,9 @@ impl TaxBook {
             Applied::Opened(lot_id) => {
                 let supply = Supply {
                     acquired: ts,
-                    trade_id: trade.trade_id.clone(),
-                    account_id: trade.account_id.clone(),
-                    symbol: trade.symbol.clone(),
+                    trade_id: trade.trade_id.as_str().into(),
+                    account_id: trade.account_id.as_str().into(),
+                    symbol: trade.symbol.as_str().into(),
                 };
                 self.ledger.add(Fact::Supply { group: wash_group.to_string(), supply });
                 outcome.opened = Some(lot_id);
@@ -224,7 +224,7 @@ impl TaxBook {
             let accounts = &self.accounts;
             let available = |s: &Supply| {
                 accounts
-                    .get(&s.account_id)
+                    .get(s.account_id.as_str())
                     .map_or(Decimal::ZERO, |a| a.lots.replaceable(&s.symbol, s.acquired, &s.trade_id))
             };
             let matches = self.ledger.decide(ts, facts, available);
@@ -248,7 +248,7 @@ impl TaxBook {
     /// Moves a decision into the lots and the realized figures.
     fn apply(&mut self, m: Match) -> WashAdjustment {
         let (loss, supply) = (&m.loss, &m.supply);
-        let replacement = self.accounts.get_mut(&supply.account_id).expect("supply comes from an account");
+        let replacement = self.accounts.get_mut(supply.account_id.as_str()).expect("supply comes from an account");
         let added_to_basis = replacement.is_taxable();
         let carried = if added_to_basis { m.carried_days() } else { 0 };
         let replaces = LossRef {
@@ -265,21 +265,21 @@ impl TaxBook {
             adjust: added_to_basis.then_some((m.disallowed, carried)),
         });
         let year = tax_year(loss.sold);
-        let seller = self.accounts.get_mut(&loss.account_id).expect("losses come from an account");
+        let seller = self.accounts.get_mut(loss.account_id.as_str()).expect("losses come from an account");
         seller.lots.realized_mut().disallow(year, loss.term, m.disallowed);
         self.realized.disallow(year, loss.term, m.disallowed);
         WashAdjustment {
-            sale_trade_id: loss.sale_trade_id.clone(),
-            loss_account_id: loss.account_id.clone(),
-            symbol: loss.symbol.clone(),
-            loss_lot_id: loss.lot_id.clone(),
+            sale_trade_id: loss.sale_trade_id.to_string(),
+            loss_account_id: loss.account_id.to_string(),
+            symbol: loss.symbol.to_string(),
+            loss_lot_id: loss.lot_id.to_string(),
             sold: loss.sold,
             tax_year: year,
             term: loss.term,
-            replacement_account_id: supply.account_id.clone(),
-            replacement_symbol: supply.symbol.clone(),
+            replacement_account_id: supply.account_id.to_string(),
+            replacement_symbol: supply.symbol.to_string(),
             replacement_lot_id,
-            replacement_trade_id: supply.trade_id.clone(),
+            replacement_trade_id: supply.trade_id.to_string(),
             acquired: supply.acquired,
             quantity: m.quantity,
             disallowed: m.disallowed,
@@ -294,12 +294,12 @@ fn loss_of(piece: &Closed, seq: usize) -> Loss {
     Loss {
         sold: piece.sold,
         lot_acquired: piece.acquired,
-        sale_trade_id: piece.sale_trade_id.clone(),
+        sale_trade_id: piece.sale_trade_id.as_str().into(),
         seq: u32::try_from(seq).unwrap_or(u32::MAX),
-        account_id: piece.account_id.clone(),
-        symbol: piece.symbol.clone(),
-        lot_id: piece.lot_id.clone(),
-        lot_trade_id: piece.lot_trade_id.clone(),
+        account_id: piece.account_id.as_str().into(),
+        symbol: piece.symbol.as_str().into(),
+        lot_id: piece.lot_id.as_str().into(),
+        lot_trade_id: piece.lot_trade_id.as_str().into(),
         holding_start: piece.holding_start,
         term: piece.term,
         quantity: piece.quantity,

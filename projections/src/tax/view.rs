@@ -150,9 +150,9 @@ impl ShardState {
                 let price = self.last_price(&l.symbol);
                 let value = l.quantity * price;
                 LotView {
-                    symbol: l.symbol.clone(),
+                    symbol: l.symbol.to_string(),
                     lot_id: l.id(),
-                    trade_id: l.trade_id.clone(),
+                    trade_id: l.trade_id.to_string(),
                     quantity: l.quantity,
                     basis: l.basis,
                     acquired: l.acquired,

@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lots::pro_rata;
 use super::term::Term;
+use super::Id;
 
 /// Days either side of a sale in which an acquisition washes it.
 pub const WASH_WINDOW_DAYS: i64 = 30;
@@ -54,9 +55,9 @@ pub const WASH_WINDOW_DAYS: i64 = 30;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Supply {
     pub acquired: Timestamp,
-    pub trade_id: String,
-    pub account_id: String,
-    pub symbol: String,
+    pub trade_id: Id,
+    pub account_id: Id,
+    pub symbol: Id,
 }
 
 impl Supply {
@@ -71,14 +72,14 @@ pub(crate) struct Loss {
     pub sold: Timestamp,
     /// When the sold shares were acquired (the same-timestamp tie-break).
     pub lot_acquired: Timestamp,
-    pub sale_trade_id: String,
+    pub sale_trade_id: Id,
     /// Position among the pieces the sell closed.
     pub seq: u32,
-    pub account_id: String,
-    pub symbol: String,
-    pub lot_id: String,
+    pub account_id: Id,
+    pub symbol: Id,
+    pub lot_id: Id,
     /// The purchase the sold shares came from.
-    pub lot_trade_id: String,
+    pub lot_trade_id: Id,
     pub holding_start: Timestamp,
     pub term: Term,
     /// Shares not matched yet.
@@ -180,7 +181,7 @@ pub struct WashAdjustment {
 /// The wash-sale ledger of one user: every account, every wash group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WashLedger {
-    groups: BTreeMap<String, GroupLedger>,
+    groups: BTreeMap<Id, GroupLedger>,
     /// Facts whose timestamp is not settled yet.
     pending: Vec<Fact>,
 }
@@ -210,7 +211,7 @@ impl WashLedger {
     pub(crate) fn load_group(&mut self, group: &str, mut ledger: GroupLedger) {
         ledger.supply.shrink_to_fit();
         ledger.losses.shrink_to_fit();
-        self.groups.insert(group.to_string(), ledger);
+        self.groups.insert(group.into(), ledger);
     }
 
     /// The groups that settling up to `now` changes: those of the pending facts
@@ -275,10 +276,10 @@ impl WashLedger {
         }
         touched.sort_unstable();
         self.prune(ts, &touched);
-        let mut used: BTreeMap<(String, String, String), Decimal> = BTreeMap::new();
+        let mut used: BTreeMap<(Id, Id, Id), Decimal> = BTreeMap::new();
         let mut out = Vec::new();
         for group in &touched {
-            let ledger = self.groups.get_mut(group).expect("inserted above");
+            let ledger = self.groups.get_mut(group.as_str()).expect("inserted above");
             ledger.decide(ts, &available, &mut used, &mut out);
         }
         out
@@ -287,13 +288,13 @@ impl WashLedger {
     fn insert(&mut self, fact: Fact) -> String {
         match fact {
             Fact::Supply { group, supply } => {
-                let ledger = self.groups.entry(group.clone()).or_default();
+                let ledger = self.groups.entry(group.as_str().into()).or_default();
                 let at = ledger.supply.partition_point(|s| s.key() < supply.key());
                 crate::short_list::insert(&mut ledger.supply, at, supply);
                 group
             }
             Fact::Loss { group, loss } => {
-                let ledger = self.groups.entry(group.clone()).or_default();
+                let ledger = self.groups.entry(group.as_str().into()).or_default();
                 let at = ledger.losses.partition_point(|l| l.key() < loss.key());
                 crate::short_list::insert(&mut ledger.losses, at, loss);
                 group
@@ -309,11 +310,11 @@ impl WashLedger {
     fn prune(&mut self, ts: Timestamp, groups: &[String]) {
         let today = ts.day();
         for group in groups {
-            let Some(ledger) = self.groups.get_mut(group) else { continue };
+            let Some(ledger) = self.groups.get_mut(group.as_str()) else { continue };
             ledger.supply.retain(|s| s.acquired.day() >= today - WASH_WINDOW_DAYS);
             ledger.losses.retain(|l| !l.quantity.is_zero() && l.sold.day() + WASH_WINDOW_DAYS >= today);
             if ledger.supply.is_empty() && ledger.losses.is_empty() {
-                self.groups.remove(group);
+                self.groups.remove(group.as_str());
             }
         }
     }
@@ -321,7 +322,7 @@ impl WashLedger {
 
 /// Replacement shares taken so far in one decision round, per (account, symbol,
 /// trade id): the books change only after the round.
-type Used = BTreeMap<(String, String, String), Decimal>;
+type Used = BTreeMap<(Id, Id, Id), Decimal>;
 
 impl GroupLedger {
     /// Losses in order of sale; a loss of `ts` scans the supply of its window, an

@@ -280,7 +280,7 @@ impl ShardState {
                 if candidate {
                     let through = crate::tax::date_of(latest.plus_seconds(WASH_WINDOW_DAYS * 86_400));
                     view.blocked.push(BlockedLot {
-                        symbol: lot.symbol.clone(),
+                        symbol: lot.symbol.to_string(),
                         lot_id: lot.id(),
                         net_loss,
                         wash_group: group.to_string(),
@@ -301,11 +301,11 @@ impl ShardState {
             let tax_benefit = (net_loss * tax_rate).round_dp(2);
             view.net_loss += net_loss;
             view.tax_benefit += tax_benefit;
-            if !view.replacements.contains_key(&lot.symbol) {
-                view.replacements.insert(lot.symbol.clone(), self.replacements_for(&lot.symbol));
+            if !view.replacements.contains_key(lot.symbol.as_str()) {
+                view.replacements.insert(lot.symbol.to_string(), self.replacements_for(&lot.symbol));
             }
             view.candidates.push(HarvestLot {
-                symbol: lot.symbol.clone(),
+                symbol: lot.symbol.to_string(),
                 lot_id: lot.id(),
                 quantity: lot.quantity,
                 basis: lot.basis,
