@@ -11,6 +11,7 @@ mod apply;
 mod committed;
 mod config;
 mod facts;
+mod id_map;
 pub mod risk;
 mod rules;
 mod short_list;

@@ -35,9 +35,19 @@ impl Positions {
         match self.find(&symbol) {
             Ok(i) => Some(std::mem::replace(&mut self.items[i].1, position)),
             Err(i) => {
+                self.make_room();
                 self.items.insert(i, (symbol, position));
                 None
             }
+        }
+    }
+
+    /// Grows a full slice by a quarter (at least 4) rather than doubling it: a
+    /// million positions are loaded one at a time, and doubling left up to half of
+    /// each account's slice empty (docs/BENCHMARKS.md, "Memory per position").
+    fn make_room(&mut self) {
+        if self.items.len() == self.items.capacity() {
+            self.items.reserve_exact((self.items.len() / 4).max(4));
         }
     }
 
@@ -46,6 +56,7 @@ impl Positions {
         let i = match self.find(symbol) {
             Ok(i) => i,
             Err(i) => {
+                self.make_room();
                 self.items.insert(i, (symbol.to_string(), new()));
                 i
             }

@@ -14,8 +14,6 @@
 //! equal timestamps (two sells of one symbol in one account at one timestamp still
 //! close lots in delivery order: the event log fixes it).
 
-use std::collections::BTreeMap;
-
 use riskstream_schemas::{LotMethod, Side, Timestamp, TradeExecuted, DECIMAL_SCALE};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -24,6 +22,7 @@ use super::error::TaxError;
 use super::realized::Realized;
 use super::term::{days_before, tax_year, term, Term};
 use super::Id;
+use crate::id_map::IdMap;
 
 /// `total x part / whole`, exact when `part == whole`, else rounded to the contract's
 /// scale; callers keep the remainder so the pieces add up.
@@ -173,7 +172,7 @@ pub(crate) struct Replacement<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LotBook {
     account_id: String,
-    lots: BTreeMap<Id, Vec<Lot>>,
+    lots: IdMap<Vec<Lot>>,
     realized: Realized,
 }
 
@@ -203,7 +202,7 @@ impl LotBook {
         if lots.is_empty() {
             self.lots.remove(symbol);
         } else {
-            self.lots.insert(symbol.into(), lots);
+            self.lots.insert(symbol, lots);
         }
     }
 
@@ -346,7 +345,7 @@ impl LotBook {
     }
 
     fn insert(&mut self, lot: Lot) {
-        let lots = self.lots.entry(lot.symbol.clone()).or_default();
+        let lots = self.lots.entry_or_default(&lot.symbol);
         let at = lots.partition_point(|l| l.key() < lot.key());
         crate::short_list::insert(lots, at, lot);
     }

@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use super::lots::pro_rata;
 use super::term::Term;
 use super::Id;
+use crate::id_map::IdMap;
 
 /// Days either side of a sale in which an acquisition washes it.
 pub const WASH_WINDOW_DAYS: i64 = 30;
@@ -181,7 +182,7 @@ pub struct WashAdjustment {
 /// The wash-sale ledger of one user: every account, every wash group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WashLedger {
-    groups: BTreeMap<Id, GroupLedger>,
+    groups: IdMap<GroupLedger>,
     /// Facts whose timestamp is not settled yet.
     pending: Vec<Fact>,
 }
@@ -193,7 +194,7 @@ impl WashLedger {
 
     /// A ledger with these unsettled facts; the groups come with `load_group`.
     pub(crate) fn from_pending(pending: Vec<Fact>) -> WashLedger {
-        WashLedger { groups: BTreeMap::new(), pending }
+        WashLedger { groups: IdMap::default(), pending }
     }
 
     pub(crate) fn pending(&self) -> &[Fact] {
@@ -211,7 +212,7 @@ impl WashLedger {
     pub(crate) fn load_group(&mut self, group: &str, mut ledger: GroupLedger) {
         ledger.supply.shrink_to_fit();
         ledger.losses.shrink_to_fit();
-        self.groups.insert(group.into(), ledger);
+        self.groups.insert(group, ledger);
     }
 
     /// The groups that settling up to `now` changes: those of the pending facts
@@ -288,13 +289,13 @@ impl WashLedger {
     fn insert(&mut self, fact: Fact) -> String {
         match fact {
             Fact::Supply { group, supply } => {
-                let ledger = self.groups.entry(group.as_str().into()).or_default();
+                let ledger = self.groups.entry_or_default(&group);
                 let at = ledger.supply.partition_point(|s| s.key() < supply.key());
                 crate::short_list::insert(&mut ledger.supply, at, supply);
                 group
             }
             Fact::Loss { group, loss } => {
-                let ledger = self.groups.entry(group.as_str().into()).or_default();
+                let ledger = self.groups.entry_or_default(&group);
                 let at = ledger.losses.partition_point(|l| l.key() < loss.key());
                 crate::short_list::insert(&mut ledger.losses, at, loss);
                 group
