@@ -145,7 +145,7 @@ impl ShardState {
                 self.reprice(b.prices.iter().map(|(s, p)| (s.as_str(), p.0, at(s))), cause, &mut alerts)
             }
             EventBody::TargetAllocationSet(e) => {
-                let weights = e.targets.iter().map(|(s, w)| (s.clone(), w.0)).collect();
+                let weights = e.targets.iter().map(|(s, w)| (s.as_str(), w.0)).collect();
                 let t = Targets { weights, band_abs: e.band_abs, band_rel: e.band_rel };
                 let a = self.account_mut(&e.account_id);
                 a.targets = Some(t);

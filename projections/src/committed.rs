@@ -44,7 +44,7 @@ impl ShardState {
             }
         }
         if let Some(t) = state.accounts.get(account_id).and_then(|a| a.targets.as_ref()) {
-            symbols.extend(t.weights.keys().cloned());
+            symbols.extend(t.weights.keys().map(|s| s.to_string()));
         }
         for symbol in &symbols {
             for table in [Table::Securities, Table::Prices] {

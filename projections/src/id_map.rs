@@ -1,5 +1,5 @@
-//! A small map from ids to values as one sorted `Vec`: a position's lots by symbol,
-//! a user's wash-ledger groups. A `BTreeMap` node spends twice the entry on room and
+//! A small map from ids to values as one sorted `Vec`: an account's targets and lots
+//! by symbol, a user's wash-ledger groups. A `BTreeMap` node spends twice the entry on room and
 //! links when each account holds a few dozen keys (docs/BENCHMARKS.md, "Memory per
 //! position"); lookups are a binary search over one contiguous slice.
 
@@ -9,7 +9,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use crate::tax::Id;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IdMap<V> {
+pub struct IdMap<V> {
     /// Sorted by id, one entry per id.
     items: Vec<(Id, V)>,
 }
@@ -68,6 +68,18 @@ impl<V> IdMap<V> {
         self.items.iter().map(|(k, v)| (k, v))
     }
 
+    pub fn keys(&self) -> impl Iterator<Item = &Id> {
+        self.items.iter().map(|(k, _)| k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.items.iter().map(|(_, v)| v)
     }
@@ -77,6 +89,17 @@ impl<V> IdMap<V> {
         if self.items.len() == self.items.capacity() {
             self.items.reserve_exact((self.items.len() / 4).max(4));
         }
+    }
+}
+
+/// Later values win, as in a `BTreeMap`.
+impl<'a, V> FromIterator<(&'a str, V)> for IdMap<V> {
+    fn from_iter<I: IntoIterator<Item = (&'a str, V)>>(items: I) -> Self {
+        let mut map = IdMap::default();
+        for (id, value) in items {
+            map.insert(id, value);
+        }
+        map
     }
 }
 

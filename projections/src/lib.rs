@@ -22,6 +22,7 @@ mod valuation;
 pub use crate::committed::FactSource;
 pub use crate::config::{RiskConfig, RuleConfig, TaxConfig};
 pub use crate::facts::{Change, Table};
+pub use crate::id_map::IdMap;
 pub use crate::rules::{alert_id, BlockedLot, HarvestLot, HarvestView, UNIVERSE};
 pub use crate::state::{Account, Limits, Position, Positions, PriceInfo, Security, ShardState, SignalState, Targets};
 pub use crate::valuation::{AccountView, DriftLine, PositionView, CASH};

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
+use crate::id_map::IdMap;
 use crate::risk::{AccountRisk, CovarianceModel};
 use crate::rules::{DriftRange, HarvestCut, Slopes};
 use crate::tax::{TaxBook, WashAdjustment};
@@ -102,7 +103,7 @@ impl Position {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Targets {
     /// Symbol (or `CASH`) -> target weight.
-    pub weights: BTreeMap<String, Decimal>,
+    pub weights: IdMap<Decimal>,
     pub band_abs: Option<Decimal>,
     pub band_rel: Option<Decimal>,
 }

@@ -43,7 +43,7 @@ impl Account {
                         None => usable = false,
                     }
                 }
-                for (symbol, &target) in &targets.weights {
+                for (symbol, &target) in targets.weights.iter() {
                     if a.positions.contains_key(symbol) {
                         continue;
                     }
