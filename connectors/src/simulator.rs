@@ -28,7 +28,7 @@ const SETUP_STEP_MICROS: i64 = 1_000;
 /// Keeps every target weight at least a few basis points.
 const MAX_POSITIONS: usize = 1_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatorConfig {
     pub seed: u64,
@@ -59,6 +59,9 @@ pub struct SimulatorConfig {
     /// Bar length of the engine's risk model in seconds of event time, which the
     /// calm profile's VaR limits (fractions of value per bar) are scaled to.
     pub bar_secs: i64,
+    /// Holdings drawn by Zipf popularity with this exponent (symbol 0 the most held),
+    /// as real books crowd into a few names; `None`: every symbol equally likely.
+    pub zipf: Option<f64>,
 }
 
 impl Default for SimulatorConfig {
@@ -79,6 +82,7 @@ impl Default for SimulatorConfig {
             risk_limits: false,
             stress: false,
             bar_secs: 300,
+            zipf: None,
         }
     }
 }
@@ -131,7 +135,10 @@ impl Simulation {
             (true, true) => Some(accounts::Limits::Tight),
             (true, false) => Some(accounts::Limits::Adviser { bar_secs: config.bar_secs }),
         };
-        let accounts = Accounts::new(config.seed, config.positions_per_account, limits, config.stress);
+        let mut accounts = Accounts::new(config.seed, config.positions_per_account, limits, config.stress);
+        if let Some(exponent) = config.zipf {
+            accounts.set_zipf(config.symbols, exponent);
+        }
         Simulation {
             rng,
             market,

@@ -49,6 +49,10 @@ struct Args {
     positions: usize,
     #[arg(long, default_value_t = 2_000)]
     symbols: usize,
+    /// Hold symbols by Zipf popularity with this exponent (symbol 0 the most held;
+    /// 1.0 is the usual choice) instead of uniformly.
+    #[arg(long)]
+    zipf: Option<f64>,
     /// In-process shards.
     #[arg(long, default_value_t = 2)]
     shards: u32,
@@ -167,6 +171,7 @@ fn simulator(args: &Args) -> SimulatorConfig {
         symbols: args.symbols,
         accounts: args.accounts,
         positions_per_account: args.positions,
+        zipf: args.zipf,
         trade_every: args.trade_every,
         shock_every: args.shock_every,
         tick_interval_micros: 1_000,
@@ -439,10 +444,11 @@ fn main() -> anyhow::Result<()> {
         return notifier::run(alerts, args.notifier_rate, 100, args.notifier_ledger_url.as_deref());
     }
     println!(
-        "workload: {} accounts x {} positions over {} symbols, {} shards, batch {}, one account event per {} ticks, seed {}, offered rate {}, {}",
+        "workload: {} accounts x {} positions over {} symbols{}, {} shards, batch {}, one account event per {} ticks, seed {}, offered rate {}, {}",
         args.accounts,
         args.positions,
         args.symbols,
+        args.zipf.map_or(String::new(), |s| format!(" (Zipf holdings, exponent {s})")),
         args.shards,
         args.batch,
         args.trade_every,

@@ -60,6 +60,8 @@ pub(super) struct Accounts {
     /// Name `CASH` in the targets (the stress profile): every deposit then pushes the
     /// cash weight out of its narrow band (25% of a 1-4% target).
     cash_target: bool,
+    /// Cumulative Zipf popularity of the symbols (`set_zipf`); empty: uniform.
+    popularity: Vec<f64>,
 }
 
 /// Which risk limits the simulated accounts get.
@@ -73,14 +75,28 @@ pub(super) enum Limits {
 
 impl Accounts {
     pub(super) fn new(seed: u64, positions: usize, limits: Option<Limits>, cash_target: bool) -> Self {
-        Accounts { seed, positions, list: Vec::new(), trades: 0, limits, cash_target }
+        Accounts { seed, positions, list: Vec::new(), trades: 0, limits, cash_target, popularity: Vec::new() }
+    }
+
+    /// Draws holdings with symbol `i` held in proportion to `1 / (i + 1)^exponent`.
+    pub(super) fn set_zipf(&mut self, symbols: usize, exponent: f64) {
+        let mut total = 0.0;
+        self.popularity = (0..symbols)
+            .map(|i| {
+                total += 1.0 / ((i + 1) as f64).powf(exponent);
+                total
+            })
+            .collect();
     }
 
     /// Opens the next account. Targets come last: set before the buys, they would
     /// make every freshly funded (all-cash) account drift and alert.
     pub(super) fn open(&mut self, market: &Market, rng: &mut ChaCha8Rng, out: &mut Vec<EventBody>) {
         let k = self.list.len() + 1;
-        let symbols = draw_symbols(market.len(), self.positions, rng);
+        let symbols = match self.popularity.is_empty() {
+            true => draw_symbols(market.len(), self.positions, rng),
+            false => draw_popular(&self.popularity, self.positions, rng),
+        };
         let (weights, cash_weight) = draw_weights(symbols.len(), rng);
         let account = SimAccount {
             account_id: format!("acc-{k:06}"),
@@ -336,6 +352,18 @@ fn draw_symbols(symbols: usize, count: usize, rng: &mut ChaCha8Rng) -> Vec<usize
     picked
 }
 
+/// `count` distinct symbols, each draw by the cumulative popularity `cdf`, ascending.
+fn draw_popular(cdf: &[f64], count: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let total = cdf.last().copied().unwrap_or(0.0);
+    let count = count.min(cdf.len());
+    let mut picked = std::collections::BTreeSet::new();
+    while picked.len() < count {
+        let u = rng.gen::<f64>() * total;
+        picked.insert(cdf.partition_point(|&c| c <= u).min(cdf.len() - 1));
+    }
+    picked.into_iter().collect()
+}
+
 /// Mostly taxable (70%), some traditional (20%) and Roth (10%) IRAs.
 fn draw_tax_status(rng: &mut ChaCha8Rng) -> TaxStatus {
     let u: f64 = rng.gen();
@@ -391,6 +419,24 @@ fn spread(count: usize, budget: i64, rng: &mut ChaCha8Rng) -> Vec<i64> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn zipf_holdings_crowd_into_the_popular_symbols() {
+        let mut accounts = Accounts::new(1, 20, None, false);
+        accounts.set_zipf(100, 1.0);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut holders = [0u32; 100];
+        for _ in 0..1_000 {
+            let picked = draw_popular(&accounts.popularity, 20, &mut rng);
+            assert_eq!(picked.len(), 20);
+            assert!(picked.windows(2).all(|w| w[0] < w[1]), "distinct and ascending: {picked:?}");
+            picked.iter().for_each(|&s| holders[s] += 1);
+        }
+        // Uniformly each symbol would be in 200 of 1,000 accounts; by 1/(i+1) the
+        // first is in nearly all and the last in few.
+        assert!(holders[0] > 900 && holders[99] < 150, "{} / {}", holders[0], holders[99]);
+        assert!(holders[..10].iter().sum::<u32>() > holders[90..].iter().sum::<u32>() * 4);
+    }
 
     #[test]
     fn targets_without_cash_sum_to_exactly_one() {
