@@ -66,13 +66,14 @@ fn decode_head(shard: u32, value: Option<Vec<u8>>) -> Result<ChainHead, StoreErr
     Ok(ChainHead { seq: u64::from_be_bytes(v[..8].try_into().expect("8")), hash: v[8..].try_into().expect("32") })
 }
 
-/// Each column family's options: the shared block cache.
-fn family_options() -> Options {
+/// Every column family, each with the one shared block cache.
+fn families() -> Vec<ColumnFamilyDescriptor> {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
     let mut family = Options::default();
     family.set_block_based_table_factory(&table);
-    family
+    let names = LOG_FAMILIES.iter().copied().chain(Table::ALL.iter().map(|t| t.name()));
+    names.map(|name| ColumnFamilyDescriptor::new(name, family.clone())).collect()
 }
 
 pub struct RocksDbStore {
@@ -94,13 +95,7 @@ impl RocksDbStore {
         // Bounds what a restart after a crash replays from the write-ahead log: past
         // this, the column families holding the oldest writes are flushed.
         opts.set_max_total_wal_size(WAL_LIMIT_BYTES);
-        let family = family_options();
-        let families = LOG_FAMILIES
-            .iter()
-            .copied()
-            .chain(Table::ALL.iter().map(|t| t.name()))
-            .map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
-        let db = DB::open_cf_descriptors(&opts, dir, families).map_err(|e| {
+        let db = DB::open_cf_descriptors(&opts, dir, families()).map_err(|e| {
             StoreError::Io(format!("cannot open the data dir {} (is another riskstream using it?): {e}", dir.display()))
         })?;
         let mut write = WriteOptions::default();
@@ -108,24 +103,18 @@ impl RocksDbStore {
         Ok(RocksDbStore { db, write, frontiers: Default::default() })
     }
 
-    /// Opens an existing store for reading only, beside a running engine.
     /// Whether `dir` holds a data dir (RocksDB writes `CURRENT` when it creates one).
     pub fn exists(dir: &Path) -> bool {
         dir.join("CURRENT").exists()
     }
 
+    /// Opens an existing store for reading only, beside a running engine.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         if !Self::exists(dir) {
             return Err(StoreError::Io(format!("no riskstream data dir at {}", dir.display())));
         }
         let opts = Options::default();
-        let family = family_options();
-        let families = LOG_FAMILIES
-            .iter()
-            .copied()
-            .chain(Table::ALL.iter().map(|t| t.name()))
-            .map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
-        let db = DB::open_cf_descriptors_read_only(&opts, dir, families, false)
+        let db = DB::open_cf_descriptors_read_only(&opts, dir, families(), false)
             .map_err(|e| StoreError::Io(format!("cannot open the data dir {}: {e}", dir.display())))?;
         Ok(RocksDbStore { db, write: WriteOptions::default(), frontiers: Default::default() })
     }
