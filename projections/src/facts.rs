@@ -248,7 +248,7 @@ impl ShardState {
                 let p: Position = serde_json::from_slice(value).map_err(bad)?;
                 let (id, symbol) =
                     key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad position key `{key}`")))?;
-                self.account_for_load(id)?.positions.insert(symbol.to_string(), p);
+                self.account_for_load(id)?.positions.insert(symbol, p);
             }
             Table::Cash => {
                 let c: Decimal = serde_json::from_slice(value).map_err(bad)?;

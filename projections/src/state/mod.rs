@@ -2,7 +2,6 @@
 //! sums that make a price change cost O(holders of the symbol).
 
 mod accounts;
-mod positions;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,14 +12,15 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
-use crate::id_map::IdMap;
 use crate::risk::{AccountRisk, CovarianceModel};
 use crate::rules::{DriftRange, HarvestCut, Slopes};
+use crate::tax::IdMap;
 use crate::tax::{TaxBook, WashAdjustment};
 
 pub use accounts::Accounts;
 pub(crate) use accounts::Slot;
-pub use positions::Positions;
+/// An account's positions by symbol.
+pub type Positions = crate::sorted_map::SortedMap<String, Position>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {

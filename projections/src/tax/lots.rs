@@ -21,8 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::error::TaxError;
 use super::realized::Realized;
 use super::term::{days_before, tax_year, term, Term};
-use super::Id;
-use crate::id_map::IdMap;
+use super::{Id, IdMap};
 
 /// `total x part / whole`, exact when `part == whole`, else rounded to the contract's
 /// scale; callers keep the remainder so the pieces add up.
@@ -345,7 +344,7 @@ impl LotBook {
     }
 
     fn insert(&mut self, lot: Lot) {
-        let lots = self.lots.entry_or_default(&lot.symbol);
+        let lots = self.lots.get_or_insert_with(&lot.symbol, Vec::new);
         let at = lots.partition_point(|l| l.key() < lot.key());
         crate::short_list::insert(lots, at, lot);
     }

@@ -68,3 +68,6 @@ pub use wash::{WashAdjustment, WashLedger, WASH_WINDOW_DAYS};
 /// (tickers and most ids are that short), so a million lots carry no allocation per
 /// string; longer ids are allocated as a `String` would be. Serialized as a string.
 pub type Id = compact_str::CompactString;
+
+/// A sorted map keyed by [`Id`]s.
+pub type IdMap<V> = crate::sorted_map::SortedMap<Id, V>;

@@ -46,8 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lots::pro_rata;
 use super::term::Term;
-use super::Id;
-use crate::id_map::IdMap;
+use super::{Id, IdMap};
 
 /// Days either side of a sale in which an acquisition washes it.
 pub const WASH_WINDOW_DAYS: i64 = 30;
@@ -289,13 +288,13 @@ impl WashLedger {
     fn insert(&mut self, fact: Fact) -> String {
         match fact {
             Fact::Supply { group, supply } => {
-                let ledger = self.groups.entry_or_default(&group);
+                let ledger = self.groups.get_or_insert_with(&group, GroupLedger::default);
                 let at = ledger.supply.partition_point(|s| s.key() < supply.key());
                 crate::short_list::insert(&mut ledger.supply, at, supply);
                 group
             }
             Fact::Loss { group, loss } => {
-                let ledger = self.groups.entry_or_default(&group);
+                let ledger = self.groups.get_or_insert_with(&group, GroupLedger::default);
                 let at = ledger.losses.partition_point(|l| l.key() < loss.key());
                 crate::short_list::insert(&mut ledger.losses, at, loss);
                 group
