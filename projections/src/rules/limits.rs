@@ -73,12 +73,7 @@ impl ShardState {
     /// when an alert is raised or cleared.
     pub(crate) fn evaluate_limits(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
         let a = self.accounts.at(slot);
-        let l = &a.limits;
-        let none = [l.max_var, l.max_cvar, l.max_drawdown, l.max_daily_loss, l.max_gross_leverage]
-            .iter()
-            .chain([&l.max_sector_weight, &l.max_asset_class_weight])
-            .all(Option::is_none);
-        if none {
+        if !a.limits.any_checked() {
             return;
         }
         let id = a.account_id.clone();

@@ -130,6 +130,17 @@ pub struct Limits {
     pub max_gross_leverage: Option<Decimal>,
 }
 
+impl Limits {
+    /// Whether any limit the limit rules check is set (the position weight is
+    /// concentration's, with a default).
+    pub(crate) fn any_checked(&self) -> bool {
+        [self.max_var, self.max_cvar, self.max_drawdown, self.max_daily_loss, self.max_gross_leverage]
+            .iter()
+            .chain([&self.max_sector_weight, &self.max_asset_class_weight])
+            .any(Option::is_some)
+    }
+}
+
 impl From<&riskstream_schemas::RiskLimitsSet> for Limits {
     fn from(e: &riskstream_schemas::RiskLimitsSet) -> Self {
         Limits {
@@ -197,6 +208,11 @@ impl Account {
     /// Recounts the positions at or below their harvest trigger.
     pub(crate) fn count_near_harvest(&mut self) {
         self.harvest_near = self.positions.values().filter(|p| p.near_harvest()).count() as u32;
+    }
+
+    /// Forgets every position's harvest cuts (its lots or the wash ledger changed).
+    pub(crate) fn forget_harvest_cuts(&mut self) {
+        self.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
     }
 
     /// Forgets what the ticks keep (the drift range, the largest value) after a

@@ -180,7 +180,7 @@ impl ShardState {
     /// purchases block which lots may have changed anywhere.
     pub(crate) fn forget_every_harvest_cut(&mut self) {
         for (_, a) in self.accounts.slots_mut() {
-            a.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
+            a.forget_harvest_cuts();
         }
     }
 
@@ -190,7 +190,7 @@ impl ShardState {
         let Some(book) = self.tax.get(user_id) else { return };
         for (account_id, _) in book.accounts() {
             if let Some(a) = self.accounts.get_mut(account_id) {
-                a.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
+                a.forget_harvest_cuts();
             }
         }
     }
