@@ -12,15 +12,14 @@ use riskstream_schemas::{
 };
 use rust_decimal::Decimal;
 
-use crate::risk::UNMODELLED;
-use crate::rules::{track_largest, Cause, DriftRange};
-use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Slot, Symbols, Targets};
+use crate::rules::{Cause, DriftRange};
+use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Slot, Targets};
 
 impl ShardState {
     /// Stateful checks; stateless ones are `riskstream_schemas::validate`.
     pub fn check(&self, event: &Event) -> Result<(), Rejection> {
         match &event.body {
-            EventBody::AccountOpened(e) => match self.accounts.get(&e.account_id) {
+            EventBody::AccountOpened(e) => match self.book.accounts.get(&e.account_id) {
                 Some(_) => Err(Rejection::field("account_id", format!("account `{}` is already open", e.account_id))),
                 None => Ok(()),
             },
@@ -38,7 +37,7 @@ impl ShardState {
     }
 
     fn owned(&self, account_id: &str, user_id: &str) -> Result<&Account, Rejection> {
-        let a = self.accounts.get(account_id).ok_or_else(|| {
+        let a = self.book.accounts.get(account_id).ok_or_else(|| {
             Rejection::field("account_id", format!("unknown account `{account_id}` (send AccountOpened first)"))
         })?;
         if a.user_id != user_id {
@@ -52,7 +51,7 @@ impl ShardState {
 
     fn check_trade(&self, e: &TradeExecuted) -> Result<(), Rejection> {
         let a = self.owned(&e.account_id, &e.user_id)?;
-        if !self.securities.contains_key(&e.symbol) {
+        if !self.market.securities.contains_key(&e.symbol) {
             return Err(Rejection::field(
                 "symbol",
                 format!("unknown symbol `{}` (send SecurityListed first)", e.symbol),
@@ -99,7 +98,7 @@ impl ShardState {
         self.roll_bar(event.ts, cause, &mut alerts);
         self.settle_taxes(event.ts, cause, &mut alerts);
         if let Some(account_id) = event.body.account_id() {
-            if self.accounts.contains_key(account_id) {
+            if self.book.accounts.contains_key(account_id) {
                 self.roll_day(account_id, event.ts);
             }
         }
@@ -112,12 +111,12 @@ impl ShardState {
                     sector: e.sector.clone(),
                     wash_group: e.wash_group.clone(),
                 };
-                if let Some(old) = self.securities.insert(e.symbol.clone(), sec) {
+                if let Some(old) = self.market.securities.insert(e.symbol.clone(), sec) {
                     if old.wash_group != e.wash_group {
                         self.forget_every_harvest_cut();
                     }
                 }
-                self.dirty.securities.insert(e.symbol.clone());
+                self.market.changed.securities.insert(e.symbol.clone());
             }
             EventBody::CashMovement(e) => {
                 let signed = if e.kind.is_inflow() { e.amount } else { -e.amount };
@@ -150,7 +149,7 @@ impl ShardState {
                 let a = self.account_mut(&e.account_id);
                 a.targets = Some(t);
                 a.forget_ranges();
-                self.dirty.targets.insert(e.account_id.clone());
+                self.book.changed.targets.insert(e.account_id.clone());
                 self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
             }
             EventBody::RiskLimitsSet(e) => {
@@ -158,8 +157,8 @@ impl ShardState {
                 a.limits = Limits::from(e);
                 // New limits are the reset of the circuit breaker.
                 a.risk.marks.reducing = false;
-                self.dirty.accounts.insert(e.account_id.clone());
-                self.dirty.risk_marks.insert(e.account_id.clone());
+                self.book.changed.accounts.insert(e.account_id.clone());
+                self.risk.changed.marks.insert(e.account_id.clone());
                 self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
             }
             // Channel preferences belong to the notifier; the record is kept in the log.
@@ -169,11 +168,11 @@ impl ShardState {
     }
 
     fn slot_of(&self, account_id: &str) -> Slot {
-        self.accounts.slot(account_id).expect("checked before apply")
+        self.book.accounts.slot(account_id).expect("checked before apply")
     }
 
     fn account_mut(&mut self, account_id: &str) -> &mut Account {
-        self.accounts.get_mut(account_id).expect("checked before apply")
+        self.book.accounts.get_mut(account_id).expect("checked before apply")
     }
 
     fn open_account(&mut self, e: &AccountOpened, event: &Event) {
@@ -195,13 +194,13 @@ impl ShardState {
             drift: DriftRange::Unbuilt,
             largest: None,
         };
-        self.accounts.insert(e.account_id.clone(), account);
+        self.book.accounts.insert(e.account_id.clone(), account);
         self.open_tax_account(&e.user_id, &e.account_id, e.tax_status);
         self.roll_day(&e.account_id, event.ts);
         // Stored from the start, whatever the day: `facts()` lists every account's marks.
-        self.dirty.risk_marks.insert(e.account_id.clone());
-        self.dirty.accounts.insert(e.account_id.clone());
-        self.dirty.cash.insert(e.account_id.clone());
+        self.risk.changed.marks.insert(e.account_id.clone());
+        self.book.changed.accounts.insert(e.account_id.clone());
+        self.book.changed.cash.insert(e.account_id.clone());
     }
 
     fn move_cash(&mut self, account_id: &str, signed: Decimal) {
@@ -209,21 +208,21 @@ impl ShardState {
         a.cash += signed;
         a.market_value += signed;
         a.forget_ranges();
-        self.dirty.cash.insert(account_id.to_string());
+        self.book.changed.cash.insert(account_id.to_string());
     }
 
     fn trade(&mut self, e: &TradeExecuted, event: &Event) {
-        if !self.prices.contains_key(&e.symbol) {
+        if !self.market.prices.contains_key(&e.symbol) {
             // Until the first tick, the trade price is the best price known.
             let info = PriceInfo { price: e.price, ts: event.ts, prev_close: e.price };
-            self.prices.insert(e.symbol.clone(), info);
-            self.dirty.prices.insert(e.symbol.clone());
+            self.market.prices.insert(e.symbol.clone(), info);
+            self.market.changed.prices.insert(e.symbol.clone());
         }
         let price = self.last_price(&e.symbol);
         let (quantity_delta, cash_delta) = trade_effect(e);
-        let slot = self.accounts.slot(&e.account_id).expect("checked before apply");
-        let a = self.accounts.at_mut(slot);
-        let symbols = &mut self.symbols;
+        let slot = self.book.accounts.slot(&e.account_id).expect("checked before apply");
+        let a = self.book.accounts.at_mut(slot);
+        let symbols = &mut self.book.symbols;
         let new = !a.positions.contains_key(&e.symbol);
         let p = a.positions.get_or_insert_with(&e.symbol, || {
             let mut p = Position::new(Decimal::ZERO, Decimal::ZERO);
@@ -240,14 +239,14 @@ impl ShardState {
         a.forget_ranges();
         if emptied {
             a.positions.remove(&e.symbol);
-            if let Some(h) = self.holders.get_mut(&e.symbol) {
+            if let Some(h) = self.book.holders.get_mut(&e.symbol) {
                 h.retain(|&s| s != slot);
             }
         } else if new {
-            self.holders.entry(e.symbol.clone()).or_default().push(slot);
+            self.book.holders.entry(e.symbol.clone()).or_default().push(slot);
         }
-        self.dirty.positions.insert((e.account_id.clone(), e.symbol.clone()));
-        self.dirty.cash.insert(e.account_id.clone());
+        self.book.changed.positions.insert((e.account_id.clone(), e.symbol.clone()));
+        self.book.changed.cash.insert(e.account_id.clone());
     }
 
     /// New last prices: O(holders) per symbol, then the rules once per touched
@@ -261,15 +260,16 @@ impl ShardState {
         let mut moved = Vec::new();
         let mut opens = Vec::new();
         for (symbol, price, ts) in prices {
-            if self.set_price(symbol, price, ts) {
+            if self.market.set_price(symbol, price, ts) {
                 opens.push(symbol);
             }
             moved.push(symbol);
         }
-        let touched = self.revalue_holders(&moved, cause.ts.day());
+        let (market, model, marks) = (&self.market, &self.risk.model, &mut self.risk.changed.marks);
+        let touched = self.book.revalue_holders(&moved, market, model, marks, cause.ts.day());
         if self.full_recompute {
             for &slot in &touched {
-                let id = self.accounts.at(slot).account_id.clone();
+                let id = self.book.accounts.at(slot).account_id.clone();
                 self.revalue_account(&id);
             }
         }
@@ -282,106 +282,6 @@ impl ShardState {
         for slot in touched {
             self.evaluate_account(slot, cause, out);
         }
-    }
-
-    /// Moves the running values of every account holding a moved symbol to the new
-    /// prices; returns the slots of the accounts touched, in account id order.
-    fn revalue_holders(&mut self, symbols: &[&str], today: i64) -> Vec<Slot> {
-        self.epoch += 1;
-        // A conflated batch usually moves most symbols: then walking each account's
-        // positions once beats one account lookup per (symbol, holder).
-        let mut touched = if symbols.len() * 4 >= self.holders.len() {
-            self.revalue_account_major(symbols, today)
-        } else {
-            self.revalue_symbol_major(symbols, today)
-        };
-        self.accounts.sort_by_id(&mut touched);
-        touched
-    }
-
-    fn revalue_symbol_major(&mut self, symbols: &[&str], today: i64) -> Vec<Slot> {
-        let epoch = self.epoch;
-        let (holders, accounts, prices, model) = (&self.holders, &mut self.accounts, &self.prices, &self.model);
-        let dirty = &mut self.dirty;
-        let mut touched = Vec::new();
-        for symbol in symbols {
-            let (Some(ids), Some(info)) = (holders.get(*symbol), prices.get(*symbol)) else { continue };
-            let index = model.index_of(symbol).unwrap_or(UNMODELLED);
-            for &slot in ids {
-                let a = accounts.at_mut(slot);
-                if a.risk.marks.roll_day(today, a.market_value) {
-                    dirty.risk_marks.insert(a.account_id.clone());
-                }
-                let p = a.positions.get_mut(symbol).expect("holders index matches positions");
-                let (new_value, was) = (p.quantity * info.price, p.value_f);
-                a.market_value += new_value - p.value;
-                a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
-                a.drift.moved(&p.slopes, was, p.value_f);
-                track_largest(&mut a.largest, was, p.value_f);
-                a.risk.book.set_exposure(index, p.value_f, model);
-                if a.mark != epoch {
-                    a.mark = epoch;
-                    touched.push(slot);
-                }
-            }
-        }
-        touched
-    }
-
-    fn revalue_account_major(&mut self, symbols: &[&str], today: i64) -> Vec<Slot> {
-        let model = &self.model;
-        // (price, model index) by the symbol's dense index.
-        let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; self.symbols.len()];
-        for s in symbols {
-            if let (Some(i), Some(p)) = (self.symbols.get(s), self.prices.get(*s)) {
-                moved[i as usize] = Some((p.price, model.index_of(s).unwrap_or(UNMODELLED)));
-            }
-        }
-        let dirty = &mut self.dirty;
-        let mut touched = Vec::new();
-        for (slot, a) in self.accounts.slots_mut() {
-            let mut hit = false;
-            for p in a.positions.values_mut() {
-                debug_assert_ne!(p.sym, Symbols::NONE, "every position is interned");
-                if let Some(&Some((price, index))) = moved.get(p.sym as usize) {
-                    if !hit && a.risk.marks.roll_day(today, a.market_value) {
-                        dirty.risk_marks.insert(a.account_id.clone());
-                    }
-                    let (new_value, was) = (p.quantity * price, p.value_f);
-                    a.market_value += new_value - p.value;
-                    a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
-                    a.drift.moved(&p.slopes, was, p.value_f);
-                    track_largest(&mut a.largest, was, p.value_f);
-                    a.risk.book.put_exposure(index, p.value_f);
-                    hit = true;
-                }
-            }
-            if hit {
-                a.risk.book.recompute(model);
-                touched.push(slot);
-            }
-        }
-        touched
-    }
-
-    /// Returns whether this is the symbol's first price of a new day (an open).
-    fn set_price(&mut self, symbol: &str, price: Decimal, ts: Timestamp) -> bool {
-        let open = self.prices.get(symbol).is_some_and(|old| ts.day() > old.ts.day());
-        let info = match self.prices.get(symbol) {
-            Some(old) if ts.day() > old.ts.day() => PriceInfo { price, ts, prev_close: old.price },
-            Some(old) => PriceInfo { price, ts: ts.max(old.ts), prev_close: old.prev_close },
-            None => PriceInfo { price, ts, prev_close: price },
-        };
-        match self.prices.get_mut(symbol) {
-            Some(slot) => *slot = info,
-            None => {
-                self.prices.insert(symbol.to_string(), info);
-            }
-        }
-        if !self.dirty.prices.contains(symbol) {
-            self.dirty.prices.insert(symbol.to_string());
-        }
-        open
     }
 }
 

@@ -43,7 +43,7 @@ impl ShardState {
                 state.load_fact(table, account_id, &value)?;
             }
         }
-        if let Some(t) = state.accounts.get(account_id).and_then(|a| a.targets.as_ref()) {
+        if let Some(t) = state.book.accounts.get(account_id).and_then(|a| a.targets.as_ref()) {
             symbols.extend(t.weights.keys().map(|s| s.to_string()));
         }
         for symbol in &symbols {

@@ -95,55 +95,57 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
 impl ShardState {
     /// Returns the rows changed since the last call, in table then key order.
     pub fn drain_changes(&mut self) -> Vec<Change> {
-        let dirty = std::mem::take(&mut self.dirty);
+        let (book, market) = (std::mem::take(&mut self.book.changed), std::mem::take(&mut self.market.changed));
+        let (signals, risk) = (std::mem::take(&mut self.signals.changed), std::mem::take(&mut self.risk.changed));
+        let tax = std::mem::take(&mut self.tax.changed);
         let mut out = Vec::new();
         let mut put = |table, key: String, value: Option<Vec<u8>>| out.push(Change { table, key, value });
-        for id in dirty.accounts {
-            put(Table::Accounts, id.clone(), self.accounts.get(&id).map(json));
+        for id in book.accounts {
+            put(Table::Accounts, id.clone(), self.book.accounts.get(&id).map(json));
         }
-        for symbol in dirty.securities {
-            put(Table::Securities, symbol.clone(), self.securities.get(&symbol).map(json));
+        for symbol in market.securities {
+            put(Table::Securities, symbol.clone(), self.market.securities.get(&symbol).map(json));
         }
-        for (id, symbol) in dirty.positions {
-            let row = self.accounts.get(&id).and_then(|a| a.positions.get(&symbol)).map(json);
+        for (id, symbol) in book.positions {
+            let row = self.book.accounts.get(&id).and_then(|a| a.positions.get(&symbol)).map(json);
             put(Table::Positions, format!("{id}{SEP}{symbol}"), row);
         }
-        for id in dirty.cash {
-            put(Table::Cash, id.clone(), self.accounts.get(&id).map(|a| json(&a.cash)));
+        for id in book.cash {
+            put(Table::Cash, id.clone(), self.book.accounts.get(&id).map(|a| json(&a.cash)));
         }
-        for symbol in dirty.prices {
-            put(Table::Prices, symbol.clone(), self.prices.get(&symbol).map(json));
+        for symbol in market.prices {
+            put(Table::Prices, symbol.clone(), self.market.prices.get(&symbol).map(json));
         }
-        for id in dirty.targets {
-            let row = self.accounts.get(&id).and_then(|a| a.targets.as_ref()).map(json);
+        for id in book.targets {
+            let row = self.book.accounts.get(&id).and_then(|a| a.targets.as_ref()).map(json);
             put(Table::Targets, id, row);
         }
-        for (rule, subject) in dirty.signals {
+        for (rule, subject) in signals {
             let row = self.signal(&rule, &subject).map(json);
             put(Table::Signals, format!("{rule}{SEP}{subject}"), row);
         }
-        if dirty.model {
+        if risk.model {
             self.model_rows(&mut |table, key, value| put(table, key, Some(value)));
         }
-        for id in dirty.risk_marks {
-            put(Table::RiskMarks, id.clone(), self.accounts.get(&id).map(|a| json(&a.risk.marks)));
+        for id in risk.marks {
+            put(Table::RiskMarks, id.clone(), self.book.accounts.get(&id).map(|a| json(&a.risk.marks)));
         }
-        for id in dirty.risk_history {
-            put(Table::RiskHistory, id.clone(), self.accounts.get(&id).map(|a| json(&a.risk.history)));
+        for id in risk.history {
+            put(Table::RiskHistory, id.clone(), self.book.accounts.get(&id).map(|a| json(&a.risk.history)));
         }
-        for user in dirty.tax_books {
-            put(Table::TaxBooks, user.clone(), self.tax.get(&user).map(TaxBook::header_row));
+        for user in tax.books {
+            put(Table::TaxBooks, user.clone(), self.tax.books.get(&user).map(TaxBook::header_row));
         }
-        for (user, group) in dirty.wash_ledger {
-            let row = self.tax.get(&user).and_then(|b| b.ledger_group_row(&group));
+        for (user, group) in tax.wash_ledger {
+            let row = self.tax.books.get(&user).and_then(|b| b.ledger_group_row(&group));
             put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
         }
-        for (id, symbol) in dirty.tax_lots {
+        for (id, symbol) in tax.lots {
             let row = self.lots_row(&id, &symbol).map(json);
             put(Table::TaxLots, format!("{id}{SEP}{symbol}"), row);
         }
-        for (user, n) in dirty.wash_sales {
-            let row = self.wash_sales.get(&user).and_then(|w| w.get(n)).map(json);
+        for (user, n) in tax.wash_sales {
+            let row = self.tax.wash_sales.get(&user).and_then(|w| w.get(n)).map(json);
             put(Table::WashSales, wash_key(&user, n), row);
         }
         out
@@ -152,20 +154,24 @@ impl ShardState {
     /// Forgets the rows changed since the last drain without encoding them: a
     /// replay that keeps its state in memory (a point-in-time query) stores nothing.
     pub fn discard_changes(&mut self) {
-        self.dirty = Default::default();
+        self.book.changed = Default::default();
+        self.market.changed = Default::default();
+        self.signals.changed = Default::default();
+        self.risk.changed = Default::default();
+        self.tax.changed = Default::default();
     }
 
     /// An (account, symbol)'s open lots; `None` when there are none.
     fn lots_row(&self, account_id: &str, symbol: &str) -> Option<&[Lot]> {
-        let user = &self.accounts.get(account_id)?.user_id;
-        let lots = self.tax.get(user)?.account(account_id)?.lots.lots(symbol);
+        let user = &self.book.accounts.get(account_id)?.user_id;
+        let lots = self.tax.books.get(user)?.account(account_id)?.lots.lots(symbol);
         (!lots.is_empty()).then_some(lots)
     }
 
     fn model_rows(&self, put: &mut dyn FnMut(Table, String, Vec<u8>)) {
-        put(Table::RiskModel, MODEL_SCALARS.to_string(), json(self.model.scalars()));
-        for i in 0..self.model.len() as u32 {
-            put(Table::RiskModel, self.model.symbol(i).to_string(), self.model.row(i).to_bytes());
+        put(Table::RiskModel, MODEL_SCALARS.to_string(), json(self.risk.model.scalars()));
+        for i in 0..self.risk.model.len() as u32 {
+            put(Table::RiskModel, self.risk.model.symbol(i).to_string(), self.risk.model.row(i).to_bytes());
         }
     }
 
@@ -174,24 +180,24 @@ impl ShardState {
     pub fn facts(&self) -> Vec<Change> {
         let mut out = Vec::new();
         let mut put = |table, key: String, value: Vec<u8>| out.push(Change { table, key, value: Some(value) });
-        for (id, a) in self.accounts.iter() {
+        for (id, a) in self.book.accounts.iter() {
             put(Table::Accounts, id.clone(), json(a));
         }
-        for (s, sec) in &self.securities {
+        for (s, sec) in &self.market.securities {
             put(Table::Securities, s.clone(), json(sec));
         }
-        for (id, a) in self.accounts.iter() {
+        for (id, a) in self.book.accounts.iter() {
             for (s, p) in &a.positions {
                 put(Table::Positions, format!("{id}{SEP}{s}"), json(p));
             }
         }
-        for (id, a) in self.accounts.iter() {
+        for (id, a) in self.book.accounts.iter() {
             put(Table::Cash, id.clone(), json(&a.cash));
         }
-        for (s, p) in &self.prices {
+        for (s, p) in &self.market.prices {
             put(Table::Prices, s.clone(), json(p));
         }
-        for (id, a) in self.accounts.iter() {
+        for (id, a) in self.book.accounts.iter() {
             if let Some(t) = &a.targets {
                 put(Table::Targets, id.clone(), json(t));
             }
@@ -199,16 +205,16 @@ impl ShardState {
         for (rule, subject, s) in self.signals() {
             put(Table::Signals, format!("{rule}{SEP}{subject}"), json(s));
         }
-        if self.model.scalars().bar.is_some() {
+        if self.risk.model.scalars().bar.is_some() {
             self.model_rows(&mut |table, key, value| put(table, key, value));
         }
-        for (id, a) in self.accounts.iter() {
+        for (id, a) in self.book.accounts.iter() {
             put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
             if a.risk.history != Default::default() {
                 put(Table::RiskHistory, id.clone(), json(&a.risk.history));
             }
         }
-        for (user, book) in &self.tax {
+        for (user, book) in &self.tax.books {
             put(Table::TaxBooks, user.clone(), book.header_row());
             for (group, row) in book.ledger_group_rows() {
                 put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
@@ -221,7 +227,7 @@ impl ShardState {
                 }
             }
         }
-        for (user, list) in &self.wash_sales {
+        for (user, list) in &self.tax.wash_sales {
             for (n, w) in list.iter().enumerate() {
                 put(Table::WashSales, wash_key(user, n), json(w));
             }
@@ -238,11 +244,11 @@ impl ShardState {
         match table {
             Table::Accounts => {
                 let a: Account = serde_json::from_slice(value).map_err(bad)?;
-                self.accounts.insert(key.to_string(), a);
+                self.book.accounts.insert(key.to_string(), a);
             }
             Table::Securities => {
                 let s: Security = serde_json::from_slice(value).map_err(bad)?;
-                self.securities.insert(key.to_string(), s);
+                self.market.securities.insert(key.to_string(), s);
             }
             Table::Positions => {
                 let p: Position = serde_json::from_slice(value).map_err(bad)?;
@@ -256,7 +262,7 @@ impl ShardState {
             }
             Table::Prices => {
                 let p: PriceInfo = serde_json::from_slice(value).map_err(bad)?;
-                self.prices.insert(key.to_string(), p);
+                self.market.prices.insert(key.to_string(), p);
             }
             Table::Targets => {
                 let t: Targets = serde_json::from_slice(value).map_err(bad)?;
@@ -266,15 +272,15 @@ impl ShardState {
                 let s: SignalState = serde_json::from_slice(value).map_err(bad)?;
                 let (rule, subject) =
                     key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad signal key `{key}`")))?;
-                self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), s);
+                self.signals.load(rule, subject, s);
             }
             Table::RiskModel if key == MODEL_SCALARS => {
-                self.model.load_scalars(serde_json::from_slice(value).map_err(bad)?)
+                self.risk.model.load_scalars(serde_json::from_slice(value).map_err(bad)?)
             }
             Table::RiskModel => {
                 let row = SymbolModel::from_bytes(value)
                     .map_err(|e| Rejection::body(format!("stored risk_model row `{key}` is corrupt: {e}")))?;
-                self.model.load_row(key, row)
+                self.risk.model.load_row(key, row)
             }
             Table::RiskMarks => self.account_for_load(key)?.risk.marks = serde_json::from_slice(value).map_err(bad)?,
             Table::RiskHistory => {
@@ -282,13 +288,14 @@ impl ShardState {
             }
             Table::TaxBooks => {
                 let book = TaxBook::from_header_row(value).map_err(bad)?;
-                self.tax.insert(key.to_string(), book);
+                self.tax.books.insert(key.to_string(), book);
             }
             Table::WashLedger => {
                 let (user, group) =
                     key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad wash_ledger key `{key}`")))?;
                 let book = self
                     .tax
+                    .books
                     .get_mut(user)
                     .ok_or_else(|| Rejection::body(format!("stored wash ledger of `{user}` but no tax book")))?;
                 book.load_ledger_group(group, value).map_err(bad)?;
@@ -298,7 +305,7 @@ impl ShardState {
                 let (id, symbol) =
                     key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad tax_lots key `{key}`")))?;
                 let user = self.account_for_load(id)?.user_id.clone();
-                let book = self.tax.get_mut(&user).ok_or_else(|| {
+                let book = self.tax.books.get_mut(&user).ok_or_else(|| {
                     Rejection::body(format!("stored lots of `{id}` but no tax book for user `{user}`"))
                 })?;
                 if !book.load_lots(id, symbol, lots) {
@@ -311,7 +318,7 @@ impl ShardState {
                 let w: WashAdjustment = serde_json::from_slice(value).map_err(bad)?;
                 let (user, n) =
                     key.split_once(SEP).ok_or_else(|| Rejection::body(format!("bad wash_sales key `{key}`")))?;
-                let list = self.wash_sales.entry(user.to_string()).or_default();
+                let list = self.tax.wash_sales.entry(user.to_string()).or_default();
                 // Keys sort by number (zero-padded), so rows arrive in order.
                 if n.parse::<usize>().ok() != Some(list.len()) {
                     return Err(Rejection::body(format!("wash_sales row `{key}` is out of sequence")));
@@ -323,6 +330,9 @@ impl ShardState {
     }
 
     fn account_for_load(&mut self, id: &str) -> Result<&mut Account, Rejection> {
-        self.accounts.get_mut(id).ok_or_else(|| Rejection::body(format!("stored row refers to unknown account `{id}`")))
+        self.book
+            .accounts
+            .get_mut(id)
+            .ok_or_else(|| Rejection::body(format!("stored row refers to unknown account `{id}`")))
     }
 }

@@ -137,13 +137,13 @@ pub(crate) fn weight(value: Decimal, total: Decimal) -> Decimal {
 impl ShardState {
     /// The account as maintained incrementally (running values).
     pub fn incremental_view(&self, account_id: &str) -> Option<AccountView> {
-        let a = self.accounts.get(account_id)?;
+        let a = self.book.accounts.get(account_id)?;
         Some(self.view_with(a, a.market_value, |_, p| p.value))
     }
 
     /// The account recomputed from facts alone (quantity x last price).
     pub fn full_view(&self, account_id: &str) -> Option<AccountView> {
-        let a = self.accounts.get(account_id)?;
+        let a = self.book.accounts.get(account_id)?;
         let value_of = |s: &str, p: &Position| p.quantity * self.last_price(s);
         let total = a.cash + a.positions.iter().map(|(s, p)| value_of(s, p)).sum::<Decimal>();
         Some(self.view_with(a, total, value_of))

@@ -29,6 +29,31 @@ use crate::state::{Account, ShardState, Slot};
 
 pub(crate) use book::UNMODELLED;
 
+/// The shard's risk part: the covariance model (an account's own risk state sits
+/// with the account, in [`AccountRisk`]).
+#[derive(Debug)]
+pub(crate) struct Risk {
+    pub model: CovarianceModel,
+    pub changed: RiskChanges,
+}
+
+impl Risk {
+    pub fn new(config: &crate::RiskConfig) -> Self {
+        Risk { model: CovarianceModel::new(config), changed: RiskChanges::default() }
+    }
+}
+
+/// Risk rows touched since the last `drain_changes`.
+#[derive(Debug, Default)]
+pub(crate) struct RiskChanges {
+    /// The model changed (a bar closed): every model row is written.
+    pub model: bool,
+    /// Accounts whose performance marks changed.
+    pub marks: std::collections::BTreeSet<String>,
+    /// Accounts whose bar history changed.
+    pub history: std::collections::BTreeSet<String>,
+}
+
 /// An account's risk state beside its positions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountRisk {
@@ -75,85 +100,85 @@ pub(crate) fn decimal_of(x: f64) -> Decimal {
 /// The book of an account from facts (quantity x last price), from scratch.
 pub(crate) fn build_book(account: &Account, state: &ShardState) -> RiskBook {
     let positions = account.positions.iter().map(|(symbol, p)| {
-        let index = state.model.index_of(symbol).unwrap_or(UNMODELLED);
+        let index = state.risk.model.index_of(symbol).unwrap_or(UNMODELLED);
         (index, f64_of(p.quantity * state.last_price(symbol)))
     });
-    RiskBook::build(positions, &state.model)
+    RiskBook::build(positions, &state.risk.model)
 }
 
 impl ShardState {
     pub fn model(&self) -> &CovarianceModel {
-        &self.model
+        &self.risk.model
     }
 
     /// The account's risk as maintained incrementally.
     pub fn account_risk(&self, account_id: &str) -> Option<&AccountRisk> {
-        self.accounts.get(account_id).map(|a| &a.risk)
+        self.book.accounts.get(account_id).map(|a| &a.risk)
     }
 
     /// The account's book recomputed from facts alone (the incremental check).
     pub fn full_book(&self, account_id: &str) -> Option<RiskBook> {
-        self.accounts.get(account_id).map(|a| build_book(a, self))
+        self.book.accounts.get(account_id).map(|a| build_book(a, self))
     }
 
     pub(crate) fn rebuild_book(&mut self, account_id: &str) {
-        if let Some(a) = self.accounts.get(account_id) {
+        if let Some(a) = self.book.accounts.get(account_id) {
             let book = build_book(a, self);
-            self.accounts.get_mut(account_id).expect("just read").risk.book = book;
+            self.book.accounts.get_mut(account_id).expect("just read").risk.book = book;
         }
     }
 
     /// Starts the event-time day of `ts` for an account about to change.
     pub(crate) fn roll_day(&mut self, account_id: &str, ts: Timestamp) {
-        let a = self.accounts.get_mut(account_id).expect("checked before apply");
+        let a = self.book.accounts.get_mut(account_id).expect("checked before apply");
         if a.risk.marks.roll_day(ts.day(), a.market_value) {
-            self.dirty.risk_marks.insert(account_id.to_string());
+            self.risk.changed.marks.insert(account_id.to_string());
         }
     }
 
     /// Books a deposit (positive) or withdrawal (negative) before it is applied.
     pub(crate) fn book_flow(&mut self, account_id: &str, amount: Decimal) {
-        let a = self.accounts.get_mut(account_id).expect("checked before apply");
+        let a = self.book.accounts.get_mut(account_id).expect("checked before apply");
         a.risk.marks.flow(amount, a.market_value);
-        self.dirty.risk_marks.insert(account_id.to_string());
+        self.risk.changed.marks.insert(account_id.to_string());
     }
 
     /// Moves the high-water mark and max drawdown to the account's current value.
     pub(crate) fn mark_value(&mut self, slot: Slot) {
-        let a = self.accounts.at_mut(slot);
+        let a = self.book.accounts.at_mut(slot);
         if a.risk.marks.mark(a.market_value) {
-            self.dirty.risk_marks.insert(a.account_id.clone());
+            self.risk.changed.marks.insert(a.account_id.clone());
         }
     }
 
     /// Closes the open bar when `ts` lies in a later one (see the module doc).
     pub(crate) fn roll_bar(&mut self, ts: Timestamp, cause: Cause, out: &mut Vec<Alert>) {
-        let open = self.model.scalars().bar;
+        let open = self.risk.model.scalars().bar;
         // Most events stay in the open bar: decide that before touching the prices.
-        if open.is_some_and(|bar| self.model.bar_of(ts.micros()) <= bar) {
+        if open.is_some_and(|bar| self.risk.model.bar_of(ts.micros()) <= bar) {
             return;
         }
-        let closes = self.prices.iter().map(|(s, p)| (s.as_str(), f64_of(p.price)));
-        let closed = self.model.advance(ts.micros(), closes);
-        if self.model.scalars().bar != open {
-            self.dirty.model = true;
+        let closes = self.market.prices.iter().map(|(s, p)| (s.as_str(), f64_of(p.price)));
+        let closed = self.risk.model.advance(ts.micros(), closes);
+        if self.risk.model.scalars().bar != open {
+            self.risk.changed.model = true;
         }
         let Some(closed) = closed else { return };
-        let mut ids: Vec<String> = self.accounts.keys().cloned().collect();
+        let mut ids: Vec<String> = self.book.accounts.keys().cloned().collect();
         ids.sort_unstable();
-        let (window, z) = (self.model.params.window, self.model.params.z_limit);
+        let (window, z) = (self.risk.model.params.window, self.risk.model.params.z_limit);
         for id in &ids {
-            let a = &self.accounts[id];
+            let a = &self.book.accounts[id];
             // Positions the model knew keep their indexes: recompute in place; a
             // symbol that entered the model at this close needs the lookups.
             let book = if a.risk.book.index.contains(&UNMODELLED) || a.risk.book.index.len() != a.positions.len() {
                 build_book(a, self)
             } else {
-                let mut book = std::mem::take(&mut self.accounts.get_mut(id).expect("listed above").risk.book);
-                book.recompute(&self.model);
+                let mut book = std::mem::take(&mut self.book.accounts.get_mut(id).expect("listed above").risk.book);
+                book.recompute(&self.risk.model);
                 book
             };
-            let a = self.accounts.get_mut(id).expect("listed above");
+            let a = self.book.accounts.get_mut(id).expect("listed above");
             let h = &mut a.risk.history;
             // Exposures at the previous close book this bar's P&L even when the
             // positions are gone now.
@@ -171,13 +196,13 @@ impl ShardState {
             let changed = exception.is_some() || had_exposures || !h.exposures.is_empty() || !a.positions.is_empty();
             a.risk.book = book;
             if changed {
-                self.dirty.risk_history.insert(id.clone());
+                self.risk.changed.history.insert(id.clone());
             }
             if exception.is_some() {
                 self.evaluate_backtest(id, cause, out);
             }
         }
-        let mut moved: Vec<String> = closed.moved.iter().map(|&i| self.model.symbol(i).to_string()).collect();
+        let mut moved: Vec<String> = closed.moved.iter().map(|&i| self.risk.model.symbol(i).to_string()).collect();
         moved.sort_unstable();
         for symbol in &moved {
             self.evaluate_volatility_spike(symbol, cause, out);

@@ -129,7 +129,7 @@ fn scaled(one_bar: f64, horizon: u32) -> f64 {
 
 impl ShardState {
     pub fn risk_view(&self, account_id: &str) -> Option<RiskView> {
-        let a = self.accounts.get(account_id)?;
+        let a = self.book.accounts.get(account_id)?;
         let risk = &a.risk;
         let value = a.market_value;
         let v = f64_of(value);
@@ -138,15 +138,15 @@ impl ShardState {
         let sigma = risk.book.sigma();
         let mut figures = self.parametric_figures(sigma, &frac);
         figures.extend(self.history_figures(risk, &frac));
-        let params = &self.model.params;
+        let params = &self.risk.model.params;
         let components = self.components(a, params.z_limit);
         let min_obs = a
             .positions
             .keys()
-            .map(|s| self.model.index_of(s).map_or(0, |i| self.model.row(i).observations))
+            .map(|s| self.risk.model.index_of(s).map_or(0, |i| self.risk.model.row(i).observations))
             .min()
             .unwrap_or(0);
-        let repair = self.model.repair();
+        let repair = self.risk.model.repair();
         let conventions = Conventions {
             covariance: "RiskMetrics EWMA, S = lambda S + (1 - lambda) r r', clipped to PSD, Ledoit-Wolf shrinkage to mean-variance x I when ill-conditioned",
             lambda: cfg.lambda,
@@ -156,7 +156,7 @@ impl ShardState {
             student_t_dof: cfg.student_t_dof,
             historical: "hypothetical P&L per bar: positions at the previous close revalued at this close",
             quantile: "k = floor(n (1 - confidence)) + 1; VaR = k-th largest loss, CVaR = mean of the k largest",
-            model_bars: self.model.scalars().bars,
+            model_bars: self.risk.model.scalars().bars,
             min_position_observations: min_obs,
             shrinkage: repair.shrinkage,
             // A condition number is at least 1; below that there is no matrix yet.
@@ -185,7 +185,7 @@ impl ShardState {
                 pnl: risk.marks.day_pnl(value),
                 loss_fraction: risk.marks.day_loss(value).round_dp(10),
             },
-            gross_leverage: self.gross_leverage(a),
+            gross_leverage: a.gross_leverage(),
             state: if risk.marks.reducing { "reducing" } else { "normal" },
             backtest: self.backtest(risk),
             limits: a.limits,
@@ -257,13 +257,13 @@ impl ShardState {
     }
 
     fn backtest(&self, risk: &AccountRisk) -> Backtest {
-        let p = 1.0 - self.model.params.confidence;
+        let p = 1.0 - self.risk.model.params.confidence;
         let observations = risk.history.exceptions.len() as u32;
         let exceptions = risk.history.exception_count();
         let lr = stats::kupiec_lr(exceptions, observations, p);
         Backtest {
             method: "one-bar parametric normal VaR vs hypothetical P&L; Kupiec POF; Basel traffic light",
-            confidence: self.model.params.confidence,
+            confidence: self.risk.model.params.confidence,
             observations,
             exceptions,
             kupiec_lr: lr,
@@ -273,16 +273,16 @@ impl ShardState {
     }
 
     pub fn symbol_risk_view(&self, symbol: &str) -> Option<SymbolRiskView> {
-        let i = self.model.index_of(symbol)?;
-        let row = self.model.row(i);
+        let i = self.risk.model.index_of(symbol)?;
+        let row = self.risk.model.row(i);
         let cfg = &self.config.risk;
         let spike = (row.long_var > 0.0).then(|| (row.short_var / row.long_var).sqrt());
         Some(SymbolRiskView {
             symbol: symbol.to_string(),
             observations: row.observations,
             close: row.close,
-            volatility: self.model.raw(i, i).max(0.0).sqrt(),
-            model_volatility: self.model.cov(i, i).max(0.0).sqrt(),
+            volatility: self.risk.model.raw(i, i).max(0.0).sqrt(),
+            model_volatility: self.risk.model.cov(i, i).max(0.0).sqrt(),
             short_volatility: row.short_var.sqrt(),
             long_volatility: row.long_var.sqrt(),
             spike_ratio: spike,

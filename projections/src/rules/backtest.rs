@@ -15,14 +15,14 @@ const RED: Rule = Rule { kind: AlertKind::VarBacktest, name: "var_backtest_red" 
 
 impl ShardState {
     pub(crate) fn evaluate_backtest(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let h = &self.accounts[account_id].risk.history;
+        let h = &self.book.accounts[account_id].risk.history;
         let (x, t) = (h.exception_count(), h.exceptions.len() as u32);
         // The traffic light is defined over a full window (250 bars by default):
         // on a short one a single exception already reads yellow.
-        if (t as usize) < self.model.params.window {
+        if (t as usize) < self.risk.model.params.window {
             return;
         }
-        let p = 1.0 - self.model.params.confidence;
+        let p = 1.0 - self.risk.model.params.confidence;
         let zone = basel_zone(x, t, p);
         let lr = kupiec_lr(x, t, p);
         for (rule, breach, priority) in

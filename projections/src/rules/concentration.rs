@@ -4,35 +4,37 @@ use riskstream_schemas::Priority;
 use rust_decimal::Decimal;
 
 use super::{level_above, level_above_f64, pct, Finding, Level};
+use crate::config::RuleConfig;
 use crate::risk::f64_of;
-use crate::state::{Account, ShardState};
+use crate::state::Account;
 use crate::valuation::weight;
 
-impl ShardState {
-    fn max_position_weight(&self, a: &Account) -> Decimal {
-        a.limits.max_position_weight.unwrap_or(self.config.max_position_weight)
+impl Account {
+    fn max_position_weight(&self, config: &RuleConfig) -> Decimal {
+        self.limits.max_position_weight.unwrap_or(config.max_position_weight)
     }
 
     /// `None` when the account has no positive value to weigh against.
-    pub(crate) fn concentration_level(&self, a: &Account) -> Option<Level> {
+    pub(crate) fn concentration_level(&self, config: &RuleConfig) -> Option<Level> {
+        let a = self;
         let total = a.market_value;
         if total <= Decimal::ZERO {
             return None;
         }
-        let limit = self.max_position_weight(a);
+        let limit = a.max_position_weight(config);
         // In f64 first (rules/drift says why); exact near an edge.
         let largest_f = a.largest.unwrap_or_else(|| a.largest_value_f());
-        let approximate = level_above_f64(largest_f, f64_of(limit) * f64_of(total), f64_of(self.config.hysteresis));
+        let approximate = level_above_f64(largest_f, f64_of(limit) * f64_of(total), f64_of(config.hysteresis));
         if approximate.is_some() {
             return approximate;
         }
         let largest = a.positions.values().map(|p| p.value).max().unwrap_or_default();
-        Some(level_above(largest, limit * total, self.config.hysteresis))
+        Some(level_above(largest, limit * total, config.hysteresis))
     }
 
-    pub(crate) fn concentration_finding(&self, account_id: &str) -> Finding {
-        let a = &self.accounts[account_id];
-        let limit = self.max_position_weight(a);
+    pub(crate) fn concentration_finding(&self, config: &RuleConfig) -> Finding {
+        let a = self;
+        let limit = a.max_position_weight(config);
         let (symbol, value) = a
             .positions
             .iter()
@@ -48,9 +50,7 @@ impl ShardState {
             details: None,
         }
     }
-}
 
-impl Account {
     /// The largest position value in f64 (0 without positions).
     fn largest_value_f(&self) -> f64 {
         self.positions.values().map(|p| p.value_f).reduce(f64::max).unwrap_or(0.0)

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{level_above, level_above_f64, owner_of, pct, Cause, Finding, Level, Rule};
 use crate::risk::{decimal_of, f64_of};
-use crate::state::{Account, Position, ShardState, Slot};
+use crate::state::{Account, Market, Position, ShardState, Slot};
 
 const VAR: Rule = Rule { kind: AlertKind::VarBreach, name: "var_breach" };
 const CVAR: Rule = Rule { kind: AlertKind::CvarBreach, name: "cvar_breach" };
@@ -25,54 +25,56 @@ fn priority(value: Decimal, limit: Decimal) -> Priority {
     }
 }
 
-impl ShardState {
+impl Account {
     /// Gross exposure over equity; `None` without positive equity. Long-only, so
     /// gross exposure is the value of the positions.
-    pub(crate) fn gross_leverage(&self, a: &Account) -> Option<Decimal> {
-        let equity = a.market_value;
-        (equity > Decimal::ZERO).then(|| ((equity - a.cash) / equity).round_dp(10))
+    pub(crate) fn gross_leverage(&self) -> Option<Decimal> {
+        let equity = self.market_value;
+        (equity > Decimal::ZERO).then(|| ((equity - self.cash) / equity).round_dp(10))
     }
+}
 
-    /// The heaviest group (sector or asset class): its name and value.
-    fn heaviest_group(&self, a: &Account, sector: bool) -> Option<(&str, Decimal)> {
-        let groups = self.group_values(a, sector, |p| p.value);
-        groups.into_iter().max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(x.0)))
-    }
+/// The heaviest group (sector or asset class): its name and value.
+fn heaviest_group<'m>(market: &'m Market, a: &Account, sector: bool) -> Option<(&'m str, Decimal)> {
+    let groups = group_values(market, a, sector, |p| p.value);
+    groups.into_iter().max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(x.0)))
+}
 
-    /// The heaviest group's value in f64 (from the positions' `value_f`), for the
-    /// first pass of the group limits.
-    fn heaviest_group_f64(&self, a: &Account, sector: bool) -> Option<f64> {
-        self.group_values(a, sector, |p| p.value_f).into_iter().map(|g| g.1).reduce(f64::max)
-    }
+/// The heaviest group's value in f64 (from the positions' `value_f`), for the
+/// first pass of the group limits.
+fn heaviest_group_f64(market: &Market, a: &Account, sector: bool) -> Option<f64> {
+    group_values(market, a, sector, |p| p.value_f).into_iter().map(|g| g.1).reduce(f64::max)
+}
 
-    /// Each group's value (sector or asset class). A handful of groups, so a linear
-    /// scan over borrowed names (no allocation per name).
-    fn group_values<'a, T: Copy + std::ops::AddAssign>(
-        &'a self,
-        a: &Account,
-        sector: bool,
-        value_of: impl Fn(&Position) -> T,
-    ) -> Vec<(&'a str, T)> {
-        let mut groups: Vec<(&str, T)> = Vec::with_capacity(8);
-        for (symbol, p) in &a.positions {
-            let name = match self.securities.get(symbol) {
-                Some(s) if sector => s.sector.as_str(),
-                Some(s) => s.asset_class.as_str(),
-                None => "unknown",
-            };
-            match groups.iter_mut().find(|(g, _)| *g == name) {
-                Some((_, v)) => *v += value_of(p),
-                None => groups.push((name, value_of(p))),
-            }
+/// Each group's value (sector or asset class). A handful of groups, so a linear
+/// scan over borrowed names (no allocation per name).
+fn group_values<'m, T: Copy + std::ops::AddAssign>(
+    market: &'m Market,
+    a: &Account,
+    sector: bool,
+    value_of: impl Fn(&Position) -> T,
+) -> Vec<(&'m str, T)> {
+    let mut groups: Vec<(&str, T)> = Vec::with_capacity(8);
+    for (symbol, p) in &a.positions {
+        let name = match market.securities.get(symbol) {
+            Some(s) if sector => s.sector.as_str(),
+            Some(s) => s.asset_class.as_str(),
+            None => "unknown",
+        };
+        match groups.iter_mut().find(|(g, _)| *g == name) {
+            Some((_, v)) => *v += value_of(p),
+            None => groups.push((name, value_of(p))),
         }
-        groups
     }
+    groups
+}
 
+impl ShardState {
     /// Checks every limit the account has. Levels are decided with multiplications
     /// (decimals) or in `f64` (model numbers); values and messages are made only
     /// when an alert is raised or cleared.
     pub(crate) fn evaluate_limits(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
-        let a = self.accounts.at(slot);
+        let a = self.book.accounts.at(slot);
         if !a.limits.any_checked() {
             return;
         }
@@ -81,7 +83,7 @@ impl ShardState {
     }
 
     fn evaluate_limits_of(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let a = &self.accounts[account_id];
+        let a = &self.book.accounts[account_id];
         let (limits, value) = (a.limits, a.market_value);
         if value <= Decimal::ZERO {
             return;
@@ -89,20 +91,20 @@ impl ShardState {
         let h = self.config.hysteresis;
         // The first returns make a noisy covariance (one bar is the whole EWMA): model
         // limits wait for `min_observations` bar closes, as the market-risk rules do.
-        let warm = self.model.scalars().bars >= self.model.params.min_observations;
+        let warm = self.risk.model.scalars().bars >= self.risk.model.params.min_observations;
         if let (Some(limit), true) = (limits.max_var, warm) {
             self.check_model_limit(account_id, VAR, limit, cause, out);
         }
         if let (Some(limit), true) = (limits.max_cvar, warm) {
             self.check_model_limit(account_id, CVAR, limit, cause, out);
         }
-        let a = &self.accounts[account_id];
+        let a = &self.book.accounts[account_id];
         let marks = &a.risk.marks;
         if let Some(limit) = limits.max_drawdown {
             // drawdown = 1 - V / (units x high water), compared without dividing.
             let top = marks.units * marks.high_water;
             let level = below(value, top * (Decimal::ONE - limit), top * (Decimal::ONE - limit * (Decimal::ONE - h)));
-            let x = move |s: &ShardState| s.accounts[account_id].risk.marks.drawdown(value).round_dp(10);
+            let x = move |s: &ShardState| s.book.accounts[account_id].risk.marks.drawdown(value).round_dp(10);
             self.step_limit(
                 account_id,
                 DRAWDOWN,
@@ -114,13 +116,13 @@ impl ShardState {
                 out,
             );
         }
-        let a = &self.accounts[account_id];
+        let a = &self.book.accounts[account_id];
         let marks = &a.risk.marks;
         if let (Some(limit), true) = (limits.max_daily_loss, marks.day_start > Decimal::ZERO) {
             let pnl = marks.day_pnl(value);
             let start = marks.day_start;
             let level = below(pnl, -limit * start, -limit * (Decimal::ONE - h) * start);
-            let x = move |s: &ShardState| s.accounts[account_id].risk.marks.day_loss(value).round_dp(10);
+            let x = move |s: &ShardState| s.book.accounts[account_id].risk.marks.day_loss(value).round_dp(10);
             let step = self.step_limit(
                 account_id,
                 DAILY_LOSS,
@@ -132,15 +134,15 @@ impl ShardState {
                 out,
             );
             if step == Some(AlertState::Raised) {
-                self.accounts.get_mut(account_id).expect("evaluated").risk.marks.reducing = true;
-                self.dirty.risk_marks.insert(account_id.to_string());
+                self.book.accounts.get_mut(account_id).expect("evaluated").risk.marks.reducing = true;
+                self.risk.changed.marks.insert(account_id.to_string());
             }
         }
-        let a = &self.accounts[account_id];
+        let a = &self.book.accounts[account_id];
         if let Some(limit) = limits.max_gross_leverage {
             let gross = value - a.cash;
             let level = level_above(gross, limit * value, h);
-            let x = move |s: &ShardState| s.gross_leverage(&s.accounts[account_id]).unwrap_or_default();
+            let x = move |s: &ShardState| s.book.accounts[account_id].gross_leverage().unwrap_or_default();
             self.step_limit(
                 account_id,
                 LEVERAGE,
@@ -156,22 +158,23 @@ impl ShardState {
             [(SECTOR, limits.max_sector_weight, true), (ASSET_CLASS, limits.max_asset_class_weight, false)]
         {
             let Some(limit) = limit else { continue };
-            let a = &self.accounts[account_id];
-            let Some(heaviest_f) = self.heaviest_group_f64(a, sector) else { continue };
+            let a = &self.book.accounts[account_id];
+            let Some(heaviest_f) = heaviest_group_f64(&self.market, a, sector) else { continue };
             // In f64 first (rules/drift says why); exact near an edge.
             let level = match level_above_f64(heaviest_f, f64_of(limit) * f64_of(value), f64_of(h)) {
                 Some(level) => level,
                 None => {
-                    let heaviest = self.heaviest_group(a, sector).map_or(Decimal::ZERO, |g| g.1);
+                    let heaviest = heaviest_group(&self.market, a, sector).map_or(Decimal::ZERO, |g| g.1);
                     level_above(heaviest, limit * value, h)
                 }
             };
             let what = move |s: &ShardState| {
-                let name = s.heaviest_group(&s.accounts[account_id], sector).map_or("-", |g| g.0);
+                let name = heaviest_group(&s.market, &s.book.accounts[account_id], sector).map_or("-", |g| g.0);
                 format!("{} {name} weight", if sector { "sector" } else { "asset class" })
             };
             let x = move |s: &ShardState| {
-                let heaviest = s.heaviest_group(&s.accounts[account_id], sector).map_or(Decimal::ZERO, |g| g.1);
+                let heaviest =
+                    heaviest_group(&s.market, &s.book.accounts[account_id], sector).map_or(Decimal::ZERO, |g| g.1);
                 (heaviest / value).round_dp(10)
             };
             self.step_limit(account_id, rule, level, limit, x, what, cause, out);
@@ -181,8 +184,8 @@ impl ShardState {
     /// VaR or CVaR (one bar, parametric normal, at the limit confidence) as a
     /// fraction of the value, decided in `f64`.
     fn check_model_limit(&mut self, account_id: &str, rule: Rule, limit: Decimal, cause: Cause, out: &mut Vec<Alert>) {
-        let a = &self.accounts[account_id];
-        let p = &self.model.params;
+        let a = &self.book.accounts[account_id];
+        let p = &self.risk.model.params;
         let multiple = if rule.name == VAR.name { p.z_limit } else { p.es_limit };
         let x = multiple * a.risk.book.sigma() / f64_of(a.market_value);
         let (l, h) = (f64_of(limit), f64_of(self.config.hysteresis));

@@ -10,7 +10,7 @@ use crate::state::ShardState;
 
 impl ShardState {
     fn daily_move(&self, symbol: &str) -> Option<Decimal> {
-        let p = self.prices.get(symbol)?;
+        let p = self.market.prices.get(symbol)?;
         if p.prev_close.is_zero() {
             return None;
         }

@@ -21,15 +21,15 @@ pub const UNIVERSE: &str = "*universe";
 impl ShardState {
     /// The shard's accounts holding `symbol`: the recipients of a symbol alert.
     pub(crate) fn holders_of(&self, symbol: &str) -> Vec<(String, String)> {
-        let mut slots = self.holders.get(symbol).cloned().unwrap_or_default();
-        self.accounts.sort_by_id(&mut slots);
-        slots.into_iter().map(|s| self.accounts.at(s)).map(|a| (a.account_id.clone(), a.user_id.clone())).collect()
+        let mut slots = self.book.holders.get(symbol).cloned().unwrap_or_default();
+        self.book.accounts.sort_by_id(&mut slots);
+        slots.into_iter().map(|s| self.book.accounts.at(s)).map(|a| (a.account_id.clone(), a.user_id.clone())).collect()
     }
 
     pub(crate) fn evaluate_volatility_spike(&mut self, symbol: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let Some(i) = self.model.index_of(symbol) else { return };
-        let row = self.model.row(i);
-        let p = &self.model.params;
+        let Some(i) = self.risk.model.index_of(symbol) else { return };
+        let row = self.risk.model.row(i);
+        let p = &self.risk.model.params;
         if row.observations < p.min_observations || row.long_var <= 0.0 {
             return;
         }
@@ -57,8 +57,8 @@ impl ShardState {
     /// Recipients: accounts with at least two positions (a change of correlation
     /// changes their diversification).
     pub(crate) fn evaluate_correlation(&mut self, cause: Cause, out: &mut Vec<Alert>) {
-        let s = self.model.scalars();
-        let p = &self.model.params;
+        let s = self.risk.model.scalars();
+        let p = &self.risk.model.params;
         if s.corr_bars < p.min_observations {
             return;
         }
@@ -78,6 +78,7 @@ impl ShardState {
         };
         let recipients = |s: &ShardState| {
             let mut ids: Vec<(String, String)> = s
+                .book
                 .accounts
                 .values()
                 .filter(|a| a.positions.len() >= 2)
@@ -92,7 +93,7 @@ impl ShardState {
     /// At a symbol's first price of a day: breach when the open is `gap_move` or more
     /// away from the previous close, clear at the next quiet open.
     pub(crate) fn evaluate_gap(&mut self, symbol: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let Some(info) = self.prices.get(symbol) else { return };
+        let Some(info) = self.market.prices.get(symbol) else { return };
         if info.prev_close.is_zero() {
             return;
         }

@@ -10,18 +10,21 @@ mod harvest;
 mod limits;
 mod market_move;
 mod market_risk;
+mod signals;
 
 pub(crate) use concentration::track_largest;
 pub(crate) use drift::{DriftRange, Slopes};
 pub use harvest::{BlockedLot, HarvestLot, HarvestView};
 pub(crate) use harvest::{HarvestCut, HARVEST};
 pub use market_risk::UNIVERSE;
+pub use signals::SignalState;
+pub(crate) use signals::Signals;
 
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, RecordRef, Timestamp};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use crate::state::{Account, ShardState, SignalState, Slot};
+use crate::state::{Account, ShardState, Slot};
 
 const DRIFT: Rule = Rule { kind: AlertKind::Drift, name: "drift" };
 const CONCENTRATION: Rule = Rule { kind: AlertKind::Concentration, name: "concentration" };
@@ -63,17 +66,6 @@ pub fn alert_id(at: RecordRef, rule: &str, subject: &str, account_id: &str) -> S
     h.update(account_id.as_bytes());
     let digest = h.finalize();
     hex::encode(&digest[..16])
-}
-
-fn transition(state: &SignalState, level: Level, ts: Timestamp, cooldown_secs: i64) -> Option<AlertState> {
-    match (state.raised, level) {
-        (false, Level::Breach) => {
-            let cooled = state.last_raised_at.is_none_or(|t| ts >= t.plus_seconds(cooldown_secs));
-            cooled.then_some(AlertState::Raised)
-        }
-        (true, Level::Clear) => Some(AlertState::Cleared),
-        _ => None,
-    }
 }
 
 /// A rule: its alert kind and its name (the signal key and the alert's `rule`).
@@ -129,7 +121,7 @@ pub(crate) fn level_above_f64(value: f64, limit: f64, hysteresis: f64) -> Option
 /// The account as the only recipient.
 pub(crate) fn owner_of(account_id: &str) -> impl FnOnce(&ShardState) -> Vec<(String, String)> + '_ {
     move |s: &ShardState| {
-        let a = &s.accounts[account_id];
+        let a = &s.book.accounts[account_id];
         vec![(a.account_id.clone(), a.user_id.clone())]
     }
 }
@@ -155,45 +147,10 @@ impl ShardState {
         describe: impl FnOnce(&ShardState) -> Finding,
         out: &mut Vec<Alert>,
     ) -> Option<AlertState> {
-        let Rule { kind, name: rule } = rule;
-        let unset = SignalState::default();
-        let current = self.signal(rule, subject).unwrap_or(&unset);
-        // The common case (no change) allocates nothing.
-        let state = transition(current, level, cause.ts, self.config.cooldown_secs)?;
-        let current = current.clone();
-        let mut finding = describe(self);
-        if state == AlertState::Cleared {
-            // The finding reads as a breach; a reader of the message alone must see it ended.
-            finding.message = format!("cleared: {}", finding.message);
-        }
-        let mut first_id = None;
-        for (account_id, user_id) in recipients(self) {
-            let id = alert_id(cause.at, rule, subject, &account_id);
-            first_id.get_or_insert_with(|| id.clone());
-            out.push(Alert {
-                alert_id: id,
-                kind,
-                state,
-                priority: finding.priority,
-                account_id,
-                user_id,
-                ts: cause.ts,
-                caused_by: cause.at,
-                rule: rule.to_string(),
-                value: finding.value,
-                threshold: finding.threshold,
-                message: finding.message.clone(),
-                details: finding.details.clone(),
-            });
-        }
-        let next = match state {
-            AlertState::Raised => {
-                SignalState { raised: true, last_raised_at: Some(cause.ts), raised_alert_id: first_id }
-            }
-            AlertState::Cleared => SignalState { raised: false, ..current },
-        };
-        self.signals.entry(rule.to_string()).or_default().insert(subject.to_string(), next);
-        self.dirty.signals.insert((rule.to_string(), subject.to_string()));
+        let state = self.signals.transition(rule.name, subject, level, cause.ts, self.config.cooldown_secs)?;
+        let finding = describe(self);
+        let recipients = recipients(self);
+        self.signals.record(rule, subject, state, cause, recipients, finding, out);
         Some(state)
     }
 
@@ -208,17 +165,20 @@ impl ShardState {
         slot: Slot,
         level: Level,
         cause: Cause,
-        describe: impl FnOnce(&ShardState, &str) -> Finding,
+        describe: impl FnOnce(&ShardState, &Account) -> Finding,
         out: &mut Vec<Alert>,
     ) -> Option<AlertState> {
-        let a = self.accounts.at(slot);
+        let a = self.book.accounts.at(slot);
         let raised = a.raised & bit != 0;
         if !matches!((raised, level), (false, Level::Breach) | (true, Level::Clear)) {
             return None;
         }
-        let id = a.account_id.clone();
-        let state = self.step_named(rule, &id, level, cause, owner_of(&id), |s| describe(s, &id), out)?;
-        let a = self.accounts.at_mut(slot);
+        let state = self.signals.transition(rule.name, &a.account_id, level, cause.ts, self.config.cooldown_secs)?;
+        let finding = describe(self, a);
+        let recipients = vec![(a.account_id.clone(), a.user_id.clone())];
+        let subject = a.account_id.clone();
+        self.signals.record(rule, &subject, state, cause, recipients, finding, out);
+        let a = self.book.accounts.at_mut(slot);
         match state {
             AlertState::Raised => a.raised |= bit,
             AlertState::Cleared => a.raised &= !bit,
@@ -229,10 +189,10 @@ impl ShardState {
     /// Sets each account's [`Account::raised`] from the signals (after a load).
     pub(crate) fn mirror_raised(&mut self) {
         let signals = &self.signals;
-        for (_, a) in self.accounts.slots_mut() {
+        for (_, a) in self.book.accounts.slots_mut() {
             a.raised = [(DRIFT, Account::DRIFT), (CONCENTRATION, Account::CONCENTRATION), (HARVEST, Account::HARVEST)]
                 .into_iter()
-                .filter(|(rule, _)| signals.get(rule.name).and_then(|m| m.get(&a.account_id)).is_some_and(|s| s.raised))
+                .filter(|(rule, _)| signals.get(rule.name, &a.account_id).is_some_and(|s| s.raised))
                 .fold(0, |bits, (_, bit)| bits | bit);
         }
     }
@@ -240,16 +200,16 @@ impl ShardState {
     /// Runs the account rules (drift, concentration, the risk limits, harvest) on
     /// the account in `slot`.
     pub(crate) fn evaluate_account(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
-        let a = self.accounts.at_mut(slot);
+        let a = self.book.accounts.at_mut(slot);
         a.refresh_drift(&self.config);
         a.refresh_largest();
-        let a = self.accounts.at(slot);
-        if let Some(level) = self.drift_level(a) {
-            let describe = |s: &ShardState, id: &str| s.drift_finding(id);
+        let a = self.book.accounts.at(slot);
+        if let Some(level) = a.drift_level(&self.config) {
+            let describe = |s: &ShardState, a: &Account| a.drift_finding(&s.config);
             self.step_account(DRIFT, Account::DRIFT, slot, level, cause, describe, out);
         }
-        if let Some(level) = self.concentration_level(self.accounts.at(slot)) {
-            let describe = |s: &ShardState, id: &str| s.concentration_finding(id);
+        if let Some(level) = self.book.accounts.at(slot).concentration_level(&self.config) {
+            let describe = |s: &ShardState, a: &Account| a.concentration_finding(&s.config);
             self.step_account(CONCENTRATION, Account::CONCENTRATION, slot, level, cause, describe, out);
         }
         self.mark_value(slot);

@@ -2,33 +2,28 @@
 //! sums that make a price change cost O(holders of the symbol).
 
 mod accounts;
-
-use std::collections::{BTreeMap, BTreeSet};
-
-use ahash::AHashMap as HashMap;
+mod book;
+mod market;
 
 use riskstream_schemas::{TaxStatus, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuleConfig;
-use crate::risk::{AccountRisk, CovarianceModel};
+use crate::risk::{AccountRisk, Risk};
+use crate::rules::Signals;
 use crate::rules::{DriftRange, HarvestCut, Slopes};
 use crate::tax::IdMap;
-use crate::tax::{TaxBook, WashAdjustment};
+use crate::tax::Taxes;
 
+pub use crate::rules::SignalState;
 pub use accounts::Accounts;
 pub(crate) use accounts::Slot;
+pub(crate) use book::{Book, Symbols};
+pub(crate) use market::Market;
+pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
 pub type Positions = crate::sorted_map::SortedMap<String, Position>;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Security {
-    pub symbol: String,
-    pub asset_class: String,
-    pub sector: String,
-    pub wash_group: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Position {
@@ -228,105 +223,24 @@ impl Account {
     }
 }
 
-/// The symbols the shard's positions name, as dense indexes that never change.
-#[derive(Debug, Default)]
-pub(crate) struct Symbols {
-    index: HashMap<String, u32>,
-}
-
-impl Symbols {
-    /// A position not interned yet.
-    pub const NONE: u32 = u32::MAX;
-
-    pub fn intern(&mut self, symbol: &str) -> u32 {
-        if let Some(&i) = self.index.get(symbol) {
-            return i;
-        }
-        let i = self.index.len() as u32;
-        self.index.insert(symbol.to_string(), i);
-        i
-    }
-
-    pub fn get(&self, symbol: &str) -> Option<u32> {
-        self.index.get(symbol).copied()
-    }
-
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-}
-
-/// Last price of a symbol in this shard and the reference for the daily move.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PriceInfo {
-    pub price: Decimal,
-    pub ts: Timestamp,
-    /// Last price of the previous event-time day (the move's reference).
-    pub prev_close: Decimal,
-}
-
-/// Lifecycle of one rule on one subject (account or symbol).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignalState {
-    pub raised: bool,
-    pub last_raised_at: Option<Timestamp>,
-    /// Id of the alert that raised it, so the clear can point back.
-    pub raised_alert_id: Option<String>,
-}
-
-/// Keys touched since the last `drain_changes`, to persist with the batch.
-#[derive(Debug, Default)]
-pub(crate) struct Dirty {
-    pub accounts: BTreeSet<String>,
-    pub cash: BTreeSet<String>,
-    pub positions: BTreeSet<(String, String)>,
-    pub targets: BTreeSet<String>,
-    pub securities: BTreeSet<String>,
-    pub prices: BTreeSet<String>,
-    pub signals: BTreeSet<(String, String)>,
-    pub risk_marks: BTreeSet<String>,
-    pub risk_history: BTreeSet<String>,
-    /// Users whose tax book header (statuses, realized, wash ledger) changed.
-    pub tax_books: BTreeSet<String>,
-    /// (user, wash group) whose wash-ledger row changed.
-    pub wash_ledger: BTreeSet<(String, String)>,
-    /// (account, symbol) whose open lots changed.
-    pub tax_lots: BTreeSet<(String, String)>,
-    /// (user, number) of wash sales recorded.
-    pub wash_sales: BTreeSet<(String, usize)>,
-    /// The covariance model changed (a bar closed): every model row is written.
-    pub model: bool,
-}
-
-/// Everything one shard knows. Accounts sit in dense slots (`Accounts`), found by
-/// id in O(1) and named by slot on the tick path; everything that leaves the shard (facts, alerts) is put in key order.
+/// Everything one shard knows, in the parts rules read: the book (accounts and their
+/// positions, cash and targets; who holds what), the market (securities and last
+/// prices), the rules' signals, the covariance model and the users' tax books. Each
+/// part records its own changed rows for `drain_changes`. Accounts sit in dense slots
+/// (`Accounts`), found by id in O(1) and named by slot on the tick path; everything
+/// that leaves the shard (facts, alerts) is put in key order.
 #[derive(Debug)]
 pub struct ShardState {
     pub(crate) shard: u32,
     pub(crate) config: RuleConfig,
-    pub(crate) accounts: Accounts,
-    pub(crate) securities: BTreeMap<String, Security>,
-    pub(crate) prices: BTreeMap<String, PriceInfo>,
-    /// Rule name -> subject -> state (nested so a lookup needs no allocation;
-    /// hashed, as `facts` sorts what it writes).
-    pub(crate) signals: BTreeMap<String, HashMap<String, SignalState>>,
-    /// symbol -> slots of the accounts holding it, in no order (derived index).
-    pub(crate) holders: HashMap<String, Vec<Slot>>,
-    /// Dense indexes of the held symbols (`Position::sym`).
-    pub(crate) symbols: Symbols,
-    pub(crate) dirty: Dirty,
+    pub(crate) book: Book,
+    pub(crate) market: Market,
+    pub(crate) signals: Signals,
+    pub(crate) risk: Risk,
+    pub(crate) tax: Taxes,
     /// Baseline for the load tester: revalue every position of each touched
     /// account from scratch instead of by running sums.
     pub(crate) full_recompute: bool,
-    /// Counts price batches; see `Account::mark`.
-    pub(crate) epoch: u64,
-    pub(crate) model: CovarianceModel,
-    /// Tax lots and wash-sale ledger per user (a user's accounts share a shard).
-    pub(crate) tax: BTreeMap<String, TaxBook>,
-    /// Wash sales decided so far, per user, in the order decided.
-    pub(crate) wash_sales: BTreeMap<String, Vec<WashAdjustment>>,
-    /// Users whose wash ledger holds trades of a timestamp not settled yet.
-    pub(crate) tax_pending: BTreeSet<String>,
     /// The latest event time applied (derived; rebuilt from the facts on load).
     pub(crate) now: Timestamp,
 }
@@ -336,19 +250,12 @@ impl ShardState {
         ShardState {
             shard,
             config: config.clone(),
-            accounts: Accounts::default(),
-            securities: BTreeMap::new(),
-            prices: BTreeMap::new(),
-            signals: BTreeMap::new(),
-            holders: HashMap::default(),
-            symbols: Symbols::default(),
-            dirty: Dirty::default(),
+            book: Book::default(),
+            market: Market::default(),
+            signals: Signals::default(),
+            risk: Risk::new(&config.risk),
+            tax: Taxes::default(),
             full_recompute: false,
-            epoch: 0,
-            model: CovarianceModel::new(&config.risk),
-            tax: BTreeMap::new(),
-            wash_sales: BTreeMap::new(),
-            tax_pending: BTreeSet::new(),
             now: Timestamp(i64::MIN),
         }
     }
@@ -360,8 +267,8 @@ impl ShardState {
 
     /// Recomputes one account's position values and total from facts.
     pub(crate) fn revalue_account(&mut self, account_id: &str) {
-        let prices = &self.prices;
-        if let Some(a) = self.accounts.get_mut(account_id) {
+        let prices = &self.market.prices;
+        if let Some(a) = self.book.accounts.get_mut(account_id) {
             let mut total = a.cash;
             for (symbol, p) in a.positions.iter_mut() {
                 p.set_value(p.quantity * prices.get(symbol).map_or(Decimal::ZERO, |x| x.price));
@@ -383,67 +290,67 @@ impl ShardState {
     }
 
     pub fn account(&self, account_id: &str) -> Option<&Account> {
-        self.accounts.get(account_id)
+        self.book.accounts.get(account_id)
     }
 
     /// All accounts, in no particular order.
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
-        self.accounts.values()
+        self.book.accounts.values()
     }
 
     pub fn security(&self, symbol: &str) -> Option<&Security> {
-        self.securities.get(symbol)
+        self.market.securities.get(symbol)
     }
 
     pub fn price(&self, symbol: &str) -> Option<&PriceInfo> {
-        self.prices.get(symbol)
+        self.market.prices.get(symbol)
     }
 
     pub fn prices(&self) -> impl Iterator<Item = (&str, &PriceInfo)> {
-        self.prices.iter().map(|(s, p)| (s.as_str(), p))
+        self.market.prices.iter().map(|(s, p)| (s.as_str(), p))
     }
 
     /// Every (rule, subject, state), in no particular order.
     pub fn signals(&self) -> impl Iterator<Item = (&str, &str, &SignalState)> {
-        self.signals.iter().flat_map(|(rule, m)| m.iter().map(move |(s, st)| (rule.as_str(), s.as_str(), st)))
+        self.signals.iter()
     }
 
     pub(crate) fn signal(&self, rule: &str, subject: &str) -> Option<&SignalState> {
-        self.signals.get(rule)?.get(subject)
+        self.signals.get(rule, subject)
     }
 
     pub fn account_count(&self) -> usize {
-        self.accounts.len()
+        self.book.accounts.len()
     }
 
     pub fn position_count(&self) -> usize {
-        self.accounts.values().map(|a| a.positions.len()).sum()
+        self.book.accounts.values().map(|a| a.positions.len()).sum()
     }
 
     pub(crate) fn last_price(&self, symbol: &str) -> Decimal {
-        self.prices.get(symbol).map_or(Decimal::ZERO, |p| p.price)
+        self.market.last_price(symbol)
     }
 
     /// Recomputes every derived value from the facts: the holders index and the
     /// running sums. Used after loading facts from a store.
     pub fn rebuild_derived(&mut self) {
-        self.holders.clear();
-        let (prices, symbols) = (&self.prices, &mut self.symbols);
-        for (slot, account) in self.accounts.slots_mut() {
+        self.book.holders.clear();
+        let (prices, symbols) = (&self.market.prices, &mut self.book.symbols);
+        for (slot, account) in self.book.accounts.slots_mut() {
             let mut total = account.cash;
             for (symbol, position) in account.positions.iter_mut() {
                 let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
                 position.set_value(position.quantity * price);
                 position.sym = symbols.intern(symbol);
                 total += position.value;
-                self.holders.entry(symbol.clone()).or_default().push(slot);
+                self.book.holders.entry(symbol.clone()).or_default().push(slot);
             }
             account.market_value = total;
             account.forget_ranges();
             account.positions.shrink_to_fit();
         }
-        self.model.finish_load();
-        let ids: Vec<String> = self.accounts.keys().cloned().collect();
+        self.risk.model.finish_load();
+        let ids: Vec<String> = self.book.accounts.keys().cloned().collect();
         for id in &ids {
             self.rebuild_book(id);
         }

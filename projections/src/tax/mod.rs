@@ -59,6 +59,7 @@ mod wash;
 pub use error::TaxError;
 pub use lots::{allocate, Applied, Closed, LossRef, Lot, LotBook, Unrealized};
 pub use realized::{Figures, Realized, YearFigures};
+pub(crate) use shard::Taxes;
 pub use term::{date_of, tax_year, term, Term};
 pub use user::{TaxAccount, TaxBook, TradeOutcome};
 pub use view::{LotView, LotsView, RealizedView, Snapshot, TermView, WashSalesView, WhatIf, YearView};

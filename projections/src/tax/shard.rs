@@ -5,12 +5,40 @@
 //! already reported, `wash_sale_risk` alerts, and keeps
 //! each position's basis equal to its lots'.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Rejection, TaxStatus, Timestamp, TradeExecuted};
 use rust_decimal::Decimal;
 
 use super::{date_of, TaxBook, TaxError, WashAdjustment};
 use crate::rules::{alert_id, Cause};
 use crate::state::ShardState;
+
+/// The shard's tax part: the users' tax books (lots and wash-sale ledger) and the
+/// wash sales decided.
+#[derive(Debug, Default)]
+pub(crate) struct Taxes {
+    /// Tax lots and wash-sale ledger per user (a user's accounts share a shard).
+    pub books: BTreeMap<String, TaxBook>,
+    /// Wash sales decided so far, per user, in the order decided.
+    pub wash_sales: BTreeMap<String, Vec<WashAdjustment>>,
+    /// Users whose wash ledger holds trades of a timestamp not settled yet.
+    pub pending: BTreeSet<String>,
+    pub changed: TaxChanges,
+}
+
+/// Tax rows touched since the last `drain_changes`.
+#[derive(Debug, Default)]
+pub(crate) struct TaxChanges {
+    /// Users whose tax book header (statuses, realized, wash ledger) changed.
+    pub books: BTreeSet<String>,
+    /// (user, wash group) whose wash-ledger row changed.
+    pub wash_ledger: BTreeSet<(String, String)>,
+    /// (account, symbol) whose open lots changed.
+    pub lots: BTreeSet<(String, String)>,
+    /// (user, number) of wash sales recorded.
+    pub wash_sales: BTreeSet<(String, usize)>,
+}
 
 /// A tax error as the rejection of the trade that caused it.
 pub(crate) fn rejection(e: TaxError) -> Rejection {
@@ -19,14 +47,14 @@ pub(crate) fn rejection(e: TaxError) -> Rejection {
 
 impl ShardState {
     pub(crate) fn open_tax_account(&mut self, user_id: &str, account_id: &str, status: TaxStatus) {
-        let book = self.tax.entry(user_id.to_string()).or_insert_with(|| TaxBook::new(user_id));
+        let book = self.tax.books.entry(user_id.to_string()).or_insert_with(|| TaxBook::new(user_id));
         book.open_account(account_id, status);
-        self.dirty.tax_books.insert(user_id.to_string());
+        self.tax.changed.books.insert(user_id.to_string());
     }
 
     /// Whether the lots accept the trade (method, named lots, duplicate buys).
     pub(crate) fn check_tax(&self, e: &TradeExecuted) -> Result<(), Rejection> {
-        let book = self.tax.get(&e.user_id).ok_or_else(|| {
+        let book = self.tax.books.get(&e.user_id).ok_or_else(|| {
             Rejection::field("user_id", format!("user `{}` has no tax lots in this shard", e.user_id))
         })?;
         book.check(e).map_err(rejection)
@@ -34,23 +62,23 @@ impl ShardState {
 
     /// The symbol's group of substantially identical securities (itself when unlisted).
     pub(crate) fn wash_group<'a>(&'a self, symbol: &'a str) -> &'a str {
-        self.securities.get(symbol).map_or(symbol, |s| s.wash_group.as_str())
+        self.market.securities.get(symbol).map_or(symbol, |s| s.wash_group.as_str())
     }
 
     /// Books a trade in its user's lots (after `check_tax`); the position's basis
     /// follows in `sync_basis`. Returns the wash sales the trade settled.
     pub(crate) fn book_tax_trade(&mut self, e: &TradeExecuted, ts: Timestamp) -> Vec<WashAdjustment> {
         let group = self.wash_group(&e.symbol).to_string();
-        let book = self.tax.get_mut(&e.user_id).expect("checked before apply");
+        let book = self.tax.books.get_mut(&e.user_id).expect("checked before apply");
         for due in book.groups_due(ts) {
-            self.dirty.wash_ledger.insert((e.user_id.clone(), due));
+            self.tax.changed.wash_ledger.insert((e.user_id.clone(), due));
         }
         let outcome = book.trade(e, ts, &group).expect("checked before apply");
         if book.ledger().has_pending() {
-            self.tax_pending.insert(e.user_id.clone());
+            self.tax.pending.insert(e.user_id.clone());
         }
-        self.dirty.tax_books.insert(e.user_id.clone());
-        self.dirty.tax_lots.insert((e.account_id.clone(), e.symbol.clone()));
+        self.tax.changed.books.insert(e.user_id.clone());
+        self.tax.changed.lots.insert((e.account_id.clone(), e.symbol.clone()));
         self.forget_harvest_cuts(&e.user_id);
         outcome.washes
     }
@@ -58,21 +86,21 @@ impl ShardState {
     /// Decides the wash sales of every pending timestamp before `now`, for every
     /// user with trades waiting (a later event of any kind moves event time on).
     pub(crate) fn settle_taxes(&mut self, now: Timestamp, cause: Cause, out: &mut Vec<Alert>) {
-        if self.tax_pending.is_empty() {
+        if self.tax.pending.is_empty() {
             return;
         }
-        let users: Vec<String> = self.tax_pending.iter().cloned().collect();
+        let users: Vec<String> = self.tax.pending.iter().cloned().collect();
         for user in users {
-            let book = self.tax.get_mut(&user).expect("pending users have books");
+            let book = self.tax.books.get_mut(&user).expect("pending users have books");
             let due = book.groups_due(now);
             if due.is_empty() {
                 continue;
             }
-            self.dirty.wash_ledger.extend(due.into_iter().map(|g| (user.clone(), g)));
+            self.tax.changed.wash_ledger.extend(due.into_iter().map(|g| (user.clone(), g)));
             let washes = book.settle(now);
-            self.dirty.tax_books.insert(user.clone());
+            self.tax.changed.books.insert(user.clone());
             if !book.ledger().has_pending() {
-                self.tax_pending.remove(&user);
+                self.tax.pending.remove(&user);
             }
             self.forget_harvest_cuts(&user);
             if !washes.is_empty() {
@@ -93,10 +121,10 @@ impl ShardState {
         cause: Cause,
         out: &mut Vec<Alert>,
     ) {
-        self.dirty.tax_books.insert(user_id.to_string());
+        self.tax.changed.books.insert(user_id.to_string());
         let mut corrections: Vec<Vec<&WashAdjustment>> = Vec::new();
         for w in &washes {
-            self.dirty.tax_lots.insert((w.replacement_account_id.clone(), w.replacement_symbol.clone()));
+            self.tax.changed.lots.insert((w.replacement_account_id.clone(), w.replacement_symbol.clone()));
             self.sync_basis(&w.replacement_account_id, &w.replacement_symbol);
             if !w.retroactive {
                 continue;
@@ -112,9 +140,9 @@ impl ShardState {
             }
         }
         out.extend(corrections.iter().map(|group| correction_alert(group, user_id, cause)));
-        let list = self.wash_sales.entry(user_id.to_string()).or_default();
+        let list = self.tax.wash_sales.entry(user_id.to_string()).or_default();
         for w in washes {
-            self.dirty.wash_sales.insert((user_id.to_string(), list.len()));
+            self.tax.changed.wash_sales.insert((user_id.to_string(), list.len()));
             list.push(w);
         }
     }
@@ -122,24 +150,24 @@ impl ShardState {
     /// Sets a position's basis to its lots' and refreshes its harvest trigger.
     pub(crate) fn sync_basis(&mut self, account_id: &str, symbol: &str) {
         self.set_basis_from_lots(account_id, symbol);
-        if let Some(a) = self.accounts.get_mut(account_id) {
+        if let Some(a) = self.book.accounts.get_mut(account_id) {
             a.count_near_harvest();
         }
     }
 
     /// `sync_basis` without the account's recount (a load recounts once per account).
     fn set_basis_from_lots(&mut self, account_id: &str, symbol: &str) {
-        let Some(a) = self.accounts.get(account_id) else { return };
-        let Some(book) = self.tax.get(&a.user_id) else { return };
+        let Some(a) = self.book.accounts.get(account_id) else { return };
+        let Some(book) = self.tax.books.get(&a.user_id) else { return };
         let Some(lots) = book.account(account_id).map(|t| t.lots.lots(symbol)) else { return };
         let basis: Decimal = lots.iter().map(|l| l.basis).sum();
         let taxable = a.tax_status == TaxStatus::Taxable;
         let trigger = if taxable { self.harvest_trigger(lots) } else { None };
-        let a = self.accounts.get_mut(account_id).expect("read above");
+        let a = self.book.accounts.get_mut(account_id).expect("read above");
         if let Some(p) = a.positions.get_mut(symbol) {
             if p.cost_basis != basis {
                 p.cost_basis = basis;
-                self.dirty.positions.insert((account_id.to_string(), symbol.to_string()));
+                self.book.changed.positions.insert((account_id.to_string(), symbol.to_string()));
             }
             p.harvest_below = trigger.map(|price| price * p.quantity);
         }
@@ -149,24 +177,26 @@ impl ShardState {
     /// position's harvest trigger, and a lower bound of the event time reached (the
     /// engine sets the exact one from the log's last record with `observe_time`).
     pub(crate) fn rebuild_tax_derived(&mut self, account_ids: &[String]) {
-        self.tax_pending = self.tax.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
+        self.tax.pending =
+            self.tax.books.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
         for id in account_ids {
-            let symbols: Vec<String> = self.accounts[id].positions.keys().cloned().collect();
+            let symbols: Vec<String> = self.book.accounts[id].positions.keys().cloned().collect();
             for symbol in symbols {
                 self.set_basis_from_lots(id, &symbol);
             }
-            self.accounts.get_mut(id).expect("listed").count_near_harvest();
+            self.book.accounts.get_mut(id).expect("listed").count_near_harvest();
         }
-        let latest_price = self.prices.values().map(|p| p.ts).max();
-        let latest_open = self.accounts.values().map(|a| a.opened_at).max();
+        let latest_price = self.market.prices.values().map(|p| p.ts).max();
+        let latest_open = self.book.accounts.values().map(|a| a.opened_at).max();
         let latest_lot = self
             .tax
+            .books
             .values()
             .flat_map(|b| b.accounts())
             .flat_map(|(_, a)| a.lots.open_lots())
             .map(|l| l.acquired)
             .max();
-        let latest_wash = self.wash_sales.values().flatten().map(|w| w.sold.max(w.acquired)).max();
+        let latest_wash = self.tax.wash_sales.values().flatten().map(|w| w.sold.max(w.acquired)).max();
         self.now = [latest_price, latest_open, latest_lot, latest_wash]
             .into_iter()
             .flatten()

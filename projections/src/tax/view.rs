@@ -140,8 +140,8 @@ pub struct WhatIf {
 
 impl ShardState {
     pub fn lots_view(&self, account_id: &str) -> Option<LotsView> {
-        let a = self.accounts.get(account_id)?;
-        let book = self.tax.get(&a.user_id)?.account(account_id)?;
+        let a = self.book.accounts.get(account_id)?;
+        let book = self.tax.books.get(&a.user_id)?.account(account_id)?;
         let now = self.now;
         let lots: Vec<LotView> = book
             .lots
@@ -179,8 +179,8 @@ impl ShardState {
     }
 
     pub fn realized_view(&self, account_id: &str, year: Option<i32>) -> Option<RealizedView> {
-        let a = self.accounts.get(account_id)?;
-        let book = self.tax.get(&a.user_id)?;
+        let a = self.book.accounts.get(account_id)?;
+        let book = self.tax.books.get(&a.user_id)?;
         Some(RealizedView {
             account_id: a.account_id.clone(),
             user_id: a.user_id.clone(),
@@ -192,8 +192,8 @@ impl ShardState {
 
     /// The user's wash sales, of the loss sale's tax year when one is given.
     pub fn wash_sales_view(&self, user_id: &str, year: Option<i32>) -> Option<WashSalesView> {
-        self.tax.get(user_id)?;
-        let all = self.wash_sales.get(user_id).map_or(&[][..], Vec::as_slice);
+        self.tax.books.get(user_id)?;
+        let all = self.tax.wash_sales.get(user_id).map_or(&[][..], Vec::as_slice);
         let wash_sales: Vec<WashAdjustment> =
             all.iter().filter(|w| year.is_none_or(|y| w.tax_year == y)).cloned().collect();
         Some(WashSalesView {
@@ -211,23 +211,23 @@ impl ShardState {
 
     /// The user's tax book (lots of every account, the wash ledger, realized).
     pub fn tax_book(&self, user_id: &str) -> Option<&super::TaxBook> {
-        self.tax.get(user_id)
+        self.tax.books.get(user_id)
     }
 
     /// The wash sales recorded for a user, in the order decided.
     pub fn wash_sales(&self, user_id: &str) -> &[WashAdjustment] {
-        self.wash_sales.get(user_id).map_or(&[], Vec::as_slice)
+        self.tax.wash_sales.get(user_id).map_or(&[], Vec::as_slice)
     }
 
     /// What `trade` would do at event time `ts` (the shard's latest when `None`),
     /// without changing anything. `Ok(None)` when the account is not in this shard.
     pub fn what_if(&self, trade: &TradeExecuted, ts: Option<Timestamp>) -> Result<Option<WhatIf>, Rejection> {
-        let Some(account) = self.accounts.get(&trade.account_id) else { return Ok(None) };
+        let Some(account) = self.book.accounts.get(&trade.account_id) else { return Ok(None) };
         let ts = ts.unwrap_or(self.now);
         let event = Event { event_id: None, ts, body: EventBody::TradeExecuted(trade.clone()) };
         riskstream_schemas::validate(&event)?;
         self.check(&event)?;
-        let mut book = self.tax.get(&account.user_id).expect("checked").clone();
+        let mut book = self.tax.books.get(&account.user_id).expect("checked").clone();
         let group = self.wash_group(&trade.symbol).to_string();
         let outcome = book.trade(trade, ts, &group).map_err(super::shard::rejection)?;
         // Decide this timestamp with what is known now.
@@ -242,7 +242,7 @@ impl ShardState {
         let gain = |t: Term| outcome.closed.iter().filter(|c| c.term == t).map(|c| c.gain).sum::<Decimal>();
         let before = self.snapshot(account, &trade.symbol, None);
         let mut after_account = account.clone();
-        let price = self.prices.get(&trade.symbol).map_or(trade.price, |p| p.price);
+        let price = self.market.prices.get(&trade.symbol).map_or(trade.price, |p| p.price);
         let (quantity_delta, cash_delta) = crate::apply::trade_effect(trade);
         let p =
             after_account.positions.get_or_insert_with(&trade.symbol, || Position::new(Decimal::ZERO, Decimal::ZERO));
@@ -271,7 +271,7 @@ impl ShardState {
     /// Value, drift and one-bar VaR of an account (a copy, in `what_if`); `priced`
     /// prices a symbol the shard has no price for yet.
     fn snapshot(&self, a: &crate::state::Account, symbol: &str, priced: Option<(&str, Decimal)>) -> Snapshot {
-        let price_of = |s: &str| match (self.prices.get(s), priced) {
+        let price_of = |s: &str| match (self.market.prices.get(s), priced) {
             (Some(p), _) => p.price,
             (None, Some((t, p))) if t == s => p,
             _ => Decimal::ZERO,
@@ -286,7 +286,7 @@ impl ShardState {
             quantity: a.positions.get(symbol).map_or(Decimal::ZERO, |p| p.quantity),
             in_band: view.in_band,
             drift: view.drift,
-            var: self.model.params.z_limit * sigma,
+            var: self.risk.model.params.z_limit * sigma,
             confidence: self.config.risk.limit_confidence,
         }
     }

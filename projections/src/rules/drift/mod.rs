@@ -19,7 +19,7 @@ pub(crate) use interval::{DriftRange, Slopes};
 use super::{pct, Finding, Level, EDGE};
 use crate::config::RuleConfig;
 use crate::risk::f64_of;
-use crate::state::{Account, ShardState};
+use crate::state::Account;
 use crate::valuation::{band, components, merged, weight, CASH};
 
 impl Account {
@@ -63,13 +63,12 @@ impl Account {
         let now = a.positions.values().fold(fixed, |acc, p| acc.meet(Allowed::of(&p.slopes, p.value_f)));
         a.drift = DriftRange::Fresh { fixed, now };
     }
-}
 
-impl ShardState {
     /// `None` when the account has no targets or no positive value to weigh against.
     /// Decided by the account's range when it can (`interval.rs`), else by walking
     /// the components.
-    pub(crate) fn drift_level(&self, a: &Account) -> Option<Level> {
+    pub(crate) fn drift_level(&self, config: &RuleConfig) -> Option<Level> {
+        let a = self;
         let targets = a.targets.as_ref()?;
         let total = a.market_value;
         if total <= Decimal::ZERO {
@@ -78,9 +77,9 @@ impl ShardState {
         if let Some(level) = a.drift.level(f64_of(total)) {
             return Some(level);
         }
-        let shrink = Decimal::ONE - self.config.hysteresis;
+        let shrink = Decimal::ONE - config.hysteresis;
         let (band_abs, band_rel) =
-            (targets.band_abs.unwrap_or(self.config.band_abs), targets.band_rel.unwrap_or(self.config.band_rel));
+            (targets.band_abs.unwrap_or(config.band_abs), targets.band_rel.unwrap_or(config.band_rel));
         let (abs_f, rel_f, cash_f) = (f64_of(band_abs), f64_of(band_rel), f64_of(a.cash));
         let approximate = merged(a, targets).map(|(symbol, position, target)| {
             let value = match (symbol, position) {
@@ -94,16 +93,16 @@ impl ShardState {
         if let Some(level) = level_f64(approximate, f64_of(total), f64_of(shrink)) {
             return Some(level);
         }
-        let exact = components(a, targets, &self.config, |_, p| p.value).map(|c| (c.value, c.target, c.band));
+        let exact = components(a, targets, config, |_, p| p.value).map(|c| (c.value, c.target, c.band));
         Some(level_exact(exact, total, shrink))
     }
 
     /// The component furthest outside its band, relative to the band.
-    pub(crate) fn drift_finding(&self, account_id: &str) -> Finding {
-        let a = &self.accounts[account_id];
+    pub(crate) fn drift_finding(&self, config: &RuleConfig) -> Finding {
+        let a = self;
         let total = a.market_value;
         let targets = a.targets.as_ref().expect("drift is only evaluated with targets");
-        let comps: Vec<_> = components(a, targets, &self.config, |_, p| p.value).collect();
+        let comps: Vec<_> = components(a, targets, config, |_, p| p.value).collect();
         let score = |drift: Decimal, band: Decimal| {
             if band.is_zero() {
                 if drift.is_zero() {

@@ -226,7 +226,7 @@ mod tests {
                 Step::OnCut(a, s, l, breach, nudge) => {
                     let cfg = &self.state.config;
                     let s_ = if breach { Decimal::ONE } else { Decimal::ONE - cfg.hysteresis };
-                    let book = &self.state.tax["u"];
+                    let book = &self.state.tax.books["u"];
                     let lots = book.account(ACCOUNTS[a].0).map(|t| t.lots.lots(SYMBOLS[s])).unwrap_or(&[]);
                     let Some(cut) = lots.get(l).and_then(|lot| lot_trigger(lot, &cfg.tax, s_)) else { return };
                     let price = cut + Decimal::new(nudge, cut.scale());
@@ -244,7 +244,7 @@ mod tests {
             ACCOUNTS[..2]
                 .iter()
                 .map(|(id, _)| {
-                    let slot = self.state.accounts.slot(id).unwrap();
+                    let slot = self.state.book.accounts.slot(id).unwrap();
                     (self.state.harvest_level(slot, now), self.state.harvest_level_at(id, now))
                 })
                 .collect()
@@ -277,7 +277,7 @@ mod tests {
         config.tax.harvest_min_loss = Decimal::ZERO;
         let mut book = Book::new(config);
         book.step(&Step::Buy(0, 0, 10, 10_000));
-        let lot = book.state.tax["u"].account("a").unwrap().lots.lots("AAA")[0].clone();
+        let lot = book.state.tax.books["u"].account("a").unwrap().lots.lots("AAA")[0].clone();
         let cfg = book.state.config.tax.clone();
         let breach_at = lot_trigger(&lot, &cfg, Decimal::ONE).unwrap();
         // A loss of 5% of the basis, 1,000.03 (10 x 100.00 and a 0.03 fee), binds:
@@ -286,9 +286,9 @@ mod tests {
         let day = book.state.now.day();
         let cut_at = |book: &mut Book, price: Decimal| {
             book.tick("AAA", price);
-            let slot = book.state.accounts.slot("a").unwrap();
+            let slot = book.state.book.accounts.slot("a").unwrap();
             book.state.refresh_harvest_cuts(slot, day);
-            let p = &book.state.accounts.at(slot).positions["AAA"];
+            let p = &book.state.book.accounts.at(slot).positions["AAA"];
             p.harvest_cut.level(p.value_f, day)
         };
         assert_eq!(cut_at(&mut book, Decimal::new(90, 0)), Some(Level::Breach));

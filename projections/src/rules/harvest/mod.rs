@@ -132,7 +132,7 @@ impl ShardState {
         let day = now.day();
         let mut refreshed = false;
         loop {
-            let a = self.accounts.at(slot);
+            let a = self.book.accounts.at(slot);
             let (mut level, mut stale) = (Level::Clear, false);
             for p in a.positions.values() {
                 match p.harvest_cut.level(p.value_f, day) {
@@ -153,8 +153,8 @@ impl ShardState {
 
     /// Computes the cuts of the account's positions that are stale on `day`.
     fn refresh_harvest_cuts(&mut self, slot: Slot, day: i64) {
-        let a = self.accounts.at(slot);
-        let book = self.tax.get(&a.user_id);
+        let a = self.book.accounts.at(slot);
+        let book = self.tax.books.get(&a.user_id);
         let lots = book.and_then(|b| b.account(&a.account_id)).map(|t| &t.lots);
         let (cfg, since) = (&self.config, day - WASH_WINDOW_DAYS);
         let cuts: Vec<Option<HarvestCut>> = a
@@ -169,7 +169,7 @@ impl ShardState {
                 })
             })
             .collect();
-        for (p, cut) in self.accounts.at_mut(slot).positions.values_mut().zip(cuts) {
+        for (p, cut) in self.book.accounts.at_mut(slot).positions.values_mut().zip(cuts) {
             if let Some(cut) = cut {
                 p.harvest_cut = cut;
             }
@@ -179,7 +179,7 @@ impl ShardState {
     /// Forgets every position's cuts: a security changed wash group, so which
     /// purchases block which lots may have changed anywhere.
     pub(crate) fn forget_every_harvest_cut(&mut self) {
-        for (_, a) in self.accounts.slots_mut() {
+        for (_, a) in self.book.accounts.slots_mut() {
             a.forget_harvest_cuts();
         }
     }
@@ -187,9 +187,9 @@ impl ShardState {
     /// Forgets the cuts of every position of the user's accounts: their lots or the
     /// wash ledger changed.
     pub(crate) fn forget_harvest_cuts(&mut self, user_id: &str) {
-        let Some(book) = self.tax.get(user_id) else { return };
+        let Some(book) = self.tax.books.get(user_id) else { return };
         for (account_id, _) in book.accounts() {
-            if let Some(a) = self.accounts.get_mut(account_id) {
+            if let Some(a) = self.book.accounts.get_mut(account_id) {
                 a.forget_harvest_cuts();
             }
         }
@@ -199,9 +199,9 @@ impl ShardState {
     /// when one is within the hysteresis margin, else clear. Looks only at positions
     /// past their trigger, compares by multiplication and allocates nothing.
     fn harvest_level_at(&self, account_id: &str, now: Timestamp) -> Level {
-        let a = &self.accounts[account_id];
+        let a = &self.book.accounts[account_id];
         let cfg = &self.config.tax;
-        let lots = self.tax.get(&a.user_id).and_then(|b| Some((b, &b.account(account_id)?.lots)));
+        let lots = self.tax.books.get(&a.user_id).and_then(|b| Some((b, &b.account(account_id)?.lots)));
         let Some((book, lots)) = lots else { return Level::Clear };
         let since = now.day() - WASH_WINDOW_DAYS;
         let floor = Decimal::ONE - self.config.hysteresis;
@@ -237,7 +237,7 @@ impl ShardState {
 
     /// The account's harvest candidates at event time `now`.
     pub fn harvest_view_at(&self, account_id: &str, now: Timestamp) -> Option<HarvestView> {
-        let a = self.accounts.get(account_id)?;
+        let a = self.book.accounts.get(account_id)?;
         let cfg = &self.config.tax;
         let mut view = HarvestView {
             account_id: a.account_id.clone(),
@@ -259,7 +259,7 @@ impl ShardState {
         if a.tax_status != TaxStatus::Taxable {
             return Some(view);
         }
-        let Some(book) = self.tax.get(&a.user_id) else { return Some(view) };
+        let Some(book) = self.tax.books.get(&a.user_id) else { return Some(view) };
         let Some(lots) = book.account(account_id).map(|t| &t.lots) else { return Some(view) };
         let since = now.day() - WASH_WINDOW_DAYS;
         for lot in lots.open_lots() {
@@ -326,8 +326,9 @@ impl ShardState {
     /// Listed securities of the same asset class and sector in another wash group,
     /// in symbol order.
     fn replacements_for(&self, symbol: &str) -> Vec<String> {
-        let Some(sec) = self.securities.get(symbol) else { return Vec::new() };
-        self.securities
+        let Some(sec) = self.market.securities.get(symbol) else { return Vec::new() };
+        self.market
+            .securities
             .values()
             .filter(|s| s.asset_class == sec.asset_class && s.sector == sec.sector && s.wash_group != sec.wash_group)
             .map(|s| s.symbol.clone())
@@ -336,7 +337,7 @@ impl ShardState {
     }
 
     pub(crate) fn evaluate_harvest(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
-        let a = self.accounts.at(slot);
+        let a = self.book.accounts.at(slot);
         if a.tax_status != TaxStatus::Taxable {
             return;
         }
@@ -346,7 +347,7 @@ impl ShardState {
         }
         let level = if near { self.harvest_level(slot, cause.ts) } else { Level::Clear };
         let now = cause.ts;
-        let describe = move |s: &ShardState, id: &str| finding(s, id, now);
+        let describe = move |s: &ShardState, a: &Account| finding(s, &a.account_id, now);
         self.step_account(HARVEST, Account::HARVEST, slot, level, cause, describe, out);
     }
 }
