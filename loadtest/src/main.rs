@@ -6,7 +6,9 @@
 //! Latency of an alert = commit of its batch - creation of the oldest event in
 //! that batch (the generator stamps chunks as it makes them), so it includes
 //! queueing and batching. Unpaced runs saturate the engine and the latency is a
-//! saturation figure; pass `--rate` to measure latency at a given load.
+//! saturation figure; pass `--rate` to measure latency at a given load. Alerts come
+//! in bursts (the first ticks after the setup raise most of a run's), so the run
+//! also reports every event's tick-to-commit and each batch's wall time.
 //!
 //! With `--query-rate Q` the API is served over HTTP during the measured run and a
 //! reader times `GET /v1/accounts/{id}` at Q queries/s (see `queries.rs`).
@@ -146,6 +148,9 @@ struct RunResult {
     latency_us_p99: u64,
     latency_us_p999: u64,
     latency_us_max: u64,
+    /// Tick-to-commit of every event (p50, p99, max, microseconds): the wait for its
+    /// batch plus the batch, whether or not it raised an alert.
+    event_us: (u64, u64, u64),
     /// Time to reopen the data dir afterwards in a fresh process (projection load,
     /// no log replay): a restart.
     reopen_secs: f64,
@@ -163,6 +168,10 @@ struct RunResult {
     /// stage (`riskstream_stage_seconds`).
     batches: u64,
     stage_ms: Vec<(&'static str, f64)>,
+    /// Wall time of each batch of the measured run (ingest call to commit): p50, p99,
+    /// max in microseconds, and the events in the slowest batch.
+    batch_us: (u64, u64, u64),
+    slowest_batch_events: usize,
 }
 
 fn simulator(args: &Args) -> SimulatorConfig {
@@ -266,19 +275,35 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     };
     let chunks = spawn_generator(source, args);
     let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut batch_time = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut event_latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut slowest = (0u64, 0usize);
     let (mut events, mut alerts, mut records) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     while let Ok(first) = chunks.recv() {
         let oldest = first.made;
+        let mut made = vec![(first.made, first.events.len() as u64)];
         let mut batch = first.events;
         while batch.len() < args.batch {
             match chunks.try_recv() {
-                Ok(c) => batch.extend(c.events),
+                Ok(c) => {
+                    made.push((c.made, c.events.len() as u64));
+                    batch.extend(c.events);
+                }
                 Err(_) => break,
             }
         }
         events += batch.len() as u64;
+        let (size, began) = (batch.len(), Instant::now());
         let report = app.write().ingest("loadtest", None, items(batch))?;
+        let took = began.elapsed().as_micros() as u64;
+        batch_time.record(took.max(1))?;
+        if took > slowest.0 {
+            slowest = (took, size);
+        }
+        for (at, n) in made {
+            event_latency.record_n((at.elapsed().as_micros() as u64).max(1), n)?;
+        }
         let waited = oldest.elapsed().as_micros() as u64;
         latency.record_n(waited.max(1), report.alerts.len() as u64)?;
         alerts += report.alerts.len() as u64;
@@ -316,6 +341,7 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         latency_us_p99: latency.value_at_quantile(0.99),
         latency_us_p999: latency.value_at_quantile(0.999),
         latency_us_max: latency.max(),
+        event_us: (event_latency.value_at_quantile(0.5), event_latency.value_at_quantile(0.99), event_latency.max()),
         reopen_secs,
         replay_records,
         replay_secs,
@@ -325,6 +351,8 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         queries,
         batches,
         stage_ms,
+        batch_us: (batch_time.value_at_quantile(0.5), batch_time.value_at_quantile(0.99), batch_time.max()),
+        slowest_batch_events: slowest.1,
     })
 }
 
@@ -419,6 +447,23 @@ fn print(r: &RunResult) {
     println!("{:<15} {} bar closes; raised: {}", "", r.bars, kinds.join(", "));
     let stages: Vec<String> = r.stage_ms.iter().map(|(s, ms)| format!("{s} {ms:.1}")).collect();
     println!("{:<15} {} batches; mean ms per batch: {}", "", r.batches, stages.join(", "));
+    let (p50, p99, max) = r.event_us;
+    println!(
+        "{:<15} tick-to-commit of every event: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "",
+        p50 as f64 / 1e3,
+        p99 as f64 / 1e3,
+        max as f64 / 1e3
+    );
+    let (p50, p99, max) = r.batch_us;
+    println!(
+        "{:<15} batch wall time of the run: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the slowest held {} events)",
+        "",
+        p50 as f64 / 1e3,
+        p99 as f64 / 1e3,
+        max as f64 / 1e3,
+        r.slowest_batch_events
+    );
     if let Some(q) = &r.queries {
         println!(
             "{:<15} GET /v1/accounts/{{id}} offered {:.0}/s during the run ({:.0}/s achieved): {} answered, {} failed, p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms max {:.2} ms",

@@ -239,11 +239,9 @@ impl ShardState {
         a.forget_ranges();
         if emptied {
             a.positions.remove(&e.symbol);
-            if let Some(h) = self.book.holders.get_mut(&e.symbol) {
-                h.retain(|&s| s != slot);
-            }
+            self.book.positions_moved(slot, &e.symbol, false);
         } else if new {
-            self.book.holders.entry(e.symbol.clone()).or_default().push(slot);
+            self.book.positions_moved(slot, &e.symbol, true);
         }
         self.book.changed.positions.insert((e.account_id.clone(), e.symbol.clone()));
         self.book.changed.cash.insert(e.account_id.clone());

@@ -36,6 +36,11 @@ impl<K: Borrow<str> + for<'a> From<&'a str>, V> SortedMap<K, V> {
         self.find(key).ok().map(|i| &mut self.items[i].1)
     }
 
+    /// The key's place in key order.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.find(key).ok()
+    }
+
     pub fn contains_key(&self, key: &str) -> bool {
         self.find(key).is_ok()
     }
@@ -78,6 +83,11 @@ impl<K, V> SortedMap<K, V> {
         if self.items.len() == self.items.capacity() {
             self.items.reserve_exact((self.items.len() / 4).max(4));
         }
+    }
+
+    /// The value at place `i` in key order.
+    pub fn at_mut(&mut self, i: usize) -> &mut V {
+        &mut self.items[i].1
     }
 
     /// Gives back the room a load left (it inserts one entry at a time).

@@ -14,13 +14,23 @@ use crate::rules::track_largest;
 #[derive(Debug, Default)]
 pub(crate) struct Book {
     pub accounts: Accounts,
-    /// symbol -> slots of the accounts holding it, in no order (derived index).
-    pub holders: HashMap<String, Vec<Slot>>,
+    /// symbol -> the accounts holding it and where the position sits in each, in
+    /// no order (derived index).
+    pub holders: HashMap<String, Vec<Holder>>,
     /// Dense indexes of the held symbols (`Position::sym`).
     pub symbols: Symbols,
     /// Counts price batches; see `Account::mark`.
     pub epoch: u64,
     pub changed: BookChanges,
+}
+
+/// An account holding a symbol: its slot, and the position's place among the
+/// account's positions (kept by `Book::positions_moved`), so a tick reaches the
+/// position without a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub slot: Slot,
+    pub at: u32,
 }
 
 /// Book rows touched since the last `drain_changes`.
@@ -34,6 +44,20 @@ pub(crate) struct BookChanges {
 }
 
 impl Book {
+    /// Keeps `holders` in step after the account in `slot` opened (`held`) or
+    /// closed its position in `symbol`: the positions after it moved by one place.
+    pub(crate) fn positions_moved(&mut self, slot: Slot, symbol: &str, held: bool) {
+        if held {
+            self.holders.entry(symbol.to_string()).or_default().push(Holder { slot, at: 0 });
+        } else if let Some(h) = self.holders.get_mut(symbol) {
+            h.retain(|h| h.slot != slot);
+        }
+        for (at, key) in self.accounts.at(slot).positions.keys().enumerate() {
+            let held = self.holders.get_mut(key.as_str()).and_then(|h| h.iter_mut().find(|h| h.slot == slot));
+            held.expect("every position has its holder").at = at as u32;
+        }
+    }
+
     /// Moves the running values of every account holding a moved symbol to the new
     /// prices; returns the slots of the accounts touched, in account id order.
     pub(crate) fn revalue_holders(
@@ -65,17 +89,18 @@ impl Book {
         today: i64,
     ) -> Vec<Slot> {
         let epoch = self.epoch;
-        let (holders, accounts, prices) = (&self.holders, &mut self.accounts, &market.prices);
+        let (holders, accounts, prices, interned) = (&self.holders, &mut self.accounts, &market.prices, &self.symbols);
         let mut touched = Vec::new();
         for symbol in symbols {
             let (Some(ids), Some(info)) = (holders.get(*symbol), prices.get(*symbol)) else { continue };
             let index = model.index_of(symbol).unwrap_or(UNMODELLED);
-            for &slot in ids {
+            for &Holder { slot, at } in ids {
                 let a = accounts.at_mut(slot);
                 if a.risk.marks.roll_day(today, a.market_value) {
                     marks.insert(a.account_id.clone());
                 }
-                let p = a.positions.get_mut(symbol).expect("holders index matches positions");
+                let p = a.positions.at_mut(at as usize);
+                debug_assert_eq!(Some(p.sym), interned.get(symbol), "holders index matches positions");
                 let (new_value, was) = (p.quantity * info.price, p.value_f);
                 a.market_value += new_value - p.value;
                 a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));

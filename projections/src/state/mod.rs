@@ -19,7 +19,7 @@ use crate::tax::Taxes;
 pub use crate::rules::SignalState;
 pub use accounts::Accounts;
 pub(crate) use accounts::Slot;
-pub(crate) use book::{Book, Symbols};
+pub(crate) use book::{Book, Holder, Symbols};
 pub(crate) use market::Market;
 pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
@@ -338,12 +338,12 @@ impl ShardState {
         let (prices, symbols) = (&self.market.prices, &mut self.book.symbols);
         for (slot, account) in self.book.accounts.slots_mut() {
             let mut total = account.cash;
-            for (symbol, position) in account.positions.iter_mut() {
+            for (at, (symbol, position)) in account.positions.iter_mut().enumerate() {
                 let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
                 position.set_value(position.quantity * price);
                 position.sym = symbols.intern(symbol);
                 total += position.value;
-                self.book.holders.entry(symbol.clone()).or_default().push(slot);
+                self.book.holders.entry(symbol.clone()).or_default().push(Holder { slot, at: at as u32 });
             }
             account.market_value = total;
             account.forget_ranges();
