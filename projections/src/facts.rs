@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::risk::SymbolModel;
 use crate::state::{Account, Position, PriceInfo, Security, ShardState, SignalState, Targets};
-use crate::tax::{Lot, TaxBook, WashAdjustment};
+use crate::tax::{lots_row, Lot, TaxBook, WashAdjustment};
 
 /// The projection tables (RocksDB column families of the same names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,7 +141,7 @@ impl ShardState {
             put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
         }
         for (id, symbol) in tax.lots {
-            let row = self.lots_row(&id, &symbol).map(json);
+            let row = self.lots_of(&id, &symbol).map(|lots| lots_row(&id, &symbol, lots));
             put(Table::TaxLots, format!("{id}{SEP}{symbol}"), row);
         }
         for (user, n) in tax.wash_sales {
@@ -162,7 +162,7 @@ impl ShardState {
     }
 
     /// An (account, symbol)'s open lots; `None` when there are none.
-    fn lots_row(&self, account_id: &str, symbol: &str) -> Option<&[Lot]> {
+    fn lots_of(&self, account_id: &str, symbol: &str) -> Option<&[Lot]> {
         let user = &self.book.accounts.get(account_id)?.user_id;
         let lots = self.tax.books.get(user)?.account(account_id)?.lots.lots(symbol);
         (!lots.is_empty()).then_some(lots)
@@ -220,10 +220,11 @@ impl ShardState {
                 put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
             }
             for (id, account) in book.accounts() {
-                let symbols: std::collections::BTreeSet<&str> =
-                    account.lots.open_lots().map(|l| l.symbol.as_str()).collect();
-                for symbol in symbols {
-                    put(Table::TaxLots, format!("{id}{SEP}{symbol}"), json(&account.lots.lots(symbol)));
+                for symbol in account.lots.symbols() {
+                    let lots = account.lots.lots(symbol);
+                    if !lots.is_empty() {
+                        put(Table::TaxLots, format!("{id}{SEP}{symbol}"), lots_row(id, symbol, lots));
+                    }
                 }
             }
         }

@@ -39,11 +39,13 @@ pub struct Position {
     /// (`rules/drift`); never a reported figure.
     #[serde(skip)]
     pub(crate) value_f: f64,
-    /// At or below this value some lot is close to a tax-loss harvesting candidate
-    /// (taxable accounts; derived from the lots, not persisted): the tick path
-    /// compares, the rule looks at the lots only then.
+    /// At or below this value (f64) some lot may be close to a tax-loss harvesting
+    /// candidate (taxable accounts; derived from the lots, not persisted): the tick
+    /// path compares, the rule looks at the lots only then. The exact trigger raised
+    /// by [`EDGE`](crate::rules::EDGE), so no position the exact one holds is missed
+    /// (the rule then decides exactly); `NEG_INFINITY` when no lot can be.
     #[serde(skip)]
-    pub(crate) harvest_below: Option<Decimal>,
+    pub(crate) harvest_below: f64,
     /// Below `harvest_below`, the values at which the unblocked lots put the
     /// harvest rule's level (`rules/harvest/cut.rs`).
     #[serde(skip)]
@@ -66,7 +68,7 @@ impl Position {
             cost_basis,
             value: Decimal::ZERO,
             value_f: 0.0,
-            harvest_below: None,
+            harvest_below: f64::NEG_INFINITY,
             harvest_cut: HarvestCut::Stale,
             slopes: Slopes::default(),
             sym: Symbols::NONE,
@@ -82,7 +84,7 @@ impl Position {
 
     /// Whether the position is at or below its harvest trigger.
     pub(crate) fn near_harvest(&self) -> bool {
-        self.harvest_below.is_some_and(|t| self.value <= t)
+        self.value_f <= self.harvest_below
     }
 
     /// Sets the running value; returns how `near_harvest` moved (+1, -1 or 0), for

@@ -57,9 +57,11 @@ pub struct LossRef {
 /// Shares bought in one trade (or a piece of them split off as wash-sale
 /// replacement shares), with their basis and holding period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The account and the symbol are the lot book's and its key's, not the lot's: a
+/// million lots would carry them twice. The stored row still names both
+/// ([`lots_row`]), and reading a row ignores them.
 pub struct Lot {
-    pub account_id: Id,
-    pub symbol: Id,
     /// The buy that opened the lot.
     pub trade_id: Id,
     /// 0 for the shares as bought; n for the n-th piece split off as replacement shares.
@@ -80,6 +82,22 @@ pub struct Lot {
     /// Pieces split off so far, so piece numbers are never reused.
     #[serde(default)]
     pub(crate) pieces: u32,
+}
+
+/// A lot as stored: the account and the symbol first, then the lot's own fields.
+#[derive(Serialize)]
+struct StoredLot<'a> {
+    account_id: &'a str,
+    symbol: &'a str,
+    #[serde(flatten)]
+    lot: &'a Lot,
+}
+
+/// The stored row of an (account, symbol)'s open lots: a JSON list of the lots,
+/// each naming its account and symbol.
+pub(crate) fn lots_row(account_id: &str, symbol: &str, lots: &[Lot]) -> Vec<u8> {
+    let rows: Vec<StoredLot> = lots.iter().map(|lot| StoredLot { account_id, symbol, lot }).collect();
+    serde_json::to_vec(&rows).expect("lots always serialise")
 }
 
 impl Lot {
@@ -194,6 +212,16 @@ impl LotBook {
         self.lots.values().flatten()
     }
 
+    /// Every open lot with its symbol, by symbol then acquisition.
+    pub fn open_lots_by_symbol(&self) -> impl Iterator<Item = (&str, &Lot)> {
+        self.lots.iter().flat_map(|(s, lots)| lots.iter().map(move |l| (s.as_str(), l)))
+    }
+
+    /// The symbols with open lots, in order.
+    pub fn symbols(&self) -> impl Iterator<Item = &str> {
+        self.lots.keys().map(|s| s.as_str())
+    }
+
     /// Replaces a symbol's open lots (loading stored rows); they are kept sorted.
     pub(crate) fn set_lots(&mut self, symbol: &str, mut lots: Vec<Lot>) {
         lots.sort_by(|a, b| a.key().cmp(&b.key()));
@@ -248,8 +276,6 @@ impl LotBook {
         debug_assert_eq!(trade.side, Side::Buy);
         self.check(trade)?;
         let lot = Lot {
-            account_id: self.account_id.as_str().into(),
-            symbol: trade.symbol.as_str().into(),
             trade_id: trade.trade_id.as_str().into(),
             piece: 0,
             quantity: trade.quantity,
@@ -261,7 +287,7 @@ impl LotBook {
             pieces: 0,
         };
         let id = lot.id();
-        self.insert(lot);
+        self.insert(&trade.symbol, lot);
         Ok(id)
     }
 
@@ -273,8 +299,9 @@ impl LotBook {
         let quantities: Vec<Decimal> = plan.iter().map(|(_, q)| *q).collect();
         let fees = allocate(trade.fees, &quantities);
         let lots = self.lots.get_mut(trade.symbol.as_str()).expect("a plan needs lots");
+        let account_id = &self.account_id;
         let closed: Vec<Closed> =
-            plan.iter().zip(fees).map(|(&(i, q), fee)| close(&mut lots[i], q, fee, trade, ts)).collect();
+            plan.iter().zip(fees).map(|(&(i, q), fee)| close(account_id, &mut lots[i], q, fee, trade, ts)).collect();
         lots.retain(|l| !l.quantity.is_zero());
         if lots.is_empty() {
             self.lots.remove(trade.symbol.as_str());
@@ -343,8 +370,8 @@ impl LotBook {
         Ok(order)
     }
 
-    fn insert(&mut self, lot: Lot) {
-        let lots = self.lots.get_or_insert_with(&lot.symbol, Vec::new);
+    fn insert(&mut self, symbol: &str, lot: Lot) {
+        let lots = self.lots.get_or_insert_with(symbol, Vec::new);
         let at = lots.partition_point(|l| l.key() < lot.key());
         crate::short_list::insert(lots, at, lot);
     }
@@ -382,7 +409,7 @@ impl LotBook {
         }
         lot.replaces = Some(Box::new(r.replaces));
         let id = lot.id();
-        self.insert(lot);
+        self.insert(r.symbol, lot);
         id
     }
 }
@@ -457,7 +484,14 @@ fn take_in_order(lots: &[Lot], order: &[usize], quantity: Decimal) -> Option<Vec
     left.is_zero().then_some(plan)
 }
 
-fn close(lot: &mut Lot, quantity: Decimal, fees: Decimal, trade: &TradeExecuted, ts: Timestamp) -> Closed {
+fn close(
+    account_id: &str,
+    lot: &mut Lot,
+    quantity: Decimal,
+    fees: Decimal,
+    trade: &TradeExecuted,
+    ts: Timestamp,
+) -> Closed {
     let basis = pro_rata(lot.basis, quantity, lot.quantity);
     let wash = pro_rata(lot.wash_adjustment, quantity, lot.quantity);
     lot.quantity -= quantity;
@@ -466,8 +500,8 @@ fn close(lot: &mut Lot, quantity: Decimal, fees: Decimal, trade: &TradeExecuted,
     let proceeds = quantity * trade.price - fees;
     Closed {
         sale_trade_id: trade.trade_id.clone(),
-        account_id: lot.account_id.to_string(),
-        symbol: lot.symbol.to_string(),
+        account_id: account_id.to_string(),
+        symbol: trade.symbol.clone(),
         lot_id: lot.id(),
         lot_trade_id: lot.trade_id.to_string(),
         quantity,
@@ -501,8 +535,6 @@ mod tests {
     #[test]
     fn piece_names_resolve_only_to_split_pieces() {
         let lot = |trade_id: &str, piece| Lot {
-            account_id: "a".into(),
-            symbol: "X".into(),
             trade_id: trade_id.into(),
             piece,
             quantity: Decimal::ONE,

@@ -57,6 +57,7 @@ mod view;
 mod wash;
 
 pub use error::TaxError;
+pub(crate) use lots::lots_row;
 pub use lots::{allocate, Applied, Closed, LossRef, Lot, LotBook, Unrealized};
 pub use realized::{Figures, Realized, YearFigures};
 pub(crate) use shard::Taxes;

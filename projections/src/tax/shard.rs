@@ -169,7 +169,10 @@ impl ShardState {
                 p.cost_basis = basis;
                 self.book.changed.positions.insert((account_id.to_string(), symbol.to_string()));
             }
-            p.harvest_below = trigger.map(|price| price * p.quantity);
+            p.harvest_below = trigger.map_or(f64::NEG_INFINITY, |price| {
+                let below = crate::risk::f64_of(price * p.quantity);
+                below + crate::rules::EDGE * below.abs()
+            });
         }
     }
 

@@ -145,12 +145,12 @@ impl ShardState {
         let now = self.now;
         let lots: Vec<LotView> = book
             .lots
-            .open_lots()
-            .map(|l| {
-                let price = self.last_price(&l.symbol);
+            .open_lots_by_symbol()
+            .map(|(symbol, l)| {
+                let price = self.last_price(symbol);
                 let value = l.quantity * price;
                 LotView {
-                    symbol: l.symbol.to_string(),
+                    symbol: symbol.to_string(),
                     lot_id: l.id(),
                     trade_id: l.trade_id.to_string(),
                     quantity: l.quantity,

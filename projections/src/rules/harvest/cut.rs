@@ -21,11 +21,12 @@ pub(crate) enum HarvestCut {
     #[default]
     Stale,
     /// For UTC day `day`: the position breaches at or below `breach` and holds below
-    /// `hold` (`NEG_INFINITY`: at no value).
-    Fresh { day: i64, breach: f64, hold: f64 },
+    /// `hold` (`NEG_INFINITY`: at no value). Days as `i32` (event days are within
+    /// ±10^8 of 1970), so the cut packs in 24 bytes: every position carries one.
+    Fresh { day: i32, breach: f64, hold: f64 },
     /// For `day`, lots or settings the cuts cannot describe (a lot of no shares, a
     /// negative cost or threshold): the rule walks the lots.
-    Walk { day: i64 },
+    Walk { day: i32 },
 }
 
 impl HarvestCut {
@@ -33,7 +34,7 @@ impl HarvestCut {
     pub fn stale(&self, day: i64) -> bool {
         match *self {
             HarvestCut::Stale => true,
-            HarvestCut::Fresh { day: d, .. } | HarvestCut::Walk { day: d } => d != day,
+            HarvestCut::Fresh { day: d, .. } | HarvestCut::Walk { day: d } => i64::from(d) != day,
         }
     }
 
@@ -41,7 +42,7 @@ impl HarvestCut {
     /// can tell (near a cut, or a cut that does not apply).
     pub fn level(&self, value: f64, day: i64) -> Option<Level> {
         let HarvestCut::Fresh { day: d, breach, hold } = *self else { return None };
-        if d != day {
+        if i64::from(d) != day {
             return None;
         }
         if below(value, breach)? {
@@ -60,6 +61,7 @@ impl HarvestCut {
         hysteresis: Decimal,
         day: i64,
     ) -> HarvestCut {
+        let day = day as i32;
         let floor = Decimal::ONE - hysteresis;
         let signs_ok = [cfg.trading_cost, cfg.harvest_min_loss, cfg.harvest_min_loss_fraction, floor]
             .iter()

@@ -156,7 +156,7 @@ impl ShardState {
         let a = self.book.accounts.at(slot);
         let book = self.tax.books.get(&a.user_id);
         let lots = book.and_then(|b| b.account(&a.account_id)).map(|t| &t.lots);
-        let (cfg, since) = (&self.config, day - WASH_WINDOW_DAYS);
+        let (cfg, since, account_id) = (&self.config, day - WASH_WINDOW_DAYS, a.account_id.as_str());
         let cuts: Vec<Option<HarvestCut>> = a
             .positions
             .iter()
@@ -164,7 +164,7 @@ impl ShardState {
                 let (book, lots) = (book?, lots?);
                 p.harvest_cut.stale(day).then(|| {
                     let group = self.wash_group(symbol);
-                    let blocked = |l: &Lot| washed_by(book, group, since, l).is_some();
+                    let blocked = |l: &Lot| washed_by(book, group, since, account_id, l).is_some();
                     HarvestCut::of(lots.lots(symbol), p.quantity, blocked, &cfg.tax, cfg.hysteresis, day)
                 })
             })
@@ -223,7 +223,7 @@ impl ShardState {
                     continue;
                 }
                 let group = self.wash_group(symbol);
-                if washed_by(book, group, since, lot).is_some() {
+                if washed_by(book, group, since, account_id, lot).is_some() {
                     continue;
                 }
                 if breach {
@@ -262,8 +262,8 @@ impl ShardState {
         let Some(book) = self.tax.books.get(&a.user_id) else { return Some(view) };
         let Some(lots) = book.account(account_id).map(|t| &t.lots) else { return Some(view) };
         let since = now.day() - WASH_WINDOW_DAYS;
-        for lot in lots.open_lots() {
-            let price = self.last_price(&lot.symbol);
+        for (symbol, lot) in lots.open_lots_by_symbol() {
+            let price = self.last_price(symbol);
             let value = lot.quantity * price;
             let unrealized_loss = lot.basis - value;
             let trading_cost = (value * cfg.trading_cost).round_dp(2);
@@ -275,12 +275,12 @@ impl ShardState {
                 continue;
             }
             let candidate = self.lot_past(unrealized_loss, exact_net, lot.basis, Decimal::ONE, false);
-            let group = self.wash_group(&lot.symbol);
-            if let Some(latest) = washed_by(book, group, since, lot) {
+            let group = self.wash_group(symbol);
+            if let Some(latest) = washed_by(book, group, since, account_id, lot) {
                 if candidate {
                     let through = crate::tax::date_of(latest.plus_seconds(WASH_WINDOW_DAYS * 86_400));
                     view.blocked.push(BlockedLot {
-                        symbol: lot.symbol.to_string(),
+                        symbol: symbol.to_string(),
                         lot_id: lot.id(),
                         net_loss,
                         wash_group: group.to_string(),
@@ -301,11 +301,11 @@ impl ShardState {
             let tax_benefit = (net_loss * tax_rate).round_dp(2);
             view.net_loss += net_loss;
             view.tax_benefit += tax_benefit;
-            if !view.replacements.contains_key(lot.symbol.as_str()) {
-                view.replacements.insert(lot.symbol.to_string(), self.replacements_for(&lot.symbol));
+            if !view.replacements.contains_key(symbol) {
+                view.replacements.insert(symbol.to_string(), self.replacements_for(symbol));
             }
             view.candidates.push(HarvestLot {
-                symbol: lot.symbol.to_string(),
+                symbol: symbol.to_string(),
                 lot_id: lot.id(),
                 quantity: lot.quantity,
                 basis: lot.basis,
@@ -354,8 +354,8 @@ impl ShardState {
 
 /// The latest purchase in the lot's wash group (`group`) from UTC day `since` on,
 /// other than the lot's own, that would wash a sale of the lot now.
-fn washed_by(book: &TaxBook, group: &str, since: i64, lot: &Lot) -> Option<Timestamp> {
-    book.ledger().acquired_since(group, since, (&lot.account_id, &lot.trade_id))
+fn washed_by(book: &TaxBook, group: &str, since: i64, account_id: &str, lot: &Lot) -> Option<Timestamp> {
+    book.ledger().acquired_since(group, since, (account_id, &lot.trade_id))
 }
 
 fn finding(s: &ShardState, account_id: &str, now: Timestamp) -> Finding {
