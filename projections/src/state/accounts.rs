@@ -15,6 +15,11 @@ pub(crate) type Slot = u32;
 pub struct Accounts {
     slots: Vec<Account>,
     index: HashMap<String, Slot>,
+    /// Each slot's place in account id order, so touched accounts are put in id
+    /// order by comparing integers, not ids. Accounts added since the last
+    /// [`Accounts::rank_new`] wait in `unranked`.
+    rank: Vec<u32>,
+    unranked: Vec<Slot>,
 }
 
 impl Accounts {
@@ -53,6 +58,7 @@ impl Accounts {
                 let s = Slot::try_from(self.slots.len()).expect("fewer than 2^32 accounts per shard");
                 self.slots.push(account);
                 self.index.insert(id, s);
+                self.unranked.push(s);
                 s
             }
         }
@@ -82,9 +88,39 @@ impl Accounts {
         self.index.iter().map(|(id, &s)| (id, &self.slots[s as usize]))
     }
 
-    /// Sorts slots by account id: the order rules run and alerts leave in.
+    /// Sorts slots by account id: the order rules run and alerts leave in. By rank
+    /// once every account is ranked (see [`Accounts::rank_new`]), else by id.
     pub(crate) fn sort_by_id(&self, slots: &mut [Slot]) {
-        slots.sort_unstable_by(|x, y| self.at(*x).account_id.cmp(&self.at(*y).account_id));
+        if self.unranked.is_empty() {
+            slots.sort_unstable_by_key(|&s| self.rank[s as usize]);
+        } else {
+            slots.sort_unstable_by(|x, y| self.at(*x).account_id.cmp(&self.at(*y).account_id));
+        }
+    }
+
+    /// Ranks the accounts added since the last call: sorts them by id and merges
+    /// them into the id order (O(accounts), once per batch that opened accounts).
+    pub(crate) fn rank_new(&mut self) {
+        if self.unranked.is_empty() {
+            return;
+        }
+        let by_id = |s: &Slot| self.slots[*s as usize].account_id.as_str();
+        let mut new = std::mem::take(&mut self.unranked);
+        new.sort_unstable_by(|x, y| by_id(x).cmp(by_id(y)));
+        let mut order = vec![0; self.slots.len() - new.len()];
+        for (slot, &r) in self.rank.iter().enumerate() {
+            order[r as usize] = slot as Slot;
+        }
+        let mut merged = Vec::with_capacity(self.slots.len());
+        let (mut old, mut new) = (order.into_iter().peekable(), new.into_iter().peekable());
+        while let (Some(o), Some(n)) = (old.peek(), new.peek()) {
+            merged.push(if by_id(o) < by_id(n) { old.next() } else { new.next() }.expect("peeked"));
+        }
+        merged.extend(old.chain(new));
+        self.rank = vec![0; self.slots.len()];
+        for (r, &slot) in merged.iter().enumerate() {
+            self.rank[slot as usize] = r as u32;
+        }
     }
 }
 
@@ -93,5 +129,56 @@ impl Index<&str> for Accounts {
 
     fn index(&self, id: &str) -> &Account {
         self.get(id).unwrap_or_else(|| panic!("no account `{id}` in this shard"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Limits;
+    use riskstream_schemas::{TaxStatus, Timestamp};
+
+    fn account(id: &str) -> Account {
+        Account {
+            account_id: id.to_string(),
+            user_id: "u".to_string(),
+            tax_status: TaxStatus::Taxable,
+            base_currency: "USD".to_string(),
+            opened_at: Timestamp(0),
+            limits: Limits::default(),
+            cash: Default::default(),
+            positions: Default::default(),
+            targets: None,
+            market_value: Default::default(),
+            mark: 0,
+            raised: 0,
+            harvest_near: 0,
+            risk: Default::default(),
+            drift: crate::rules::DriftRange::Unbuilt,
+            largest: None,
+        }
+    }
+
+    /// Accounts added in any order, ranked in several rounds, sort slots as their
+    /// ids do.
+    #[test]
+    fn ranks_follow_the_ids_across_rounds() {
+        let mut accounts = Accounts::default();
+        let rounds: [&[&str]; 3] = [&["m", "c", "x"], &["a", "n"], &["z", "b", "o", "d"]];
+        for ids in rounds {
+            for id in ids {
+                accounts.insert(id.to_string(), account(id));
+            }
+            let mut by_string: Vec<Slot> = (0..accounts.len() as Slot).rev().collect();
+            accounts.sort_by_id(&mut by_string);
+            accounts.rank_new();
+            let mut by_rank: Vec<Slot> = (0..accounts.len() as Slot).rev().collect();
+            accounts.sort_by_id(&mut by_rank);
+            assert_eq!(by_rank, by_string);
+            let ids: Vec<&str> = by_rank.iter().map(|&s| accounts.at(s).account_id.as_str()).collect();
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            assert_eq!(ids, sorted);
+        }
     }
 }

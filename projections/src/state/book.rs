@@ -76,6 +76,7 @@ impl Book {
         } else {
             self.revalue_symbol_major(symbols, market, model, marks, today)
         };
+        self.accounts.rank_new();
         self.accounts.sort_by_id(&mut touched);
         touched
     }
