@@ -237,11 +237,15 @@ impl ShardState {
         a.cash += cash_delta;
         let emptied = p.quantity.is_zero();
         a.forget_ranges();
-        if emptied {
-            a.positions.remove(&e.symbol);
-            self.book.positions_moved(slot, &e.symbol, false);
-        } else if new {
-            self.book.positions_moved(slot, &e.symbol, true);
+        let at = a.positions.position(&e.symbol).expect("just inserted");
+        match (new, emptied) {
+            (true, true) => drop(a.positions.remove(&e.symbol)),
+            (true, false) => self.book.opened(slot, at),
+            (false, true) => {
+                let gone = a.positions.remove(&e.symbol).expect("held");
+                self.book.closed(slot, at, &gone);
+            }
+            (false, false) => {}
         }
         self.book.changed.positions.insert((e.account_id.clone(), e.symbol.clone()));
         self.book.changed.cash.insert(e.account_id.clone());

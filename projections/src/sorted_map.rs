@@ -86,6 +86,11 @@ impl<K, V> SortedMap<K, V> {
     }
 
     /// The value at place `i` in key order.
+    pub fn at(&self, i: usize) -> &V {
+        &self.items[i].1
+    }
+
+    /// The value at place `i` in key order.
     pub fn at_mut(&mut self, i: usize) -> &mut V {
         &mut self.items[i].1
     }

@@ -9,7 +9,9 @@ use riskstream_projections::{FactSource, RuleConfig, ShardState, Table};
 use riskstream_schemas::*;
 use rust_decimal::Decimal;
 
-const SYMBOLS: [&str; 4] = ["AAA", "BBB", "CCC", "DDD"];
+/// More symbols than a one-symbol tick's quarter, so ticks take the sparse
+/// (symbol-major) path through the holders index as well as the dense one.
+const SYMBOLS: [&str; 8] = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH"];
 const ACCOUNTS: [&str; 3] = ["a1", "a2", "a3"];
 
 #[derive(Debug, Clone)]
@@ -25,9 +27,9 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         1 => (0..3usize, 1..100_000i64).prop_map(|(a, c)| Step::Deposit(a, c)),
-        2 => (0..3usize, 0..4usize, 1..500i64, 1..50_000i64).prop_map(|(a, s, q, p)| Step::Buy(a, s, q, p)),
-        1 => (0..3usize, 0..4usize, 1..500i64, 1..50_000i64).prop_map(|(a, s, q, p)| Step::Sell(a, s, q, p)),
-        4 => (0..4usize, 1..50_000i64).prop_map(|(s, p)| Step::Tick(s, p)),
+        2 => (0..3usize, 0..SYMBOLS.len(), 1..500i64, 1..50_000i64).prop_map(|(a, s, q, p)| Step::Buy(a, s, q, p)),
+        1 => (0..3usize, 0..SYMBOLS.len(), 1..500i64, 1..50_000i64).prop_map(|(a, s, q, p)| Step::Sell(a, s, q, p)),
+        4 => (0..SYMBOLS.len(), 1..50_000i64).prop_map(|(s, p)| Step::Tick(s, p)),
         1 => (0..3usize, proptest::collection::vec(1..10u8, 4)).prop_map(|(a, w)| Step::Targets(a, w)),
         1 => Just(Step::NextDay),
     ]

@@ -21,7 +21,7 @@ pub const UNIVERSE: &str = "*universe";
 impl ShardState {
     /// The shard's accounts holding `symbol`: the recipients of a symbol alert.
     pub(crate) fn holders_of(&self, symbol: &str) -> Vec<(String, String)> {
-        let holders = self.book.holders.get(symbol).map_or(&[][..], Vec::as_slice);
+        let holders = self.book.symbols.get(symbol).map_or(&[][..], |sym| self.book.holders_of(sym));
         let mut slots: Vec<_> = holders.iter().map(|h| h.slot).collect();
         self.book.accounts.sort_by_id(&mut slots);
         slots.into_iter().map(|s| self.book.accounts.at(s)).map(|a| (a.account_id.clone(), a.user_id.clone())).collect()

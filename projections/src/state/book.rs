@@ -7,16 +7,18 @@ use std::collections::BTreeSet;
 use ahash::AHashMap as HashMap;
 use rust_decimal::Decimal;
 
-use super::{Accounts, Market, Slot};
+use super::{Accounts, Market, Position, Slot};
 use crate::risk::{CovarianceModel, UNMODELLED};
 use crate::rules::track_largest;
 
 #[derive(Debug, Default)]
 pub(crate) struct Book {
     pub accounts: Accounts,
-    /// symbol -> the accounts holding it and where the position sits in each, in
-    /// no order (derived index).
-    pub holders: HashMap<String, Vec<Holder>>,
+    /// By dense symbol index (`Symbols`, `Position::sym`): the accounts holding it
+    /// and where the position sits in each, in no order (derived index). A
+    /// position knows its entry (`Position::holder`), so opening and closing one
+    /// costs O(the account's positions), however many hold the symbol.
+    pub holders: Vec<Vec<Holder>>,
     /// Dense indexes of the held symbols (`Position::sym`).
     pub symbols: Symbols,
     /// Counts price batches; see `Account::mark`.
@@ -25,8 +27,8 @@ pub(crate) struct Book {
 }
 
 /// An account holding a symbol: its slot, and the position's place among the
-/// account's positions (kept by `Book::positions_moved`), so a tick reaches the
-/// position without a search.
+/// account's positions (kept by `Book::opened` and `Book::closed`), so a tick
+/// reaches the position without a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Holder {
     pub slot: Slot,
@@ -44,17 +46,56 @@ pub(crate) struct BookChanges {
 }
 
 impl Book {
-    /// Keeps `holders` in step after the account in `slot` opened (`held`) or
-    /// closed its position in `symbol`: the positions after it moved by one place.
-    pub(crate) fn positions_moved(&mut self, slot: Slot, symbol: &str, held: bool) {
-        if held {
-            self.holders.entry(symbol.to_string()).or_default().push(Holder { slot, at: 0 });
-        } else if let Some(h) = self.holders.get_mut(symbol) {
-            h.retain(|h| h.slot != slot);
+    /// The accounts holding the symbol of dense index `sym`.
+    pub(crate) fn holders_of(&self, sym: u32) -> &[Holder] {
+        self.holders.get(sym as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Adds `holder` to the list of `sym`; returns its entry's index.
+    fn add_holder(&mut self, sym: u32, holder: Holder) -> u32 {
+        let sym = sym as usize;
+        if self.holders.len() <= sym {
+            self.holders.resize_with(sym + 1, Vec::new);
         }
-        for (at, key) in self.accounts.at(slot).positions.keys().enumerate() {
-            let held = self.holders.get_mut(key.as_str()).and_then(|h| h.iter_mut().find(|h| h.slot == slot));
-            held.expect("every position has its holder").at = at as u32;
+        self.holders[sym].push(holder);
+        (self.holders[sym].len() - 1) as u32
+    }
+
+    /// Points the holder entries of the account's positions from place `from` on at
+    /// their places (positions after an opened or closed one moved by one).
+    fn replace_from(&mut self, slot: Slot, from: usize) {
+        for (at, p) in self.accounts.at(slot).positions.values().enumerate().skip(from) {
+            self.holders[p.sym as usize][p.holder as usize].at = at as u32;
+        }
+    }
+
+    /// The account in `slot` opened the position at place `at`.
+    pub(crate) fn opened(&mut self, slot: Slot, at: usize) {
+        let sym = self.accounts.at(slot).positions.at(at).sym;
+        let holder = self.add_holder(sym, Holder { slot, at: at as u32 });
+        self.accounts.at_mut(slot).positions.at_mut(at).holder = holder;
+        self.replace_from(slot, at + 1);
+    }
+
+    /// The account in `slot` closed `gone`, which sat at place `at`.
+    pub(crate) fn closed(&mut self, slot: Slot, at: usize, gone: &Position) {
+        let list = &mut self.holders[gone.sym as usize];
+        list.swap_remove(gone.holder as usize);
+        if let Some(&Holder { slot: s, at: place }) = list.get(gone.holder as usize) {
+            self.accounts.at_mut(s).positions.at_mut(place as usize).holder = gone.holder;
+        }
+        self.replace_from(slot, at);
+    }
+
+    /// Rebuilds `holders` from the positions (after a load).
+    pub(crate) fn rebuild_holders(&mut self) {
+        self.holders.clear();
+        for slot in 0..self.accounts.len() as Slot {
+            for at in 0..self.accounts.at(slot).positions.len() {
+                let sym = self.accounts.at(slot).positions.at(at).sym;
+                let holder = self.add_holder(sym, Holder { slot, at: at as u32 });
+                self.accounts.at_mut(slot).positions.at_mut(at).holder = holder;
+            }
         }
     }
 
@@ -93,7 +134,8 @@ impl Book {
         let (holders, accounts, prices, interned) = (&self.holders, &mut self.accounts, &market.prices, &self.symbols);
         let mut touched = Vec::new();
         for symbol in symbols {
-            let (Some(ids), Some(info)) = (holders.get(*symbol), prices.get(*symbol)) else { continue };
+            let (Some(sym), Some(info)) = (interned.get(symbol), prices.get(*symbol)) else { continue };
+            let ids = holders.get(sym as usize).map_or(&[][..], Vec::as_slice);
             let index = model.index_of(symbol).unwrap_or(UNMODELLED);
             for &Holder { slot, at } in ids {
                 let a = accounts.at_mut(slot);
@@ -101,7 +143,7 @@ impl Book {
                     marks.insert(a.account_id.clone());
                 }
                 let p = a.positions.at_mut(at as usize);
-                debug_assert_eq!(Some(p.sym), interned.get(symbol), "holders index matches positions");
+                debug_assert_eq!(p.sym, sym, "holders index matches positions");
                 let (new_value, was) = (p.quantity * info.price, p.value_f);
                 a.market_value += new_value - p.value;
                 a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));

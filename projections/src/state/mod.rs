@@ -19,7 +19,7 @@ use crate::tax::Taxes;
 pub use crate::rules::SignalState;
 pub use accounts::Accounts;
 pub(crate) use accounts::Slot;
-pub(crate) use book::{Book, Holder, Symbols};
+pub(crate) use book::{Book, Symbols};
 pub(crate) use market::Market;
 pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
@@ -59,6 +59,9 @@ pub struct Position {
     /// hashing the symbol.
     #[serde(skip)]
     pub(crate) sym: u32,
+    /// Its entry in the symbol's holders list (`Book::holders`).
+    #[serde(skip)]
+    pub(crate) holder: u32,
 }
 
 impl Position {
@@ -72,6 +75,7 @@ impl Position {
             harvest_cut: HarvestCut::Stale,
             slopes: Slopes::default(),
             sym: Symbols::NONE,
+            holder: u32::MAX,
         }
     }
 
@@ -336,21 +340,20 @@ impl ShardState {
     /// Recomputes every derived value from the facts: the holders index and the
     /// running sums. Used after loading facts from a store.
     pub fn rebuild_derived(&mut self) {
-        self.book.holders.clear();
         let (prices, symbols) = (&self.market.prices, &mut self.book.symbols);
-        for (slot, account) in self.book.accounts.slots_mut() {
+        for (_, account) in self.book.accounts.slots_mut() {
             let mut total = account.cash;
-            for (at, (symbol, position)) in account.positions.iter_mut().enumerate() {
+            for (symbol, position) in account.positions.iter_mut() {
                 let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
                 position.set_value(position.quantity * price);
                 position.sym = symbols.intern(symbol);
                 total += position.value;
-                self.book.holders.entry(symbol.clone()).or_default().push(Holder { slot, at: at as u32 });
             }
             account.market_value = total;
             account.forget_ranges();
             account.positions.shrink_to_fit();
         }
+        self.book.rebuild_holders();
         self.risk.model.finish_load();
         let ids: Vec<String> = self.book.accounts.keys().cloned().collect();
         for id in &ids {
