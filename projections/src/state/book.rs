@@ -9,7 +9,6 @@ use rust_decimal::Decimal;
 
 use super::{Accounts, Market, Position, Slot};
 use crate::risk::{CovarianceModel, UNMODELLED};
-use crate::rules::track_largest;
 
 #[derive(Debug, Default)]
 pub(crate) struct Book {
@@ -142,14 +141,9 @@ impl Book {
                 if a.risk.marks.roll_day(today, a.market_value) {
                     marks.insert(a.account_id.clone());
                 }
-                let p = a.positions.at_mut(at as usize);
-                debug_assert_eq!(p.sym, sym, "holders index matches positions");
-                let (new_value, was) = (p.quantity * info.price, p.value_f);
-                a.market_value += new_value - p.value;
-                a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
-                a.drift.moved(&p.slopes, was, p.value_f);
-                track_largest(&mut a.largest, was, p.value_f);
-                a.risk.book.set_exposure(index, p.value_f, model);
+                debug_assert_eq!(a.positions.at(at as usize).sym, sym, "holders index matches positions");
+                let value = a.revalue_at(at as usize, info.price);
+                a.risk.book.set_exposure(index, value, model);
                 if a.mark != epoch {
                     a.mark = epoch;
                     touched.push(slot);
@@ -177,18 +171,15 @@ impl Book {
         let mut touched = Vec::new();
         for (slot, a) in self.accounts.slots_mut() {
             let mut hit = false;
-            for p in a.positions.values_mut() {
-                debug_assert_ne!(p.sym, Symbols::NONE, "every position is interned");
-                if let Some(&Some((price, index))) = moved.get(p.sym as usize) {
+            for at in 0..a.positions.len() {
+                let sym = a.positions.at(at).sym;
+                debug_assert_ne!(sym, Symbols::NONE, "every position is interned");
+                if let Some(&Some((price, index))) = moved.get(sym as usize) {
                     if !hit && a.risk.marks.roll_day(today, a.market_value) {
                         marks.insert(a.account_id.clone());
                     }
-                    let (new_value, was) = (p.quantity * price, p.value_f);
-                    a.market_value += new_value - p.value;
-                    a.harvest_near = a.harvest_near.saturating_add_signed(p.revalue(new_value));
-                    a.drift.moved(&p.slopes, was, p.value_f);
-                    track_largest(&mut a.largest, was, p.value_f);
-                    a.risk.book.put_exposure(index, p.value_f);
+                    let value = a.revalue_at(at, price);
+                    a.risk.book.put_exposure(index, value);
                     hit = true;
                 }
             }

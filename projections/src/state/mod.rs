@@ -211,6 +211,20 @@ impl Account {
         self.harvest_near = self.positions.values().filter(|p| p.near_harvest()).count() as u32;
     }
 
+    /// Moves the position at place `at` to `price` and what the account keeps with
+    /// it (its total, the positions near harvest, the drift range, the largest
+    /// value); returns the new value in f64.
+    #[inline]
+    pub(crate) fn revalue_at(&mut self, at: usize, price: Decimal) -> f64 {
+        let p = self.positions.at_mut(at);
+        let (new_value, was) = (p.quantity * price, p.value_f);
+        self.market_value += new_value - p.value;
+        self.harvest_near = self.harvest_near.saturating_add_signed(p.revalue(new_value));
+        self.drift.moved(&p.slopes, was, p.value_f);
+        crate::rules::track_largest(&mut self.largest, was, p.value_f);
+        p.value_f
+    }
+
     /// Forgets every position's harvest cuts (its lots or the wash ledger changed).
     pub(crate) fn forget_harvest_cuts(&mut self) {
         self.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
