@@ -13,7 +13,7 @@ use riskstream_schemas::{
 use rust_decimal::Decimal;
 
 use crate::rules::{Cause, DriftRange};
-use crate::state::{Account, Limits, Position, PriceInfo, Security, ShardState, Slot, Targets};
+use crate::state::{Account, Limits, Position, PriceInfo, Repricing, Security, ShardState, Slot, Targets};
 
 impl ShardState {
     /// Stateful checks; stateless ones are `riskstream_schemas::validate`.
@@ -267,8 +267,13 @@ impl ShardState {
             }
             moved.push(symbol);
         }
-        let (market, model, marks) = (&self.market, &self.risk.model, &mut self.risk.changed.marks);
-        let touched = self.book.revalue_holders(&moved, market, model, marks, cause.ts.day());
+        let with = Repricing {
+            market: &self.market,
+            model: &self.risk.model,
+            marks: &mut self.risk.changed.marks,
+            today: cause.ts.day(),
+        };
+        let touched = self.book.revalue_holders(&moved, with);
         if self.full_recompute {
             for &slot in &touched {
                 let id = self.book.accounts.at(slot).account_id.clone();

@@ -34,6 +34,15 @@ pub(crate) struct Holder {
     pub at: u32,
 }
 
+/// What a price batch revalues the book against: the market with the new prices,
+/// the covariance model, the risk marks to write back and the batch's UTC day.
+pub(crate) struct Repricing<'a> {
+    pub market: &'a Market,
+    pub model: &'a CovarianceModel,
+    pub marks: &'a mut BTreeSet<String>,
+    pub today: i64,
+}
+
 /// Book rows touched since the last `drain_changes`.
 #[derive(Debug, Default)]
 pub(crate) struct BookChanges {
@@ -100,35 +109,22 @@ impl Book {
 
     /// Moves the running values of every account holding a moved symbol to the new
     /// prices; returns the slots of the accounts touched, in account id order.
-    pub(crate) fn revalue_holders(
-        &mut self,
-        symbols: &[&str],
-        market: &Market,
-        model: &CovarianceModel,
-        marks: &mut BTreeSet<String>,
-        today: i64,
-    ) -> Vec<Slot> {
+    pub(crate) fn revalue_holders(&mut self, symbols: &[&str], with: Repricing<'_>) -> Vec<Slot> {
         self.epoch += 1;
         // A conflated batch usually moves most symbols: then walking each account's
         // positions once beats one account lookup per (symbol, holder).
         let mut touched = if symbols.len() * 4 >= self.holders.len() {
-            self.revalue_account_major(symbols, market, model, marks, today)
+            self.revalue_account_major(symbols, with)
         } else {
-            self.revalue_symbol_major(symbols, market, model, marks, today)
+            self.revalue_symbol_major(symbols, with)
         };
         self.accounts.rank_new();
         self.accounts.sort_by_id(&mut touched);
         touched
     }
 
-    fn revalue_symbol_major(
-        &mut self,
-        symbols: &[&str],
-        market: &Market,
-        model: &CovarianceModel,
-        marks: &mut BTreeSet<String>,
-        today: i64,
-    ) -> Vec<Slot> {
+    fn revalue_symbol_major(&mut self, symbols: &[&str], with: Repricing<'_>) -> Vec<Slot> {
+        let Repricing { market, model, marks, today } = with;
         let epoch = self.epoch;
         let (holders, accounts, prices, interned) = (&self.holders, &mut self.accounts, &market.prices, &self.symbols);
         let mut touched = Vec::new();
@@ -153,14 +149,8 @@ impl Book {
         touched
     }
 
-    fn revalue_account_major(
-        &mut self,
-        symbols: &[&str],
-        market: &Market,
-        model: &CovarianceModel,
-        marks: &mut BTreeSet<String>,
-        today: i64,
-    ) -> Vec<Slot> {
+    fn revalue_account_major(&mut self, symbols: &[&str], with: Repricing<'_>) -> Vec<Slot> {
+        let Repricing { market, model, marks, today } = with;
         // (price, model index) by the symbol's dense index.
         let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; self.symbols.len()];
         for s in symbols {

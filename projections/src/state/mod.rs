@@ -19,7 +19,7 @@ use crate::tax::Taxes;
 pub use crate::rules::SignalState;
 pub use accounts::Accounts;
 pub(crate) use accounts::Slot;
-pub(crate) use book::{Book, Symbols};
+pub(crate) use book::{Book, Repricing, Symbols};
 pub(crate) use market::Market;
 pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
