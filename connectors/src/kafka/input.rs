@@ -134,6 +134,17 @@ impl ShardInput {
             let is_ticks = id.topic == t.ticks;
             queues.push((id, q, is_ticks));
         }
+        // The assignment starts fetching at once, and what arrives before a partition's
+        // queue is split goes to the consumer's own queue, where `fill` never reads it:
+        // a small partition fetched whole (its end included) that early was never
+        // applied. Seeking each partition back to its start makes librdkafka discard
+        // what was fetched before (it drops messages older than a seek) and fetch it
+        // again into the split queues.
+        for (id, offset) in merge.start_offsets() {
+            consumer
+                .seek(&id.topic, id.partition, Offset::Offset(offset), std::time::Duration::from_secs(10))
+                .map_err(|e| unavailable(shard, e))?;
+        }
         let paused = vec![false; queues.len()];
         Ok(ShardInput {
             shard,
