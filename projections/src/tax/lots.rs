@@ -22,6 +22,7 @@ use super::error::TaxError;
 use super::realized::Realized;
 use super::term::{days_before, tax_year, term, Term};
 use super::{Id, IdMap};
+use crate::short_list::ShortList;
 
 /// `total x part / whole`, exact when `part == whole`, else rounded to the contract's
 /// scale; callers keep the remainder so the pieces add up.
@@ -189,7 +190,7 @@ pub(crate) struct Replacement<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LotBook {
     account_id: String,
-    lots: IdMap<Vec<Lot>>,
+    lots: IdMap<ShortList<Lot>>,
     realized: Realized,
 }
 
@@ -204,12 +205,12 @@ impl LotBook {
 
     /// Open lots of a symbol in acquisition order.
     pub fn lots(&self, symbol: &str) -> &[Lot] {
-        self.lots.get(symbol).map_or(&[], Vec::as_slice)
+        self.lots.get(symbol).map_or(&[], |lots| lots)
     }
 
     /// Every open lot, by symbol then acquisition.
     pub fn open_lots(&self) -> impl Iterator<Item = &Lot> {
-        self.lots.values().flatten()
+        self.lots.values().flat_map(|lots| lots.iter())
     }
 
     /// Every open lot with its symbol, by symbol then acquisition.
@@ -225,11 +226,10 @@ impl LotBook {
     /// Replaces a symbol's open lots (loading stored rows); they are kept sorted.
     pub(crate) fn set_lots(&mut self, symbol: &str, mut lots: Vec<Lot>) {
         lots.sort_by(|a, b| a.key().cmp(&b.key()));
-        lots.shrink_to_fit();
         if lots.is_empty() {
             self.lots.remove(symbol);
         } else {
-            self.lots.insert(symbol, lots);
+            self.lots.insert(symbol, ShortList::from(lots));
         }
     }
 
@@ -371,9 +371,9 @@ impl LotBook {
     }
 
     fn insert(&mut self, symbol: &str, lot: Lot) {
-        let lots = self.lots.get_or_insert_with(symbol, Vec::new);
+        let lots = self.lots.get_or_insert_with(symbol, ShortList::default);
         let at = lots.partition_point(|l| l.key() < lot.key());
-        crate::short_list::insert(lots, at, lot);
+        lots.insert(at, lot);
     }
 
     fn position(&self, symbol: &str, acquired: Timestamp, trade_id: &str) -> Option<usize> {

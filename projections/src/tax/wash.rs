@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use super::lots::pro_rata;
 use super::term::Term;
 use super::{Id, IdMap};
+use crate::short_list::ShortList;
 
 /// Days either side of a sale in which an acquisition washes it.
 pub const WASH_WINDOW_DAYS: i64 = 30;
@@ -122,8 +123,8 @@ impl Fact {
 /// The window's supply and waiting losses of one wash group, each in canonical order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct GroupLedger {
-    supply: Vec<Supply>,
-    losses: Vec<Loss>,
+    supply: ShortList<Supply>,
+    losses: ShortList<Loss>,
 }
 
 /// One decision: `quantity` shares of `supply` replace part of `loss`.
@@ -208,9 +209,7 @@ impl WashLedger {
         self.groups.get(group)
     }
 
-    pub(crate) fn load_group(&mut self, group: &str, mut ledger: GroupLedger) {
-        ledger.supply.shrink_to_fit();
-        ledger.losses.shrink_to_fit();
+    pub(crate) fn load_group(&mut self, group: &str, ledger: GroupLedger) {
         self.groups.insert(group, ledger);
     }
 
@@ -290,13 +289,13 @@ impl WashLedger {
             Fact::Supply { group, supply } => {
                 let ledger = self.groups.get_or_insert_with(&group, GroupLedger::default);
                 let at = ledger.supply.partition_point(|s| s.key() < supply.key());
-                crate::short_list::insert(&mut ledger.supply, at, supply);
+                ledger.supply.insert(at, supply);
                 group
             }
             Fact::Loss { group, loss } => {
                 let ledger = self.groups.get_or_insert_with(&group, GroupLedger::default);
                 let at = ledger.losses.partition_point(|l| l.key() < loss.key());
-                crate::short_list::insert(&mut ledger.losses, at, loss);
+                ledger.losses.insert(at, loss);
                 group
             }
         }
