@@ -237,11 +237,14 @@ impl ShardState {
         a.cash += cash_delta;
         let emptied = p.quantity.is_zero();
         a.forget_ranges();
-        let at = a.positions.position(&e.symbol).expect("just inserted");
         match (new, emptied) {
             (true, true) => drop(a.positions.remove(&e.symbol)),
-            (true, false) => self.book.opened(slot, at),
+            (true, false) => {
+                let at = a.positions.position(&e.symbol).expect("just inserted");
+                self.book.opened(slot, at);
+            }
             (false, true) => {
+                let at = a.positions.position(&e.symbol).expect("held");
                 let gone = a.positions.remove(&e.symbol).expect("held");
                 self.book.closed(slot, at, &gone);
             }

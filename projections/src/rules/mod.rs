@@ -173,11 +173,12 @@ impl ShardState {
         if !matches!((raised, level), (false, Level::Breach) | (true, Level::Clear)) {
             return None;
         }
-        let state = self.signals.transition(rule.name, &a.account_id, level, cause.ts, self.config.cooldown_secs)?;
-        let finding = describe(self, a);
-        let recipients = vec![(a.account_id.clone(), a.user_id.clone())];
-        let subject = a.account_id.clone();
-        self.signals.record(rule, &subject, state, cause, recipients, finding, out);
+        let id = a.account_id.clone();
+        let owner = |s: &ShardState| {
+            let a = s.book.accounts.at(slot);
+            vec![(a.account_id.clone(), a.user_id.clone())]
+        };
+        let state = self.step_named(rule, &id, level, cause, owner, |s| describe(s, s.book.accounts.at(slot)), out)?;
         let a = self.book.accounts.at_mut(slot);
         match state {
             AlertState::Raised => a.raised |= bit,

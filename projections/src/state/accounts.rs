@@ -104,21 +104,16 @@ impl Accounts {
         if self.unranked.is_empty() {
             return;
         }
-        let by_id = |s: &Slot| self.slots[*s as usize].account_id.as_str();
-        let mut new = std::mem::take(&mut self.unranked);
-        new.sort_unstable_by(|x, y| by_id(x).cmp(by_id(y)));
-        let mut order = vec![0; self.slots.len() - new.len()];
+        let mut order = vec![0; self.rank.len()];
         for (slot, &r) in self.rank.iter().enumerate() {
             order[r as usize] = slot as Slot;
         }
-        let mut merged = Vec::with_capacity(self.slots.len());
-        let (mut old, mut new) = (order.into_iter().peekable(), new.into_iter().peekable());
-        while let (Some(o), Some(n)) = (old.peek(), new.peek()) {
-            merged.push(if by_id(o) < by_id(n) { old.next() } else { new.next() }.expect("peeked"));
-        }
-        merged.extend(old.chain(new));
+        order.append(&mut self.unranked);
+        // The ranked accounts are one sorted run: the stable sort merges the new ones
+        // into it without comparing the run again.
+        order.sort_by(|x, y| self.slots[*x as usize].account_id.cmp(&self.slots[*y as usize].account_id));
         self.rank = vec![0; self.slots.len()];
-        for (r, &slot) in merged.iter().enumerate() {
+        for (r, &slot) in order.iter().enumerate() {
             self.rank[slot as usize] = r as u32;
         }
     }

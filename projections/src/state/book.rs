@@ -59,14 +59,16 @@ impl Book {
         self.holders.get(sym as usize).map_or(&[], Vec::as_slice)
     }
 
-    /// Adds `holder` to the list of `sym`; returns its entry's index.
-    fn add_holder(&mut self, sym: u32, holder: Holder) -> u32 {
-        let sym = sym as usize;
+    /// Adds the position at place `at` of the account in `slot` to its symbol's
+    /// holders, and points the position at its entry.
+    fn hold(&mut self, slot: Slot, at: usize) {
+        let p = self.accounts.at_mut(slot).positions.at_mut(at);
+        let sym = p.sym as usize;
         if self.holders.len() <= sym {
             self.holders.resize_with(sym + 1, Vec::new);
         }
-        self.holders[sym].push(holder);
-        (self.holders[sym].len() - 1) as u32
+        p.holder = self.holders[sym].len() as u32;
+        self.holders[sym].push(Holder { slot, at: at as u32 });
     }
 
     /// Points the holder entries of the account's positions from place `from` on at
@@ -79,9 +81,7 @@ impl Book {
 
     /// The account in `slot` opened the position at place `at`.
     pub(crate) fn opened(&mut self, slot: Slot, at: usize) {
-        let sym = self.accounts.at(slot).positions.at(at).sym;
-        let holder = self.add_holder(sym, Holder { slot, at: at as u32 });
-        self.accounts.at_mut(slot).positions.at_mut(at).holder = holder;
+        self.hold(slot, at);
         self.replace_from(slot, at + 1);
     }
 
@@ -100,9 +100,7 @@ impl Book {
         self.holders.clear();
         for slot in 0..self.accounts.len() as Slot {
             for at in 0..self.accounts.at(slot).positions.len() {
-                let sym = self.accounts.at(slot).positions.at(at).sym;
-                let holder = self.add_holder(sym, Holder { slot, at: at as u32 });
-                self.accounts.at_mut(slot).positions.at_mut(at).holder = holder;
+                self.hold(slot, at);
             }
         }
     }
