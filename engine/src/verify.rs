@@ -16,8 +16,9 @@
 //! loaded and checked against that root, and only the records after it are walked.
 //! Shards are verified in parallel, one thread per core.
 
+mod recomputed;
+
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
@@ -26,11 +27,9 @@ use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 
 use crate::audit::checkpoint::unhex;
-use crate::audit::{
-    leaf_hash, node_hash, verify_consistency, verify_inclusion, Checkpoint, Frontier, Hash, Node, ProofReader,
-    ProofRequestError, EMPTY_ROOT,
-};
+use crate::audit::{leaf_hash, verify_consistency, verify_inclusion, Checkpoint, Hash, ProofReader, ProofRequestError};
 use crate::store::{hex, ChainHead, EventStore, Record, StoreError};
+use recomputed::Recomputed;
 
 /// What a broken thing is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -527,72 +526,6 @@ impl<'a, S: EventStore + ?Sized> ShardWalk<'a, S> {
             ProofRequestError::Store(StoreError::Io(m)) => Halt::Store(StoreError::Io(m)),
             other => self.bad(size, Defect::Tree, Some(size), other.to_string()),
         }
-    }
-}
-
-/// The tree recomputed from the records: a `Frontier`, extended as the store
-/// extends its tree, and a copy of its right edge to fold the root from.
-#[derive(Default)]
-struct Recomputed {
-    frontier: Frontier,
-    /// The newest node of each level (what the frontier keeps).
-    newest: Vec<Hash>,
-    /// The nodes the last append completed.
-    completed: Vec<Node>,
-}
-
-impl Recomputed {
-    /// The tree of `size` leaves from the stored nodes of its right edge; the
-    /// missing node's (level, index) when one is.
-    fn load<S: EventStore + ?Sized>(
-        store: &S,
-        shard: u32,
-        size: u64,
-    ) -> Result<Result<Recomputed, (u8, u64)>, StoreError> {
-        let mut newest = Vec::new();
-        for level in 0..(u64::BITS - size.leading_zeros()) as u8 {
-            let index = (size >> level) - 1;
-            match store.merkle_node(shard, level, index)? {
-                Some(hash) => newest.push(hash),
-                None => return Ok(Err((level, index))),
-            }
-        }
-        let frontier = Frontier::load(size, |level, _| Ok::<_, Infallible>(newest.get(usize::from(level)).copied()));
-        let frontier = frontier.unwrap_or_else(|never| match never {}).expect("every level was read");
-        Ok(Ok(Recomputed { frontier, newest, completed: Vec::new() }))
-    }
-
-    fn size(&self) -> u64 {
-        self.frontier.size()
-    }
-
-    fn append(&mut self, record_hash: &Hash) {
-        self.completed.clear();
-        self.frontier.append(record_hash, &mut self.completed);
-        for &(level, _, hash) in &self.completed {
-            let level = usize::from(level);
-            if self.newest.len() <= level {
-                self.newest.resize(level + 1, [0; 32]);
-            }
-            self.newest[level] = hash;
-        }
-    }
-
-    fn completed(&self) -> &[Node] {
-        &self.completed
-    }
-
-    /// The tree hash: the complete subtrees the size's bits name, folded right to
-    /// left (RFC 6962's split puts the largest on the left).
-    fn root(&self) -> Hash {
-        let size = self.size();
-        let mut root: Option<Hash> = None;
-        for (level, node) in self.newest.iter().enumerate() {
-            if size >> level & 1 == 1 {
-                root = Some(root.map_or(*node, |right| node_hash(node, &right)));
-            }
-        }
-        root.unwrap_or(EMPTY_ROOT)
     }
 }
 
