@@ -32,9 +32,10 @@ use riskstream_engine::audit::history::{AsOf, History};
 use riskstream_engine::audit::shard_digest;
 use riskstream_engine::handle::AppState;
 use riskstream_engine::metrics::Metrics;
-use riskstream_engine::store::RocksDbStore;
+use riskstream_engine::store::{ChainHead, RocksDbStore};
 use riskstream_engine::Engine;
 use riskstream_projections::RuleConfig;
+use riskstream_schemas::avro::Codec;
 use riskstream_schemas::json::Decoded;
 use riskstream_schemas::{Event, EventBody};
 
@@ -325,9 +326,11 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     drop(app);
     let reopen_secs = reopen_in_fresh_process(&dir, args)?;
     let store = Arc::new(RocksDbStore::open(&dir, false)?);
-    let reopened = Engine::open(store, args.shards, rules(args), Arc::new(Metrics::new()))?;
+    let reopened = Engine::open(Arc::clone(&store), args.shards, rules(args), Arc::new(Metrics::new()))?;
     anyhow::ensure!(reopened.account_count() == args.accounts, "reopened engine lost accounts");
-    let (replay_records, replay_secs) = replay_log(&reopened)?;
+    let stored = StoredDigests::of(&reopened)?;
+    drop(reopened);
+    let (replay_records, replay_secs) = replay_log(store.as_ref(), &stored)?;
     Ok(RunResult {
         mode: if full_recompute { "full-recompute" } else { "incremental" },
         setup_events,
@@ -381,23 +384,41 @@ fn reopen_only(dir: &std::path::Path, shards: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the replay check compares against: each shard's head and the digest of its
+/// reopened rows, taken before the reopened engine is dropped so the replay never
+/// holds a second copy of the state (the full Zipf profile would not fit twice).
+struct StoredDigests {
+    rules: RuleConfig,
+    codec: Codec,
+    shards: Vec<(u32, ChainHead, [u8; 32])>,
+}
+
+impl StoredDigests {
+    fn of(engine: &Engine<RocksDbStore>) -> anyhow::Result<StoredDigests> {
+        let shards = (0..engine.shard_count())
+            .map(|shard| {
+                let rows = engine.shard(shard).context("shard")?.facts();
+                Ok((shard, engine.head(shard), shard_digest(shard, &rows)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(StoredDigests { rules: engine.rules().clone(), codec: engine.codec().clone(), shards })
+    }
+}
+
 /// Rebuilds every shard from its first record in memory, shards in parallel, as a
 /// point-in-time query without a snapshot would, and checks that the result equals
 /// the reopened state row for row. Returns the records replayed and the time taken
 /// (the check is not timed).
-fn replay_log(engine: &Engine<RocksDbStore>) -> anyhow::Result<(u64, f64)> {
+fn replay_log(store: &RocksDbStore, stored: &StoredDigests) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
     let pasts = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..engine.shard_count())
-            .map(|shard| {
+        let handles: Vec<_> = stored
+            .shards
+            .iter()
+            .map(|&(shard, head, _)| {
                 scope.spawn(move || {
-                    let history = History {
-                        store: engine.store().as_ref(),
-                        snapshots: None,
-                        rules: engine.rules(),
-                        codec: engine.codec(),
-                    };
-                    history.state_at(shard, AsOf::Seq(engine.head(shard).seq))
+                    let history = History { store, snapshots: None, rules: &stored.rules, codec: &stored.codec };
+                    history.state_at(shard, AsOf::Seq(head.seq))
                 })
             })
             .collect();
@@ -405,11 +426,9 @@ fn replay_log(engine: &Engine<RocksDbStore>) -> anyhow::Result<(u64, f64)> {
     })?;
     let secs = started.elapsed().as_secs_f64();
     let mut records = 0;
-    for past in &pasts {
-        let shard = past.info.shard;
-        let live = engine.shard(shard).context("shard")?.facts();
+    for (past, &(shard, _, digest)) in pasts.into_iter().zip(&stored.shards) {
         anyhow::ensure!(
-            shard_digest(shard, &past.state.facts()) == shard_digest(shard, &live),
+            shard_digest(shard, &past.state.facts()) == digest,
             "shard {shard}: the replayed state differs from the stored one"
         );
         records += past.info.records_replayed;
