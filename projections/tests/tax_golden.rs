@@ -47,7 +47,7 @@ fn view(book: &TaxBook) -> Value {
         .map(|(id, a)| {
             let lots = a.lots.open_lots().map(|l| {
                 json!({"id": l.id(), "quantity": l.quantity, "basis": l.basis,
-                       "wash_adjustment": l.wash_adjustment, "holding_start": l.holding_start})
+                       "wash_adjustment": l.wash_adjustment(), "holding_start": l.holding_start()})
             });
             (id.to_string(), Value::Array(lots.collect()))
         })

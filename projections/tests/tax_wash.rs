@@ -134,11 +134,11 @@ fn pub550_buy_back_within_30_days() {
     assert!(w.added_to_basis && w.retroactive);
     let new = lot(&b, "tax", "b2");
     assert_eq!(new.basis, d("1050"));
-    assert_eq!(new.wash_adjustment, d("250"));
+    assert_eq!(new.wash_adjustment(), d("250"));
     // The old shares were held 2025-01-02 .. 2025-03-03, 60 days: the new holding
     // period starts 60 days before 2025-03-20.
     assert_eq!(w.holding_days_carried, 60);
-    assert_eq!(new.holding_start, at("2025-01-19"));
+    assert_eq!(new.holding_start(), at("2025-01-19"));
     let year = b.realized().year(2025).short;
     assert_eq!((year.raw_gain(), year.disallowed, year.gain()), (d("-250"), d("250"), d("0")));
     assert_eq!(b.account("tax").unwrap().lots.realized().gain(2025, Term::Short), d("0"));
@@ -189,7 +189,7 @@ fn cfr_1091_1_example_3_replacements_in_acquisition_order() {
     let got: Vec<_> = washes.iter().map(|w| (w.replacement_lot_id.as_str(), w.disallowed, w.term)).collect();
     assert_eq!(got, vec![("feb15", d("500"), Term::Long), ("feb16", d("500"), Term::Long)]);
     assert_eq!(lot(&b, "tax", "feb17").basis, d("2000"));
-    assert_eq!(lot(&b, "tax", "feb18").wash_adjustment, d("0"));
+    assert_eq!(lot(&b, "tax", "feb18").wash_adjustment(), d("0"));
     // Held 1954-09-15 .. 1956-02-01 (504 days): the replacement shares are long
     // term at once, the others are not.
     let lots = b.account("tax").unwrap().lots.unrealized("XYZ", d("41"), at("1956-02-20"));
@@ -349,7 +349,7 @@ fn ira_replacement_disallows_without_basis() {
         let w = &washes[0];
         assert_eq!((w.disallowed, w.added_to_basis, w.holding_days_carried), (d("250"), false, 0));
         let repl = lot(&b, ira, "b2");
-        assert_eq!((repl.basis, repl.wash_adjustment, repl.holding_start), (d("800"), d("0"), at("2025-03-20")));
+        assert_eq!((repl.basis, repl.wash_adjustment(), repl.holding_start()), (d("800"), d("0"), at("2025-03-20")));
         assert_eq!(b.realized().gain(2025, Term::Short), d("0"), "the loss is gone");
     }
 }
@@ -456,7 +456,7 @@ fn washes_chain_through_replacement_lots() {
     ];
     run(&mut b, &events);
     // b2: basis 80 + 20, holding period from 2024-01-12 (373 days carried).
-    assert_eq!(lot(&b, "tax", "b2").holding_start, at("2024-01-12"));
+    assert_eq!(lot(&b, "tax", "b2").holding_start(), at("2024-01-12"));
     let closed = apply(&mut b, &sell("s2", "tax", "2025-02-01", "10", "7")).closed;
     assert_eq!((closed[0].basis, closed[0].gain, closed[0].term), (d("100"), d("-30"), Term::Long));
     events.clear();

@@ -57,32 +57,101 @@ pub struct LossRef {
 
 /// Shares bought in one trade (or a piece of them split off as wash-sale
 /// replacement shares), with their basis and holding period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 ///
 /// The account and the symbol are the lot book's and its key's, not the lot's: a
 /// million lots would carry them twice. The stored row still names both
-/// ([`lots_row`]), and reading a row ignores them.
+/// ([`lots_row`]), and reading a row ignores them. What a wash sale changes is kept
+/// apart and boxed ([`LotWash`]): few lots have it, and every lot would carry its
+/// room (80 bytes a lot rather than 104).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "LotFields")]
 pub struct Lot {
     /// The buy that opened the lot.
     pub trade_id: Id,
     /// 0 for the shares as bought; n for the n-th piece split off as replacement shares.
     pub piece: u32,
+    /// Pieces split off so far, so piece numbers are never reused.
+    pub(crate) pieces: u32,
     pub quantity: Decimal,
     /// Total basis: cost including fees plus any wash-sale adjustment.
     pub basis: Decimal,
     pub acquired: Timestamp,
+    /// `None` while the holding period starts at `acquired`, nothing is disallowed
+    /// and the shares replace no loss; never `Some` of those defaults, so equal lots
+    /// compare equal however they were reached.
+    wash: Option<Box<LotWash>>,
+}
+
+/// What wash sales changed on a lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LotWash {
     /// Where the holding period starts: `acquired`, moved earlier by the holding
     /// period of shares sold at a washed loss.
     pub holding_start: Timestamp,
     /// Disallowed loss added to `basis` (wash sale).
     pub wash_adjustment: Decimal,
-    /// The loss these shares replaced; such shares cannot replace another loss (boxed:
-    /// few lots have one, and every lot would carry its room).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaces: Option<Box<LossRef>>,
-    /// Pieces split off so far, so piece numbers are never reused.
+    /// The loss these shares replaced; such shares cannot replace another loss.
+    pub replaces: Option<LossRef>,
+}
+
+/// A lot's row fields, in their stored order.
+#[derive(Serialize)]
+struct LotRow<'a> {
+    trade_id: &'a str,
+    piece: u32,
+    quantity: Decimal,
+    basis: Decimal,
+    acquired: Timestamp,
+    holding_start: Timestamp,
+    wash_adjustment: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaces: Option<&'a LossRef>,
+    pieces: u32,
+}
+
+#[derive(Deserialize)]
+struct LotFields {
+    trade_id: Id,
+    piece: u32,
+    quantity: Decimal,
+    basis: Decimal,
+    acquired: Timestamp,
+    holding_start: Timestamp,
+    wash_adjustment: Decimal,
     #[serde(default)]
-    pub(crate) pieces: u32,
+    replaces: Option<LossRef>,
+    #[serde(default)]
+    pieces: u32,
+}
+
+impl From<LotFields> for Lot {
+    fn from(f: LotFields) -> Self {
+        let mut lot = Lot::bought(f.trade_id, f.quantity, f.basis, f.acquired);
+        (lot.piece, lot.pieces) = (f.piece, f.pieces);
+        lot.set_wash(LotWash {
+            holding_start: f.holding_start,
+            wash_adjustment: f.wash_adjustment,
+            replaces: f.replaces,
+        });
+        lot
+    }
+}
+
+impl Serialize for Lot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        LotRow {
+            trade_id: &self.trade_id,
+            piece: self.piece,
+            quantity: self.quantity,
+            basis: self.basis,
+            acquired: self.acquired,
+            holding_start: self.holding_start(),
+            wash_adjustment: self.wash_adjustment(),
+            replaces: self.replaces(),
+            pieces: self.pieces,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// A lot as stored: the account and the symbol first, then the lot's own fields.
@@ -102,6 +171,41 @@ pub(crate) fn lots_row(account_id: &str, symbol: &str, lots: &[Lot]) -> Vec<u8> 
 }
 
 impl Lot {
+    /// Shares as bought: piece 0, no wash sale.
+    pub fn bought(trade_id: Id, quantity: Decimal, basis: Decimal, acquired: Timestamp) -> Lot {
+        Lot { trade_id, piece: 0, pieces: 0, quantity, basis, acquired, wash: None }
+    }
+
+    /// Where the holding period starts: `acquired`, moved earlier by the holding
+    /// period of shares sold at a washed loss.
+    pub fn holding_start(&self) -> Timestamp {
+        self.wash.as_ref().map_or(self.acquired, |w| w.holding_start)
+    }
+
+    /// Disallowed loss added to `basis` (wash sale).
+    pub fn wash_adjustment(&self) -> Decimal {
+        self.wash.as_ref().map_or(Decimal::ZERO, |w| w.wash_adjustment)
+    }
+
+    /// The loss these shares replaced; such shares cannot replace another loss.
+    pub fn replaces(&self) -> Option<&LossRef> {
+        self.wash.as_ref().and_then(|w| w.replaces.as_ref())
+    }
+
+    fn wash(&self) -> LotWash {
+        self.wash.as_deref().cloned().unwrap_or(LotWash {
+            holding_start: self.acquired,
+            wash_adjustment: Decimal::ZERO,
+            replaces: None,
+        })
+    }
+
+    /// Keeps `w`, boxed only when it differs from a lot untouched by wash sales.
+    fn set_wash(&mut self, w: LotWash) {
+        let untouched = w.holding_start == self.acquired && w.wash_adjustment.is_zero() && w.replaces.is_none();
+        self.wash = (!untouched).then(|| Box::new(w));
+    }
+
     /// `trade_id` for the shares as bought, `trade_id#n` for a split-off piece.
     pub fn id(&self) -> String {
         lot_id(&self.trade_id, self.piece)
@@ -254,7 +358,7 @@ impl LotBook {
             basis: l.basis,
             value: l.quantity * price,
             gain: l.unrealized(price),
-            term: term(l.holding_start, at),
+            term: term(l.holding_start(), at),
         };
         self.lots(symbol).iter().map(value).collect()
     }
@@ -275,17 +379,8 @@ impl LotBook {
     pub fn buy(&mut self, trade: &TradeExecuted, ts: Timestamp) -> Result<String, TaxError> {
         debug_assert_eq!(trade.side, Side::Buy);
         self.check(trade)?;
-        let lot = Lot {
-            trade_id: trade.trade_id.as_str().into(),
-            piece: 0,
-            quantity: trade.quantity,
-            basis: trade.quantity * trade.price + trade.fees,
-            acquired: ts,
-            holding_start: ts,
-            wash_adjustment: Decimal::ZERO,
-            replaces: None,
-            pieces: 0,
-        };
+        let lot =
+            Lot::bought(trade.trade_id.as_str().into(), trade.quantity, trade.quantity * trade.price + trade.fees, ts);
         let id = lot.id();
         self.insert(&trade.symbol, lot);
         Ok(id)
@@ -383,7 +478,7 @@ impl LotBook {
     /// Shares of a buy (its unsplit piece 0) that can still replace a loss.
     pub(crate) fn replaceable(&self, symbol: &str, acquired: Timestamp, trade_id: &str) -> Decimal {
         let lot = self.position(symbol, acquired, trade_id).map(|i| &self.lots(symbol)[i]);
-        lot.filter(|l| l.replaces.is_none()).map_or(Decimal::ZERO, |l| l.quantity)
+        lot.filter(|l| l.replaces().is_none()).map_or(Decimal::ZERO, |l| l.quantity)
     }
 
     /// Marks replacement shares (splitting them off the buy's lot when only part of
@@ -392,7 +487,7 @@ impl LotBook {
         let i = self.position(r.symbol, r.acquired, r.trade_id).expect("replaceable lots exist");
         let lots = self.lots.get_mut(r.symbol).expect("replaceable lots exist");
         let base = &mut lots[i];
-        debug_assert!(base.replaces.is_none() && r.quantity <= base.quantity);
+        debug_assert!(base.replaces().is_none() && r.quantity <= base.quantity);
         let mut lot = if r.quantity == base.quantity {
             lots.remove(i)
         } else {
@@ -402,12 +497,14 @@ impl LotBook {
             base.basis -= basis;
             Lot { piece: base.pieces, quantity: r.quantity, basis, pieces: 0, ..base.clone() }
         };
+        let mut wash = lot.wash();
         if let Some((disallowed, days)) = r.adjust {
             lot.basis += disallowed;
-            lot.wash_adjustment += disallowed;
-            lot.holding_start = days_before(lot.holding_start, days);
+            wash.wash_adjustment += disallowed;
+            wash.holding_start = days_before(wash.holding_start, days);
         }
-        lot.replaces = Some(Box::new(r.replaces));
+        wash.replaces = Some(r.replaces);
+        lot.set_wash(wash);
         let id = lot.id();
         self.insert(r.symbol, lot);
         id
@@ -493,10 +590,12 @@ fn close(
     ts: Timestamp,
 ) -> Closed {
     let basis = pro_rata(lot.basis, quantity, lot.quantity);
-    let wash = pro_rata(lot.wash_adjustment, quantity, lot.quantity);
+    let mut left = lot.wash();
+    let wash = pro_rata(left.wash_adjustment, quantity, lot.quantity);
     lot.quantity -= quantity;
     lot.basis -= basis;
-    lot.wash_adjustment -= wash;
+    left.wash_adjustment -= wash;
+    lot.set_wash(left);
     let proceeds = quantity * trade.price - fees;
     Closed {
         sale_trade_id: trade.trade_id.clone(),
@@ -510,9 +609,9 @@ fn close(
         fees,
         gain: proceeds - basis,
         wash_adjustment: wash,
-        term: term(lot.holding_start, ts),
+        term: term(lot.holding_start(), ts),
         acquired: lot.acquired,
-        holding_start: lot.holding_start,
+        holding_start: lot.holding_start(),
         sold: ts,
     }
 }
@@ -533,17 +632,39 @@ mod tests {
     }
 
     #[test]
+    fn a_lot_row_keeps_its_fields_and_order_and_reads_back_equal() {
+        assert_eq!(std::mem::size_of::<Lot>(), 80);
+        let plain = Lot::bought("b1".into(), d("10"), d("1000.5"), Timestamp(5));
+        let row = serde_json::to_string(&plain).unwrap();
+        assert_eq!(
+            row,
+            concat!(
+                r#"{"trade_id":"b1","piece":0,"quantity":"10","basis":"1000.5","acquired":"1970-01-01T00:00:00.000005Z","#,
+                r#""holding_start":"1970-01-01T00:00:00.000005Z","wash_adjustment":"0","pieces":0}"#
+            )
+        );
+        let read: Lot = serde_json::from_str(&row).unwrap();
+        assert_eq!((read.wash.is_none(), &read), (true, &plain));
+
+        let mut washed = plain.clone();
+        let replaces = LossRef { sale_trade_id: "s1".into(), account_id: "a".into(), lot_id: "b0".into() };
+        washed.set_wash(LotWash { holding_start: Timestamp(2), wash_adjustment: d("80"), replaces: Some(replaces) });
+        let row = serde_json::to_string(&washed).unwrap();
+        assert!(row.contains(r#""holding_start":"1970-01-01T00:00:00.000002Z","wash_adjustment":"80","replaces":{"sale_trade_id":"s1""#), "{row}");
+        let read: Lot = serde_json::from_str(&row).unwrap();
+        assert_eq!((read.holding_start(), read.wash_adjustment(), read), (Timestamp(2), d("80"), washed));
+
+        // Back to the defaults: no box, so it equals a lot never washed.
+        let mut undone = plain.clone();
+        undone.set_wash(LotWash { holding_start: Timestamp(5), wash_adjustment: Decimal::ZERO, replaces: None });
+        assert_eq!((undone.wash.is_none(), undone), (true, plain));
+    }
+
+    #[test]
     fn piece_names_resolve_only_to_split_pieces() {
         let lot = |trade_id: &str, piece| Lot {
-            trade_id: trade_id.into(),
             piece,
-            quantity: Decimal::ONE,
-            basis: Decimal::ONE,
-            acquired: Timestamp(0),
-            holding_start: Timestamp(0),
-            wash_adjustment: Decimal::ZERO,
-            replaces: None,
-            pieces: 0,
+            ..Lot::bought(trade_id.into(), Decimal::ONE, Decimal::ONE, Timestamp(0))
         };
         let lots = [lot("t", 0), lot("t", 1), lot("u#1", 0)];
         assert_eq!(resolve(&lots, "t"), vec![0, 1]);

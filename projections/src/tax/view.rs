@@ -156,13 +156,13 @@ impl ShardState {
                     quantity: l.quantity,
                     basis: l.basis,
                     acquired: l.acquired,
-                    holding_start: l.holding_start,
-                    wash_adjustment: l.wash_adjustment,
-                    replaces: l.replaces.as_deref().cloned(),
+                    holding_start: l.holding_start(),
+                    wash_adjustment: l.wash_adjustment(),
+                    replaces: l.replaces().cloned(),
                     price,
                     value,
                     unrealized: value - l.basis,
-                    term: term(l.holding_start, now),
+                    term: term(l.holding_start(), now),
                 }
             })
             .collect();

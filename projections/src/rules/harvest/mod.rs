@@ -293,7 +293,7 @@ impl ShardState {
             if !candidate {
                 continue;
             }
-            let term = term(lot.holding_start, now);
+            let term = term(lot.holding_start(), now);
             let tax_rate = match term {
                 Term::Short => cfg.short_term_rate,
                 Term::Long => cfg.long_term_rate,
