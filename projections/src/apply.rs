@@ -13,7 +13,9 @@ use riskstream_schemas::{
 use rust_decimal::Decimal;
 
 use crate::rules::{Cause, DriftRange};
-use crate::state::{Account, Limits, Position, PriceInfo, Repricing, Security, ShardState, Slot, Targets};
+use crate::state::{
+    Account, AccountLimits, Limits, Position, PriceInfo, Repricing, Security, ShardState, Slot, Targets,
+};
 
 impl ShardState {
     /// Stateful checks; stateless ones are `riskstream_schemas::validate`.
@@ -154,7 +156,7 @@ impl ShardState {
             }
             EventBody::RiskLimitsSet(e) => {
                 let a = self.account_mut(&e.account_id);
-                a.limits = Limits::from(e);
+                a.limits = AccountLimits::new(Limits::from(e));
                 // New limits are the reset of the circuit breaker.
                 a.risk.marks.reducing = false;
                 self.book.changed.accounts.insert(e.account_id.clone());
@@ -182,7 +184,7 @@ impl ShardState {
             tax_status: e.tax_status,
             base_currency: e.base_currency.clone(),
             opened_at: event.ts,
-            limits: Limits::default(),
+            limits: AccountLimits::default(),
             cash: Decimal::ZERO,
             positions: Default::default(),
             targets: None,

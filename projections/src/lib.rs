@@ -24,7 +24,9 @@ pub use crate::config::{RiskConfig, RuleConfig, TaxConfig};
 pub use crate::facts::{Change, Table};
 pub use crate::rules::{alert_id, BlockedLot, HarvestLot, HarvestView, UNIVERSE};
 pub use crate::sorted_map::SortedMap;
-pub use crate::state::{Account, Limits, Position, Positions, PriceInfo, Security, ShardState, SignalState, Targets};
+pub use crate::state::{
+    Account, AccountLimits, Limits, Position, Positions, PriceInfo, Security, ShardState, SignalState, Targets,
+};
 pub use crate::tax::IdMap;
 pub use crate::valuation::{AccountView, DriftLine, PositionView, CASH};
 

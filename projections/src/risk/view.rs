@@ -188,7 +188,7 @@ impl ShardState {
             gross_leverage: a.gross_leverage(),
             state: if risk.marks.reducing { "reducing" } else { "normal" },
             backtest: self.backtest(risk),
-            limits: a.limits,
+            limits: *a.limits,
         })
     }
 

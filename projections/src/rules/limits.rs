@@ -84,7 +84,7 @@ impl ShardState {
 
     fn evaluate_limits_of(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
         let a = &self.book.accounts[account_id];
-        let (limits, value) = (a.limits, a.market_value);
+        let (limits, value) = (*a.limits, a.market_value);
         if value <= Decimal::ZERO {
             return;
         }

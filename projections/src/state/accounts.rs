@@ -47,6 +47,13 @@ impl Accounts {
         &mut self.slots[slot as usize]
     }
 
+    /// Frees the room a load left in the slots and the id index.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.index.shrink_to_fit();
+        self.rank.shrink_to_fit();
+    }
+
     /// Adds the account, or replaces the one with this id in its slot.
     pub(crate) fn insert(&mut self, id: String, account: Account) -> Slot {
         match self.index.get(&id) {
@@ -130,7 +137,7 @@ impl Index<&str> for Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Limits;
+    use crate::state::AccountLimits;
     use riskstream_schemas::{TaxStatus, Timestamp};
 
     fn account(id: &str) -> Account {
@@ -140,7 +147,7 @@ mod tests {
             tax_status: TaxStatus::Taxable,
             base_currency: "USD".to_string(),
             opened_at: Timestamp(0),
-            limits: Limits::default(),
+            limits: AccountLimits::default(),
             cash: Default::default(),
             positions: Default::default(),
             targets: None,

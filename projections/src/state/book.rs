@@ -103,6 +103,7 @@ impl Book {
                 self.hold(slot, at);
             }
         }
+        self.holders.iter_mut().for_each(Vec::shrink_to_fit);
     }
 
     /// Moves the running values of every account holding a moved symbol to the new

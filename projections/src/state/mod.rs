@@ -14,7 +14,7 @@ use crate::risk::{AccountRisk, Risk};
 use crate::rules::Signals;
 use crate::rules::{DriftRange, HarvestCut, Slopes};
 use crate::tax::IdMap;
-use crate::tax::Taxes;
+use crate::tax::{TaxBook, Taxes};
 
 pub use crate::rules::SignalState;
 pub use accounts::Accounts;
@@ -157,6 +157,48 @@ impl From<&riskstream_schemas::RiskLimitsSet> for Limits {
     }
 }
 
+/// An account's limits, boxed only when any is set: most accounts set none, and
+/// every account would carry 160 bytes of unset limits. Reads as [`Limits`]; stored
+/// as the same object either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountLimits(Option<Box<Limits>>);
+
+impl AccountLimits {
+    pub fn new(limits: Limits) -> AccountLimits {
+        AccountLimits((limits != Limits::default()).then(|| Box::new(limits)))
+    }
+}
+
+impl std::ops::Deref for AccountLimits {
+    type Target = Limits;
+
+    fn deref(&self) -> &Limits {
+        const NONE: Limits = Limits {
+            max_position_weight: None,
+            max_sector_weight: None,
+            max_asset_class_weight: None,
+            max_var: None,
+            max_cvar: None,
+            max_drawdown: None,
+            max_daily_loss: None,
+            max_gross_leverage: None,
+        };
+        self.0.as_deref().unwrap_or(&NONE)
+    }
+}
+
+impl Serialize for AccountLimits {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountLimits {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Limits::deserialize(deserializer).map(AccountLimits::new)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
     pub account_id: String,
@@ -164,7 +206,7 @@ pub struct Account {
     pub tax_status: TaxStatus,
     pub base_currency: String,
     pub opened_at: Timestamp,
-    pub limits: Limits,
+    pub limits: AccountLimits,
     #[serde(skip)]
     pub cash: Decimal,
     #[serde(skip)]
@@ -367,6 +409,10 @@ impl ShardState {
             account.forget_ranges();
             account.positions.shrink_to_fit();
         }
+        // A load grows its lists by pushing; what it leaves as room would stay
+        // unused until the book grows that much again.
+        self.book.accounts.shrink_to_fit();
+        self.tax.books.values_mut().for_each(TaxBook::shrink_to_fit);
         self.book.rebuild_holders();
         self.risk.model.finish_load();
         let ids: Vec<String> = self.book.accounts.keys().cloned().collect();
@@ -375,5 +421,25 @@ impl ShardState {
         }
         self.rebuild_tax_derived(&ids);
         self.mirror_raised();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_limits_box_only_what_is_set_and_store_the_same_object() {
+        let unset = AccountLimits::new(Limits::default());
+        assert!(unset.0.is_none());
+        assert_eq!(serde_json::to_string(&unset).unwrap(), serde_json::to_string(&Limits::default()).unwrap());
+
+        let set = Limits { max_var: Some(crate::dec(25, 3)), ..Limits::default() };
+        let boxed = AccountLimits::new(set);
+        assert_eq!((boxed.0.is_some(), boxed.max_var), (true, Some(crate::dec(25, 3))));
+        let row = serde_json::to_string(&boxed).unwrap();
+        assert_eq!(row, serde_json::to_string(&set).unwrap());
+        assert_eq!(serde_json::from_str::<AccountLimits>(&row).unwrap(), boxed);
+        assert_eq!(serde_json::from_str::<AccountLimits>(&serde_json::to_string(&unset).unwrap()).unwrap().0, None);
     }
 }

@@ -307,6 +307,10 @@ impl LotBook {
         &self.account_id
     }
 
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.lots.shrink_to_fit();
+    }
+
     /// Open lots of a symbol in acquisition order.
     pub fn lots(&self, symbol: &str) -> &[Lot] {
         self.lots.get(symbol).map_or(&[], |lots| lots)

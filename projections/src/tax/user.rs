@@ -147,6 +147,12 @@ impl TaxBook {
         self.ledger.due_groups(now)
     }
 
+    /// Frees the room a load left in the ledger's groups and the lot books.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.ledger.shrink_to_fit();
+        self.accounts.values_mut().for_each(|a| a.lots.shrink_to_fit());
+    }
+
     /// Restores a user's book from its header row; the lots come with `load_lots`,
     /// the ledger's groups with `load_ledger_group`.
     pub fn from_header_row(row: &[u8]) -> Result<TaxBook, serde_json::Error> {

@@ -209,6 +209,10 @@ impl WashLedger {
         self.groups.get(group)
     }
 
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.groups.shrink_to_fit();
+    }
+
     pub(crate) fn load_group(&mut self, group: &str, ledger: GroupLedger) {
         self.groups.insert(group, ledger);
     }
