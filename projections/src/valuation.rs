@@ -159,7 +159,7 @@ impl ShardState {
             .positions
             .iter()
             .map(|(s, p)| PositionView {
-                symbol: s.clone(),
+                symbol: s.to_string(),
                 quantity: p.quantity,
                 cost_basis: p.cost_basis,
                 price: self.last_price(s),

@@ -136,8 +136,8 @@ fn body(step: &Step, state: &ShardState, n: usize) -> Option<EventBody> {
             trade(*account, symbol, Side::Buy, Decimal::from(*shares), price, None, vec![])
         }
         Step::Sell { account, symbol, percent, method, lot, bp } => {
-            let held: Vec<(&String, Decimal)> =
-                state.account(ACCOUNTS[*account].0)?.positions.iter().map(|(s, p)| (s, p.quantity)).collect();
+            let held: Vec<(&str, Decimal)> =
+                state.account(ACCOUNTS[*account].0)?.positions.iter().map(|(s, p)| (s.as_str(), p.quantity)).collect();
             if held.is_empty() {
                 return None;
             }
@@ -149,7 +149,7 @@ fn body(step: &Step, state: &ShardState, n: usize) -> Option<EventBody> {
                 2 => (Some(LotMethod::Hifo), vec![], part(quantity, *percent)),
                 _ => {
                     let view = state.lots_view(ACCOUNTS[*account].0).expect("open account");
-                    let lots: Vec<_> = view.lots.iter().filter(|l| &l.symbol == symbol).collect();
+                    let lots: Vec<_> = view.lots.iter().filter(|l| l.symbol == symbol).collect();
                     let named = lot.get(&lots);
                     (Some(LotMethod::Specific), vec![named.lot_id.clone()], part(named.quantity, *percent))
                 }

@@ -248,7 +248,7 @@ impl ShardState {
             .iter()
             .zip(book.components(z))
             .map(|((symbol, p), c)| ComponentVar {
-                symbol: symbol.clone(),
+                symbol: symbol.to_string(),
                 exposure: f64_of(p.value),
                 component_var: c,
                 share: if total > 0.0 { c / total } else { 0.0 },

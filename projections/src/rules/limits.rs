@@ -56,7 +56,7 @@ fn group_values<'m, T: Copy + std::ops::AddAssign>(
 ) -> Vec<(&'m str, T)> {
     let mut groups: Vec<(&str, T)> = Vec::with_capacity(8);
     for (symbol, p) in &a.positions {
-        let name = match market.securities.get(symbol) {
+        let name = match market.securities.get(symbol.as_str()) {
             Some(s) if sector => s.sector.as_str(),
             Some(s) => s.asset_class.as_str(),
             None => "unknown",

@@ -23,7 +23,7 @@ pub(crate) use book::{Book, Repricing, Symbols};
 pub(crate) use market::Market;
 pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
-pub type Positions = crate::sorted_map::SortedMap<String, Position>;
+pub type Positions = crate::sorted_map::SortedMap<crate::tax::Id, Position>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Position {
@@ -333,7 +333,7 @@ impl ShardState {
         if let Some(a) = self.book.accounts.get_mut(account_id) {
             let mut total = a.cash;
             for (symbol, p) in a.positions.iter_mut() {
-                p.set_value(p.quantity * prices.get(symbol).map_or(Decimal::ZERO, |x| x.price));
+                p.set_value(p.quantity * prices.get(symbol.as_str()).map_or(Decimal::ZERO, |x| x.price));
                 total += p.value;
             }
             a.market_value = total;
@@ -400,7 +400,7 @@ impl ShardState {
         for (_, account) in self.book.accounts.slots_mut() {
             let mut total = account.cash;
             for (symbol, position) in account.positions.iter_mut() {
-                let price = prices.get(symbol).map_or(Decimal::ZERO, |p| p.price);
+                let price = prices.get(symbol.as_str()).map_or(Decimal::ZERO, |p| p.price);
                 position.set_value(position.quantity * price);
                 position.sym = symbols.intern(symbol);
                 total += position.value;

@@ -183,7 +183,7 @@ impl ShardState {
         self.tax.pending =
             self.tax.books.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
         for id in account_ids {
-            let symbols: Vec<String> = self.book.accounts[id].positions.keys().cloned().collect();
+            let symbols: Vec<String> = self.book.accounts[id].positions.keys().map(|s| s.to_string()).collect();
             for symbol in symbols {
                 self.set_basis_from_lots(id, &symbol);
             }

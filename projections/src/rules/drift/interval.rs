@@ -10,18 +10,23 @@
 //! again (`DriftRange::Stale`). So a tick costs each holder one comparison of V.
 //!
 //! The slopes `t - b`, `t + b`, `t - b x shrink`, `t + b x shrink` are exact
-//! decimals rounded once to f64, and each bound is one f64 division of a value
-//! within 2 ulp: a bound is within a few ulp of the exact one. A comparison is
-//! decided only when V is further than [`EDGE`] (relative) from the bound, so the
-//! level decided is the exact one; closer, the caller walks the components (f64
-//! first, exact decimals near an edge).
+//! decimals rounded once to f32 (every position keeps four: 16 bytes rather than
+//! 32), and each bound is one f64 division of a value within 2 ulp: a bound is
+//! within 2^-24 (6e-8) of the exact one, relative. A comparison is decided only
+//! when V is further than [`MARGIN`] (relative) from the bound, so the level
+//! decided is the exact one; closer, the caller walks the components (f64 first,
+//! exact decimals near an edge).
 
 use rust_decimal::Decimal;
 
-use super::super::{Level, EDGE};
+use super::super::Level;
 use crate::risk::f64_of;
 
 const INF: f64 = f64::INFINITY;
+
+/// How far (relative) V must be from a bound for the range to decide: sixteen
+/// times the f32 slope's rounding, so the level decided is the exact one.
+const MARGIN: f64 = 1e-6;
 
 /// Under this (relative to t + b), `t - b` is the difference of two close numbers:
 /// its f64 bound would say little, so the account is left to the walk.
@@ -31,8 +36,8 @@ const CANCELLED: f64 = 1e-9;
 /// band (breach) and for the band shrunk by the hysteresis (clear).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Slopes {
-    breach: (f64, f64),
-    clear: (f64, f64),
+    breach: (f32, f32),
+    clear: (f32, f32),
 }
 
 impl Slopes {
@@ -41,11 +46,11 @@ impl Slopes {
         let inner = band * shrink;
         let slope = |low: Decimal| {
             let (k, scale) = (f64_of(low), f64_of(target) + f64_of(band));
-            (k == 0.0 || k.abs() >= CANCELLED * scale).then_some(k)
+            (k == 0.0 || k.abs() >= CANCELLED * scale).then_some(k as f32)
         };
         Some(Slopes {
-            breach: (slope(target - band)?, f64_of(target + band)),
-            clear: (slope(target - inner)?, f64_of(target + inner)),
+            breach: (slope(target - band)?, f64_of(target + band) as f32),
+            clear: (slope(target - inner)?, f64_of(target + inner) as f32),
         })
     }
 }
@@ -61,7 +66,8 @@ impl Range {
     const ALL: Range = Range { lo: 0.0, hi: INF };
 
     /// The values V for which `k x V <= v <= m x V`.
-    fn of((k, m): (f64, f64), v: f64) -> Range {
+    fn of((k, m): (f32, f32), v: f64) -> Range {
+        let (k, m) = (f64::from(k), f64::from(m));
         let mut r = Range::ALL;
         if k > 0.0 {
             r.hi = v / k;
@@ -101,11 +107,11 @@ impl Range {
     }
 
     fn surely_inside(self, v: f64) -> bool {
-        v > self.lo + EDGE * self.lo && (self.hi == INF || v < self.hi - EDGE * self.hi.abs())
+        v > self.lo + MARGIN * self.lo && (self.hi == INF || v < self.hi - MARGIN * self.hi.abs())
     }
 
     fn surely_outside(self, v: f64) -> bool {
-        self.lo == INF || v < self.lo - EDGE * self.lo || (self.hi != INF && v > self.hi + EDGE * self.hi.abs())
+        self.lo == INF || v < self.lo - MARGIN * self.lo || (self.hi != INF && v > self.hi + MARGIN * self.hi.abs())
     }
 }
 
@@ -292,6 +298,20 @@ mod tests {
         assert_eq!(Allowed::of(&slopes, 548_000.0).level(1e6), Some(Level::Hold));
         assert_eq!(Allowed::of(&slopes, 600_000.0).level(1e6), Some(Level::Breach));
         assert_eq!(Allowed::of(&slopes, 400_000.0).level(1e6), Some(Level::Breach));
+    }
+
+    #[test]
+    fn what_the_f32_slopes_round_away_is_left_to_the_walk() {
+        assert_eq!(std::mem::size_of::<Slopes>(), 16);
+        // t + b = 0.3334 is not an f32: rounded, it is 1.1e-8 away (relative). A
+        // component 1e-8 above the exact upper edge is a breach; 1e-8 below, not.
+        let slopes = Slopes::of(decimal(3333, 4), decimal(1, 4), decimal(9, 1)).unwrap();
+        assert_ne!(f64::from(slopes.breach.1), 0.3334);
+        let edge = 0.3334 * 1e6;
+        for v in [edge * (1.0 + 1e-8), edge * (1.0 - 1e-8)] {
+            assert_eq!(Allowed::of(&slopes, v).level(1e6), None, "{v}");
+        }
+        assert_eq!(Allowed::of(&slopes, edge * (1.0 + 1e-5)).level(1e6), Some(Level::Breach));
     }
 
     #[test]
