@@ -142,7 +142,7 @@ async fn checkpoints_are_signed_bind_roots_and_state_and_extend_each_other() {
         let head = server.get(&format!("/v1/audit/{shard}/root")).await["tree_size"].as_u64().unwrap();
         if last.tree_size == head {
             let engine = server.app().read();
-            let (_, _, digest) = engine.find_view(|s| s == shard, |s| Some(shard_digest(shard, &s.facts()))).unwrap();
+            let (_, _, digest) = engine.find_view(|s| s == shard, |s| Some(shard_digest(shard, s.facts()))).unwrap();
             assert_eq!(last.state_digest, riskstream_engine::store::hex(&digest));
         }
         // A checkpoint whose root was altered does not verify.

@@ -416,7 +416,7 @@ fn check_replay(live: &RocksDbStore, checkpoints: &[Vec<Checkpoint>]) {
     for (shard, list) in (0..SHARDS).zip(checkpoints) {
         for c in list {
             records += replay_shard(live, &mut target, shard, c.tree_size);
-            let digest = hex(&shard_digest(shard, &target.shard(shard).unwrap().facts()));
+            let digest = hex(&shard_digest(shard, target.shard(shard).unwrap().facts()));
             assert_eq!(digest, c.state_digest, "shard {shard}: state digest of the checkpoint at {}", c.tree_size);
         }
         records += replay_shard(live, &mut target, shard, u64::MAX);

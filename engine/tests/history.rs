@@ -122,8 +122,8 @@ async fn accounts_as_of_a_seq_or_a_time_equal_a_fresh_replay_to_that_point() {
             let past = history.state_at(shard, AsOf::Seq(seq)).unwrap();
             let fresh = replayed(&server, AsOf::Seq(seq));
             assert_eq!(
-                hex(&shard_digest(shard, &past.state.facts())),
-                hex(&shard_digest(shard, &fresh.shard(shard).unwrap().facts())),
+                hex(&shard_digest(shard, past.state.facts())),
+                hex(&shard_digest(shard, fresh.shard(shard).unwrap().facts())),
                 "shard {shard} at seq {seq} (from {:?})",
                 past.info.from_snapshot
             );

@@ -34,7 +34,7 @@ use riskstream_engine::handle::AppState;
 use riskstream_engine::metrics::Metrics;
 use riskstream_engine::store::{ChainHead, RocksDbStore};
 use riskstream_engine::Engine;
-use riskstream_projections::RuleConfig;
+use riskstream_projections::{RuleConfig, ShardState, Table};
 use riskstream_schemas::avro::Codec;
 use riskstream_schemas::json::Decoded;
 use riskstream_schemas::{Event, EventBody};
@@ -324,12 +324,14 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     drop(engine);
     anyhow::ensure!(Arc::strong_count(&app) == 1, "the API still holds the engine");
     drop(app);
+    release_freed_memory();
     let reopen_secs = reopen_in_fresh_process(&dir, args)?;
     let store = Arc::new(RocksDbStore::open(&dir, false)?);
     let reopened = Engine::open(Arc::clone(&store), args.shards, rules(args), Arc::new(Metrics::new()))?;
     anyhow::ensure!(reopened.account_count() == args.accounts, "reopened engine lost accounts");
     let stored = StoredDigests::of(&reopened)?;
     drop(reopened);
+    release_freed_memory();
     let (replay_records, replay_secs) = replay_log(store.as_ref(), &stored)?;
     Ok(RunResult {
         mode: if full_recompute { "full-recompute" } else { "incremental" },
@@ -357,6 +359,14 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         batch_us: (batch_time.value_at_quantile(0.5), batch_time.value_at_quantile(0.99), batch_time.max()),
         slowest_batch_events: slowest.1,
     })
+}
+
+/// Returns the memory of the state just dropped to the system now: mimalloc would
+/// only purge it as this thread allocates again, and the next phase (a reopen in
+/// another process, or a replay) needs it; a large profile would not fit otherwise.
+fn release_freed_memory() {
+    // SAFETY: `mi_collect` only walks mimalloc's own heaps; no pointer is passed.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// A restart's cost: this binary opens `dir` in a new process (`--reopen-only`), so
@@ -396,13 +406,18 @@ struct StoredDigests {
 impl StoredDigests {
     fn of(engine: &Engine<RocksDbStore>) -> anyhow::Result<StoredDigests> {
         let shards = (0..engine.shard_count())
-            .map(|shard| {
-                let rows = engine.shard(shard).context("shard")?.facts();
-                Ok((shard, engine.head(shard), shard_digest(shard, &rows)))
-            })
+            .map(|shard| Ok((shard, engine.head(shard), digest(shard, engine.shard(shard).context("shard")?))))
             .collect::<anyhow::Result<_>>()?;
         Ok(StoredDigests { rules: engine.rules().clone(), codec: engine.codec().clone(), shards })
     }
+}
+
+/// The shard's state digest, its rows made one table at a time (all of them at once
+/// would be a second copy of the state).
+fn digest(shard: u32, state: &ShardState) -> [u8; 32] {
+    let mut tables = Table::ALL;
+    tables.sort();
+    shard_digest(shard, tables.into_iter().flat_map(|table| state.facts_of(table)))
 }
 
 /// Rebuilds every shard from its first record in memory, shards in parallel, as a
@@ -428,7 +443,7 @@ fn replay_log(store: &RocksDbStore, stored: &StoredDigests) -> anyhow::Result<(u
     let mut records = 0;
     for (past, &(shard, _, digest)) in pasts.into_iter().zip(&stored.shards) {
         anyhow::ensure!(
-            shard_digest(shard, &past.state.facts()) == digest,
+            self::digest(shard, &past.state) == digest,
             "shard {shard}: the replayed state differs from the stored one"
         );
         records += past.info.records_replayed;

@@ -178,59 +178,93 @@ impl ShardState {
     /// Every fact row of the shard, in table then key order: what a store holds
     /// after all changes were drained. The state digest is taken over these.
     pub fn facts(&self) -> Vec<Change> {
+        self.facts_where(|_| true)
+    }
+
+    /// The fact rows of one table, in key order: a whole shard's rows table by
+    /// table, for a digest of a state too large to hold twice.
+    pub fn facts_of(&self, table: Table) -> Vec<Change> {
+        self.facts_where(|t| t == table)
+    }
+
+    fn facts_where(&self, want: impl Fn(Table) -> bool) -> Vec<Change> {
         let mut out = Vec::new();
         let mut put = |table, key: String, value: Vec<u8>| out.push(Change { table, key, value: Some(value) });
-        for (id, a) in self.book.accounts.iter() {
-            put(Table::Accounts, id.clone(), json(a));
-        }
-        for (s, sec) in &self.market.securities {
-            put(Table::Securities, s.clone(), json(sec));
-        }
-        for (id, a) in self.book.accounts.iter() {
-            for (s, p) in &a.positions {
-                put(Table::Positions, format!("{id}{SEP}{s}"), json(p));
+        if want(Table::Accounts) {
+            for (id, a) in self.book.accounts.iter() {
+                put(Table::Accounts, id.clone(), json(a));
             }
         }
-        for (id, a) in self.book.accounts.iter() {
-            put(Table::Cash, id.clone(), json(&a.cash));
-        }
-        for (s, p) in &self.market.prices {
-            put(Table::Prices, s.clone(), json(p));
-        }
-        for (id, a) in self.book.accounts.iter() {
-            if let Some(t) = &a.targets {
-                put(Table::Targets, id.clone(), json(t));
+        if want(Table::Securities) {
+            for (s, sec) in &self.market.securities {
+                put(Table::Securities, s.clone(), json(sec));
             }
         }
-        for (rule, subject, s) in self.signals() {
-            put(Table::Signals, format!("{rule}{SEP}{subject}"), json(s));
+        if want(Table::Positions) {
+            for (id, a) in self.book.accounts.iter() {
+                for (s, p) in &a.positions {
+                    put(Table::Positions, format!("{id}{SEP}{s}"), json(p));
+                }
+            }
         }
-        if self.risk.model.scalars().bar.is_some() {
+        if want(Table::Cash) {
+            for (id, a) in self.book.accounts.iter() {
+                put(Table::Cash, id.clone(), json(&a.cash));
+            }
+        }
+        if want(Table::Prices) {
+            for (s, p) in &self.market.prices {
+                put(Table::Prices, s.clone(), json(p));
+            }
+        }
+        if want(Table::Targets) {
+            for (id, a) in self.book.accounts.iter() {
+                if let Some(t) = &a.targets {
+                    put(Table::Targets, id.clone(), json(t));
+                }
+            }
+        }
+        if want(Table::Signals) {
+            for (rule, subject, s) in self.signals() {
+                put(Table::Signals, format!("{rule}{SEP}{subject}"), json(s));
+            }
+        }
+        if want(Table::RiskModel) && self.risk.model.scalars().bar.is_some() {
             self.model_rows(&mut |table, key, value| put(table, key, value));
         }
         for (id, a) in self.book.accounts.iter() {
-            put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
-            if a.risk.history != Default::default() {
+            if want(Table::RiskMarks) {
+                put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
+            }
+            if want(Table::RiskHistory) && a.risk.history != Default::default() {
                 put(Table::RiskHistory, id.clone(), json(&a.risk.history));
             }
         }
         for (user, book) in &self.tax.books {
-            put(Table::TaxBooks, user.clone(), book.header_row());
-            for (group, row) in book.ledger_group_rows() {
-                put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
+            if want(Table::TaxBooks) {
+                put(Table::TaxBooks, user.clone(), book.header_row());
             }
-            for (id, account) in book.accounts() {
-                for symbol in account.lots.symbols() {
-                    let lots = account.lots.lots(symbol);
-                    if !lots.is_empty() {
-                        put(Table::TaxLots, format!("{id}{SEP}{symbol}"), lots_row(id, symbol, lots));
+            if want(Table::WashLedger) {
+                for (group, row) in book.ledger_group_rows() {
+                    put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
+                }
+            }
+            if want(Table::TaxLots) {
+                for (id, account) in book.accounts() {
+                    for symbol in account.lots.symbols() {
+                        let lots = account.lots.lots(symbol);
+                        if !lots.is_empty() {
+                            put(Table::TaxLots, format!("{id}{SEP}{symbol}"), lots_row(id, symbol, lots));
+                        }
                     }
                 }
             }
         }
-        for (user, list) in &self.tax.wash_sales {
-            for (n, w) in list.iter().enumerate() {
-                put(Table::WashSales, wash_key(user, n), json(w));
+        if want(Table::WashSales) {
+            for (user, list) in &self.tax.wash_sales {
+                for (n, w) in list.iter().enumerate() {
+                    put(Table::WashSales, wash_key(user, n), json(w));
+                }
             }
         }
         out.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));

@@ -205,10 +205,10 @@ pub fn stored_shard_digest<S: ProjectionStore + ?Sized>(store: &S, shard: u32) -
 
 /// SHA-256 over a shard's projection rows (in table then key order, as `facts()`
 /// and the stores give them).
-pub fn shard_digest<'a>(shard: u32, rows: impl IntoIterator<Item = &'a Change>) -> [u8; 32] {
+pub fn shard_digest<R: std::borrow::Borrow<Change>>(shard: u32, rows: impl IntoIterator<Item = R>) -> [u8; 32] {
     let mut h = Sha256::new();
     for row in rows {
-        digest_row(&mut h, shard, row);
+        digest_row(&mut h, shard, row.borrow());
     }
     h.finalize().into()
 }
