@@ -64,7 +64,7 @@ pub struct LossRef {
 /// apart and boxed ([`LotWash`]): few lots have it, and every lot would carry its
 /// room (80 bytes a lot rather than 104).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "LotFields")]
+#[serde(from = "LotRow<Id, LossRef>")]
 pub struct Lot {
     /// The buy that opened the lot.
     pub trade_id: Id,
@@ -94,38 +94,26 @@ pub(crate) struct LotWash {
     pub replaces: Option<LossRef>,
 }
 
-/// A lot's row fields, in their stored order.
-#[derive(Serialize)]
-struct LotRow<'a> {
-    trade_id: &'a str,
+/// A lot's row fields in their stored order: written borrowed
+/// (`LotRow<&str, &LossRef>`), read owned (`LotRow<Id, LossRef>`).
+#[derive(Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>, R: Deserialize<'de>"))]
+struct LotRow<T, R> {
+    trade_id: T,
     piece: u32,
     quantity: Decimal,
     basis: Decimal,
     acquired: Timestamp,
     holding_start: Timestamp,
     wash_adjustment: Decimal,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replaces: Option<&'a LossRef>,
-    pieces: u32,
-}
-
-#[derive(Deserialize)]
-struct LotFields {
-    trade_id: Id,
-    piece: u32,
-    quantity: Decimal,
-    basis: Decimal,
-    acquired: Timestamp,
-    holding_start: Timestamp,
-    wash_adjustment: Decimal,
-    #[serde(default)]
-    replaces: Option<LossRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replaces: Option<R>,
     #[serde(default)]
     pieces: u32,
 }
 
-impl From<LotFields> for Lot {
-    fn from(f: LotFields) -> Self {
+impl From<LotRow<Id, LossRef>> for Lot {
+    fn from(f: LotRow<Id, LossRef>) -> Self {
         let mut lot = Lot::bought(f.trade_id, f.quantity, f.basis, f.acquired);
         (lot.piece, lot.pieces) = (f.piece, f.pieces);
         lot.set_wash(LotWash {
@@ -139,7 +127,7 @@ impl From<LotFields> for Lot {
 
 impl Serialize for Lot {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        LotRow {
+        LotRow::<&str, &LossRef> {
             trade_id: &self.trade_id,
             piece: self.piece,
             quantity: self.quantity,
