@@ -48,6 +48,7 @@
 //! under 1.1091-1(a)) are not modelled: the contract only has share trades.
 
 mod error;
+mod lot;
 mod lots;
 mod realized;
 mod shard;
@@ -57,8 +58,9 @@ mod view;
 mod wash;
 
 pub use error::TaxError;
-pub(crate) use lots::lots_row;
-pub use lots::{allocate, Applied, Closed, LossRef, Lot, LotBook, Unrealized};
+pub(crate) use lot::lots_row;
+pub use lot::{LossRef, Lot};
+pub use lots::{allocate, Applied, Closed, LotBook, Unrealized};
 pub use realized::{Figures, Realized, YearFigures};
 pub(crate) use shard::Taxes;
 pub use term::{date_of, tax_year, term, Term};

@@ -9,7 +9,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::error::TaxError;
-use super::lots::{Applied, Closed, LossRef, Lot, LotBook, Replacement};
+use super::lot::{LossRef, Lot};
+use super::lots::{Applied, Closed, LotBook, Replacement};
 use super::realized::Realized;
 use super::term::tax_year;
 use super::wash::{Fact, Loss, Match, Supply, WashAdjustment, WashLedger};
