@@ -232,29 +232,33 @@ impl ShardState {
         if want(Table::RiskModel) && self.risk.model.scalars().bar.is_some() {
             self.model_rows(&mut |table, key, value| put(table, key, value));
         }
-        for (id, a) in self.book.accounts.iter() {
-            if want(Table::RiskMarks) {
-                put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
-            }
-            if want(Table::RiskHistory) && a.risk.history != Default::default() {
-                put(Table::RiskHistory, id.clone(), json(&a.risk.history));
-            }
-        }
-        for (user, book) in &self.tax.books {
-            if want(Table::TaxBooks) {
-                put(Table::TaxBooks, user.clone(), book.header_row());
-            }
-            if want(Table::WashLedger) {
-                for (group, row) in book.ledger_group_rows() {
-                    put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
+        if want(Table::RiskMarks) || want(Table::RiskHistory) {
+            for (id, a) in self.book.accounts.iter() {
+                if want(Table::RiskMarks) {
+                    put(Table::RiskMarks, id.clone(), json(&a.risk.marks));
+                }
+                if want(Table::RiskHistory) && a.risk.history != Default::default() {
+                    put(Table::RiskHistory, id.clone(), json(&a.risk.history));
                 }
             }
-            if want(Table::TaxLots) {
-                for (id, account) in book.accounts() {
-                    for symbol in account.lots.symbols() {
-                        let lots = account.lots.lots(symbol);
-                        if !lots.is_empty() {
-                            put(Table::TaxLots, format!("{id}{SEP}{symbol}"), lots_row(id, symbol, lots));
+        }
+        if want(Table::TaxBooks) || want(Table::WashLedger) || want(Table::TaxLots) {
+            for (user, book) in &self.tax.books {
+                if want(Table::TaxBooks) {
+                    put(Table::TaxBooks, user.clone(), book.header_row());
+                }
+                if want(Table::WashLedger) {
+                    for (group, row) in book.ledger_group_rows() {
+                        put(Table::WashLedger, format!("{user}{SEP}{group}"), row);
+                    }
+                }
+                if want(Table::TaxLots) {
+                    for (id, account) in book.accounts() {
+                        for symbol in account.lots.symbols() {
+                            let lots = account.lots.lots(symbol);
+                            if !lots.is_empty() {
+                                put(Table::TaxLots, format!("{id}{SEP}{symbol}"), lots_row(id, symbol, lots));
+                            }
                         }
                     }
                 }
