@@ -11,6 +11,7 @@ mod apply;
 mod committed;
 mod config;
 mod facts;
+mod name;
 pub mod risk;
 mod rules;
 mod short_list;
@@ -22,6 +23,7 @@ mod valuation;
 pub use crate::committed::FactSource;
 pub use crate::config::{RiskConfig, RuleConfig, TaxConfig};
 pub use crate::facts::{Change, Table};
+pub use crate::name::Name;
 pub use crate::rules::{alert_id, BlockedLot, HarvestLot, HarvestView, UNIVERSE};
 pub use crate::sorted_map::SortedMap;
 pub use crate::state::{

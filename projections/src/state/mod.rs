@@ -23,7 +23,7 @@ pub(crate) use book::{Book, Repricing, Symbols};
 pub(crate) use market::Market;
 pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
-pub type Positions = crate::sorted_map::SortedMap<crate::tax::Id, Position>;
+pub type Positions = crate::sorted_map::SortedMap<crate::Name, Position>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Position {

@@ -68,10 +68,11 @@ pub use user::{TaxAccount, TaxBook, TradeOutcome};
 pub use view::{LotView, LotsView, RealizedView, Snapshot, TermView, WashSalesView, WhatIf, YearView};
 pub use wash::{WashAdjustment, WashLedger, WASH_WINDOW_DAYS};
 
-/// Ids and symbols held in every lot and wash-ledger entry. Up to 24 bytes sit inline
-/// (tickers and most ids are that short), so a million lots carry no allocation per
-/// string; longer ids are allocated as a `String` would be. Serialized as a string.
+/// Trade and lot ids held in every lot and wash-ledger entry (each one its own, so not
+/// interned as a [`Name`](crate::Name) is). Up to 24 bytes sit inline (most ids are that
+/// short), so a million lots carry no allocation per id; longer ids are allocated as a
+/// `String` would be. Serialized as a string.
 pub type Id = compact_str::CompactString;
 
-/// A sorted map keyed by [`Id`]s.
-pub type IdMap<V> = crate::sorted_map::SortedMap<Id, V>;
+/// A sorted map keyed by [`Name`](crate::Name)s: symbols, account ids, wash groups.
+pub type IdMap<V> = crate::sorted_map::SortedMap<crate::Name, V>;

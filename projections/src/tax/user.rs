@@ -260,7 +260,7 @@ impl TaxBook {
         let carried = if added_to_basis { m.carried_days() } else { 0 };
         let replaces = LossRef {
             sale_trade_id: loss.sale_trade_id.clone(),
-            account_id: loss.account_id.clone(),
+            account_id: loss.account_id.as_str().into(),
             lot_id: loss.lot_id.clone(),
         };
         let replacement_lot_id = replacement.lots.replace(Replacement {

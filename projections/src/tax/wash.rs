@@ -48,6 +48,7 @@ use super::lots::pro_rata;
 use super::term::Term;
 use super::{Id, IdMap};
 use crate::short_list::ShortList;
+use crate::Name;
 
 /// Days either side of a sale in which an acquisition washes it.
 pub const WASH_WINDOW_DAYS: i64 = 30;
@@ -57,8 +58,8 @@ pub const WASH_WINDOW_DAYS: i64 = 30;
 pub(crate) struct Supply {
     pub acquired: Timestamp,
     pub trade_id: Id,
-    pub account_id: Id,
-    pub symbol: Id,
+    pub account_id: Name,
+    pub symbol: Name,
 }
 
 impl Supply {
@@ -76,8 +77,8 @@ pub(crate) struct Loss {
     pub sale_trade_id: Id,
     /// Position among the pieces the sell closed.
     pub seq: u32,
-    pub account_id: Id,
-    pub symbol: Id,
+    pub account_id: Name,
+    pub symbol: Name,
     pub lot_id: Id,
     /// The purchase the sold shares came from.
     pub lot_trade_id: Id,
@@ -279,7 +280,7 @@ impl WashLedger {
         }
         touched.sort_unstable();
         self.prune(ts, &touched);
-        let mut used: BTreeMap<(Id, Id, Id), Decimal> = BTreeMap::new();
+        let mut used: BTreeMap<(Name, Name, Id), Decimal> = BTreeMap::new();
         let mut out = Vec::new();
         for group in &touched {
             let ledger = self.groups.get_mut(group.as_str()).expect("inserted above");
@@ -325,7 +326,7 @@ impl WashLedger {
 
 /// Replacement shares taken so far in one decision round, per (account, symbol,
 /// trade id): the books change only after the round.
-type Used = BTreeMap<(Id, Id, Id), Decimal>;
+type Used = BTreeMap<(Name, Name, Id), Decimal>;
 
 impl GroupLedger {
     /// Losses in order of sale; a loss of `ts` scans the supply of its window, an
@@ -374,7 +375,7 @@ fn wash<'a>(
         if loss.same_purchase(s) || !loss.in_window(s.acquired) {
             continue;
         }
-        let key = (s.account_id.clone(), s.symbol.clone(), s.trade_id.clone());
+        let key = (s.account_id, s.symbol, s.trade_id.clone());
         let taken = used.get(&key).copied().unwrap_or_default();
         let free = available(s) - taken;
         if free <= Decimal::ZERO {
