@@ -24,6 +24,7 @@ use super::realized::Realized;
 use super::term::{days_before, tax_year, term, Term};
 use super::IdMap;
 use crate::short_list::ShortList;
+use crate::Name;
 
 /// `total x part / whole`, exact when `part == whole`, else rounded to the contract's
 /// scale; callers keep the remainder so the pieces add up.
@@ -108,18 +109,18 @@ pub(crate) struct Replacement<'a> {
 /// acquisition order (then trade id, then piece).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LotBook {
-    account_id: String,
+    account_id: Name,
     lots: IdMap<ShortList<Lot>>,
     realized: Realized,
 }
 
 impl LotBook {
-    pub fn new(account_id: impl Into<String>) -> Self {
+    pub fn new(account_id: impl Into<Name>) -> Self {
         LotBook { account_id: account_id.into(), ..LotBook::default() }
     }
 
     pub fn account_id(&self) -> &str {
-        &self.account_id
+        self.account_id.as_str()
     }
 
     pub(crate) fn shrink_to_fit(&mut self) {
@@ -187,7 +188,10 @@ impl LotBook {
         check_fields(trade)?;
         match trade.side {
             Side::Buy if self.lots(&trade.symbol).iter().any(|l| l.trade_id == trade.trade_id) => {
-                Err(TaxError::DuplicateLot { trade_id: trade.trade_id.clone(), account_id: self.account_id.clone() })
+                Err(TaxError::DuplicateLot {
+                    trade_id: trade.trade_id.clone(),
+                    account_id: self.account_id.to_string(),
+                })
             }
             Side::Buy => Ok(()),
             Side::Sell => self.plan(trade, Timestamp(i64::MAX)).map(drop),
@@ -254,7 +258,7 @@ impl LotBook {
     fn take(&self, trade: &TradeExecuted, lots: &[Lot], order: Vec<usize>) -> Result<Vec<(usize, Decimal)>, TaxError> {
         take_in_order(lots, &order, trade.quantity).ok_or_else(|| TaxError::InsufficientLots {
             trade_id: trade.trade_id.clone(),
-            account_id: self.account_id.clone(),
+            account_id: self.account_id.to_string(),
             symbol: trade.symbol.clone(),
             quantity: trade.quantity,
             held: lots.iter().map(|l| l.quantity).sum(),
@@ -271,7 +275,7 @@ impl LotBook {
             if named.is_empty() {
                 return Err(TaxError::UnknownLot {
                     trade_id: trade.trade_id.clone(),
-                    account_id: self.account_id.clone(),
+                    account_id: self.account_id.to_string(),
                     symbol: trade.symbol.clone(),
                     lot_id: name.clone(),
                 });

@@ -14,6 +14,8 @@ use super::lots::{Applied, Closed, LotBook, Replacement};
 use super::realized::Realized;
 use super::term::tax_year;
 use super::wash::{Fact, Loss, Match, Supply, WashAdjustment, WashLedger};
+use super::IdMap;
+use crate::Name;
 
 /// An account's tax status and lots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +44,7 @@ pub struct TradeOutcome {
 #[derive(Serialize, Deserialize)]
 struct Header {
     user_id: String,
-    accounts: BTreeMap<String, AccountHeader>,
+    accounts: BTreeMap<Name, AccountHeader>,
     /// Trades of a timestamp not settled yet.
     pending: Vec<Fact>,
     realized: Realized,
@@ -73,7 +75,7 @@ struct AccountHeaderRef<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaxBook {
     user_id: String,
-    accounts: BTreeMap<String, TaxAccount>,
+    accounts: IdMap<TaxAccount>,
     ledger: WashLedger,
     /// Taxable accounts only: what the user reports, wash sales applied.
     realized: Realized,
@@ -93,7 +95,7 @@ impl TaxBook {
         if self.accounts.contains_key(account_id) {
             return false;
         }
-        self.accounts.insert(account_id.to_string(), TaxAccount { status, lots: LotBook::new(account_id) });
+        self.accounts.insert(account_id, TaxAccount { status, lots: LotBook::new(account_id) });
         true
     }
 
@@ -162,9 +164,9 @@ impl TaxBook {
             .accounts
             .into_iter()
             .map(|(id, a)| {
-                let mut lots = LotBook::new(id.clone());
+                let mut lots = LotBook::new(id);
                 *lots.realized_mut() = a.realized;
-                (id, TaxAccount { status: a.status, lots })
+                (id.as_str(), TaxAccount { status: a.status, lots })
             })
             .collect();
         Ok(TaxBook { user_id: h.user_id, accounts, ledger: WashLedger::from_pending(h.pending), realized: h.realized })
