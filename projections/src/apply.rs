@@ -160,8 +160,9 @@ impl ShardState {
                 // New limits are the reset of the circuit breaker.
                 a.risk.marks.reducing = false;
                 self.book.changed.accounts.insert(e.account_id.clone());
-                self.risk.changed.marks.insert(e.account_id.clone());
-                self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
+                let slot = self.slot_of(&e.account_id);
+                self.risk.changed.marks.insert(slot);
+                self.evaluate_account(slot, cause, &mut alerts);
             }
             // Channel preferences belong to the notifier; the record is kept in the log.
             EventBody::AlertPreferencesSet(_) => {}
@@ -200,7 +201,7 @@ impl ShardState {
         self.open_tax_account(&e.user_id, &e.account_id, e.tax_status);
         self.roll_day(&e.account_id, event.ts);
         // Stored from the start, whatever the day: `facts()` lists every account's marks.
-        self.risk.changed.marks.insert(e.account_id.clone());
+        self.risk.changed.marks.insert(self.slot_of(&e.account_id));
         self.book.changed.accounts.insert(e.account_id.clone());
         self.book.changed.cash.insert(e.account_id.clone());
     }

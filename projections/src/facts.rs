@@ -96,7 +96,11 @@ impl ShardState {
     /// Returns the rows changed since the last call, in table then key order.
     pub fn drain_changes(&mut self) -> Vec<Change> {
         let (book, market) = (std::mem::take(&mut self.book.changed), std::mem::take(&mut self.market.changed));
-        let (signals, risk) = (std::mem::take(&mut self.signals.changed), std::mem::take(&mut self.risk.changed));
+        let signals = std::mem::take(&mut self.signals.changed);
+        let model = std::mem::take(&mut self.risk.changed.model);
+        let (mut marks, mut history) = (self.risk.changed.marks.take(), self.risk.changed.history.take());
+        self.book.accounts.sort_by_id(&mut marks);
+        self.book.accounts.sort_by_id(&mut history);
         let tax = std::mem::take(&mut self.tax.changed);
         let mut out = Vec::new();
         let mut put = |table, key: String, value: Option<Vec<u8>>| out.push(Change { table, key, value });
@@ -124,14 +128,14 @@ impl ShardState {
             let row = self.signal(&rule, &subject).map(json);
             put(Table::Signals, format!("{rule}{SEP}{subject}"), row);
         }
-        if risk.model {
+        if model {
             self.model_rows(&mut |table, key, value| put(table, key, Some(value)));
         }
-        for id in risk.marks {
-            put(Table::RiskMarks, id.clone(), self.book.accounts.get(&id).map(|a| json(&a.risk.marks)));
+        for a in marks.iter().map(|&slot| self.book.accounts.at(slot)) {
+            put(Table::RiskMarks, a.account_id.clone(), Some(json(&a.risk.marks)));
         }
-        for id in risk.history {
-            put(Table::RiskHistory, id.clone(), self.book.accounts.get(&id).map(|a| json(&a.risk.history)));
+        for a in history.iter().map(|&slot| self.book.accounts.at(slot)) {
+            put(Table::RiskHistory, a.account_id.clone(), Some(json(&a.risk.history)));
         }
         for user in tax.books {
             put(Table::TaxBooks, user.clone(), self.tax.books.get(&user).map(TaxBook::header_row));

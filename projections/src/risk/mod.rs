@@ -25,7 +25,7 @@ use riskstream_schemas::{Alert, Timestamp};
 use rust_decimal::Decimal;
 
 use crate::rules::Cause;
-use crate::state::{Account, ShardState, Slot};
+use crate::state::{Account, ShardState, Slot, SlotSet};
 
 pub(crate) use book::UNMODELLED;
 
@@ -49,9 +49,9 @@ pub(crate) struct RiskChanges {
     /// The model changed (a bar closed): every model row is written.
     pub model: bool,
     /// Accounts whose performance marks changed.
-    pub marks: std::collections::BTreeSet<String>,
+    pub marks: SlotSet,
     /// Accounts whose bar history changed.
-    pub history: std::collections::BTreeSet<String>,
+    pub history: SlotSet,
 }
 
 /// An account's risk state beside its positions.
@@ -130,24 +130,26 @@ impl ShardState {
 
     /// Starts the event-time day of `ts` for an account about to change.
     pub(crate) fn roll_day(&mut self, account_id: &str, ts: Timestamp) {
-        let a = self.book.accounts.get_mut(account_id).expect("checked before apply");
+        let slot = self.book.accounts.slot(account_id).expect("checked before apply");
+        let a = self.book.accounts.at_mut(slot);
         if a.risk.marks.roll_day(ts.day(), a.market_value) {
-            self.risk.changed.marks.insert(account_id.to_string());
+            self.risk.changed.marks.insert(slot);
         }
     }
 
     /// Books a deposit (positive) or withdrawal (negative) before it is applied.
     pub(crate) fn book_flow(&mut self, account_id: &str, amount: Decimal) {
-        let a = self.book.accounts.get_mut(account_id).expect("checked before apply");
+        let slot = self.book.accounts.slot(account_id).expect("checked before apply");
+        let a = self.book.accounts.at_mut(slot);
         a.risk.marks.flow(amount, a.market_value);
-        self.risk.changed.marks.insert(account_id.to_string());
+        self.risk.changed.marks.insert(slot);
     }
 
     /// Moves the high-water mark and max drawdown to the account's current value.
     pub(crate) fn mark_value(&mut self, slot: Slot) {
         let a = self.book.accounts.at_mut(slot);
         if a.risk.marks.mark(a.market_value) {
-            self.risk.changed.marks.insert(a.account_id.clone());
+            self.risk.changed.marks.insert(slot);
         }
     }
 
@@ -196,7 +198,8 @@ impl ShardState {
             let changed = exception.is_some() || had_exposures || !h.exposures.is_empty() || !a.positions.is_empty();
             a.risk.book = book;
             if changed {
-                self.risk.changed.history.insert(id.clone());
+                let slot = self.book.accounts.slot(id).expect("listed above");
+                self.risk.changed.history.insert(slot);
             }
             if exception.is_some() {
                 self.evaluate_backtest(id, cause, out);

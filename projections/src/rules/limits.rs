@@ -134,8 +134,9 @@ impl ShardState {
                 out,
             );
             if step == Some(AlertState::Raised) {
-                self.book.accounts.get_mut(account_id).expect("evaluated").risk.marks.reducing = true;
-                self.risk.changed.marks.insert(account_id.to_string());
+                let slot = self.book.accounts.slot(account_id).expect("evaluated");
+                self.book.accounts.at_mut(slot).risk.marks.reducing = true;
+                self.risk.changed.marks.insert(slot);
             }
         }
         let a = &self.book.accounts[account_id];

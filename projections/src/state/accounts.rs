@@ -134,6 +134,37 @@ impl Index<&str> for Accounts {
     }
 }
 
+/// Accounts by slot, each once, in the order first added: the account rows a batch
+/// changed, recorded on the tick path without hashing or copying an id. A bit per
+/// slot dedupes; taking the set clears only the bits it set, so the bits keep their
+/// room from batch to batch.
+#[derive(Debug, Default)]
+pub(crate) struct SlotSet {
+    slots: Vec<Slot>,
+    seen: Vec<u64>,
+}
+
+impl SlotSet {
+    pub fn insert(&mut self, slot: Slot) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        if self.seen.len() <= word {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & bit == 0 {
+            self.seen[word] |= bit;
+            self.slots.push(slot);
+        }
+    }
+
+    /// The slots added since the last take, in the order added; the set is empty after.
+    pub fn take(&mut self) -> Vec<Slot> {
+        for &s in &self.slots {
+            self.seen[s as usize / 64] &= !(1u64 << (s % 64));
+        }
+        std::mem::take(&mut self.slots)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +213,18 @@ mod tests {
             sorted.sort_unstable();
             assert_eq!(ids, sorted);
         }
+    }
+
+    #[test]
+    fn a_slot_set_holds_each_slot_once_and_is_empty_after_a_take() {
+        let mut set = SlotSet::default();
+        for s in [5, 130, 5, 0, 130, 64, 63] {
+            set.insert(s);
+        }
+        assert_eq!(set.take(), [5, 130, 0, 64, 63]);
+        assert!(set.take().is_empty());
+        set.insert(130);
+        set.insert(5);
+        assert_eq!(set.take(), [130, 5], "a take clears the bits it set");
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use ahash::AHashMap as HashMap;
 use rust_decimal::Decimal;
 
-use super::{Accounts, Market, Position, Slot};
+use super::{Accounts, Market, Position, Slot, SlotSet};
 use crate::risk::{CovarianceModel, UNMODELLED};
 
 #[derive(Debug, Default)]
@@ -39,7 +39,7 @@ pub(crate) struct Holder {
 pub(crate) struct Repricing<'a> {
     pub market: &'a Market,
     pub model: &'a CovarianceModel,
-    pub marks: &'a mut BTreeSet<String>,
+    pub marks: &'a mut SlotSet,
     pub today: i64,
 }
 
@@ -134,7 +134,7 @@ impl Book {
             for &Holder { slot, at } in ids {
                 let a = accounts.at_mut(slot);
                 if a.risk.marks.roll_day(today, a.market_value) {
-                    marks.insert(a.account_id.clone());
+                    marks.insert(slot);
                 }
                 debug_assert_eq!(a.positions.at(at as usize).sym, sym, "holders index matches positions");
                 let value = a.revalue_at(at as usize, info.price);
@@ -165,7 +165,7 @@ impl Book {
                 debug_assert_ne!(sym, Symbols::NONE, "every position is interned");
                 if let Some(&Some((price, index))) = moved.get(sym as usize) {
                     if !hit && a.risk.marks.roll_day(today, a.market_value) {
-                        marks.insert(a.account_id.clone());
+                        marks.insert(slot);
                     }
                     let value = a.revalue_at(at, price);
                     a.risk.book.put_exposure(index, value);

@@ -18,7 +18,7 @@ use crate::tax::{TaxBook, Taxes};
 
 pub use crate::rules::SignalState;
 pub use accounts::Accounts;
-pub(crate) use accounts::Slot;
+pub(crate) use accounts::{Slot, SlotSet};
 pub(crate) use book::{Book, Repricing, Symbols};
 pub(crate) use market::Market;
 pub use market::{PriceInfo, Security};
