@@ -70,8 +70,9 @@ impl ShardState {
     pub(crate) fn book_tax_trade(&mut self, e: &TradeExecuted, ts: Timestamp) -> Vec<WashAdjustment> {
         let group = self.wash_group(&e.symbol).to_string();
         let book = self.tax.books.get_mut(&e.user_id).expect("checked before apply");
-        for due in book.groups_due(ts) {
-            self.tax.changed.wash_ledger.insert((e.user_id.clone(), due));
+        let mut touched = book.groups_due(ts);
+        for due in &touched {
+            self.tax.changed.wash_ledger.insert((e.user_id.clone(), due.clone()));
         }
         let outcome = book.trade(e, ts, &group).expect("checked before apply");
         if book.ledger().has_pending() {
@@ -79,7 +80,8 @@ impl ShardState {
         }
         self.tax.changed.books.insert(e.user_id.clone());
         self.tax.changed.lots.insert((e.account_id.clone(), e.symbol.clone()));
-        self.forget_harvest_cuts(&e.user_id);
+        touched.push(group);
+        self.forget_harvest_cuts(&e.user_id, &touched);
         outcome.washes
     }
 
@@ -96,13 +98,13 @@ impl ShardState {
             if due.is_empty() {
                 continue;
             }
-            self.tax.changed.wash_ledger.extend(due.into_iter().map(|g| (user.clone(), g)));
+            self.tax.changed.wash_ledger.extend(due.iter().map(|g| (user.clone(), g.clone())));
             let washes = book.settle(now);
             self.tax.changed.books.insert(user.clone());
             if !book.ledger().has_pending() {
                 self.tax.pending.remove(&user);
             }
-            self.forget_harvest_cuts(&user);
+            self.forget_harvest_cuts(&user, &due);
             if !washes.is_empty() {
                 self.record_washes(&user, washes, cause, out);
             }

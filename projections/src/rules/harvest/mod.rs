@@ -184,13 +184,24 @@ impl ShardState {
         }
     }
 
-    /// Forgets the cuts of every position of the user's accounts: their lots or the
-    /// wash ledger changed.
-    pub(crate) fn forget_harvest_cuts(&mut self, user_id: &str) {
+    /// Forgets the cuts of the user's positions in these wash groups: their lots or
+    /// the group's wash ledger changed. A cut reads only its position's lots and the
+    /// user's ledger of the position's group (the purchases that would wash a sale),
+    /// and a trade or settlement changes only the lots and ledger of the groups it
+    /// names (wash sale replacements are in the loss's group), so the user's other
+    /// positions keep theirs.
+    pub(crate) fn forget_harvest_cuts(&mut self, user_id: &str, groups: &[String]) {
         let Some(book) = self.tax.books.get(user_id) else { return };
         for (account_id, _) in book.accounts() {
-            if let Some(a) = self.book.accounts.get_mut(account_id) {
-                a.forget_harvest_cuts();
+            let Some(slot) = self.book.accounts.slot(account_id) else { continue };
+            let positions = &self.book.accounts.at(slot).positions;
+            let stale: Vec<usize> = (positions.keys().enumerate())
+                .filter(|(_, symbol)| groups.iter().any(|g| g == self.wash_group(symbol)))
+                .map(|(at, _)| at)
+                .collect();
+            let positions = &mut self.book.accounts.at_mut(slot).positions;
+            for at in stale {
+                positions.at_mut(at).harvest_cut = HarvestCut::Stale;
             }
         }
     }
