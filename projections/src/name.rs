@@ -42,20 +42,8 @@ impl Borrow<str> for Name {
     }
 }
 
-impl AsRef<str> for Name {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl From<&str> for Name {
     fn from(s: &str) -> Name {
-        Name::new(s)
-    }
-}
-
-impl From<&String> for Name {
-    fn from(s: &String) -> Name {
         Name::new(s)
     }
 }
@@ -63,12 +51,6 @@ impl From<&String> for Name {
 impl From<String> for Name {
     fn from(s: String) -> Name {
         Name::new(&s)
-    }
-}
-
-impl From<Name> for String {
-    fn from(n: Name) -> String {
-        n.as_str().to_string()
     }
 }
 
@@ -109,30 +91,6 @@ impl PartialEq<str> for Name {
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
-    }
-}
-
-impl PartialEq<String> for Name {
-    fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<Name> for str {
-    fn eq(&self, other: &Name) -> bool {
-        self == other.as_str()
-    }
-}
-
-impl PartialEq<Name> for &str {
-    fn eq(&self, other: &Name) -> bool {
-        *self == other.as_str()
-    }
-}
-
-impl PartialEq<Name> for String {
-    fn eq(&self, other: &Name) -> bool {
-        self == other.as_str()
     }
 }
 

@@ -27,6 +27,11 @@ impl Market {
         self.prices.get(symbol).map_or(Decimal::ZERO, |p| p.price)
     }
 
+    /// The symbol's group of substantially identical securities (itself when unlisted).
+    pub fn wash_group<'a>(&'a self, symbol: &'a str) -> &'a str {
+        self.securities.get(symbol).map_or(symbol, |s| s.wash_group.as_str())
+    }
+
     /// Returns whether this is the symbol's first price of a new day (an open).
     pub fn set_price(&mut self, symbol: &str, price: Decimal, ts: Timestamp) -> bool {
         let open = self.prices.get(symbol).is_some_and(|old| ts.day() > old.ts.day());

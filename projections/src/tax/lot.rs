@@ -184,10 +184,7 @@ pub(crate) fn lot_id(trade_id: &str, piece: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
+    use crate::tax::d;
 
     #[test]
     fn a_lot_row_keeps_its_fields_and_order_and_reads_back_equal() {

@@ -442,10 +442,7 @@ fn close(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
+    use crate::tax::d;
 
     #[test]
     fn allocation_sums_exactly() {

@@ -76,3 +76,9 @@ pub type Id = compact_str::CompactString;
 
 /// A sorted map keyed by [`Name`](crate::Name)s: symbols, account ids, wash groups.
 pub type IdMap<V> = crate::sorted_map::SortedMap<crate::Name, V>;
+
+/// A decimal from its text, for the unit tests of the lots.
+#[cfg(test)]
+fn d(s: &str) -> rust_decimal::Decimal {
+    s.parse().unwrap()
+}

@@ -60,15 +60,10 @@ impl ShardState {
         book.check(e).map_err(rejection)
     }
 
-    /// The symbol's group of substantially identical securities (itself when unlisted).
-    pub(crate) fn wash_group<'a>(&'a self, symbol: &'a str) -> &'a str {
-        self.market.securities.get(symbol).map_or(symbol, |s| s.wash_group.as_str())
-    }
-
     /// Books a trade in its user's lots (after `check_tax`); the position's basis
     /// follows in `sync_basis`. Returns the wash sales the trade settled.
     pub(crate) fn book_tax_trade(&mut self, e: &TradeExecuted, ts: Timestamp) -> Vec<WashAdjustment> {
-        let group = self.wash_group(&e.symbol).to_string();
+        let group = self.market.wash_group(&e.symbol).to_string();
         let book = self.tax.books.get_mut(&e.user_id).expect("checked before apply");
         let mut touched = book.groups_due(ts);
         for due in &touched {

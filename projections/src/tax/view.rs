@@ -228,7 +228,7 @@ impl ShardState {
         riskstream_schemas::validate(&event)?;
         self.check(&event)?;
         let mut book = self.tax.books.get(&account.user_id).expect("checked").clone();
-        let group = self.wash_group(&trade.symbol).to_string();
+        let group = self.market.wash_group(&trade.symbol).to_string();
         let outcome = book.trade(trade, ts, &group).map_err(super::shard::rejection)?;
         // Decide this timestamp with what is known now.
         let washes: Vec<WashAdjustment> = book

@@ -163,7 +163,7 @@ impl ShardState {
             .map(|(symbol, p)| {
                 let (book, lots) = (book?, lots?);
                 p.harvest_cut.stale(day).then(|| {
-                    let group = self.wash_group(symbol);
+                    let group = self.market.wash_group(symbol);
                     let blocked = |l: &Lot| washed_by(book, group, since, account_id, l).is_some();
                     HarvestCut::of(lots.lots(symbol), p.quantity, blocked, &cfg.tax, cfg.hysteresis, day)
                 })
@@ -192,16 +192,13 @@ impl ShardState {
     /// positions keep theirs.
     pub(crate) fn forget_harvest_cuts(&mut self, user_id: &str, groups: &[String]) {
         let Some(book) = self.tax.books.get(user_id) else { return };
+        let (market, accounts) = (&self.market, &mut self.book.accounts);
         for (account_id, _) in book.accounts() {
-            let Some(slot) = self.book.accounts.slot(account_id) else { continue };
-            let positions = &self.book.accounts.at(slot).positions;
-            let stale: Vec<usize> = (positions.keys().enumerate())
-                .filter(|(_, symbol)| groups.iter().any(|g| g == self.wash_group(symbol)))
-                .map(|(at, _)| at)
-                .collect();
-            let positions = &mut self.book.accounts.at_mut(slot).positions;
-            for at in stale {
-                positions.at_mut(at).harvest_cut = HarvestCut::Stale;
+            let Some(slot) = accounts.slot(account_id) else { continue };
+            for (symbol, p) in accounts.at_mut(slot).positions.iter_mut() {
+                if groups.iter().any(|g| g == market.wash_group(symbol)) {
+                    p.harvest_cut = HarvestCut::Stale;
+                }
             }
         }
     }
@@ -233,7 +230,7 @@ impl ShardState {
                 if !breach && level == Level::Hold {
                     continue;
                 }
-                let group = self.wash_group(symbol);
+                let group = self.market.wash_group(symbol);
                 if washed_by(book, group, since, account_id, lot).is_some() {
                     continue;
                 }
@@ -286,7 +283,7 @@ impl ShardState {
                 continue;
             }
             let candidate = self.lot_past(unrealized_loss, exact_net, lot.basis, Decimal::ONE, false);
-            let group = self.wash_group(symbol);
+            let group = self.market.wash_group(symbol);
             if let Some(latest) = washed_by(book, group, since, account_id, lot) {
                 if candidate {
                     let through = crate::tax::date_of(latest.plus_seconds(WASH_WINDOW_DAYS * 86_400));
