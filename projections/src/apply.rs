@@ -13,9 +13,7 @@ use riskstream_schemas::{
 use rust_decimal::Decimal;
 
 use crate::rules::{Cause, DriftRange};
-use crate::state::{
-    Account, AccountLimits, Limits, Position, PriceInfo, Repricing, Security, ShardState, Slot, Targets,
-};
+use crate::state::{Account, AccountLimits, Limits, Position, Repricing, Security, ShardState, Slot, Targets};
 
 impl ShardState {
     /// Stateful checks; stateless ones are `riskstream_schemas::validate`.
@@ -53,7 +51,7 @@ impl ShardState {
 
     fn check_trade(&self, e: &TradeExecuted) -> Result<(), Rejection> {
         let a = self.owned(&e.account_id, &e.user_id)?;
-        if !self.market.securities.contains_key(&e.symbol) {
+        if self.market.security_of(&e.symbol).is_none() {
             return Err(Rejection::field(
                 "symbol",
                 format!("unknown symbol `{}` (send SecurityListed first)", e.symbol),
@@ -113,12 +111,11 @@ impl ShardState {
                     sector: e.sector.clone(),
                     wash_group: e.wash_group.clone(),
                 };
-                if let Some(old) = self.market.securities.insert(e.symbol.clone(), sec) {
+                if let Some(old) = self.market.list(sec) {
                     if old.wash_group != e.wash_group {
                         self.forget_every_harvest_cut();
                     }
                 }
-                self.market.changed.securities.insert(e.symbol.clone());
             }
             EventBody::CashMovement(e) => {
                 let signed = if e.kind.is_inflow() { e.amount } else { -e.amount };
@@ -215,21 +212,19 @@ impl ShardState {
     }
 
     fn trade(&mut self, e: &TradeExecuted, event: &Event) {
-        if !self.market.prices.contains_key(&e.symbol) {
+        let sym = self.market.intern(&e.symbol);
+        if self.market.price(sym).is_none() {
             // Until the first tick, the trade price is the best price known.
-            let info = PriceInfo { price: e.price, ts: event.ts, prev_close: e.price };
-            self.market.prices.insert(e.symbol.clone(), info);
-            self.market.changed.prices.insert(e.symbol.clone());
+            self.market.set_price(sym, e.price, event.ts);
         }
-        let price = self.last_price(&e.symbol);
+        let price = self.market.last_price(sym);
         let (quantity_delta, cash_delta) = trade_effect(e);
         let slot = self.book.accounts.slot(&e.account_id).expect("checked before apply");
         let a = self.book.accounts.at_mut(slot);
-        let symbols = &mut self.book.symbols;
         let new = !a.positions.contains_key(&e.symbol);
         let p = a.positions.get_or_insert_with(&e.symbol, || {
             let mut p = Position::new(Decimal::ZERO, Decimal::ZERO);
-            p.sym = symbols.intern(&e.symbol);
+            p.sym = sym;
             p
         });
         let old_value = p.value;
@@ -268,10 +263,11 @@ impl ShardState {
         let mut moved = Vec::new();
         let mut opens = Vec::new();
         for (symbol, price, ts) in prices {
-            if self.market.set_price(symbol, price, ts) {
-                opens.push(symbol);
+            let sym = self.market.intern(symbol);
+            if self.market.set_price(sym, price, ts) {
+                opens.push(sym);
             }
-            moved.push(symbol);
+            moved.push(sym);
         }
         let with = Repricing {
             market: &self.market,
@@ -286,11 +282,11 @@ impl ShardState {
                 self.revalue_account(&id);
             }
         }
-        for symbol in moved {
-            self.evaluate_market_move(symbol, cause, out);
+        for sym in moved {
+            self.evaluate_market_move(sym, cause, out);
         }
-        for symbol in opens {
-            self.evaluate_gap(symbol, cause, out);
+        for sym in opens {
+            self.evaluate_gap(sym, cause, out);
         }
         for slot in touched {
             self.evaluate_account(slot, cause, out);

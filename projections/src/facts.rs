@@ -95,7 +95,7 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
 impl ShardState {
     /// Returns the rows changed since the last call, in table then key order.
     pub fn drain_changes(&mut self) -> Vec<Change> {
-        let (book, market) = (std::mem::take(&mut self.book.changed), std::mem::take(&mut self.market.changed));
+        let (book, mut market) = (std::mem::take(&mut self.book.changed), std::mem::take(&mut self.market.changed));
         let signals = std::mem::take(&mut self.signals.changed);
         let model = std::mem::take(&mut self.risk.changed.model);
         let (mut marks, mut history) = (self.risk.changed.marks.take(), self.risk.changed.history.take());
@@ -107,8 +107,8 @@ impl ShardState {
         for id in book.accounts {
             put(Table::Accounts, id.clone(), self.book.accounts.get(&id).map(json));
         }
-        for symbol in market.securities {
-            put(Table::Securities, symbol.clone(), self.market.securities.get(&symbol).map(json));
+        for sym in self.market.by_symbol(market.securities.take()) {
+            put(Table::Securities, self.market.name(sym).to_string(), self.market.security(sym).map(json));
         }
         for (id, symbol) in book.positions {
             let row = self.book.accounts.get(&id).and_then(|a| a.positions.get(&symbol)).map(json);
@@ -117,8 +117,8 @@ impl ShardState {
         for id in book.cash {
             put(Table::Cash, id.clone(), self.book.accounts.get(&id).map(|a| json(&a.cash)));
         }
-        for symbol in market.prices {
-            put(Table::Prices, symbol.clone(), self.market.prices.get(&symbol).map(json));
+        for sym in self.market.by_symbol(market.prices.take()) {
+            put(Table::Prices, self.market.name(sym).to_string(), self.market.price(sym).map(json));
         }
         for id in book.targets {
             let row = self.book.accounts.get(&id).and_then(|a| a.targets.as_ref()).map(json);
@@ -200,8 +200,8 @@ impl ShardState {
             }
         }
         if want(Table::Securities) {
-            for (s, sec) in &self.market.securities {
-                put(Table::Securities, s.clone(), json(sec));
+            for sec in self.market.securities() {
+                put(Table::Securities, sec.symbol.clone(), json(sec));
             }
         }
         if want(Table::Positions) {
@@ -217,8 +217,8 @@ impl ShardState {
             }
         }
         if want(Table::Prices) {
-            for (s, p) in &self.market.prices {
-                put(Table::Prices, s.clone(), json(p));
+            for (s, p) in self.market.prices() {
+                put(Table::Prices, s.to_string(), json(p));
             }
         }
         if want(Table::Targets) {
@@ -291,7 +291,7 @@ impl ShardState {
             }
             Table::Securities => {
                 let s: Security = serde_json::from_slice(value).map_err(bad)?;
-                self.market.securities.insert(key.to_string(), s);
+                self.market.load_security(key, s);
             }
             Table::Positions => {
                 let p: Position = serde_json::from_slice(value).map_err(bad)?;
@@ -305,7 +305,7 @@ impl ShardState {
             }
             Table::Prices => {
                 let p: PriceInfo = serde_json::from_slice(value).map_err(bad)?;
-                self.market.prices.insert(key.to_string(), p);
+                self.market.load_price(key, p);
             }
             Table::Targets => {
                 let t: Targets = serde_json::from_slice(value).map_err(bad)?;

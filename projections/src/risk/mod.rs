@@ -25,7 +25,7 @@ use riskstream_schemas::{Alert, Timestamp};
 use rust_decimal::Decimal;
 
 use crate::rules::Cause;
-use crate::state::{Account, ShardState, Slot, SlotSet};
+use crate::state::{Account, Market, ShardState, Slot, SlotSet};
 
 pub(crate) use book::UNMODELLED;
 
@@ -101,7 +101,11 @@ pub(crate) fn decimal_of(x: f64) -> Decimal {
 pub(crate) fn build_book(account: &Account, state: &ShardState) -> RiskBook {
     let positions = account.positions.iter().map(|(symbol, p)| {
         let index = state.risk.model.index_of(symbol).unwrap_or(UNMODELLED);
-        (index, f64_of(p.quantity * state.last_price(symbol)))
+        let price = match p.sym {
+            Market::NONE => state.last_price(symbol),
+            sym => state.market.last_price(sym),
+        };
+        (index, f64_of(p.quantity * price))
     });
     RiskBook::build(positions, &state.risk.model)
 }
@@ -160,7 +164,7 @@ impl ShardState {
         if open.is_some_and(|bar| self.risk.model.bar_of(ts.micros()) <= bar) {
             return;
         }
-        let closes = self.market.prices.iter().map(|(s, p)| (s.as_str(), f64_of(p.price)));
+        let closes = self.market.prices_by_symbol().into_iter().map(|(s, p)| (s, f64_of(p.price)));
         let closed = self.risk.model.advance(ts.micros(), closes);
         if self.risk.model.scalars().bar != open {
             self.risk.changed.model = true;

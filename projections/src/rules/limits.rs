@@ -55,8 +55,8 @@ fn group_values<'m, T: Copy + std::ops::AddAssign>(
     value_of: impl Fn(&Position) -> T,
 ) -> Vec<(&'m str, T)> {
     let mut groups: Vec<(&str, T)> = Vec::with_capacity(8);
-    for (symbol, p) in &a.positions {
-        let name = match market.securities.get(symbol.as_str()) {
+    for p in a.positions.values() {
+        let name = match market.security(p.sym) {
             Some(s) if sector => s.sector.as_str(),
             Some(s) => s.asset_class.as_str(),
             None => "unknown",

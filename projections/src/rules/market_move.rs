@@ -6,24 +6,20 @@ use riskstream_schemas::{AlertKind, Priority};
 use rust_decimal::Decimal;
 
 use super::{pct, Cause, Finding, Level, Rule};
-use crate::state::ShardState;
+use crate::state::{ShardState, Sym};
 
 impl ShardState {
-    fn daily_move(&self, symbol: &str) -> Option<Decimal> {
-        let p = self.market.prices.get(symbol)?;
+    fn daily_move(&self, sym: Sym) -> Option<Decimal> {
+        let p = self.market.price(sym)?;
         if p.prev_close.is_zero() {
             return None;
         }
         Some(p.price / p.prev_close - Decimal::ONE)
     }
 
-    pub(crate) fn evaluate_market_move(
-        &mut self,
-        symbol: &str,
-        cause: Cause,
-        out: &mut Vec<riskstream_schemas::Alert>,
-    ) {
-        let Some(change) = self.daily_move(symbol) else { return };
+    pub(crate) fn evaluate_market_move(&mut self, sym: Sym, cause: Cause, out: &mut Vec<riskstream_schemas::Alert>) {
+        let Some(change) = self.daily_move(sym) else { return };
+        let symbol = self.market.name(sym);
         let threshold = self.config.market_move;
         let size = change.abs();
         let level = if size >= threshold {
@@ -40,6 +36,6 @@ impl ShardState {
             message: format!("{symbol} moved {} against the previous close", pct(change)),
             details: None,
         };
-        self.step_named(Rule::of(AlertKind::MarketMove), symbol, level, cause, |s| s.holders_of(symbol), describe, out);
+        self.step_named(Rule::of(AlertKind::MarketMove), symbol, level, cause, |s| s.holders_of(sym), describe, out);
     }
 }

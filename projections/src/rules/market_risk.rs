@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::{level_above, pct, Cause, Finding, Level, Rule};
 use crate::risk::decimal_of;
-use crate::state::ShardState;
+use crate::state::{ShardState, Sym};
 
 const SPIKE: Rule = Rule { kind: AlertKind::VolatilitySpike, name: "volatility_spike" };
 const CORRELATION: Rule = Rule { kind: AlertKind::MarketMove, name: "correlation_breakdown" };
@@ -19,16 +19,15 @@ const GAP: Rule = Rule { kind: AlertKind::MarketMove, name: "gap_move" };
 pub const UNIVERSE: &str = "*universe";
 
 impl ShardState {
-    /// The shard's accounts holding `symbol`: the recipients of a symbol alert.
-    pub(crate) fn holders_of(&self, symbol: &str) -> Vec<(String, String)> {
-        let holders = self.book.symbols.get(symbol).map_or(&[][..], |sym| self.book.holders_of(sym));
-        let mut slots: Vec<_> = holders.iter().map(|h| h.slot).collect();
+    /// The shard's accounts holding the symbol: the recipients of a symbol alert.
+    pub(crate) fn holders_of(&self, sym: Sym) -> Vec<(String, String)> {
+        let mut slots: Vec<_> = self.book.holders_of(sym).iter().map(|h| h.slot).collect();
         self.book.accounts.sort_by_id(&mut slots);
         slots.into_iter().map(|s| self.book.accounts.at(s)).map(|a| (a.account_id.clone(), a.user_id.clone())).collect()
     }
 
     pub(crate) fn evaluate_volatility_spike(&mut self, symbol: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let Some(i) = self.risk.model.index_of(symbol) else { return };
+        let (Some(i), Some(sym)) = (self.risk.model.index_of(symbol), self.market.sym(symbol)) else { return };
         let row = self.risk.model.row(i);
         let p = &self.risk.model.params;
         if row.observations < p.min_observations || row.long_var <= 0.0 {
@@ -52,7 +51,7 @@ impl ShardState {
             message,
             details: None,
         };
-        self.step_named(SPIKE, symbol, level, cause, |s| s.holders_of(symbol), describe, out);
+        self.step_named(SPIKE, symbol, level, cause, |s| s.holders_of(sym), describe, out);
     }
 
     /// Recipients: accounts with at least two positions (a change of correlation
@@ -93,8 +92,9 @@ impl ShardState {
 
     /// At a symbol's first price of a day: breach when the open is `gap_move` or more
     /// away from the previous close, clear at the next quiet open.
-    pub(crate) fn evaluate_gap(&mut self, symbol: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let Some(info) = self.market.prices.get(symbol) else { return };
+    pub(crate) fn evaluate_gap(&mut self, sym: Sym, cause: Cause, out: &mut Vec<Alert>) {
+        let Some(info) = self.market.price(sym) else { return };
+        let symbol = self.market.name(sym);
         if info.prev_close.is_zero() {
             return;
         }
@@ -108,6 +108,6 @@ impl ShardState {
             message: format!("{symbol} opened {} against the previous close", pct(gap)),
             details: None,
         };
-        self.step_named(GAP, symbol, level, cause, |s| s.holders_of(symbol), describe, out);
+        self.step_named(GAP, symbol, level, cause, |s| s.holders_of(sym), describe, out);
     }
 }

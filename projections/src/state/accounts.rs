@@ -134,10 +134,10 @@ impl Index<&str> for Accounts {
     }
 }
 
-/// Accounts by slot, each once, in the order first added: the account rows a batch
-/// changed, recorded on the tick path without hashing or copying an id. A bit per
-/// slot dedupes; taking the set clears only the bits it set, so the bits keep their
-/// room from batch to batch.
+/// Dense indexes (account slots, symbol indexes), each once, in the order first
+/// added: the rows a batch changed, recorded on the tick path without hashing or
+/// copying an id. A bit per index dedupes; taking the set clears only the bits it
+/// set, so the bits keep their room from batch to batch.
 #[derive(Debug, Default)]
 pub(crate) struct SlotSet {
     slots: Vec<Slot>,

@@ -1,25 +1,22 @@
 //! The book: the shard's accounts with their positions, cash and targets, and the
-//! derived indexes the tick path walks (who holds each symbol, symbols as dense
-//! indexes, the price-batch mark).
+//! derived indexes the tick path walks (who holds each symbol, the price-batch
+//! mark).
 
 use std::collections::BTreeSet;
 
-use ahash::AHashMap as HashMap;
 use rust_decimal::Decimal;
 
-use super::{Accounts, Market, Position, Slot, SlotSet};
+use super::{Accounts, Market, Position, Slot, SlotSet, Sym};
 use crate::risk::{CovarianceModel, UNMODELLED};
 
 #[derive(Debug, Default)]
 pub(crate) struct Book {
     pub accounts: Accounts,
-    /// By dense symbol index (`Symbols`, `Position::sym`): the accounts holding it
+    /// By symbol index (`Market::intern`, `Position::sym`): the accounts holding it
     /// and where the position sits in each, in no order (derived index). A
     /// position knows its entry (`Position::holder`), so opening and closing one
     /// costs O(the account's positions), however many hold the symbol.
     pub holders: Vec<Vec<Holder>>,
-    /// Dense indexes of the held symbols (`Position::sym`).
-    pub symbols: Symbols,
     /// Counts price batches; see `Account::mark`.
     pub epoch: u64,
     pub changed: BookChanges,
@@ -54,8 +51,8 @@ pub(crate) struct BookChanges {
 }
 
 impl Book {
-    /// The accounts holding the symbol of dense index `sym`.
-    pub(crate) fn holders_of(&self, sym: u32) -> &[Holder] {
+    /// The accounts holding the symbol of index `sym`.
+    pub(crate) fn holders_of(&self, sym: Sym) -> &[Holder] {
         self.holders.get(sym as usize).map_or(&[], Vec::as_slice)
     }
 
@@ -108,7 +105,7 @@ impl Book {
 
     /// Moves the running values of every account holding a moved symbol to the new
     /// prices; returns the slots of the accounts touched, in account id order.
-    pub(crate) fn revalue_holders(&mut self, symbols: &[&str], with: Repricing<'_>) -> Vec<Slot> {
+    pub(crate) fn revalue_holders(&mut self, symbols: &[Sym], with: Repricing<'_>) -> Vec<Slot> {
         self.epoch += 1;
         // A conflated batch usually moves most symbols: then walking each account's
         // positions once beats one account lookup per (symbol, holder).
@@ -122,15 +119,15 @@ impl Book {
         touched
     }
 
-    fn revalue_symbol_major(&mut self, symbols: &[&str], with: Repricing<'_>) -> Vec<Slot> {
+    fn revalue_symbol_major(&mut self, symbols: &[Sym], with: Repricing<'_>) -> Vec<Slot> {
         let Repricing { market, model, marks, today } = with;
         let epoch = self.epoch;
-        let (holders, accounts, prices, interned) = (&self.holders, &mut self.accounts, &market.prices, &self.symbols);
+        let (holders, accounts) = (&self.holders, &mut self.accounts);
         let mut touched = Vec::new();
-        for symbol in symbols {
-            let (Some(sym), Some(info)) = (interned.get(symbol), prices.get(*symbol)) else { continue };
+        for &sym in symbols {
+            let Some(info) = market.price(sym) else { continue };
             let ids = holders.get(sym as usize).map_or(&[][..], Vec::as_slice);
-            let index = model.index_of(symbol).unwrap_or(UNMODELLED);
+            let index = model.index_of(market.name(sym)).unwrap_or(UNMODELLED);
             for &Holder { slot, at } in ids {
                 let a = accounts.at_mut(slot);
                 if a.risk.marks.roll_day(today, a.market_value) {
@@ -148,13 +145,13 @@ impl Book {
         touched
     }
 
-    fn revalue_account_major(&mut self, symbols: &[&str], with: Repricing<'_>) -> Vec<Slot> {
+    fn revalue_account_major(&mut self, symbols: &[Sym], with: Repricing<'_>) -> Vec<Slot> {
         let Repricing { market, model, marks, today } = with;
-        // (price, model index) by the symbol's dense index.
-        let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; self.symbols.len()];
-        for s in symbols {
-            if let (Some(i), Some(p)) = (self.symbols.get(s), market.prices.get(*s)) {
-                moved[i as usize] = Some((p.price, model.index_of(s).unwrap_or(UNMODELLED)));
+        // (price, model index) by symbol index.
+        let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; market.len()];
+        for &sym in symbols {
+            if let Some(p) = market.price(sym) {
+                moved[sym as usize] = Some((p.price, model.index_of(market.name(sym)).unwrap_or(UNMODELLED)));
             }
         }
         let mut touched = Vec::new();
@@ -162,7 +159,7 @@ impl Book {
             let mut hit = false;
             for at in 0..a.positions.len() {
                 let sym = a.positions.at(at).sym;
-                debug_assert_ne!(sym, Symbols::NONE, "every position is interned");
+                debug_assert_ne!(sym, Market::NONE, "every position is interned");
                 if let Some(&Some((price, index))) = moved.get(sym as usize) {
                     if !hit && a.risk.marks.roll_day(today, a.market_value) {
                         marks.insert(slot);
@@ -178,33 +175,5 @@ impl Book {
             }
         }
         touched
-    }
-}
-
-/// The symbols the shard's positions name, as dense indexes that never change.
-#[derive(Debug, Default)]
-pub(crate) struct Symbols {
-    index: HashMap<String, u32>,
-}
-
-impl Symbols {
-    /// A position not interned yet.
-    pub const NONE: u32 = u32::MAX;
-
-    pub fn intern(&mut self, symbol: &str) -> u32 {
-        if let Some(&i) = self.index.get(symbol) {
-            return i;
-        }
-        let i = self.index.len() as u32;
-        self.index.insert(symbol.to_string(), i);
-        i
-    }
-
-    pub fn get(&self, symbol: &str) -> Option<u32> {
-        self.index.get(symbol).copied()
-    }
-
-    pub fn len(&self) -> usize {
-        self.index.len()
     }
 }

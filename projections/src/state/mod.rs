@@ -19,8 +19,8 @@ use crate::tax::{TaxBook, Taxes};
 pub use crate::rules::SignalState;
 pub use accounts::Accounts;
 pub(crate) use accounts::{Slot, SlotSet};
-pub(crate) use book::{Book, Repricing, Symbols};
-pub(crate) use market::Market;
+pub(crate) use book::{Book, Repricing};
+pub(crate) use market::{Market, Sym};
 pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
 pub type Positions = crate::sorted_map::SortedMap<crate::Name, Position>;
@@ -54,11 +54,11 @@ pub struct Position {
     /// the targets by `refresh_drift`; `rules/drift/interval.rs`).
     #[serde(skip)]
     pub(crate) slopes: Slopes,
-    /// The symbol's index in the shard's [`Symbols`] (set when the position is
-    /// opened or loaded), so the tick path matches it to a moved price without
-    /// hashing the symbol.
+    /// The symbol's index in the shard's [`Market`] (set when the position is
+    /// opened or loaded), so the tick path and the rules reach its price, listing
+    /// and holders without hashing the symbol.
     #[serde(skip)]
-    pub(crate) sym: u32,
+    pub(crate) sym: Sym,
     /// Its entry in the symbol's holders list (`Book::holders`).
     #[serde(skip)]
     pub(crate) holder: u32,
@@ -74,7 +74,7 @@ impl Position {
             harvest_below: f64::NEG_INFINITY,
             harvest_cut: HarvestCut::Stale,
             slopes: Slopes::default(),
-            sym: Symbols::NONE,
+            sym: Market::NONE,
             holder: u32::MAX,
         }
     }
@@ -329,11 +329,11 @@ impl ShardState {
 
     /// Recomputes one account's position values and total from facts.
     pub(crate) fn revalue_account(&mut self, account_id: &str) {
-        let prices = &self.market.prices;
+        let market = &self.market;
         if let Some(a) = self.book.accounts.get_mut(account_id) {
             let mut total = a.cash;
-            for (symbol, p) in a.positions.iter_mut() {
-                p.set_value(p.quantity * prices.get(symbol.as_str()).map_or(Decimal::ZERO, |x| x.price));
+            for p in a.positions.values_mut() {
+                p.set_value(p.quantity * market.last_price(p.sym));
                 total += p.value;
             }
             a.market_value = total;
@@ -361,15 +361,16 @@ impl ShardState {
     }
 
     pub fn security(&self, symbol: &str) -> Option<&Security> {
-        self.market.securities.get(symbol)
+        self.market.security_of(symbol)
     }
 
     pub fn price(&self, symbol: &str) -> Option<&PriceInfo> {
-        self.market.prices.get(symbol)
+        self.market.price_of(symbol)
     }
 
-    pub fn prices(&self) -> impl Iterator<Item = (&str, &PriceInfo)> {
-        self.market.prices.iter().map(|(s, p)| (s.as_str(), p))
+    /// Every priced symbol, in no particular order.
+    pub fn prices(&self) -> impl Iterator<Item = (&'static str, &PriceInfo)> + '_ {
+        self.market.prices()
     }
 
     /// Every (rule, subject, state), in no particular order.
@@ -390,19 +391,18 @@ impl ShardState {
     }
 
     pub(crate) fn last_price(&self, symbol: &str) -> Decimal {
-        self.market.last_price(symbol)
+        self.market.last_price_of(symbol)
     }
 
     /// Recomputes every derived value from the facts: the holders index and the
     /// running sums. Used after loading facts from a store.
     pub fn rebuild_derived(&mut self) {
-        let (prices, symbols) = (&self.market.prices, &mut self.book.symbols);
+        let market = &mut self.market;
         for (_, account) in self.book.accounts.slots_mut() {
             let mut total = account.cash;
             for (symbol, position) in account.positions.iter_mut() {
-                let price = prices.get(symbol.as_str()).map_or(Decimal::ZERO, |p| p.price);
-                position.set_value(position.quantity * price);
-                position.sym = symbols.intern(symbol);
+                position.sym = market.intern(symbol);
+                position.set_value(position.quantity * market.last_price(position.sym));
                 total += position.value;
             }
             account.market_value = total;

@@ -63,7 +63,7 @@ impl ShardState {
     /// Books a trade in its user's lots (after `check_tax`); the position's basis
     /// follows in `sync_basis`. Returns the wash sales the trade settled.
     pub(crate) fn book_tax_trade(&mut self, e: &TradeExecuted, ts: Timestamp) -> Vec<WashAdjustment> {
-        let group = self.market.wash_group(&e.symbol).to_string();
+        let group = self.market.wash_group_of(&e.symbol).to_string();
         let book = self.tax.books.get_mut(&e.user_id).expect("checked before apply");
         let mut touched = book.groups_due(ts);
         for due in &touched {
@@ -186,7 +186,7 @@ impl ShardState {
             }
             self.book.accounts.get_mut(id).expect("listed").count_near_harvest();
         }
-        let latest_price = self.market.prices.values().map(|p| p.ts).max();
+        let latest_price = self.market.prices().map(|(_, p)| p.ts).max();
         let latest_open = self.book.accounts.values().map(|a| a.opened_at).max();
         let latest_lot = self
             .tax

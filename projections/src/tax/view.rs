@@ -228,7 +228,7 @@ impl ShardState {
         riskstream_schemas::validate(&event)?;
         self.check(&event)?;
         let mut book = self.tax.books.get(&account.user_id).expect("checked").clone();
-        let group = self.market.wash_group(&trade.symbol).to_string();
+        let group = self.market.wash_group_of(&trade.symbol).to_string();
         let outcome = book.trade(trade, ts, &group).map_err(super::shard::rejection)?;
         // Decide this timestamp with what is known now.
         let washes: Vec<WashAdjustment> = book
@@ -242,7 +242,7 @@ impl ShardState {
         let gain = |t: Term| outcome.closed.iter().filter(|c| c.term == t).map(|c| c.gain).sum::<Decimal>();
         let before = self.snapshot(account, &trade.symbol, None);
         let mut after_account = account.clone();
-        let price = self.market.prices.get(&trade.symbol).map_or(trade.price, |p| p.price);
+        let price = self.market.price_of(&trade.symbol).map_or(trade.price, |p| p.price);
         let (quantity_delta, cash_delta) = crate::apply::trade_effect(trade);
         let p =
             after_account.positions.get_or_insert_with(&trade.symbol, || Position::new(Decimal::ZERO, Decimal::ZERO));
@@ -271,7 +271,7 @@ impl ShardState {
     /// Value, drift and one-bar VaR of an account (a copy, in `what_if`); `priced`
     /// prices a symbol the shard has no price for yet.
     fn snapshot(&self, a: &crate::state::Account, symbol: &str, priced: Option<(&str, Decimal)>) -> Snapshot {
-        let price_of = |s: &str| match (self.market.prices.get(s), priced) {
+        let price_of = |s: &str| match (self.market.price_of(s), priced) {
             (Some(p), _) => p.price,
             (None, Some((t, p))) if t == s => p,
             _ => Decimal::ZERO,

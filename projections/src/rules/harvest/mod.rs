@@ -163,7 +163,7 @@ impl ShardState {
             .map(|(symbol, p)| {
                 let (book, lots) = (book?, lots?);
                 p.harvest_cut.stale(day).then(|| {
-                    let group = self.market.wash_group(symbol);
+                    let group = self.market.wash_group(p.sym);
                     let blocked = |l: &Lot| washed_by(book, group, since, account_id, l).is_some();
                     HarvestCut::of(lots.lots(symbol), p.quantity, blocked, &cfg.tax, cfg.hysteresis, day)
                 })
@@ -195,8 +195,8 @@ impl ShardState {
         let (market, accounts) = (&self.market, &mut self.book.accounts);
         for (account_id, _) in book.accounts() {
             let Some(slot) = accounts.slot(account_id) else { continue };
-            for (symbol, p) in accounts.at_mut(slot).positions.iter_mut() {
-                if groups.iter().any(|g| g == market.wash_group(symbol)) {
+            for p in accounts.at_mut(slot).positions.values_mut() {
+                if groups.iter().any(|g| g == market.wash_group(p.sym)) {
                     p.harvest_cut = HarvestCut::Stale;
                 }
             }
@@ -218,7 +218,7 @@ impl ShardState {
             if !p.near_harvest() {
                 continue;
             }
-            let price = self.last_price(symbol);
+            let price = self.market.last_price(p.sym);
             for lot in lots.lots(symbol) {
                 let value = lot.quantity * price;
                 let loss = lot.basis - value;
@@ -230,7 +230,7 @@ impl ShardState {
                 if !breach && level == Level::Hold {
                     continue;
                 }
-                let group = self.market.wash_group(symbol);
+                let group = self.market.wash_group(p.sym);
                 if washed_by(book, group, since, account_id, lot).is_some() {
                     continue;
                 }
@@ -283,7 +283,7 @@ impl ShardState {
                 continue;
             }
             let candidate = self.lot_past(unrealized_loss, exact_net, lot.basis, Decimal::ONE, false);
-            let group = self.market.wash_group(symbol);
+            let group = self.market.wash_group_of(symbol);
             if let Some(latest) = washed_by(book, group, since, account_id, lot) {
                 if candidate {
                     let through = crate::tax::date_of(latest.plus_seconds(WASH_WINDOW_DAYS * 86_400));
@@ -334,14 +334,13 @@ impl ShardState {
     /// Listed securities of the same asset class and sector in another wash group,
     /// in symbol order.
     fn replacements_for(&self, symbol: &str) -> Vec<String> {
-        let Some(sec) = self.market.securities.get(symbol) else { return Vec::new() };
-        self.market
-            .securities
-            .values()
+        let Some(sec) = self.market.security_of(symbol) else { return Vec::new() };
+        let mut like: Vec<&str> = (self.market.securities())
             .filter(|s| s.asset_class == sec.asset_class && s.sector == sec.sector && s.wash_group != sec.wash_group)
-            .map(|s| s.symbol.clone())
-            .take(self.config.tax.replacements)
-            .collect()
+            .map(|s| s.symbol.as_str())
+            .collect();
+        like.sort_unstable();
+        like.into_iter().take(self.config.tax.replacements).map(str::to_string).collect()
     }
 
     pub(crate) fn evaluate_harvest(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
