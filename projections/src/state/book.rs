@@ -145,31 +145,40 @@ impl Book {
         touched
     }
 
+    /// Walks the positions of each holder of a moved symbol once, in slot order: the
+    /// holders lists name the accounts (no walk of the accounts that hold none).
     fn revalue_account_major(&mut self, symbols: &[Sym], with: Repricing<'_>) -> Vec<Slot> {
         let Repricing { market, model, marks, today } = with;
         // (price, model index) by symbol index.
         let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; market.len()];
+        // A bit per account slot: set for the holders of the moved symbols.
+        let mut held = vec![0u64; self.accounts.len().div_ceil(64)];
         for &sym in symbols {
             if let Some(p) = market.price(sym) {
                 moved[sym as usize] = Some((p.price, model.index_of(market.name(sym)).unwrap_or(UNMODELLED)));
+                for h in self.holders_of(sym) {
+                    held[h.slot as usize / 64] |= 1 << (h.slot % 64);
+                }
             }
         }
         let mut touched = Vec::new();
-        for (slot, a) in self.accounts.slots_mut() {
-            let mut hit = false;
-            for at in 0..a.positions.len() {
-                let sym = a.positions.at(at).sym;
-                debug_assert_ne!(sym, Market::NONE, "every position is interned");
-                if let Some(&Some((price, index))) = moved.get(sym as usize) {
-                    if !hit && a.risk.marks.roll_day(today, a.market_value) {
-                        marks.insert(slot);
-                    }
-                    let value = a.revalue_at(at, price);
-                    a.risk.book.put_exposure(index, value);
-                    hit = true;
+        for (word, &bits) in held.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let slot = (word * 64) as Slot + bits.trailing_zeros();
+                bits &= bits - 1;
+                let a = self.accounts.at_mut(slot);
+                if a.risk.marks.roll_day(today, a.market_value) {
+                    marks.insert(slot);
                 }
-            }
-            if hit {
+                for at in 0..a.positions.len() {
+                    let sym = a.positions.at(at).sym;
+                    debug_assert_ne!(sym, Market::NONE, "every position is interned");
+                    if let Some(&Some((price, index))) = moved.get(sym as usize) {
+                        let value = a.revalue_at(at, price);
+                        a.risk.book.put_exposure(index, value);
+                    }
+                }
                 a.risk.book.recompute(model);
                 touched.push(slot);
             }
