@@ -54,11 +54,13 @@ pub(crate) struct RiskChanges {
     pub history: SlotSet,
 }
 
-/// An account's risk state beside its positions.
+/// An account's risk state beside its positions. The marks first (`repr(C)`): every
+/// tick reads their day, and they follow the account's tick fields (`Account`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[repr(C)]
 pub struct AccountRisk {
-    pub(crate) book: RiskBook,
     pub(crate) marks: RiskMarks,
+    pub(crate) book: RiskBook,
     pub(crate) history: RiskHistory,
 }
 

@@ -25,12 +25,13 @@ pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
 pub type Positions = crate::sorted_map::SortedMap<crate::Name, Position>;
 
+/// Laid out in declaration order (`repr(C)`): what a tick reads and moves
+/// (quantity, value, the harvest trigger, the drift slopes, the symbol) is one run
+/// of 72 bytes; the stored row is `quantity` then `cost_basis`, as before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[repr(C)]
 pub struct Position {
     pub quantity: Decimal,
-    /// Tax basis: the sum of the open lots' basis (fees and wash-sale adjustments
-    /// included).
-    pub cost_basis: Decimal,
     /// Running value at the last price (derived, not persisted). Set through
     /// [`Position::set_value`], which keeps `value_f` with it.
     #[serde(skip)]
@@ -46,10 +47,6 @@ pub struct Position {
     /// (the rule then decides exactly); `NEG_INFINITY` when no lot can be.
     #[serde(skip)]
     pub(crate) harvest_below: f64,
-    /// Below `harvest_below`, the values at which the unblocked lots put the
-    /// harvest rule's level (`rules/harvest/cut.rs`).
-    #[serde(skip)]
-    pub(crate) harvest_cut: HarvestCut,
     /// The position's drift component as bounds on the account's value (derived from
     /// the targets by `refresh_drift`; `rules/drift/interval.rs`).
     #[serde(skip)]
@@ -62,6 +59,13 @@ pub struct Position {
     /// Its entry in the symbol's holders list (`Book::holders`).
     #[serde(skip)]
     pub(crate) holder: u32,
+    /// Tax basis: the sum of the open lots' basis (fees and wash-sale adjustments
+    /// included).
+    pub cost_basis: Decimal,
+    /// Below `harvest_below`, the values at which the unblocked lots put the
+    /// harvest rule's level (`rules/harvest/cut.rs`).
+    #[serde(skip)]
+    pub(crate) harvest_cut: HarvestCut,
 }
 
 impl Position {
@@ -199,8 +203,43 @@ impl<'de> Deserialize<'de> for AccountLimits {
     }
 }
 
+/// Laid out in declaration order (`repr(C)`): what a tick reads and writes for each
+/// holder (the running total, the batch mark, the harvest count, the largest value,
+/// the positions, the drift range, the performance marks) sits together in the
+/// first four cache lines, not spread over the ten the compiler's order used. The
+/// stored row is the serialized fields, in the same order as before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[repr(C)]
 pub struct Account {
+    /// Running total: positions at last price plus cash (derived, not persisted).
+    #[serde(skip)]
+    pub(crate) market_value: Decimal,
+    /// The last price batch that touched the account (dedupes holders cheaply).
+    #[serde(skip)]
+    pub(crate) mark: u64,
+    /// Positions at or below their harvest trigger (kept by `Position::revalue`),
+    /// so the harvest rule skips an account in O(1).
+    #[serde(skip)]
+    pub(crate) harvest_near: u32,
+    /// Which of drift, concentration and harvest are raised on the account: their
+    /// signals, mirrored so an evaluation that cannot change one looks nothing up
+    /// (`ShardState::step_account`).
+    #[serde(skip)]
+    pub(crate) raised: u8,
+    /// The largest position value in f64, kept by the tick path for concentration;
+    /// `None` when it must be walked for again.
+    #[serde(skip)]
+    pub(crate) largest: Option<f64>,
+    #[serde(skip)]
+    pub positions: Positions,
+    /// The account values inside which no drift component leaves its band, so a
+    /// tick decides drift with one comparison (`rules/drift/interval.rs`).
+    #[serde(skip)]
+    pub(crate) drift: DriftRange,
+    /// Performance marks, exposures, variance and bar history (stored in the
+    /// risk tables, not in the account row).
+    #[serde(skip)]
+    pub(crate) risk: AccountRisk,
     pub account_id: String,
     pub user_id: String,
     pub tax_status: TaxStatus,
@@ -210,36 +249,7 @@ pub struct Account {
     #[serde(skip)]
     pub cash: Decimal,
     #[serde(skip)]
-    pub positions: Positions,
-    #[serde(skip)]
     pub targets: Option<Targets>,
-    /// Running total: positions at last price plus cash (derived, not persisted).
-    #[serde(skip)]
-    pub(crate) market_value: Decimal,
-    /// The last price batch that touched the account (dedupes holders cheaply).
-    #[serde(skip)]
-    pub(crate) mark: u64,
-    /// Which of drift, concentration and harvest are raised on the account: their
-    /// signals, mirrored so an evaluation that cannot change one looks nothing up
-    /// (`ShardState::step_account`).
-    #[serde(skip)]
-    pub(crate) raised: u8,
-    /// Positions at or below their harvest trigger (kept by `Position::revalue`),
-    /// so the harvest rule skips an account in O(1).
-    #[serde(skip)]
-    pub(crate) harvest_near: u32,
-    /// Exposures, variance, performance marks and bar history (stored in the
-    /// risk tables, not in the account row).
-    #[serde(skip)]
-    pub(crate) risk: AccountRisk,
-    /// The account values inside which no drift component leaves its band, so a
-    /// tick decides drift with one comparison (`rules/drift/interval.rs`).
-    #[serde(skip)]
-    pub(crate) drift: DriftRange,
-    /// The largest position value in f64, kept by the tick path for concentration;
-    /// `None` when it must be walked for again.
-    #[serde(skip)]
-    pub(crate) largest: Option<f64>,
 }
 
 impl Account {
