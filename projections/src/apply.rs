@@ -145,19 +145,20 @@ impl ShardState {
             EventBody::TargetAllocationSet(e) => {
                 let weights = e.targets.iter().map(|(s, w)| (s.as_str(), w.0)).collect();
                 let t = Targets { weights, band_abs: e.band_abs, band_rel: e.band_rel };
-                let a = self.account_mut(&e.account_id);
+                let slot = self.slot_of(&e.account_id);
+                let a = self.book.accounts.at_mut(slot);
                 a.targets = Some(t);
                 a.forget_ranges();
-                self.book.changed.targets.insert(e.account_id.clone());
-                self.evaluate_account(self.slot_of(&e.account_id), cause, &mut alerts);
+                self.book.changed.targets.insert(slot);
+                self.evaluate_account(slot, cause, &mut alerts);
             }
             EventBody::RiskLimitsSet(e) => {
-                let a = self.account_mut(&e.account_id);
+                let slot = self.slot_of(&e.account_id);
+                let a = self.book.accounts.at_mut(slot);
                 a.limits = AccountLimits::new(Limits::from(e));
                 // New limits are the reset of the circuit breaker.
                 a.risk.marks.reducing = false;
-                self.book.changed.accounts.insert(e.account_id.clone());
-                let slot = self.slot_of(&e.account_id);
+                self.book.changed.accounts.insert(slot);
                 self.risk.changed.marks.insert(slot);
                 self.evaluate_account(slot, cause, &mut alerts);
             }
@@ -169,10 +170,6 @@ impl ShardState {
 
     fn slot_of(&self, account_id: &str) -> Slot {
         self.book.accounts.slot(account_id).expect("checked before apply")
-    }
-
-    fn account_mut(&mut self, account_id: &str) -> &mut Account {
-        self.book.accounts.get_mut(account_id).expect("checked before apply")
     }
 
     fn open_account(&mut self, e: &AccountOpened, event: &Event) {
@@ -194,21 +191,22 @@ impl ShardState {
             drift: DriftRange::Unbuilt,
             largest: None,
         };
-        self.book.accounts.insert(e.account_id.clone(), account);
+        let slot = self.book.accounts.insert(e.account_id.clone(), account);
         self.open_tax_account(&e.user_id, &e.account_id, e.tax_status);
         self.roll_day(&e.account_id, event.ts);
         // Stored from the start, whatever the day: `facts()` lists every account's marks.
-        self.risk.changed.marks.insert(self.slot_of(&e.account_id));
-        self.book.changed.accounts.insert(e.account_id.clone());
-        self.book.changed.cash.insert(e.account_id.clone());
+        self.risk.changed.marks.insert(slot);
+        self.book.changed.accounts.insert(slot);
+        self.book.changed.cash.insert(slot);
     }
 
     fn move_cash(&mut self, account_id: &str, signed: Decimal) {
-        let a = self.account_mut(account_id);
+        let slot = self.slot_of(account_id);
+        let a = self.book.accounts.at_mut(slot);
         a.cash += signed;
         a.market_value += signed;
         a.forget_ranges();
-        self.book.changed.cash.insert(account_id.to_string());
+        self.book.changed.cash.insert(slot);
     }
 
     fn trade(&mut self, e: &TradeExecuted, event: &Event) {
@@ -248,8 +246,8 @@ impl ShardState {
             }
             (false, false) => {}
         }
-        self.book.changed.positions.insert((e.account_id.clone(), e.symbol.clone()));
-        self.book.changed.cash.insert(e.account_id.clone());
+        self.book.changed.positions.push((slot, sym));
+        self.book.changed.cash.insert(slot);
     }
 
     /// New last prices: O(holders) per symbol, then the rules once per touched

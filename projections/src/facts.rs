@@ -7,7 +7,7 @@ use riskstream_schemas::Rejection;
 use rust_decimal::Decimal;
 
 use crate::risk::SymbolModel;
-use crate::state::{Account, Position, PriceInfo, Security, ShardState, SignalState, Targets};
+use crate::state::{Account, Position, PriceInfo, Security, ShardState, SignalState, Slot, Targets};
 use crate::tax::{lots_row, Lot, TaxBook, WashAdjustment};
 
 /// The projection tables (RocksDB column families of the same names).
@@ -95,7 +95,7 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
 impl ShardState {
     /// Returns the rows changed since the last call, in table then key order.
     pub fn drain_changes(&mut self) -> Vec<Change> {
-        let (book, mut market) = (std::mem::take(&mut self.book.changed), std::mem::take(&mut self.market.changed));
+        let (mut book, mut market) = (std::mem::take(&mut self.book.changed), std::mem::take(&mut self.market.changed));
         let signals = std::mem::take(&mut self.signals.changed);
         let model = std::mem::take(&mut self.risk.changed.model);
         let (mut marks, mut history) = (self.risk.changed.marks.take(), self.risk.changed.history.take());
@@ -104,25 +104,33 @@ impl ShardState {
         let tax = std::mem::take(&mut self.tax.changed);
         let mut out = Vec::new();
         let mut put = |table, key: String, value: Option<Vec<u8>>| out.push(Change { table, key, value });
-        for id in book.accounts {
-            put(Table::Accounts, id.clone(), self.book.accounts.get(&id).map(json));
+        let accounts = &self.book.accounts;
+        let in_order = |mut slots: Vec<Slot>| {
+            accounts.sort_by_id(&mut slots);
+            slots.into_iter().map(|s| accounts.at(s))
+        };
+        for a in in_order(book.accounts.take()) {
+            put(Table::Accounts, a.account_id.clone(), Some(json(a)));
         }
         for sym in self.market.by_symbol(market.securities.take()) {
             put(Table::Securities, self.market.name(sym).to_string(), self.market.security(sym).map(json));
         }
-        for (id, symbol) in book.positions {
-            let row = self.book.accounts.get(&id).and_then(|a| a.positions.get(&symbol)).map(json);
-            put(Table::Positions, format!("{id}{SEP}{symbol}"), row);
+        let mut positions: Vec<(&Account, &str)> =
+            book.positions.iter().map(|&(slot, sym)| (accounts.at(slot), self.market.name(sym))).collect();
+        positions.sort_unstable_by(|(a, x), (b, y)| (a.account_id.as_str(), x).cmp(&(b.account_id.as_str(), y)));
+        positions.dedup_by(|(a, x), (b, y)| std::ptr::eq(*a, *b) && x == y);
+        for (a, symbol) in positions {
+            let row = a.positions.get(symbol).map(json);
+            put(Table::Positions, format!("{}{SEP}{symbol}", a.account_id), row);
         }
-        for id in book.cash {
-            put(Table::Cash, id.clone(), self.book.accounts.get(&id).map(|a| json(&a.cash)));
+        for a in in_order(book.cash.take()) {
+            put(Table::Cash, a.account_id.clone(), Some(json(&a.cash)));
         }
         for sym in self.market.by_symbol(market.prices.take()) {
             put(Table::Prices, self.market.name(sym).to_string(), self.market.price(sym).map(json));
         }
-        for id in book.targets {
-            let row = self.book.accounts.get(&id).and_then(|a| a.targets.as_ref()).map(json);
-            put(Table::Targets, id, row);
+        for a in in_order(book.targets.take()) {
+            put(Table::Targets, a.account_id.clone(), a.targets.as_ref().map(json));
         }
         for (rule, subject) in signals {
             let row = self.signal(&rule, &subject).map(json);

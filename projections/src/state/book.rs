@@ -2,8 +2,6 @@
 //! derived indexes the tick path walks (who holds each symbol, the price-batch
 //! mark).
 
-use std::collections::BTreeSet;
-
 use rust_decimal::Decimal;
 
 use super::{Accounts, Market, Position, Slot, SlotSet, Sym};
@@ -40,14 +38,16 @@ pub(crate) struct Repricing<'a> {
     pub today: i64,
 }
 
-/// Book rows touched since the last `drain_changes`.
+/// Book rows touched since the last `drain_changes`, by account slot and symbol
+/// index: a trade records its rows without copying an id; the ids are read when
+/// the rows are written.
 #[derive(Debug, Default)]
 pub(crate) struct BookChanges {
-    pub accounts: BTreeSet<String>,
-    pub cash: BTreeSet<String>,
-    /// (account, symbol)
-    pub positions: BTreeSet<(String, String)>,
-    pub targets: BTreeSet<String>,
+    pub accounts: SlotSet,
+    pub cash: SlotSet,
+    /// (account, symbol), possibly repeated: deduplicated when drained.
+    pub positions: Vec<(Slot, Sym)>,
+    pub targets: SlotSet,
 }
 
 impl Book {

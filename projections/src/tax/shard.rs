@@ -160,11 +160,11 @@ impl ShardState {
         let basis: Decimal = lots.iter().map(|l| l.basis).sum();
         let taxable = a.tax_status == TaxStatus::Taxable;
         let trigger = if taxable { self.harvest_trigger(lots) } else { None };
-        let a = self.book.accounts.get_mut(account_id).expect("read above");
-        if let Some(p) = a.positions.get_mut(symbol) {
+        let slot = self.book.accounts.slot(account_id).expect("read above");
+        if let Some(p) = self.book.accounts.at_mut(slot).positions.get_mut(symbol) {
             if p.cost_basis != basis {
                 p.cost_basis = basis;
-                self.book.changed.positions.insert((account_id.to_string(), symbol.to_string()));
+                self.book.changed.positions.push((slot, p.sym));
             }
             p.harvest_below = trigger.map_or(f64::NEG_INFINITY, |price| {
                 let below = crate::risk::f64_of(price * p.quantity);
