@@ -89,8 +89,12 @@ const POW10: [f64; 29] = [
 #[inline]
 pub(crate) fn f64_of(d: Decimal) -> f64 {
     let m = d.mantissa();
-    // i64 -> f64 is one instruction; i128 -> f64 is a library call.
-    let m = i64::try_from(m).map_or(m as f64, |m| m as f64);
+    // i64 -> f64 is one instruction; i128 -> f64 is a library call, made only for a
+    // mantissa beyond i64 (an eager `map_or(m as f64, ..)` made it every time).
+    let m = match i64::try_from(m) {
+        Ok(small) => small as f64,
+        Err(_) => m as f64,
+    };
     m / POW10[d.scale() as usize]
 }
 

@@ -25,12 +25,20 @@ pub use market::{PriceInfo, Security};
 /// An account's positions by symbol.
 pub type Positions = crate::sorted_map::SortedMap<crate::Name, Position>;
 
-/// Laid out in declaration order (`repr(C)`): what a tick reads and moves
-/// (quantity, value, the harvest trigger, the drift slopes, the symbol) is one run
-/// of 72 bytes; the stored row is `quantity` then `cost_basis`, as before.
+/// Laid out in declaration order (`repr(C)`): what a tick reads and moves (the
+/// symbol and holder entry, quantity, value, the harvest trigger, the drift slopes)
+/// is one run of 72 bytes; the stored row is `quantity` then `cost_basis`, as before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[repr(C)]
 pub struct Position {
+    /// The symbol's index in the shard's [`Market`] (set when the position is
+    /// opened or loaded), so the tick path and the rules reach its price, listing
+    /// and holders without hashing the symbol.
+    #[serde(skip)]
+    pub(crate) sym: Sym,
+    /// Its entry in the symbol's holders list (`Book::holders`).
+    #[serde(skip)]
+    pub(crate) holder: u32,
     pub quantity: Decimal,
     /// Running value at the last price (derived, not persisted). Set through
     /// [`Position::set_value`], which keeps `value_f` with it.
@@ -51,14 +59,6 @@ pub struct Position {
     /// the targets by `refresh_drift`; `rules/drift/interval.rs`).
     #[serde(skip)]
     pub(crate) slopes: Slopes,
-    /// The symbol's index in the shard's [`Market`] (set when the position is
-    /// opened or loaded), so the tick path and the rules reach its price, listing
-    /// and holders without hashing the symbol.
-    #[serde(skip)]
-    pub(crate) sym: Sym,
-    /// Its entry in the symbol's holders list (`Book::holders`).
-    #[serde(skip)]
-    pub(crate) holder: u32,
     /// Tax basis: the sum of the open lots' basis (fees and wash-sale adjustments
     /// included).
     pub cost_basis: Decimal,
