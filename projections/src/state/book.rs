@@ -107,9 +107,12 @@ impl Book {
     /// prices; returns the slots of the accounts touched, in account id order.
     pub(crate) fn revalue_holders(&mut self, symbols: &[Sym], with: Repricing<'_>) -> Vec<Slot> {
         self.epoch += 1;
-        // A conflated batch usually moves most symbols: then walking each account's
-        // positions once beats one account lookup per (symbol, holder).
-        let mut touched = if symbols.len() * 4 >= self.holders.len() {
+        // Once the moved symbols have about as many holders as the shard has accounts,
+        // walking each touched account's positions once (in slot order, contiguous)
+        // beats reaching a random account and position per (symbol, holder): there
+        // each visit is two cache misses, and most accounts are visited several times.
+        let visits: usize = symbols.iter().map(|&s| self.holders_of(s).len()).sum();
+        let mut touched = if visits >= self.accounts.len() {
             self.revalue_account_major(symbols, with)
         } else {
             self.revalue_symbol_major(symbols, with)
@@ -162,6 +165,7 @@ impl Book {
             }
         }
         let mut touched = Vec::new();
+        let mut exposures: Vec<(u32, f64)> = Vec::new();
         for (word, &bits) in held.iter().enumerate() {
             let mut bits = bits;
             while bits != 0 {
@@ -171,15 +175,29 @@ impl Book {
                 if a.risk.marks.roll_day(today, a.market_value) {
                     marks.insert(slot);
                 }
+                exposures.clear();
                 for at in 0..a.positions.len() {
                     let sym = a.positions.at(at).sym;
                     debug_assert_ne!(sym, Market::NONE, "every position is interned");
                     if let Some(&Some((price, index))) = moved.get(sym as usize) {
                         let value = a.revalue_at(at, price);
-                        a.risk.book.put_exposure(index, value);
+                        if index != UNMODELLED {
+                            exposures.push((index, value));
+                        }
                     }
                 }
-                a.risk.book.recompute(model);
+                // k rank-1 updates cost O(k) each, a recompute O(positions^2) once:
+                // update by the moved exposures while fewer than half moved.
+                if exposures.len() * 2 < a.positions.len() {
+                    for &(index, value) in &exposures {
+                        a.risk.book.set_exposure(index, value, model);
+                    }
+                } else {
+                    for &(index, value) in &exposures {
+                        a.risk.book.put_exposure(index, value);
+                    }
+                    a.risk.book.recompute(model);
+                }
                 touched.push(slot);
             }
         }
