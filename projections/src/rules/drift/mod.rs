@@ -27,9 +27,14 @@ impl Account {
     /// trade, cash or new targets, from the positions after a tick that loosened its
     /// bound.
     pub(crate) fn refresh_drift(&mut self, config: &RuleConfig) {
-        let shrink = Decimal::ONE - config.hysteresis;
         let a = self;
+        // The range first: the targets sit in another cache line, and a fresh range
+        // (the usual case on a tick) needs neither them nor the shrink factor.
+        if matches!(a.drift, DriftRange::Fresh { .. } | DriftRange::Unusable) {
+            return;
+        }
         let Some(targets) = a.targets.as_ref() else { return };
+        let shrink = Decimal::ONE - config.hysteresis;
         let fixed = match &a.drift {
             DriftRange::Fresh { .. } | DriftRange::Unusable => return,
             DriftRange::Stale { fixed } => *fixed,
@@ -69,14 +74,16 @@ impl Account {
     /// the components.
     pub(crate) fn drift_level(&self, config: &RuleConfig) -> Option<Level> {
         let a = self;
-        let targets = a.targets.as_ref()?;
         let total = a.market_value;
         if total <= Decimal::ZERO {
             return None;
         }
+        // A range is built only from targets, and targets once set stay set.
         if let Some(level) = a.drift.level(f64_of(total)) {
+            debug_assert!(a.targets.is_some(), "a drift range without targets");
             return Some(level);
         }
+        let targets = a.targets.as_ref()?;
         let shrink = Decimal::ONE - config.hysteresis;
         let (band_abs, band_rel) =
             (targets.band_abs.unwrap_or(config.band_abs), targets.band_rel.unwrap_or(config.band_rel));
