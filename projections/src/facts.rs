@@ -98,9 +98,7 @@ impl ShardState {
         let (mut book, mut market) = (std::mem::take(&mut self.book.changed), std::mem::take(&mut self.market.changed));
         let signals = std::mem::take(&mut self.signals.changed);
         let model = std::mem::take(&mut self.risk.changed.model);
-        let (mut marks, mut history) = (self.risk.changed.marks.take(), self.risk.changed.history.take());
-        self.book.accounts.sort_by_id(&mut marks);
-        self.book.accounts.sort_by_id(&mut history);
+        let (marks, history) = (self.risk.changed.marks.take(), self.risk.changed.history.take());
         let tax = std::mem::take(&mut self.tax.changed);
         let mut out = Vec::new();
         let mut put = |table, key: String, value: Option<Vec<u8>>| out.push(Change { table, key, value });
@@ -139,10 +137,10 @@ impl ShardState {
         if model {
             self.model_rows(&mut |table, key, value| put(table, key, Some(value)));
         }
-        for a in marks.iter().map(|&slot| self.book.accounts.at(slot)) {
+        for a in in_order(marks) {
             put(Table::RiskMarks, a.account_id.clone(), Some(json(&a.risk.marks)));
         }
-        for a in history.iter().map(|&slot| self.book.accounts.at(slot)) {
+        for a in in_order(history) {
             put(Table::RiskHistory, a.account_id.clone(), Some(json(&a.risk.history)));
         }
         for user in tax.books {

@@ -104,21 +104,16 @@ impl Accounts {
         if self.unranked.is_empty() && slots.len() * 16 >= self.order.len() {
             // Most accounts (a dense price batch touches nearly all): a bit per rank,
             // read back in rank order, costs O(accounts / 64) instead of a sort.
-            let mut ranks = vec![0u64; self.order.len().div_ceil(64)];
+            let mut ranks = Bits::default();
             for &s in slots.iter() {
-                let r = self.rank[s as usize];
-                ranks[r as usize / 64] |= 1 << (r % 64);
+                ranks.set(self.rank[s as usize]);
             }
-            let mut out = slots.iter_mut();
-            for (word, &bits) in ranks.iter().enumerate() {
-                let mut bits = bits;
-                while bits != 0 {
-                    let r = word * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    *out.next().expect("one rank per slot") = self.order[r];
-                }
+            let mut placed = 0;
+            for (slot, r) in slots.iter_mut().zip(ranks.ones()) {
+                *slot = self.order[r as usize];
+                placed += 1;
             }
-            debug_assert!(out.next().is_none(), "the slots to sort are distinct");
+            debug_assert_eq!(placed, slots.len(), "the slots to sort are distinct");
         } else if self.unranked.is_empty() {
             slots.sort_unstable_by_key(|&s| self.rank[s as usize]);
         } else {
@@ -160,17 +155,12 @@ impl Index<&str> for Accounts {
 #[derive(Debug, Default)]
 pub(crate) struct SlotSet {
     slots: Vec<Slot>,
-    seen: Vec<u64>,
+    seen: Bits,
 }
 
 impl SlotSet {
     pub fn insert(&mut self, slot: Slot) {
-        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
-        if self.seen.len() <= word {
-            self.seen.resize(word + 1, 0);
-        }
-        if self.seen[word] & bit == 0 {
-            self.seen[word] |= bit;
+        if self.seen.set(slot) {
             self.slots.push(slot);
         }
     }
@@ -178,9 +168,50 @@ impl SlotSet {
     /// The slots added since the last take, in the order added; the set is empty after.
     pub fn take(&mut self) -> Vec<Slot> {
         for &s in &self.slots {
-            self.seen[s as usize / 64] &= !(1u64 << (s % 64));
+            self.seen.clear(s);
         }
         std::mem::take(&mut self.slots)
+    }
+}
+
+/// A bit per dense index (account slot, rank, symbol index), growing as set, read
+/// back in ascending order: the sets of the tick path, and their order, without a
+/// sort or a hash.
+#[derive(Debug, Default)]
+pub(crate) struct Bits(Vec<u64>);
+
+impl Bits {
+    /// Sets bit `i`; returns whether it was clear.
+    #[inline]
+    pub fn set(&mut self, i: u32) -> bool {
+        let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        let was_clear = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        was_clear
+    }
+
+    #[inline]
+    pub fn clear(&mut self, i: u32) {
+        if let Some(word) = self.0.get_mut(i as usize / 64) {
+            *word &= !(1u64 << (i % 64));
+        }
+    }
+
+    /// The set bits, in ascending order.
+    pub fn ones(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let i = word as u32 * 64 + bits.trailing_zeros();
+                    bits &= bits - 1;
+                    i
+                })
+            })
+        })
     }
 }
 

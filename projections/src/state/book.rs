@@ -4,7 +4,7 @@
 
 use rust_decimal::Decimal;
 
-use super::{Accounts, Market, Position, Slot, SlotSet, Sym};
+use super::{Accounts, Bits, Market, Position, Slot, SlotSet, Sym};
 use crate::risk::{CovarianceModel, UNMODELLED};
 
 #[derive(Debug, Default)]
@@ -154,52 +154,47 @@ impl Book {
         let Repricing { market, model, marks, today } = with;
         // (price, model index) by symbol index.
         let mut moved: Vec<Option<(Decimal, u32)>> = vec![None; market.len()];
-        // A bit per account slot: set for the holders of the moved symbols.
-        let mut held = vec![0u64; self.accounts.len().div_ceil(64)];
+        // The holders of the moved symbols, each once, read back in slot order.
+        let mut held = Bits::default();
         for &sym in symbols {
             if let Some(p) = market.price(sym) {
                 moved[sym as usize] = Some((p.price, model.index_of(market.name(sym)).unwrap_or(UNMODELLED)));
                 for h in self.holders_of(sym) {
-                    held[h.slot as usize / 64] |= 1 << (h.slot % 64);
+                    held.set(h.slot);
                 }
             }
         }
         let mut touched = Vec::new();
         let mut exposures: Vec<(u32, f64)> = Vec::new();
-        for (word, &bits) in held.iter().enumerate() {
-            let mut bits = bits;
-            while bits != 0 {
-                let slot = (word * 64) as Slot + bits.trailing_zeros();
-                bits &= bits - 1;
-                let a = self.accounts.at_mut(slot);
-                if a.risk.marks.roll_day(today, a.market_value) {
-                    marks.insert(slot);
-                }
-                exposures.clear();
-                for at in 0..a.positions.len() {
-                    let sym = a.positions.at(at).sym;
-                    debug_assert_ne!(sym, Market::NONE, "every position is interned");
-                    if let Some(&Some((price, index))) = moved.get(sym as usize) {
-                        let value = a.revalue_at(at, price);
-                        if index != UNMODELLED {
-                            exposures.push((index, value));
-                        }
-                    }
-                }
-                // k rank-1 updates cost O(k) each, a recompute O(positions^2) once:
-                // update by the moved exposures while fewer than half moved.
-                if exposures.len() * 2 < a.positions.len() {
-                    for &(index, value) in &exposures {
-                        a.risk.book.set_exposure(index, value, model);
-                    }
-                } else {
-                    for &(index, value) in &exposures {
-                        a.risk.book.put_exposure(index, value);
-                    }
-                    a.risk.book.recompute(model);
-                }
-                touched.push(slot);
+        for slot in held.ones() {
+            let a = self.accounts.at_mut(slot);
+            if a.risk.marks.roll_day(today, a.market_value) {
+                marks.insert(slot);
             }
+            exposures.clear();
+            for at in 0..a.positions.len() {
+                let sym = a.positions.at(at).sym;
+                debug_assert_ne!(sym, Market::NONE, "every position is interned");
+                if let Some(&Some((price, index))) = moved.get(sym as usize) {
+                    let value = a.revalue_at(at, price);
+                    if index != UNMODELLED {
+                        exposures.push((index, value));
+                    }
+                }
+            }
+            // k rank-1 updates cost O(k) each, a recompute O(positions^2) once:
+            // update by the moved exposures while fewer than half moved.
+            if exposures.len() * 2 < a.positions.len() {
+                for &(index, value) in &exposures {
+                    a.risk.book.set_exposure(index, value, model);
+                }
+            } else {
+                for &(index, value) in &exposures {
+                    a.risk.book.put_exposure(index, value);
+                }
+                a.risk.book.recompute(model);
+            }
+            touched.push(slot);
         }
         touched
     }

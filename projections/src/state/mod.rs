@@ -18,7 +18,7 @@ use crate::tax::{TaxBook, Taxes};
 
 pub use crate::rules::SignalState;
 pub use accounts::Accounts;
-pub(crate) use accounts::{Slot, SlotSet};
+pub(crate) use accounts::{Bits, Slot, SlotSet};
 pub(crate) use book::{Book, Repricing};
 pub(crate) use market::{Market, Sym};
 pub use market::{PriceInfo, Security};
