@@ -90,6 +90,12 @@ impl<K, V> SortedMap<K, V> {
         &self.items[i].1
     }
 
+    /// Where the entry at place `i` sits (for a prefetch), if there is one.
+    #[inline]
+    pub(crate) fn entry_ptr(&self, i: usize) -> Option<*const (K, V)> {
+        self.items.get(i).map(|e| e as *const (K, V))
+    }
+
     /// The value at place `i` in key order.
     pub fn at_mut(&mut self, i: usize) -> &mut V {
         &mut self.items[i].1

@@ -7,6 +7,9 @@ use rust_decimal::Decimal;
 use super::{Accounts, Bits, Market, Position, Slot, SlotSet, Sym};
 use crate::risk::{CovarianceModel, UNMODELLED};
 
+/// How many holders ahead the symbol-major walk prefetches an account.
+const AHEAD: usize = 8;
+
 #[derive(Debug, Default)]
 pub(crate) struct Book {
     pub accounts: Accounts,
@@ -131,7 +134,16 @@ impl Book {
             let Some(info) = market.price(sym) else { continue };
             let ids = holders.get(sym as usize).map_or(&[][..], Vec::as_slice);
             let index = model.index_of(market.name(sym)).unwrap_or(UNMODELLED);
-            for &Holder { slot, at } in ids {
+            for (i, &Holder { slot, at }) in ids.iter().enumerate() {
+                // Each holder is two misses (account, position) in no order: start
+                // the account's lines a few holders ahead and its position once the
+                // account's list pointer has arrived.
+                if let Some(h) = ids.get(i + AHEAD) {
+                    accounts.prefetch(h.slot);
+                }
+                if let Some(h) = ids.get(i + AHEAD / 2) {
+                    accounts.prefetch_position(h.slot, h.at);
+                }
                 let a = accounts.at_mut(slot);
                 if a.risk.marks.roll_day(today, a.market_value) {
                     marks.insert(slot);

@@ -204,11 +204,12 @@ impl<'de> Deserialize<'de> for AccountLimits {
 }
 
 /// Laid out in declaration order (`repr(C)`): what a tick reads and writes for each
-/// holder (the running total, the batch mark, the harvest count, the largest value,
-/// the positions, the drift range, the performance marks) sits together in the
-/// first four cache lines, not spread over the ten the compiler's order used. The
-/// stored row is the serialized fields, in the same order as before.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// holder (the running total, the batch mark, the harvest count, the tax status,
+/// the largest value, the positions, the limits, the drift range, the performance
+/// marks) sits together in the first five cache lines, not spread over the ten the
+/// compiler's order used. The stored row is [`AccountRow`], whose field order is the
+/// row's and not this one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[repr(C)]
 pub struct Account {
     /// Running total: positions at last price plus cash (derived, not persisted).
@@ -226,12 +227,14 @@ pub struct Account {
     /// (`ShardState::step_account`).
     #[serde(skip)]
     pub(crate) raised: u8,
+    pub tax_status: TaxStatus,
     /// The largest position value in f64, kept by the tick path for concentration;
     /// `None` when it must be walked for again.
     #[serde(skip)]
     pub(crate) largest: Option<f64>,
     #[serde(skip)]
     pub positions: Positions,
+    pub limits: AccountLimits,
     /// The account values inside which no drift component leaves its band, so a
     /// tick decides drift with one comparison (`rules/drift/interval.rs`).
     #[serde(skip)]
@@ -242,14 +245,38 @@ pub struct Account {
     pub(crate) risk: AccountRisk,
     pub account_id: String,
     pub user_id: String,
-    pub tax_status: TaxStatus,
     pub base_currency: String,
     pub opened_at: Timestamp,
-    pub limits: AccountLimits,
     #[serde(skip)]
     pub cash: Decimal,
     #[serde(skip)]
     pub targets: Option<Targets>,
+}
+
+/// An account's stored row: its fields in the row's order (the account's own order
+/// is its memory layout's).
+#[derive(Serialize)]
+struct AccountRow<'a> {
+    account_id: &'a str,
+    user_id: &'a str,
+    tax_status: TaxStatus,
+    base_currency: &'a str,
+    opened_at: Timestamp,
+    limits: &'a AccountLimits,
+}
+
+impl Serialize for Account {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AccountRow {
+            account_id: &self.account_id,
+            user_id: &self.user_id,
+            tax_status: self.tax_status,
+            base_currency: &self.base_currency,
+            opened_at: self.opened_at,
+            limits: &self.limits,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Account {
@@ -451,5 +478,32 @@ mod tests {
         assert_eq!(row, serde_json::to_string(&set).unwrap());
         assert_eq!(serde_json::from_str::<AccountLimits>(&row).unwrap(), boxed);
         assert_eq!(serde_json::from_str::<AccountLimits>(&serde_json::to_string(&unset).unwrap()).unwrap().0, None);
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use std::mem::offset_of;
+
+    use super::Account;
+
+    /// What `Book::revalue_holders` and `evaluate_account` read for every touched
+    /// account lies in the lines `Accounts::prefetch` loads.
+    #[test]
+    fn the_fields_a_tick_reads_sit_in_the_prefetched_lines() {
+        let lines = super::accounts::TICK_LINES * 64;
+        let hot = [
+            ("market_value", offset_of!(Account, market_value) + 16),
+            ("mark", offset_of!(Account, mark) + 8),
+            ("tax_status", offset_of!(Account, tax_status) + 1),
+            ("largest", offset_of!(Account, largest) + 16),
+            ("positions", offset_of!(Account, positions) + 24),
+            ("limits", offset_of!(Account, limits) + 8),
+            ("drift", offset_of!(Account, drift) + std::mem::size_of::<crate::rules::DriftRange>()),
+            ("risk marks", offset_of!(Account, risk) + std::mem::size_of::<crate::risk::RiskMarks>()),
+        ];
+        for (field, end) in hot {
+            assert!(end <= lines, "{field} ends at byte {end}, past the {lines} bytes a tick prefetches");
+        }
     }
 }
