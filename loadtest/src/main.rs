@@ -173,6 +173,9 @@ struct RunResult {
     /// max in microseconds, and the events in the slowest batch.
     batch_us: (u64, u64, u64),
     slowest_batch_events: usize,
+    /// The measured run's batches end to end, summed (microseconds): over the run's
+    /// length, how busy the ingest loop was; over its events, what one costs.
+    busy_us: u64,
 }
 
 fn simulator(args: &Args) -> SimulatorConfig {
@@ -279,6 +282,7 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     let mut batch_time = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut event_latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut slowest = (0u64, 0usize);
+    let mut busy_us = 0u64;
     let (mut events, mut alerts, mut records) = (0u64, 0u64, 0u64);
     let started = Instant::now();
     while let Ok(first) = chunks.recv() {
@@ -299,6 +303,7 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         let report = app.write().ingest("loadtest", None, items(batch))?;
         let took = began.elapsed().as_micros() as u64;
         batch_time.record(took.max(1))?;
+        busy_us += took;
         if took > slowest.0 {
             slowest = (took, size);
         }
@@ -358,6 +363,7 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         stage_ms,
         batch_us: (batch_time.value_at_quantile(0.5), batch_time.value_at_quantile(0.99), batch_time.max()),
         slowest_batch_events: slowest.1,
+        busy_us,
     })
 }
 
@@ -497,6 +503,12 @@ fn print(r: &RunResult) {
         p99 as f64 / 1e3,
         max as f64 / 1e3,
         r.slowest_batch_events
+    );
+    println!(
+        "{:<15} ingest busy {:.0}% of the run: {:.1} us per event, batches included",
+        "",
+        100.0 * r.busy_us as f64 / 1e6 / r.secs.max(1e-9),
+        r.busy_us as f64 / r.events.max(1) as f64
     );
     if let Some(q) = &r.queries {
         println!(
