@@ -189,7 +189,7 @@ impl ShardState {
             harvest_near: 0,
             risk: Default::default(),
             drift: DriftRange::Unbuilt,
-            largest: None,
+            largest: crate::rules::Largest::UNKNOWN,
         };
         let slot = self.book.accounts.insert(e.account_id.clone(), account);
         self.open_tax_account(&e.user_id, &e.account_id, e.tax_status);

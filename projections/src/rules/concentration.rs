@@ -22,10 +22,15 @@ impl Account {
             return None;
         }
         let limit = a.max_position_weight(config);
-        // In f64 first (rules/drift says why); exact near an edge.
-        let largest_f = a.largest.unwrap_or_else(|| a.largest_value_f());
-        let approximate = level_above_f64(largest_f, f64_of(limit) * f64_of(total), f64_of(config.hysteresis));
-        if approximate.is_some() {
+        // In f64 first (rules/drift says why); exact near an edge. A bound on the
+        // largest value that is clear leaves the largest clear too.
+        let cap = f64_of(limit) * f64_of(total);
+        let bound = level_above_f64(a.largest.bound, cap, f64_of(config.hysteresis));
+        if a.largest.exact || bound == Some(Level::Clear) {
+            if bound.is_some() {
+                return bound;
+            }
+        } else if let approximate @ Some(_) = level_above_f64(a.largest_value_f(), cap, f64_of(config.hysteresis)) {
             return approximate;
         }
         let largest = a.positions.values().map(|p| p.value).max().unwrap_or_default();
@@ -56,39 +61,89 @@ impl Account {
         self.positions.values().map(|p| p.value_f).reduce(f64::max).unwrap_or(0.0)
     }
 
-    /// Walks the positions for the largest value if a tick left it unknown.
-    pub(crate) fn refresh_largest(&mut self) {
-        if self.largest.is_none() {
-            self.largest = Some(self.largest_value_f());
+    /// Walks the positions for the largest value when a tick left only a bound on
+    /// it and the bound cannot clear the account (see `concentration_level`).
+    pub(crate) fn refresh_largest(&mut self, config: &RuleConfig) {
+        if self.largest.exact || self.market_value <= Decimal::ZERO {
+            return;
+        }
+        let cap = f64_of(self.max_position_weight(config)) * f64_of(self.market_value);
+        if level_above_f64(self.largest.bound, cap, f64_of(config.hysteresis)) != Some(Level::Clear) {
+            self.largest = Largest { bound: self.largest_value_f(), exact: true };
         }
     }
 }
 
+/// The largest position value in f64, as the tick path keeps it for concentration:
+/// `bound` is at least every position's value, and is one of them when `exact`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Largest {
+    pub bound: f64,
+    pub exact: bool,
+}
+
+impl Largest {
+    /// Nothing known (after a change the ticks do not follow).
+    pub(crate) const UNKNOWN: Largest = Largest { bound: f64::INFINITY, exact: false };
+}
+
 /// A position's value moved from `was` to `now` (f64): the account's largest
-/// (`Account::largest`) follows in O(1), or is unknown when the largest one shrank.
+/// (`Account::largest`) follows in O(1). When the largest shrank, its old value
+/// stays as a bound: an account well under its limit stays clear without a walk.
 #[inline]
-pub(crate) fn track_largest(largest: &mut Option<f64>, was: f64, now: f64) {
-    *largest = match *largest {
-        Some(m) if now >= m => Some(now),
-        Some(m) if was == m => None,
-        kept => kept,
-    };
+pub(crate) fn track_largest(largest: &mut Largest, was: f64, now: f64) {
+    if now >= largest.bound {
+        // Every other position is at most the old bound, so at most `now`.
+        *largest = Largest { bound: now, exact: true };
+    } else if largest.exact && was == largest.bound {
+        largest.exact = false;
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::track_largest;
+    use super::{track_largest, Largest};
 
     #[test]
-    fn the_largest_follows_ticks_and_is_walked_again_when_it_shrinks() {
-        let mut largest = Some(10.0);
+    fn the_largest_follows_ticks_and_is_a_bound_once_it_shrinks() {
+        let exact = |bound| Largest { bound, exact: true };
+        let mut largest = exact(10.0);
         track_largest(&mut largest, 4.0, 6.0);
-        assert_eq!(largest, Some(10.0));
+        assert_eq!(largest, exact(10.0));
         track_largest(&mut largest, 6.0, 12.0);
-        assert_eq!(largest, Some(12.0));
+        assert_eq!(largest, exact(12.0));
         track_largest(&mut largest, 12.0, 11.0);
-        assert_eq!(largest, None, "another position may now be the largest");
+        assert_eq!(largest, Largest { bound: 12.0, exact: false }, "another position may now be the largest");
         track_largest(&mut largest, 1.0, 2.0);
-        assert_eq!(largest, None);
+        assert_eq!(largest, Largest { bound: 12.0, exact: false });
+        track_largest(&mut largest, 2.0, 13.0);
+        assert_eq!(largest, exact(13.0), "above the bound, above every position");
+        let mut unknown = Largest::UNKNOWN;
+        track_largest(&mut unknown, 1.0, 1e300);
+        assert_eq!(unknown, Largest::UNKNOWN);
+    }
+
+    proptest::proptest! {
+        /// Through any moves, the bound is at least every value, and equals the
+        /// largest when it says it is exact.
+        #[test]
+        fn the_bound_holds_through_any_moves(
+            start in proptest::collection::vec(0u32..1000, 1..20),
+            moves in proptest::collection::vec((0usize..20, 0u32..1000), 0..60),
+        ) {
+            let mut values: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+            let mut largest = Largest { bound: values.iter().copied().fold(f64::MIN, f64::max), exact: true };
+            for (i, v) in moves {
+                let i = i % values.len();
+                let v = f64::from(v);
+                track_largest(&mut largest, values[i], v);
+                values[i] = v;
+                let max = values.iter().copied().fold(f64::MIN, f64::max);
+                proptest::prop_assert!(largest.bound >= max);
+                if largest.exact {
+                    proptest::prop_assert_eq!(largest.bound, max);
+                }
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ mod market_move;
 mod market_risk;
 mod signals;
 
-pub(crate) use concentration::track_largest;
+pub(crate) use concentration::{track_largest, Largest};
 pub(crate) use drift::{DriftRange, Slopes};
 pub use harvest::{BlockedLot, HarvestLot, HarvestView};
 pub(crate) use harvest::{HarvestCut, HARVEST};
@@ -203,7 +203,7 @@ impl ShardState {
     pub(crate) fn evaluate_account(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
         let a = self.book.accounts.at_mut(slot);
         a.refresh_drift(&self.config);
-        a.refresh_largest();
+        a.refresh_largest(&self.config);
         let a = self.book.accounts.at(slot);
         if let Some(level) = a.drift_level(&self.config) {
             let describe = |s: &ShardState, a: &Account| a.drift_finding(&s.config);

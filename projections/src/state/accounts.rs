@@ -281,7 +281,7 @@ mod tests {
             harvest_near: 0,
             risk: Default::default(),
             drift: crate::rules::DriftRange::Unbuilt,
-            largest: None,
+            largest: crate::rules::Largest::UNKNOWN,
         }
     }
 

@@ -228,10 +228,10 @@ pub struct Account {
     #[serde(skip)]
     pub(crate) raised: u8,
     pub tax_status: TaxStatus,
-    /// The largest position value in f64, kept by the tick path for concentration;
-    /// `None` when it must be walked for again.
-    #[serde(skip)]
-    pub(crate) largest: Option<f64>,
+    /// The largest position value in f64 or a bound on it, kept by the tick path
+    /// for concentration.
+    #[serde(skip, default = "unknown_largest")]
+    pub(crate) largest: crate::rules::Largest,
     #[serde(skip)]
     pub positions: Positions,
     pub limits: AccountLimits,
@@ -251,6 +251,10 @@ pub struct Account {
     pub cash: Decimal,
     #[serde(skip)]
     pub targets: Option<Targets>,
+}
+
+fn unknown_largest() -> crate::rules::Largest {
+    crate::rules::Largest::UNKNOWN
 }
 
 /// An account's stored row: its fields in the row's order (the account's own order
@@ -313,7 +317,7 @@ impl Account {
     /// change they do not follow: a trade, cash, new targets, a revaluation.
     pub(crate) fn forget_ranges(&mut self) {
         self.drift = DriftRange::Unbuilt;
-        self.largest = None;
+        self.largest = crate::rules::Largest::UNKNOWN;
     }
 
     /// Market value as maintained incrementally.

@@ -137,6 +137,12 @@ impl Allowed {
         Allowed { breach: self.breach.meet(other.breach), clear: self.clear.meet(other.clear) }
     }
 
+    /// Whether `total` lies surely inside both ranges: no component out of its
+    /// band, none inside the hysteresis margin.
+    fn surely_clear(&self, total: f64) -> bool {
+        self.breach.surely_inside(total) && self.clear.surely_inside(total)
+    }
+
     /// The level at account value `total` (> 0), when it is sure in f64.
     pub fn level(&self, total: f64) -> Option<Level> {
         if self.breach.surely_outside(total) {
@@ -164,9 +170,13 @@ pub(crate) enum DriftRange {
     /// A slope nearly cancels: the account is always walked.
     Unusable,
     /// `fixed`: what the components no tick moves allow (targets not held, cash).
-    /// The intersection is to recompute from `fixed` and the positions.
+    /// The intersection is to recompute from `fixed` and the positions; until then
+    /// `inner`, a part of it (the last intersection met with every range moved to
+    /// since), can still tell that a value lies inside: the usual case, where a
+    /// binding component loosened and the account stayed well inside its bands.
     Stale {
         fixed: Allowed,
+        inner: Allowed,
     },
     Fresh {
         fixed: Allowed,
@@ -178,18 +188,26 @@ impl DriftRange {
     /// A position's value moved from `was` to `now` (f64 values).
     #[inline]
     pub fn moved(&mut self, slopes: &Slopes, was: f64, value: f64) {
-        if let DriftRange::Fresh { fixed, now } = self {
-            let (old, new) = (Allowed::of(slopes, was), Allowed::of(slopes, value));
-            if !(now.breach.replace(old.breach, new.breach) && now.clear.replace(old.clear, new.clear)) {
-                *self = DriftRange::Stale { fixed: *fixed };
+        match self {
+            DriftRange::Fresh { fixed, now } => {
+                let (before, old, new) = (*now, Allowed::of(slopes, was), Allowed::of(slopes, value));
+                if !(now.breach.replace(old.breach, new.breach) && now.clear.replace(old.clear, new.clear)) {
+                    // The other components' ranges contain `before`, so `before`
+                    // met with the new range lies inside the new intersection.
+                    *self = DriftRange::Stale { fixed: *fixed, inner: before.meet(new) };
+                }
             }
+            DriftRange::Stale { inner, .. } => *inner = inner.meet(Allowed::of(slopes, value)),
+            DriftRange::Unbuilt | DriftRange::Unusable => {}
         }
     }
 
-    /// The level at account value `total` (> 0), when the range is current and sure.
+    /// The level at account value `total` (> 0), when the range is sure of it: any
+    /// level from a current range, `Clear` from a stale range's inner part.
     pub fn level(&self, total: f64) -> Option<Level> {
         match self {
             DriftRange::Fresh { now, .. } => now.level(total),
+            DriftRange::Stale { inner, .. } => inner.surely_clear(total).then_some(Level::Clear),
             _ => None,
         }
     }
@@ -249,11 +267,14 @@ mod tests {
         }
 
         /// Moving values one at a time keeps the intersection equal to one built
-        /// from scratch, or marks it stale (never a wrong range).
+        /// from scratch, or marks it stale with an inner part inside the one built
+        /// from scratch (never a wrong range), and a stale range decides only
+        /// `Clear`, where the one built from scratch does.
         #[test]
         fn moved_values_keep_the_intersection_or_mark_it_stale(
             components in prop::collection::vec(component(), 1..12),
-            moves in prop::collection::vec((0usize..12, 0i64..50_000_000_000), 1..40),
+            moves in prop::collection::vec((0usize..12, 0i64..50_000_000_000, any::<bool>()), 1..40),
+            totals in prop::collection::vec(1i64..100_000_000_000, 1..8),
         ) {
             let shrink = decimal(9, 1);
             let slopes: Vec<Slopes> = components.iter().filter_map(|(_, t, b)| Slopes::of(*t, *b, shrink)).collect();
@@ -263,15 +284,27 @@ mod tests {
                 slopes.iter().zip(values).fold(Allowed::default(), |acc, (s, v)| acc.meet(Allowed::of(s, *v)))
             };
             let mut range = DriftRange::Fresh { fixed: Allowed::default(), now: build(&values) };
-            for (i, v) in moves {
+            let inside = |part: Range, whole: Range| part.lo > part.hi || (part.lo >= whole.lo && part.hi <= whole.hi);
+            for (i, v, rebuild) in moves {
                 let i = i % values.len();
                 let v = f64_of(decimal(v, 2));
                 range.moved(&slopes[i], values[i], v);
                 values[i] = v;
+                let whole = build(&values);
                 match &range {
-                    DriftRange::Fresh { now, .. } => prop_assert_eq!(*now, build(&values)),
-                    DriftRange::Stale { .. } => {
-                        range = DriftRange::Fresh { fixed: Allowed::default(), now: build(&values) };
+                    DriftRange::Fresh { now, .. } => prop_assert_eq!(*now, whole),
+                    DriftRange::Stale { inner, .. } => {
+                        prop_assert!(inside(inner.breach, whole.breach) && inside(inner.clear, whole.clear));
+                        for &t in &totals {
+                            let t = t as f64 / 100.0;
+                            if let Some(level) = range.level(t) {
+                                prop_assert_eq!(level, Level::Clear);
+                                prop_assert_eq!(whole.level(t), Some(Level::Clear));
+                            }
+                        }
+                        if rebuild {
+                            range = DriftRange::Fresh { fixed: Allowed::default(), now: whole };
+                        }
                     }
                     other => prop_assert!(false, "unexpected {:?}", other),
                 }

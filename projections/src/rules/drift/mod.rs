@@ -29,16 +29,21 @@ impl Account {
     pub(crate) fn refresh_drift(&mut self, config: &RuleConfig) {
         let a = self;
         // The range first: the targets sit in another cache line, and a fresh range
-        // (the usual case on a tick) needs neither them nor the shrink factor.
-        if matches!(a.drift, DriftRange::Fresh { .. } | DriftRange::Unusable) {
-            return;
-        }
-        let Some(targets) = a.targets.as_ref() else { return };
-        let shrink = Decimal::ONE - config.hysteresis;
+        // (the usual case on a tick) needs neither them nor the shrink factor; nor
+        // does a stale one, whose inner part still decides while the value stays
+        // well inside it (`DriftRange::level`) and which is rebuilt from the positions.
         let fixed = match &a.drift {
             DriftRange::Fresh { .. } | DriftRange::Unusable => return,
-            DriftRange::Stale { fixed } => *fixed,
+            DriftRange::Stale { fixed, .. } if a.market_value > Decimal::ZERO => {
+                if a.drift.level(f64_of(a.market_value)).is_some() {
+                    return;
+                }
+                *fixed
+            }
+            DriftRange::Stale { fixed, .. } => *fixed,
             DriftRange::Unbuilt => {
+                let Some(targets) = a.targets.as_ref() else { return };
+                let shrink = Decimal::ONE - config.hysteresis;
                 let mut fixed = Allowed::default();
                 let mut usable = true;
                 for (symbol, p) in a.positions.iter_mut() {
