@@ -15,24 +15,25 @@ impl Account {
     }
 
     /// `None` when the account has no positive value to weigh against.
-    pub(crate) fn concentration_level(&self, config: &RuleConfig) -> Option<Level> {
-        let a = self;
-        let total = a.market_value;
+    pub(crate) fn concentration_level(&mut self, config: &RuleConfig) -> Option<Level> {
+        let total = self.market_value;
         if total <= Decimal::ZERO {
             return None;
         }
-        let limit = a.max_position_weight(config);
+        let limit = self.max_position_weight(config);
         // In f64 first (rules/drift says why); exact near an edge. A bound on the
-        // largest value that is clear leaves the largest clear too.
-        let cap = f64_of(limit) * f64_of(total);
-        let bound = level_above_f64(a.largest.bound, cap, f64_of(config.hysteresis));
-        if a.largest.exact || bound == Some(Level::Clear) {
-            if bound.is_some() {
-                return bound;
-            }
-        } else if let approximate @ Some(_) = level_above_f64(a.largest_value_f(), cap, f64_of(config.hysteresis)) {
+        // largest value that is clear leaves the largest clear too; a bound that is
+        // not is replaced by the largest, walked for.
+        let (cap, hysteresis) = (f64_of(limit) * f64_of(total), f64_of(config.hysteresis));
+        let mut approximate = level_above_f64(self.largest.bound, cap, hysteresis);
+        if !self.largest.exact && approximate != Some(Level::Clear) {
+            self.largest = Largest { bound: self.largest_value_f(), exact: true };
+            approximate = level_above_f64(self.largest.bound, cap, hysteresis);
+        }
+        if approximate.is_some() {
             return approximate;
         }
+        let a = &*self;
         let largest = a.positions.values().map(|p| p.value).max().unwrap_or_default();
         Some(level_above(largest, limit * total, config.hysteresis))
     }
@@ -59,18 +60,6 @@ impl Account {
     /// The largest position value in f64 (0 without positions).
     fn largest_value_f(&self) -> f64 {
         self.positions.values().map(|p| p.value_f).reduce(f64::max).unwrap_or(0.0)
-    }
-
-    /// Walks the positions for the largest value when a tick left only a bound on
-    /// it and the bound cannot clear the account (see `concentration_level`).
-    pub(crate) fn refresh_largest(&mut self, config: &RuleConfig) {
-        if self.largest.exact || self.market_value <= Decimal::ZERO {
-            return;
-        }
-        let cap = f64_of(self.max_position_weight(config)) * f64_of(self.market_value);
-        if level_above_f64(self.largest.bound, cap, f64_of(config.hysteresis)) != Some(Level::Clear) {
-            self.largest = Largest { bound: self.largest_value_f(), exact: true };
-        }
     }
 }
 

@@ -201,15 +201,11 @@ impl ShardState {
     /// Runs the account rules (drift, concentration, the risk limits, harvest) on
     /// the account in `slot`.
     pub(crate) fn evaluate_account(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
-        let a = self.book.accounts.at_mut(slot);
-        a.refresh_drift(&self.config);
-        a.refresh_largest(&self.config);
-        let a = self.book.accounts.at(slot);
-        if let Some(level) = a.drift_level(&self.config) {
+        if let Some(level) = self.book.accounts.at_mut(slot).drift_level(&self.config) {
             let describe = |s: &ShardState, a: &Account| a.drift_finding(&s.config);
             self.step_account(DRIFT, Account::DRIFT, slot, level, cause, describe, out);
         }
-        if let Some(level) = self.book.accounts.at(slot).concentration_level(&self.config) {
+        if let Some(level) = self.book.accounts.at_mut(slot).concentration_level(&self.config) {
             let describe = |s: &ShardState, a: &Account| a.concentration_finding(&s.config);
             self.step_account(CONCENTRATION, Account::CONCENTRATION, slot, level, cause, describe, out);
         }

@@ -26,20 +26,10 @@ impl Account {
     /// Brings the drift range (`interval.rs`) up to date: from the targets after a
     /// trade, cash or new targets, from the positions after a tick that loosened its
     /// bound.
-    pub(crate) fn refresh_drift(&mut self, config: &RuleConfig) {
+    fn refresh_drift(&mut self, config: &RuleConfig) {
         let a = self;
-        // The range first: the targets sit in another cache line, and a fresh range
-        // (the usual case on a tick) needs neither them nor the shrink factor; nor
-        // does a stale one, whose inner part still decides while the value stays
-        // well inside it (`DriftRange::level`) and which is rebuilt from the positions.
         let fixed = match &a.drift {
             DriftRange::Fresh { .. } | DriftRange::Unusable => return,
-            DriftRange::Stale { fixed, .. } if a.market_value > Decimal::ZERO => {
-                if a.drift.level(f64_of(a.market_value)).is_some() {
-                    return;
-                }
-                *fixed
-            }
             DriftRange::Stale { fixed, .. } => *fixed,
             DriftRange::Unbuilt => {
                 let Some(targets) = a.targets.as_ref() else { return };
@@ -75,19 +65,26 @@ impl Account {
     }
 
     /// `None` when the account has no targets or no positive value to weigh against.
-    /// Decided by the account's range when it can (`interval.rs`), else by walking
-    /// the components.
-    pub(crate) fn drift_level(&self, config: &RuleConfig) -> Option<Level> {
-        let a = self;
-        let total = a.market_value;
+    /// Decided by the account's range when it can (`interval.rs`): as it stands (a
+    /// fresh range, or a stale one's inner part), else rebuilt; else by walking the
+    /// components.
+    pub(crate) fn drift_level(&mut self, config: &RuleConfig) -> Option<Level> {
+        let total = self.market_value;
         if total <= Decimal::ZERO {
             return None;
         }
-        // A range is built only from targets, and targets once set stay set (no
-        // check here: the targets sit in a line a tick does not otherwise load).
-        if let Some(level) = a.drift.level(f64_of(total)) {
+        // The range first: a range is built only from targets, and targets once set
+        // stay set, so a range that decides needs neither them (they sit in a line a
+        // tick does not otherwise load) nor a rebuild.
+        let total_f = f64_of(total);
+        if let Some(level) = self.drift.level(total_f) {
             return Some(level);
         }
+        self.refresh_drift(config);
+        if let Some(level) = self.drift.level(total_f) {
+            return Some(level);
+        }
+        let a = &*self;
         let targets = a.targets.as_ref()?;
         let shrink = Decimal::ONE - config.hysteresis;
         let (band_abs, band_rel) =
