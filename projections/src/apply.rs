@@ -107,12 +107,12 @@ impl ShardState {
             EventBody::SecurityListed(e) => {
                 let sec = Security {
                     symbol: e.symbol.clone(),
-                    asset_class: e.asset_class.clone(),
-                    sector: e.sector.clone(),
-                    wash_group: e.wash_group.clone(),
+                    asset_class: e.asset_class.as_str().into(),
+                    sector: e.sector.as_str().into(),
+                    wash_group: e.wash_group.as_str().into(),
                 };
                 if let Some(old) = self.market.list(sec) {
-                    if old.wash_group != e.wash_group {
+                    if old.wash_group.as_str() != e.wash_group {
                         self.forget_every_harvest_cut();
                     }
                 }
@@ -205,7 +205,7 @@ impl ShardState {
         let a = self.book.accounts.at_mut(slot);
         a.cash += signed;
         a.market_value += signed;
-        a.forget_ranges();
+        a.forget_fixed();
         self.book.changed.cash.insert(slot);
     }
 
@@ -220,9 +220,15 @@ impl ShardState {
         let slot = self.book.accounts.slot(&e.account_id).expect("checked before apply");
         let a = self.book.accounts.at_mut(slot);
         let new = !a.positions.contains_key(&e.symbol);
+        // Slopes only matter while the range is kept (not `Unbuilt`, which builds them).
+        let slopes = match (new, &a.drift) {
+            (false, _) | (true, DriftRange::Unbuilt) => None,
+            (true, _) => a.slopes_for(&e.symbol, &self.config),
+        };
         let p = a.positions.get_or_insert_with(&e.symbol, || {
             let mut p = Position::new(Decimal::ZERO, Decimal::ZERO);
             p.sym = sym;
+            p.slopes = slopes.unwrap_or_default();
             p
         });
         let old_value = p.value;
@@ -232,7 +238,11 @@ impl ShardState {
         a.market_value += p.value - old_value + cash_delta;
         a.cash += cash_delta;
         let emptied = p.quantity.is_zero();
-        a.forget_ranges();
+        match (new, slopes) {
+            // No targets (nothing kept) or unusable ones: build from the targets.
+            (true, None) => a.forget_ranges(),
+            _ => a.forget_fixed(),
+        }
         match (new, emptied) {
             (true, true) => drop(a.positions.remove(&e.symbol)),
             (true, false) => {

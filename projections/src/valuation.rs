@@ -70,9 +70,11 @@ pub(crate) fn merged<'a>(
 ) -> impl Iterator<Item = (&'a str, Option<&'a Position>, Decimal)> + 'a {
     let mut held = account.positions.iter().peekable();
     let mut wanted = targets.weights.iter().peekable();
+    // Names, not strings: equal names are one pointer, so a symbol both held and
+    // targeted (the usual case) costs no string comparison.
     std::iter::from_fn(move || {
-        let next_held = held.peek().map(|(s, _)| s.as_str());
-        let next_wanted = wanted.peek().map(|(s, _)| s.as_str());
+        let next_held = held.peek().map(|(s, _)| **s);
+        let next_wanted = wanted.peek().map(|(s, _)| **s);
         Some(match (next_held, next_wanted) {
             (None, None) => return None,
             (Some(h), Some(w)) if h == w => {

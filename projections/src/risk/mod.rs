@@ -187,21 +187,21 @@ impl ShardState {
             self.risk.changed.model = true;
         }
         let Some(closed) = closed else { return };
-        let mut ids: Vec<String> = self.book.accounts.keys().cloned().collect();
-        ids.sort_unstable();
+        let mut slots: Vec<Slot> = (0..self.book.accounts.len() as Slot).collect();
+        self.book.accounts.sort_by_id(&mut slots);
         let (window, z) = (self.risk.model.params.window, self.risk.model.params.z_limit);
-        for id in &ids {
-            let a = &self.book.accounts[id];
+        for &slot in &slots {
+            let a = self.book.accounts.at(slot);
             // Positions the model knew keep their indexes: recompute in place; a
             // symbol that entered the model at this close needs the lookups.
             let book = if a.risk.book.index.contains(&UNMODELLED) || a.risk.book.index.len() != a.positions.len() {
                 build_book(a, self)
             } else {
-                let mut book = std::mem::take(&mut self.book.accounts.get_mut(id).expect("listed above").risk.book);
+                let mut book = std::mem::take(&mut self.book.accounts.at_mut(slot).risk.book);
                 book.recompute(&self.risk.model);
                 book
             };
-            let a = self.book.accounts.get_mut(id).expect("listed above");
+            let a = self.book.accounts.at_mut(slot);
             let h = &mut a.risk.history;
             // Exposures at the previous close book this bar's P&L even when the
             // positions are gone now.
@@ -219,11 +219,10 @@ impl ShardState {
             let changed = exception.is_some() || had_exposures || !h.exposures.is_empty() || !a.positions.is_empty();
             a.risk.book = book;
             if changed {
-                let slot = self.book.accounts.slot(id).expect("listed above");
                 self.risk.changed.history.insert(slot);
             }
             if exception.is_some() {
-                self.evaluate_backtest(id, cause, out);
+                self.evaluate_backtest(slot, cause, out);
             }
         }
         let mut moved: Vec<String> = closed.moved.iter().map(|&i| self.risk.model.symbol(i).to_string()).collect();

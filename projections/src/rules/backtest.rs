@@ -6,16 +6,17 @@
 use riskstream_schemas::{Alert, AlertKind, Priority};
 use rust_decimal::Decimal;
 
-use super::{owner_of, Cause, Finding, Level, Rule};
+use super::{owner_at, Cause, Finding, Level, Rule};
 use crate::risk::stats::{basel_zone, kupiec_lr, Zone};
-use crate::state::ShardState;
+use crate::state::{ShardState, Slot};
 
 const NOT_GREEN: Rule = Rule { kind: AlertKind::VarBacktest, name: "var_backtest" };
 const RED: Rule = Rule { kind: AlertKind::VarBacktest, name: "var_backtest_red" };
 
 impl ShardState {
-    pub(crate) fn evaluate_backtest(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let h = &self.book.accounts[account_id].risk.history;
+    pub(crate) fn evaluate_backtest(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
+        let a = self.book.accounts.at(slot);
+        let (h, id) = (&a.risk.history, a.account_id.clone());
         let (x, t) = (h.exception_count(), h.exceptions.len() as u32);
         // The traffic light is defined over a full window (250 bars by default):
         // on a short one a single exception already reads yellow.
@@ -39,7 +40,7 @@ impl ShardState {
                 ),
                 details: None,
             };
-            self.step_named(rule, account_id, level, cause, owner_of(account_id), describe, out);
+            self.step_named(rule, &id, level, cause, owner_at(slot), describe, out);
         }
     }
 }

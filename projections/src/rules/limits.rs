@@ -5,9 +5,10 @@
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority};
 use rust_decimal::Decimal;
 
-use super::{level_above, level_above_f64, owner_of, pct, Cause, Finding, Level, Rule};
+use super::{level_above, level_above_f64, owner_at, pct, Cause, Finding, Level, Rule};
 use crate::risk::{decimal_of, f64_of};
 use crate::state::{Account, Market, Position, ShardState, Slot};
+use crate::Name;
 
 const VAR: Rule = Rule { kind: AlertKind::VarBreach, name: "var_breach" };
 const CVAR: Rule = Rule { kind: AlertKind::CvarBreach, name: "cvar_breach" };
@@ -35,7 +36,7 @@ impl Account {
 }
 
 /// The heaviest group (sector or asset class): its name and value.
-fn heaviest_group<'m>(market: &'m Market, a: &Account, sector: bool) -> Option<(&'m str, Decimal)> {
+fn heaviest_group(market: &Market, a: &Account, sector: bool) -> Option<(&'static str, Decimal)> {
     let groups = group_values(market, a, sector, |p| p.value);
     groups.into_iter().max_by(|x, y| x.1.cmp(&y.1).then_with(|| y.0.cmp(x.0)))
 }
@@ -48,25 +49,22 @@ fn heaviest_group_f64(market: &Market, a: &Account, sector: bool) -> Option<f64>
 
 /// Each group's value (sector or asset class). A handful of groups, so a linear
 /// scan over borrowed names (no allocation per name).
-fn group_values<'m, T: Copy + std::ops::AddAssign>(
-    market: &'m Market,
+fn group_values<T: Copy + std::ops::AddAssign>(
+    market: &Market,
     a: &Account,
     sector: bool,
     value_of: impl Fn(&Position) -> T,
-) -> Vec<(&'m str, T)> {
-    let mut groups: Vec<(&str, T)> = Vec::with_capacity(8);
+) -> Vec<(&'static str, T)> {
+    // Names compare as one pointer; `None` is an unlisted symbol's group.
+    let mut groups: Vec<(Option<Name>, T)> = Vec::with_capacity(8);
     for p in a.positions.values() {
-        let name = match market.security(p.sym) {
-            Some(s) if sector => s.sector.as_str(),
-            Some(s) => s.asset_class.as_str(),
-            None => "unknown",
-        };
+        let name = market.security(p.sym).map(|s| if sector { s.sector } else { s.asset_class });
         match groups.iter_mut().find(|(g, _)| *g == name) {
             Some((_, v)) => *v += value_of(p),
             None => groups.push((name, value_of(p))),
         }
     }
-    groups
+    groups.into_iter().map(|(g, v)| (g.map_or("unknown", |g| g.as_str()), v)).collect()
 }
 
 impl ShardState {
@@ -75,17 +73,8 @@ impl ShardState {
     /// when an alert is raised or cleared.
     pub(crate) fn evaluate_limits(&mut self, slot: Slot, cause: Cause, out: &mut Vec<Alert>) {
         let a = self.book.accounts.at(slot);
-        if !a.limits.any_checked() {
-            return;
-        }
-        let id = a.account_id.clone();
-        self.evaluate_limits_of(&id, cause, out);
-    }
-
-    fn evaluate_limits_of(&mut self, account_id: &str, cause: Cause, out: &mut Vec<Alert>) {
-        let a = &self.book.accounts[account_id];
         let (limits, value) = (*a.limits, a.market_value);
-        if value <= Decimal::ZERO {
+        if !a.limits.any_checked() || value <= Decimal::ZERO {
             return;
         }
         let h = self.config.hysteresis;
@@ -93,20 +82,19 @@ impl ShardState {
         // limits wait for `min_observations` bar closes, as the market-risk rules do.
         let warm = self.risk.model.scalars().bars >= self.risk.model.params.min_observations;
         if let (Some(limit), true) = (limits.max_var, warm) {
-            self.check_model_limit(account_id, VAR, limit, cause, out);
+            self.check_model_limit(slot, VAR, limit, cause, out);
         }
         if let (Some(limit), true) = (limits.max_cvar, warm) {
-            self.check_model_limit(account_id, CVAR, limit, cause, out);
+            self.check_model_limit(slot, CVAR, limit, cause, out);
         }
-        let a = &self.book.accounts[account_id];
-        let marks = &a.risk.marks;
+        let marks = &self.book.accounts.at(slot).risk.marks;
         if let Some(limit) = limits.max_drawdown {
             // drawdown = 1 - V / (units x high water), compared without dividing.
             let top = marks.units * marks.high_water;
             let level = below(value, top * (Decimal::ONE - limit), top * (Decimal::ONE - limit * (Decimal::ONE - h)));
-            let x = move |s: &ShardState| s.book.accounts[account_id].risk.marks.drawdown(value).round_dp(10);
+            let x = move |s: &ShardState| s.book.accounts.at(slot).risk.marks.drawdown(value).round_dp(10);
             self.step_limit(
-                account_id,
+                slot,
                 DRAWDOWN,
                 level,
                 limit,
@@ -116,15 +104,14 @@ impl ShardState {
                 out,
             );
         }
-        let a = &self.book.accounts[account_id];
-        let marks = &a.risk.marks;
+        let marks = &self.book.accounts.at(slot).risk.marks;
         if let (Some(limit), true) = (limits.max_daily_loss, marks.day_start > Decimal::ZERO) {
             let pnl = marks.day_pnl(value);
             let start = marks.day_start;
             let level = below(pnl, -limit * start, -limit * (Decimal::ONE - h) * start);
-            let x = move |s: &ShardState| s.book.accounts[account_id].risk.marks.day_loss(value).round_dp(10);
+            let x = move |s: &ShardState| s.book.accounts.at(slot).risk.marks.day_loss(value).round_dp(10);
             let step = self.step_limit(
-                account_id,
+                slot,
                 DAILY_LOSS,
                 level,
                 limit,
@@ -134,18 +121,17 @@ impl ShardState {
                 out,
             );
             if step == Some(AlertState::Raised) {
-                let slot = self.book.accounts.slot(account_id).expect("evaluated");
                 self.book.accounts.at_mut(slot).risk.marks.reducing = true;
                 self.risk.changed.marks.insert(slot);
             }
         }
-        let a = &self.book.accounts[account_id];
+        let a = self.book.accounts.at(slot);
         if let Some(limit) = limits.max_gross_leverage {
             let gross = value - a.cash;
             let level = level_above(gross, limit * value, h);
-            let x = move |s: &ShardState| s.book.accounts[account_id].gross_leverage().unwrap_or_default();
+            let x = move |s: &ShardState| s.book.accounts.at(slot).gross_leverage().unwrap_or_default();
             self.step_limit(
-                account_id,
+                slot,
                 LEVERAGE,
                 level,
                 limit,
@@ -159,7 +145,7 @@ impl ShardState {
             [(SECTOR, limits.max_sector_weight, true), (ASSET_CLASS, limits.max_asset_class_weight, false)]
         {
             let Some(limit) = limit else { continue };
-            let a = &self.book.accounts[account_id];
+            let a = self.book.accounts.at(slot);
             let Some(heaviest_f) = heaviest_group_f64(&self.market, a, sector) else { continue };
             // In f64 first (rules/drift says why); exact near an edge.
             let level = match level_above_f64(heaviest_f, f64_of(limit) * f64_of(value), f64_of(h)) {
@@ -170,22 +156,22 @@ impl ShardState {
                 }
             };
             let what = move |s: &ShardState| {
-                let name = heaviest_group(&s.market, &s.book.accounts[account_id], sector).map_or("-", |g| g.0);
+                let name = heaviest_group(&s.market, s.book.accounts.at(slot), sector).map_or("-", |g| g.0);
                 format!("{} {name} weight", if sector { "sector" } else { "asset class" })
             };
             let x = move |s: &ShardState| {
                 let heaviest =
-                    heaviest_group(&s.market, &s.book.accounts[account_id], sector).map_or(Decimal::ZERO, |g| g.1);
+                    heaviest_group(&s.market, s.book.accounts.at(slot), sector).map_or(Decimal::ZERO, |g| g.1);
                 (heaviest / value).round_dp(10)
             };
-            self.step_limit(account_id, rule, level, limit, x, what, cause, out);
+            self.step_limit(slot, rule, level, limit, x, what, cause, out);
         }
     }
 
     /// VaR or CVaR (one bar, parametric normal, at the limit confidence) as a
     /// fraction of the value, decided in `f64`.
-    fn check_model_limit(&mut self, account_id: &str, rule: Rule, limit: Decimal, cause: Cause, out: &mut Vec<Alert>) {
-        let a = &self.book.accounts[account_id];
+    fn check_model_limit(&mut self, slot: Slot, rule: Rule, limit: Decimal, cause: Cause, out: &mut Vec<Alert>) {
+        let a = self.book.accounts.at(slot);
         let p = &self.risk.model.params;
         let multiple = if rule.name == VAR.name { p.z_limit } else { p.es_limit };
         let x = multiple * a.risk.book.sigma() / f64_of(a.market_value);
@@ -202,13 +188,13 @@ impl ShardState {
         let what = move |_: &ShardState| {
             format!("one-bar {} parametric normal {measure} (EWMA covariance)", pct(decimal_of(conf)))
         };
-        self.step_limit(account_id, rule, level, limit, move |_| decimal_of(x), what, cause, out);
+        self.step_limit(slot, rule, level, limit, move |_| decimal_of(x), what, cause, out);
     }
 
     #[allow(clippy::too_many_arguments)]
     fn step_limit(
         &mut self,
-        account_id: &str,
+        slot: Slot,
         rule: Rule,
         level: Level,
         limit: Decimal,
@@ -232,7 +218,9 @@ impl ShardState {
                 details: None,
             }
         };
-        self.step_named(rule, account_id, level, cause, owner_of(account_id), describe, out)
+        // The signal's subject is the account id: rows and alert ids name it.
+        let id = self.book.accounts.at(slot).account_id.clone();
+        self.step_named(rule, &id, level, cause, owner_at(slot), describe, out)
     }
 }
 

@@ -118,10 +118,10 @@ pub(crate) fn level_above_f64(value: f64, limit: f64, hysteresis: f64) -> Option
     }
 }
 
-/// The account as the only recipient.
-pub(crate) fn owner_of(account_id: &str) -> impl FnOnce(&ShardState) -> Vec<(String, String)> + '_ {
+/// The account in `slot` as the only recipient.
+pub(crate) fn owner_at(slot: Slot) -> impl FnOnce(&ShardState) -> Vec<(String, String)> {
     move |s: &ShardState| {
-        let a = &s.book.accounts[account_id];
+        let a = s.book.accounts.at(slot);
         vec![(a.account_id.clone(), a.user_id.clone())]
     }
 }
@@ -174,11 +174,8 @@ impl ShardState {
             return None;
         }
         let id = a.account_id.clone();
-        let owner = |s: &ShardState| {
-            let a = s.book.accounts.at(slot);
-            vec![(a.account_id.clone(), a.user_id.clone())]
-        };
-        let state = self.step_named(rule, &id, level, cause, owner, |s| describe(s, s.book.accounts.at(slot)), out)?;
+        let describe = |s: &ShardState| describe(s, s.book.accounts.at(slot));
+        let state = self.step_named(rule, &id, level, cause, owner_at(slot), describe, out)?;
         let a = self.book.accounts.at_mut(slot);
         match state {
             AlertState::Raised => a.raised |= bit,

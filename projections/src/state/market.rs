@@ -89,7 +89,12 @@ impl Market {
 
     /// The symbol's group of substantially identical securities (itself when unlisted).
     pub fn wash_group(&self, sym: Sym) -> &str {
-        self.security(sym).map_or(self.name(sym), |s| s.wash_group.as_str())
+        self.wash_group_name(sym).as_str()
+    }
+
+    /// [`Market::wash_group`] as a name (compared as one pointer).
+    pub fn wash_group_name(&self, sym: Sym) -> Name {
+        self.security(sym).map_or(self.names[sym as usize], |s| s.wash_group)
     }
 
     pub fn wash_group_of<'a>(&'a self, symbol: &'a str) -> &'a str {
@@ -157,9 +162,11 @@ impl Market {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
     pub symbol: String,
-    pub asset_class: String,
-    pub sector: String,
-    pub wash_group: String,
+    /// Names, so grouping positions by class, sector or wash group compares one
+    /// pointer rather than two strings.
+    pub asset_class: Name,
+    pub sector: Name,
+    pub wash_group: Name,
 }
 
 /// Last price of a symbol in this shard and the reference for the daily move.
@@ -176,8 +183,8 @@ mod tests {
     use super::*;
 
     fn listing(symbol: &str, group: &str) -> Security {
-        let (asset_class, sector) = ("equity".to_string(), "tech".to_string());
-        Security { symbol: symbol.to_string(), asset_class, sector, wash_group: group.to_string() }
+        let (asset_class, sector) = (Name::new("equity"), Name::new("tech"));
+        Security { symbol: symbol.to_string(), asset_class, sector, wash_group: Name::new(group) }
     }
 
     #[test]
@@ -187,7 +194,7 @@ mod tests {
         assert_eq!((b, a, m.intern("BBB"), m.len()), (0, 1, 0, 2));
         assert_eq!((m.sym("AAA"), m.sym("CCC"), m.name(b)), (Some(a), None, "BBB"));
         assert_eq!(m.list(listing("AAA", "grp")), None);
-        assert_eq!(m.list(listing("AAA", "other")).map(|s| s.wash_group), Some("grp".to_string()));
+        assert_eq!(m.list(listing("AAA", "other")).map(|s| s.wash_group), Some(Name::new("grp")));
         assert_eq!((m.wash_group(a), m.wash_group(b), m.wash_group_of("ZZZ")), ("other", "BBB", "ZZZ"));
         assert_eq!(m.security_of("BBB"), None);
         assert_eq!((m.last_price(a), m.last_price_of("ZZZ")), (Decimal::ZERO, Decimal::ZERO));

@@ -313,10 +313,20 @@ impl Account {
         self.positions.values_mut().for_each(|p| p.harvest_cut = HarvestCut::Stale);
     }
 
-    /// Forgets what the ticks keep (the drift range, the largest value) after a
-    /// change they do not follow: a trade, cash, new targets, a revaluation.
+    /// Forgets what the ticks keep (the drift range with the positions' slopes, the
+    /// largest value) after a change they do not follow: new targets, a
+    /// revaluation, a load.
     pub(crate) fn forget_ranges(&mut self) {
         self.drift = DriftRange::Unbuilt;
+        self.largest = crate::rules::Largest::UNKNOWN;
+    }
+
+    /// [`Account::forget_ranges`] after a trade or cash: the targets did not change,
+    /// so the positions keep their slopes (a position the trade opens gets its own).
+    pub(crate) fn forget_fixed(&mut self) {
+        if matches!(self.drift, DriftRange::Fresh { .. } | DriftRange::Stale { .. }) {
+            self.drift = DriftRange::Unfixed;
+        }
         self.largest = crate::rules::Largest::UNKNOWN;
     }
 

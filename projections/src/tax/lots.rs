@@ -202,11 +202,16 @@ impl LotBook {
     pub fn buy(&mut self, trade: &TradeExecuted, ts: Timestamp) -> Result<String, TaxError> {
         debug_assert_eq!(trade.side, Side::Buy);
         self.check(trade)?;
+        Ok(self.open(trade, ts))
+    }
+
+    /// [`LotBook::buy`] of a buy `check` accepted.
+    fn open(&mut self, trade: &TradeExecuted, ts: Timestamp) -> String {
         let lot =
             Lot::bought(trade.trade_id.as_str().into(), trade.quantity, trade.quantity * trade.price + trade.fees, ts);
         let id = lot.id();
         self.insert(&trade.symbol, lot);
-        Ok(id)
+        id
     }
 
     /// Closes lots for a sell at event time `ts` and books the realized figures.
@@ -232,6 +237,15 @@ impl LotBook {
     pub fn apply(&mut self, trade: &TradeExecuted, ts: Timestamp) -> Result<Applied, TaxError> {
         match trade.side {
             Side::Buy => self.buy(trade, ts).map(Applied::Opened),
+            Side::Sell => self.sell(trade, ts).map(Applied::Closed),
+        }
+    }
+
+    /// [`LotBook::apply`] of a trade `check` accepted: a buy is not checked again
+    /// (a sell plans its lots, which it needs anyway).
+    pub(crate) fn apply_checked(&mut self, trade: &TradeExecuted, ts: Timestamp) -> Result<Applied, TaxError> {
+        match trade.side {
+            Side::Buy => Ok(Applied::Opened(self.open(trade, ts))),
             Side::Sell => self.sell(trade, ts).map(Applied::Closed),
         }
     }

@@ -69,7 +69,7 @@ impl ShardState {
         for due in &touched {
             self.tax.changed.wash_ledger.insert((e.user_id.clone(), due.clone()));
         }
-        let outcome = book.trade(e, ts, &group).expect("checked before apply");
+        let outcome = book.trade_checked(e, ts, &group).expect("checked before apply");
         if book.ledger().has_pending() {
             self.tax.pending.insert(e.user_id.clone());
         }

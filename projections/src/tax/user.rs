@@ -194,11 +194,22 @@ impl TaxBook {
     /// substantially identical securities. Timestamps before `ts` are settled first.
     pub fn trade(&mut self, trade: &TradeExecuted, ts: Timestamp, wash_group: &str) -> Result<TradeOutcome, TaxError> {
         self.check(trade)?;
+        self.trade_checked(trade, ts, wash_group)
+    }
+
+    /// [`TaxBook::trade`] of a trade `check` accepted (the shard checks each event
+    /// before it applies it), without checking it again.
+    pub(crate) fn trade_checked(
+        &mut self,
+        trade: &TradeExecuted,
+        ts: Timestamp,
+        wash_group: &str,
+    ) -> Result<TradeOutcome, TaxError> {
         let washes = self.settle(ts);
         let account = self.accounts.get_mut(&trade.account_id).expect("checked");
         let taxable = account.is_taxable();
         let mut outcome = TradeOutcome { washes, ..TradeOutcome::default() };
-        match account.lots.apply(trade, ts)? {
+        match account.lots.apply_checked(trade, ts)? {
             Applied::Opened(lot_id) => {
                 let supply = Supply {
                     acquired: ts,

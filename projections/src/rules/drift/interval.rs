@@ -167,6 +167,9 @@ pub(crate) enum DriftRange {
     /// To build from the targets (new targets, a trade, cash, a reload).
     #[default]
     Unbuilt,
+    /// The positions' slopes hold (they follow the targets alone); what the targets
+    /// not held and cash allow, and the intersection, are to recompute (a trade, cash).
+    Unfixed,
     /// A slope nearly cancels: the account is always walked.
     Unusable,
     /// `fixed`: what the components no tick moves allow (targets not held, cash).
@@ -198,7 +201,7 @@ impl DriftRange {
                 }
             }
             DriftRange::Stale { inner, .. } => *inner = inner.meet(Allowed::of(slopes, value)),
-            DriftRange::Unbuilt | DriftRange::Unusable => {}
+            DriftRange::Unbuilt | DriftRange::Unfixed | DriftRange::Unusable => {}
         }
     }
 

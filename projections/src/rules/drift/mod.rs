@@ -31,27 +31,44 @@ impl Account {
         let fixed = match &a.drift {
             DriftRange::Fresh { .. } | DriftRange::Unusable => return,
             DriftRange::Stale { fixed, .. } => *fixed,
-            DriftRange::Unbuilt => {
+            DriftRange::Unbuilt | DriftRange::Unfixed => {
                 let Some(targets) = a.targets.as_ref() else { return };
+                let held_too = a.drift == DriftRange::Unbuilt;
                 let shrink = Decimal::ONE - config.hysteresis;
+                let cash = f64_of(a.cash);
+                let slopes_of = |target: Decimal| Slopes::of(target, band(target, targets, config), shrink);
                 let mut fixed = Allowed::default();
                 let mut usable = true;
+                // A targeted symbol not held: fixed at zero (cash at its balance).
+                let mut unheld = |symbol: &str, target: Decimal, usable: &mut bool| match slopes_of(target) {
+                    Some(slopes) => fixed = fixed.meet(Allowed::of(&slopes, if symbol == CASH { cash } else { 0.0 })),
+                    None => *usable = false,
+                };
+                // One merge of the two lists in symbol order: names compare as one
+                // pointer when equal, the usual case (a held symbol is targeted).
+                let mut wanted = targets.weights.iter().peekable();
                 for (symbol, p) in a.positions.iter_mut() {
-                    let target = targets.weights.get(symbol).copied().unwrap_or_default();
-                    match Slopes::of(target, band(target, targets, config), shrink) {
-                        Some(slopes) => p.slopes = slopes,
-                        None => usable = false,
+                    let mut target = Decimal::ZERO;
+                    while let Some(&(w, &t)) = wanted.peek() {
+                        if w >= symbol {
+                            if w == symbol {
+                                target = t;
+                                wanted.next();
+                            }
+                            break;
+                        }
+                        unheld(w, t, &mut usable);
+                        wanted.next();
+                    }
+                    if held_too {
+                        match slopes_of(target) {
+                            Some(slopes) => p.slopes = slopes,
+                            None => usable = false,
+                        }
                     }
                 }
-                for (symbol, &target) in targets.weights.iter() {
-                    if a.positions.contains_key(symbol) {
-                        continue;
-                    }
-                    let value = if symbol == CASH { f64_of(a.cash) } else { 0.0 };
-                    match Slopes::of(target, band(target, targets, config), shrink) {
-                        Some(slopes) => fixed = fixed.meet(Allowed::of(&slopes, value)),
-                        None => usable = false,
-                    }
+                for (w, &t) in wanted {
+                    unheld(w, t, &mut usable);
                 }
                 if !usable {
                     a.drift = DriftRange::Unusable;
@@ -62,6 +79,14 @@ impl Account {
         };
         let now = a.positions.values().fold(fixed, |acc, p| acc.meet(Allowed::of(&p.slopes, p.value_f)));
         a.drift = DriftRange::Fresh { fixed, now };
+    }
+
+    /// The slopes of a position opening in `symbol`; `None` when the account has
+    /// no targets or they are unusable.
+    pub(crate) fn slopes_for(&self, symbol: &str, config: &RuleConfig) -> Option<Slopes> {
+        let targets = self.targets.as_ref()?;
+        let target = targets.weights.get(symbol).copied().unwrap_or_default();
+        Slopes::of(target, band(target, targets, config), Decimal::ONE - config.hysteresis)
     }
 
     /// `None` when the account has no targets or no positive value to weigh against.

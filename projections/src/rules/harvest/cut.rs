@@ -247,7 +247,7 @@ mod tests {
                 .iter()
                 .map(|(id, _)| {
                     let slot = self.state.book.accounts.slot(id).unwrap();
-                    (self.state.harvest_level(slot, now), self.state.harvest_level_at(id, now))
+                    (self.state.harvest_level(slot, now), self.state.harvest_level_at(slot, now))
                 })
                 .collect()
         }

@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::{Cause, Finding, Level, Rule};
 use crate::state::{Account, ShardState, Slot};
 use crate::tax::{term, Lot, TaxBook, Term, WASH_WINDOW_DAYS};
+use crate::Name;
 
 pub(crate) use cut::HarvestCut;
 
@@ -140,7 +141,7 @@ impl ShardState {
                     Some(Level::Hold) => level = Level::Hold,
                     Some(Level::Clear) => {}
                     None if p.harvest_cut.stale(day) && !refreshed => stale = true,
-                    None => return self.harvest_level_at(&a.account_id, now),
+                    None => return self.harvest_level_at(slot, now),
                 }
             }
             if !stale {
@@ -193,10 +194,11 @@ impl ShardState {
     pub(crate) fn forget_harvest_cuts(&mut self, user_id: &str, groups: &[String]) {
         let Some(book) = self.tax.books.get(user_id) else { return };
         let (market, accounts) = (&self.market, &mut self.book.accounts);
+        let groups: Vec<Name> = groups.iter().map(|g| Name::new(g)).collect();
         for (account_id, _) in book.accounts() {
             let Some(slot) = accounts.slot(account_id) else { continue };
             for p in accounts.at_mut(slot).positions.values_mut() {
-                if groups.iter().any(|g| g == market.wash_group(p.sym)) {
+                if groups.contains(&market.wash_group_name(p.sym)) {
                     p.harvest_cut = HarvestCut::Stale;
                 }
             }
@@ -206,8 +208,9 @@ impl ShardState {
     /// The rule's level, exactly: breach when an unblocked lot is a candidate, hold
     /// when one is within the hysteresis margin, else clear. Looks only at positions
     /// past their trigger, compares by multiplication and allocates nothing.
-    fn harvest_level_at(&self, account_id: &str, now: Timestamp) -> Level {
-        let a = &self.book.accounts[account_id];
+    fn harvest_level_at(&self, slot: Slot, now: Timestamp) -> Level {
+        let a = self.book.accounts.at(slot);
+        let account_id = a.account_id.as_str();
         let cfg = &self.config.tax;
         let lots = self.tax.books.get(&a.user_id).and_then(|b| Some((b, &b.account(account_id)?.lots)));
         let Some((book, lots)) = lots else { return Level::Clear };
