@@ -253,7 +253,9 @@ impl ShardState {
             }
         }
         if want(Table::TaxBooks) || want(Table::WashLedger) || want(Table::TaxLots) {
-            for (user, book) in &self.tax.books {
+            let mut users: Vec<(&String, &TaxBook)> = self.tax.books.iter().collect();
+            users.sort_unstable_by(|x, y| x.0.cmp(y.0));
+            for (user, book) in users {
                 if want(Table::TaxBooks) {
                     put(Table::TaxBooks, user.clone(), book.header_row());
                 }

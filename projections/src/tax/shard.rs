@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ahash::AHashMap as HashMap;
+
 use riskstream_schemas::{Alert, AlertKind, AlertState, Priority, Rejection, TaxStatus, Timestamp, TradeExecuted};
 use rust_decimal::Decimal;
 
@@ -19,7 +21,10 @@ use crate::state::ShardState;
 #[derive(Debug, Default)]
 pub(crate) struct Taxes {
     /// Tax lots and wash-sale ledger per user (a user's accounts share a shard).
-    pub books: BTreeMap<String, TaxBook>,
+    /// Hashed: every trade looks its user up several times, and a B-tree of
+    /// thousands of ids compares a dozen strings per lookup. `facts` sorts what it
+    /// writes.
+    pub books: HashMap<String, TaxBook>,
     /// Wash sales decided so far, per user, in the order decided.
     pub wash_sales: BTreeMap<String, Vec<WashAdjustment>>,
     /// Users whose wash ledger holds trades of a timestamp not settled yet.
