@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 
 use super::{date_of, TaxBook, TaxError, WashAdjustment};
 use crate::rules::{alert_id, Cause};
-use crate::state::ShardState;
+use crate::state::{ShardState, Slot};
 
 /// The shard's tax part: the users' tax books (lots and wash-sale ledger) and the
 /// wash sales decided.
@@ -151,21 +151,20 @@ impl ShardState {
 
     /// Sets a position's basis to its lots' and refreshes its harvest trigger.
     pub(crate) fn sync_basis(&mut self, account_id: &str, symbol: &str) {
-        self.set_basis_from_lots(account_id, symbol);
-        if let Some(a) = self.book.accounts.get_mut(account_id) {
-            a.count_near_harvest();
-        }
+        let Some(slot) = self.book.accounts.slot(account_id) else { return };
+        self.set_basis_from_lots(slot, symbol);
+        self.book.accounts.at_mut(slot).count_near_harvest();
     }
 
     /// `sync_basis` without the account's recount (a load recounts once per account).
-    fn set_basis_from_lots(&mut self, account_id: &str, symbol: &str) {
-        let Some(a) = self.book.accounts.get(account_id) else { return };
+    fn set_basis_from_lots(&mut self, slot: Slot, symbol: &str) {
+        let a = self.book.accounts.at(slot);
+        let account_id = a.account_id.as_str();
         let Some(book) = self.tax.books.get(&a.user_id) else { return };
         let Some(lots) = book.account(account_id).map(|t| t.lots.lots(symbol)) else { return };
         let basis: Decimal = lots.iter().map(|l| l.basis).sum();
         let taxable = a.tax_status == TaxStatus::Taxable;
         let trigger = if taxable { self.harvest_trigger(lots) } else { None };
-        let slot = self.book.accounts.slot(account_id).expect("read above");
         if let Some(p) = self.book.accounts.at_mut(slot).positions.get_mut(symbol) {
             if p.cost_basis != basis {
                 p.cost_basis = basis;
@@ -185,11 +184,12 @@ impl ShardState {
         self.tax.pending =
             self.tax.books.iter().filter(|(_, b)| b.ledger().has_pending()).map(|(u, _)| u.clone()).collect();
         for id in account_ids {
-            let symbols: Vec<String> = self.book.accounts[id].positions.keys().map(|s| s.to_string()).collect();
+            let slot = self.book.accounts.slot(id).expect("listed");
+            let symbols: Vec<crate::Name> = self.book.accounts.at(slot).positions.keys().copied().collect();
             for symbol in symbols {
-                self.set_basis_from_lots(id, &symbol);
+                self.set_basis_from_lots(slot, &symbol);
             }
-            self.book.accounts.get_mut(id).expect("listed").count_near_harvest();
+            self.book.accounts.at_mut(slot).count_near_harvest();
         }
         let latest_price = self.market.prices().map(|(_, p)| p.ts).max();
         let latest_open = self.book.accounts.values().map(|a| a.opened_at).max();
