@@ -179,7 +179,7 @@ struct Writer {
     resolve: bool,
     /// No named type is referenced by name (`Schema::Ref`): the datum decodes
     /// without resolving the schema's names again, which apache-avro's
-    /// `from_avro_datum` does for every datum (a tenth of a replay's decoding).
+    /// `from_avro_datum` does for every datum (a sixth of a replay's decoding).
     self_contained: bool,
 }
 

@@ -76,6 +76,12 @@ impl Largest {
     pub(crate) const UNKNOWN: Largest = Largest { bound: f64::INFINITY, exact: false };
 }
 
+impl Default for Largest {
+    fn default() -> Largest {
+        Largest::UNKNOWN
+    }
+}
+
 /// A position's value moved from `was` to `now` (f64): the account's largest
 /// (`Account::largest`) follows in O(1). When the largest shrank, its old value
 /// stays as a bound: an account well under its limit stays clear without a walk.

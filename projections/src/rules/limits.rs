@@ -77,15 +77,18 @@ impl ShardState {
         if !a.limits.any_checked() || value <= Decimal::ZERO {
             return;
         }
+        // The signals' subject is the account id: rows and alert ids name it.
+        let account_id = a.account_id.clone();
+        let id = account_id.as_str();
         let h = self.config.hysteresis;
         // The first returns make a noisy covariance (one bar is the whole EWMA): model
         // limits wait for `min_observations` bar closes, as the market-risk rules do.
         let warm = self.risk.model.scalars().bars >= self.risk.model.params.min_observations;
         if let (Some(limit), true) = (limits.max_var, warm) {
-            self.check_model_limit(slot, VAR, limit, cause, out);
+            self.check_model_limit((slot, id), VAR, limit, cause, out);
         }
         if let (Some(limit), true) = (limits.max_cvar, warm) {
-            self.check_model_limit(slot, CVAR, limit, cause, out);
+            self.check_model_limit((slot, id), CVAR, limit, cause, out);
         }
         let marks = &self.book.accounts.at(slot).risk.marks;
         if let Some(limit) = limits.max_drawdown {
@@ -94,7 +97,7 @@ impl ShardState {
             let level = below(value, top * (Decimal::ONE - limit), top * (Decimal::ONE - limit * (Decimal::ONE - h)));
             let x = move |s: &ShardState| s.book.accounts.at(slot).risk.marks.drawdown(value).round_dp(10);
             self.step_limit(
-                slot,
+                (slot, id),
                 DRAWDOWN,
                 level,
                 limit,
@@ -111,7 +114,7 @@ impl ShardState {
             let level = below(pnl, -limit * start, -limit * (Decimal::ONE - h) * start);
             let x = move |s: &ShardState| s.book.accounts.at(slot).risk.marks.day_loss(value).round_dp(10);
             let step = self.step_limit(
-                slot,
+                (slot, id),
                 DAILY_LOSS,
                 level,
                 limit,
@@ -131,7 +134,7 @@ impl ShardState {
             let level = level_above(gross, limit * value, h);
             let x = move |s: &ShardState| s.book.accounts.at(slot).gross_leverage().unwrap_or_default();
             self.step_limit(
-                slot,
+                (slot, id),
                 LEVERAGE,
                 level,
                 limit,
@@ -164,13 +167,20 @@ impl ShardState {
                     heaviest_group(&s.market, s.book.accounts.at(slot), sector).map_or(Decimal::ZERO, |g| g.1);
                 (heaviest / value).round_dp(10)
             };
-            self.step_limit(slot, rule, level, limit, x, what, cause, out);
+            self.step_limit((slot, id), rule, level, limit, x, what, cause, out);
         }
     }
 
     /// VaR or CVaR (one bar, parametric normal, at the limit confidence) as a
     /// fraction of the value, decided in `f64`.
-    fn check_model_limit(&mut self, slot: Slot, rule: Rule, limit: Decimal, cause: Cause, out: &mut Vec<Alert>) {
+    fn check_model_limit(
+        &mut self,
+        (slot, id): (Slot, &str),
+        rule: Rule,
+        limit: Decimal,
+        cause: Cause,
+        out: &mut Vec<Alert>,
+    ) {
         let a = self.book.accounts.at(slot);
         let p = &self.risk.model.params;
         let multiple = if rule.name == VAR.name { p.z_limit } else { p.es_limit };
@@ -188,13 +198,13 @@ impl ShardState {
         let what = move |_: &ShardState| {
             format!("one-bar {} parametric normal {measure} (EWMA covariance)", pct(decimal_of(conf)))
         };
-        self.step_limit(slot, rule, level, limit, move |_| decimal_of(x), what, cause, out);
+        self.step_limit((slot, id), rule, level, limit, move |_| decimal_of(x), what, cause, out);
     }
 
     #[allow(clippy::too_many_arguments)]
     fn step_limit(
         &mut self,
-        slot: Slot,
+        (slot, id): (Slot, &str),
         rule: Rule,
         level: Level,
         limit: Decimal,
@@ -218,9 +228,7 @@ impl ShardState {
                 details: None,
             }
         };
-        // The signal's subject is the account id: rows and alert ids name it.
-        let id = self.book.accounts.at(slot).account_id.clone();
-        self.step_named(rule, &id, level, cause, owner_at(slot), describe, out)
+        self.step_named(rule, id, level, cause, owner_at(slot), describe, out)
     }
 }
 

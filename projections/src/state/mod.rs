@@ -230,7 +230,7 @@ pub struct Account {
     pub tax_status: TaxStatus,
     /// The largest position value in f64 or a bound on it, kept by the tick path
     /// for concentration.
-    #[serde(skip, default = "unknown_largest")]
+    #[serde(skip)]
     pub(crate) largest: crate::rules::Largest,
     #[serde(skip)]
     pub positions: Positions,
@@ -251,10 +251,6 @@ pub struct Account {
     pub cash: Decimal,
     #[serde(skip)]
     pub targets: Option<Targets>,
-}
-
-fn unknown_largest() -> crate::rules::Largest {
-    crate::rules::Largest::UNKNOWN
 }
 
 /// An account's stored row: its fields in the row's order (the account's own order

@@ -19,7 +19,7 @@ pub(crate) use interval::{DriftRange, Slopes};
 use super::{pct, Finding, Level, EDGE};
 use crate::config::RuleConfig;
 use crate::risk::f64_of;
-use crate::state::Account;
+use crate::state::{Account, Targets};
 use crate::valuation::{band, components, merged, weight, CASH};
 
 impl Account {
@@ -36,7 +36,7 @@ impl Account {
                 let held_too = a.drift == DriftRange::Unbuilt;
                 let shrink = Decimal::ONE - config.hysteresis;
                 let cash = f64_of(a.cash);
-                let slopes_of = |target: Decimal| Slopes::of(target, band(target, targets, config), shrink);
+                let slopes_of = |target: Decimal| slopes(target, targets, config, shrink);
                 let mut fixed = Allowed::default();
                 let mut usable = true;
                 // A targeted symbol not held: fixed at zero (cash at its balance).
@@ -86,7 +86,7 @@ impl Account {
     pub(crate) fn slopes_for(&self, symbol: &str, config: &RuleConfig) -> Option<Slopes> {
         let targets = self.targets.as_ref()?;
         let target = targets.weights.get(symbol).copied().unwrap_or_default();
-        Slopes::of(target, band(target, targets, config), Decimal::ONE - config.hysteresis)
+        slopes(target, targets, config, Decimal::ONE - config.hysteresis)
     }
 
     /// `None` when the account has no targets or no positive value to weigh against.
@@ -167,6 +167,11 @@ impl Account {
             details: None,
         }
     }
+}
+
+/// The slopes of a component at target weight `target`, with the targets' band.
+fn slopes(target: Decimal, targets: &Targets, config: &RuleConfig, shrink: Decimal) -> Option<Slopes> {
+    Slopes::of(target, band(target, targets, config), shrink)
 }
 
 /// The drift level of components (value, target weight, band) of an account worth
