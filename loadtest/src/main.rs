@@ -97,6 +97,12 @@ struct Args {
     /// alone).
     #[arg(long)]
     checkpoint_every: Option<u64>,
+    /// Also report the latencies of the batches that start this many seconds into the
+    /// measured run: the first second holds every account's first evaluation after
+    /// the setup (drift raised, marks and day rolled), a backlog steady running does
+    /// not have.
+    #[arg(long, default_value_t = 1.0)]
+    settle_secs: f64,
     /// Only open this data dir and print how long that took (a restart: a fresh
     /// process, as the measured run spawns it).
     #[arg(long, hide = true)]
@@ -152,6 +158,10 @@ struct RunResult {
     /// Tick-to-commit of every event (p50, p99, max, microseconds): the wait for its
     /// batch plus the batch, whether or not it raised an alert.
     event_us: (u64, u64, u64),
+    /// The same after `--settle-secs`: alerts, tick-to-alert (p50, p99, p99.9) and
+    /// tick-to-commit of every event (p50, p99), microseconds.
+    settled: (u64, (u64, u64, u64), (u64, u64)),
+    settle_secs: f64,
     /// Time to reopen the data dir afterwards in a fresh process (projection load,
     /// no log replay): a restart.
     reopen_secs: f64,
@@ -281,10 +291,12 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut batch_time = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
     let mut event_latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let (mut settled_latency, mut settled_events) = (latency.clone(), event_latency.clone());
     let mut slowest = (0u64, 0usize);
     let mut busy_us = 0u64;
     let (mut events, mut alerts, mut records) = (0u64, 0u64, 0u64);
     let started = Instant::now();
+    let settled_from = started + std::time::Duration::from_secs_f64(args.settle_secs.max(0.0));
     while let Ok(first) = chunks.recv() {
         let oldest = first.made;
         let mut made = vec![(first.made, first.events.len() as u64)];
@@ -307,11 +319,19 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         if took > slowest.0 {
             slowest = (took, size);
         }
+        let settled = oldest >= settled_from;
         for (at, n) in made {
-            event_latency.record_n((at.elapsed().as_micros() as u64).max(1), n)?;
+            let waited = (at.elapsed().as_micros() as u64).max(1);
+            event_latency.record_n(waited, n)?;
+            if settled {
+                settled_events.record_n(waited, n)?;
+            }
         }
-        let waited = oldest.elapsed().as_micros() as u64;
-        latency.record_n(waited.max(1), report.alerts.len() as u64)?;
+        let waited = (oldest.elapsed().as_micros() as u64).max(1);
+        latency.record_n(waited, report.alerts.len() as u64)?;
+        if settled {
+            settled_latency.record_n(waited, report.alerts.len() as u64)?;
+        }
         alerts += report.alerts.len() as u64;
         records += report.records_appended as u64;
     }
@@ -352,6 +372,16 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         latency_us_p999: latency.value_at_quantile(0.999),
         latency_us_max: latency.max(),
         event_us: (event_latency.value_at_quantile(0.5), event_latency.value_at_quantile(0.99), event_latency.max()),
+        settled: (
+            settled_latency.len(),
+            (
+                settled_latency.value_at_quantile(0.5),
+                settled_latency.value_at_quantile(0.99),
+                settled_latency.value_at_quantile(0.999),
+            ),
+            (settled_events.value_at_quantile(0.5), settled_events.value_at_quantile(0.99)),
+        ),
+        settle_secs: args.settle_secs,
         reopen_secs,
         replay_records,
         replay_secs,
@@ -494,6 +524,18 @@ fn print(r: &RunResult) {
         p50 as f64 / 1e3,
         p99 as f64 / 1e3,
         max as f64 / 1e3
+    );
+    let (alerts, (p50, p99, p999), (e50, e99)) = r.settled;
+    println!(
+        "{:<15} after the first {} s: tick-to-alert p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms ({} alerts); tick-to-commit p50 {:.1} ms, p99 {:.1} ms",
+        "",
+        r.settle_secs,
+        p50 as f64 / 1e3,
+        p99 as f64 / 1e3,
+        p999 as f64 / 1e3,
+        alerts,
+        e50 as f64 / 1e3,
+        e99 as f64 / 1e3
     );
     let (p50, p99, max) = r.batch_us;
     println!(
