@@ -7,8 +7,10 @@
 //! that batch (the generator stamps chunks as it makes them), so it includes
 //! queueing and batching. Unpaced runs saturate the engine and the latency is a
 //! saturation figure; pass `--rate` to measure latency at a given load. Alerts come
-//! in bursts (the first ticks after the setup raise most of a run's), so the run
-//! also reports every event's tick-to-commit and each batch's wall time.
+//! in bursts (the first ticks after the setup, each shock), so the run also reports
+//! every event's tick-to-commit, each batch's wall time, and both latencies again
+//! for the batches past `--settle-secs` (see `latency.rs`). The restart and the
+//! replay check that follow the run are in `restart.rs`.
 //!
 //! With `--query-rate Q` the API is served over HTTP during the measured run and a
 //! reader times `GET /v1/accounts/{id}` at Q queries/s (see `queries.rs`).
@@ -17,8 +19,10 @@
 //! instances instead (see `kafka.rs`).
 
 mod kafka;
+mod latency;
 mod notifier;
 mod queries;
+mod restart;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,15 +31,14 @@ use anyhow::Context;
 use clap::Parser;
 use crossbeam_channel::{bounded, Receiver};
 use hdrhistogram::Histogram;
+use latency::{Latencies, Settled};
+use restart::{release_freed_memory, reopen_in_fresh_process, reopen_only, replay_log, StoredDigests};
 use riskstream_connectors::{SimulatorConfig, SimulatorSource};
-use riskstream_engine::audit::history::{AsOf, History};
-use riskstream_engine::audit::shard_digest;
 use riskstream_engine::handle::AppState;
 use riskstream_engine::metrics::Metrics;
-use riskstream_engine::store::{ChainHead, RocksDbStore};
+use riskstream_engine::store::RocksDbStore;
 use riskstream_engine::Engine;
-use riskstream_projections::{RuleConfig, ShardState, Table};
-use riskstream_schemas::avro::Codec;
+use riskstream_projections::RuleConfig;
 use riskstream_schemas::json::Decoded;
 use riskstream_schemas::{Event, EventBody};
 
@@ -158,10 +161,8 @@ struct RunResult {
     /// Tick-to-commit of every event (p50, p99, max, microseconds): the wait for its
     /// batch plus the batch, whether or not it raised an alert.
     event_us: (u64, u64, u64),
-    /// The same after `--settle-secs`: alerts, tick-to-alert (p50, p99, p99.9) and
-    /// tick-to-commit of every event (p50, p99), microseconds.
-    settled: (u64, (u64, u64, u64), (u64, u64)),
-    settle_secs: f64,
+    /// The same for the batches after `--settle-secs`.
+    settled: Settled,
     /// Time to reopen the data dir afterwards in a fresh process (projection load,
     /// no log replay): a restart.
     reopen_secs: f64,
@@ -288,10 +289,8 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         None => None,
     };
     let chunks = spawn_generator(source, args);
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let (mut latency, mut settled) = (Latencies::new()?, Latencies::new()?);
     let mut batch_time = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let mut event_latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let (mut settled_latency, mut settled_events) = (latency.clone(), event_latency.clone());
     let mut slowest = (0u64, 0usize);
     let mut busy_us = 0u64;
     let (mut events, mut alerts, mut records) = (0u64, 0u64, 0u64);
@@ -319,18 +318,9 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         if took > slowest.0 {
             slowest = (took, size);
         }
-        let settled = oldest >= settled_from;
-        for (at, n) in made {
-            let waited = (at.elapsed().as_micros() as u64).max(1);
-            event_latency.record_n(waited, n)?;
-            if settled {
-                settled_events.record_n(waited, n)?;
-            }
-        }
-        let waited = (oldest.elapsed().as_micros() as u64).max(1);
-        latency.record_n(waited, report.alerts.len() as u64)?;
-        if settled {
-            settled_latency.record_n(waited, report.alerts.len() as u64)?;
+        latency.record(&made, report.alerts.len() as u64)?;
+        if oldest >= settled_from {
+            settled.record(&made, report.alerts.len() as u64)?;
         }
         alerts += report.alerts.len() as u64;
         records += report.records_appended as u64;
@@ -350,7 +340,7 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
     anyhow::ensure!(Arc::strong_count(&app) == 1, "the API still holds the engine");
     drop(app);
     release_freed_memory();
-    let reopen_secs = reopen_in_fresh_process(&dir, args)?;
+    let reopen_secs = reopen_in_fresh_process(&dir, args.shards)?;
     let store = Arc::new(RocksDbStore::open(&dir, false)?);
     let reopened = Engine::open(Arc::clone(&store), args.shards, rules(args), Arc::new(Metrics::new()))?;
     anyhow::ensure!(reopened.account_count() == args.accounts, "reopened engine lost accounts");
@@ -367,21 +357,12 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         events_per_sec: events as f64 / secs,
         alerts,
         records,
-        latency_us_p50: latency.value_at_quantile(0.5),
-        latency_us_p99: latency.value_at_quantile(0.99),
-        latency_us_p999: latency.value_at_quantile(0.999),
-        latency_us_max: latency.max(),
-        event_us: (event_latency.value_at_quantile(0.5), event_latency.value_at_quantile(0.99), event_latency.max()),
-        settled: (
-            settled_latency.len(),
-            (
-                settled_latency.value_at_quantile(0.5),
-                settled_latency.value_at_quantile(0.99),
-                settled_latency.value_at_quantile(0.999),
-            ),
-            (settled_events.value_at_quantile(0.5), settled_events.value_at_quantile(0.99)),
-        ),
-        settle_secs: args.settle_secs,
+        latency_us_p50: latency.alerts.value_at_quantile(0.5),
+        latency_us_p99: latency.alerts.value_at_quantile(0.99),
+        latency_us_p999: latency.alerts.value_at_quantile(0.999),
+        latency_us_max: latency.alerts.max(),
+        event_us: (latency.events.value_at_quantile(0.5), latency.events.value_at_quantile(0.99), latency.events.max()),
+        settled: settled.summary(args.settle_secs),
         reopen_secs,
         replay_records,
         replay_secs,
@@ -395,96 +376,6 @@ fn run(args: &Args, full_recompute: bool) -> anyhow::Result<RunResult> {
         slowest_batch_events: slowest.1,
         busy_us,
     })
-}
-
-/// Returns the memory of the state just dropped to the system now: mimalloc would
-/// only purge it as this thread allocates again, and the next phase (a reopen in
-/// another process, or a replay) needs it; a large profile would not fit otherwise.
-fn release_freed_memory() {
-    // SAFETY: `mi_collect` only walks mimalloc's own heaps; no pointer is passed.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
-/// A restart's cost: this binary opens `dir` in a new process (`--reopen-only`), so
-/// the figure is not helped or hurt by the memory this process still holds.
-fn reopen_in_fresh_process(dir: &std::path::Path, args: &Args) -> anyhow::Result<f64> {
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .arg("--reopen-only")
-        .arg(dir)
-        .args(["--shards", &args.shards.to_string()])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "reopen failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().parse().context("reopen time")
-}
-
-/// `--reopen-only DIR`: opens the data dir with its stored rules and prints the
-/// seconds it took.
-fn reopen_only(dir: &std::path::Path, shards: u32) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let store = Arc::new(RocksDbStore::open(dir, false)?);
-    let rules = riskstream_engine::stored_rules(store.as_ref())?.unwrap_or_default();
-    let engine = Engine::open(store, shards, rules, Arc::new(Metrics::new()))?;
-    let secs = started.elapsed().as_secs_f64();
-    anyhow::ensure!(engine.account_count() > 0, "nothing to reopen in {}", dir.display());
-    println!("{secs}");
-    Ok(())
-}
-
-/// What the replay check compares against: each shard's head and the digest of its
-/// reopened rows, taken before the reopened engine is dropped so the replay never
-/// holds a second copy of the state (the full Zipf profile would not fit twice).
-struct StoredDigests {
-    rules: RuleConfig,
-    codec: Codec,
-    shards: Vec<(u32, ChainHead, [u8; 32])>,
-}
-
-impl StoredDigests {
-    fn of(engine: &Engine<RocksDbStore>) -> anyhow::Result<StoredDigests> {
-        let shards = (0..engine.shard_count())
-            .map(|shard| Ok((shard, engine.head(shard), digest(shard, engine.shard(shard).context("shard")?))))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(StoredDigests { rules: engine.rules().clone(), codec: engine.codec().clone(), shards })
-    }
-}
-
-/// The shard's state digest, its rows made one table at a time (all of them at once
-/// would be a second copy of the state).
-fn digest(shard: u32, state: &ShardState) -> [u8; 32] {
-    let mut tables = Table::ALL;
-    tables.sort();
-    shard_digest(shard, tables.into_iter().flat_map(|table| state.facts_of(table)))
-}
-
-/// Rebuilds every shard from its first record in memory, shards in parallel, as a
-/// point-in-time query without a snapshot would, and checks that the result equals
-/// the reopened state row for row. Returns the records replayed and the time taken
-/// (the check is not timed).
-fn replay_log(store: &RocksDbStore, stored: &StoredDigests) -> anyhow::Result<(u64, f64)> {
-    let started = Instant::now();
-    let pasts = std::thread::scope(|scope| {
-        let handles: Vec<_> = stored
-            .shards
-            .iter()
-            .map(|&(shard, head, _)| {
-                scope.spawn(move || {
-                    let history = History { store, snapshots: None, rules: &stored.rules, codec: &stored.codec };
-                    history.state_at(shard, AsOf::Seq(head.seq))
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("replay thread panicked")).collect::<Result<Vec<_>, _>>()
-    })?;
-    let secs = started.elapsed().as_secs_f64();
-    let mut records = 0;
-    for (past, &(shard, _, digest)) in pasts.into_iter().zip(&stored.shards) {
-        anyhow::ensure!(
-            self::digest(shard, &past.state) == digest,
-            "shard {shard}: the replayed state differs from the stored one"
-        );
-        records += past.info.records_replayed;
-    }
-    Ok((records, secs))
 }
 
 fn print(r: &RunResult) {
@@ -525,18 +416,7 @@ fn print(r: &RunResult) {
         p99 as f64 / 1e3,
         max as f64 / 1e3
     );
-    let (alerts, (p50, p99, p999), (e50, e99)) = r.settled;
-    println!(
-        "{:<15} after the first {} s: tick-to-alert p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms ({} alerts); tick-to-commit p50 {:.1} ms, p99 {:.1} ms",
-        "",
-        r.settle_secs,
-        p50 as f64 / 1e3,
-        p99 as f64 / 1e3,
-        p999 as f64 / 1e3,
-        alerts,
-        e50 as f64 / 1e3,
-        e99 as f64 / 1e3
-    );
+    println!("{:<15} {}", "", r.settled);
     let (p50, p99, max) = r.batch_us;
     println!(
         "{:<15} batch wall time of the run: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (the slowest held {} events)",
