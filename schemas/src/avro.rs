@@ -422,9 +422,10 @@ impl Codec {
             type_name: current.type_name.to_string(),
             reason: e.to_string(),
         };
-        let value = match writer.self_contained {
-            true => apache_avro::from_avro_datum_schemata(&writer.schema, Vec::new(), cursor, None),
-            false => apache_avro::from_avro_datum(&writer.schema, cursor, None),
+        let value = if writer.self_contained {
+            apache_avro::from_avro_datum_schemata(&writer.schema, Vec::new(), cursor, None)
+        } else {
+            apache_avro::from_avro_datum(&writer.schema, cursor, None)
         }
         .map_err(bad)?;
         if !writer.resolve {
